@@ -1,0 +1,229 @@
+/**
+ * The MobileIMSDK v6 wire format: the `Protocal` envelope (the spelling is MobileIMSDK's own), its type
+ * codes, the JSON payloads carried in `dataContent`, and the encoder/decoder shared by the client core
+ * and the reference server.
+ *
+ * Encoding follows the Java server (Gson): keys in the order
+ * `bridge, type, dataContent, from, to, fp, QoS, typeu, sm`, null fields omitted.
+ * Decoding follows Gson's leniency: missing keys take Java's zero values (`typeu: 0`, `sm: 0`,
+ * `from: null`), numbers are accepted for string fields, numeric strings for number fields and
+ * `"true"` for booleans; extra keys (such as the H5 client's `retryCount`) are ignored.
+ */
+
+/** Framework message types (`ProtocalType.C` / `ProtocalType.S`). */
+export const MsgType = {
+  LOGIN: 0,
+  KEEP_ALIVE: 1,
+  DATA: 2,
+  LOGOUT: 3,
+  ACK: 4,
+  ECHO: 5,
+  LOGIN_RESPONSE: 50,
+  KEEP_ALIVE_RESPONSE: 51,
+  ERROR: 52,
+  ECHO_RESPONSE: 53,
+  KICKOUT: 54,
+} as const;
+
+/** A framework message type code. */
+export type MsgTypeCode = (typeof MsgType)[keyof typeof MsgType];
+
+/** The error code the server sends (in a type 52) for a frame that needs a login. */
+export const ERROR_UNLOGIN = 301;
+
+/** Kickout codes (`PKickoutInfo`). */
+export const KickoutCode = { DUPLICATE_LOGIN: 1, ADMIN: 2 } as const;
+
+/** The user id that stands for the server in `from` / `to`. */
+export const SERVER_ID = '0';
+/** The user id MobileIMSDK writes for "unset". */
+export const UNSET_ID = '-1';
+
+/** One MobileIMSDK frame, as it travels. */
+export interface Protocal {
+  bridge: boolean;
+  type: number;
+  dataContent: string | null;
+  from: string | null;
+  to: string | null;
+  fp: string | null;
+  QoS: boolean;
+  typeu: number;
+  sm: number;
+}
+
+/** Type 0 payload. */
+export interface LoginInfo {
+  loginUserId: string;
+  loginToken: string;
+  extra?: string | null;
+  firstLoginTime: number;
+}
+
+/** Type 50 payload. */
+export interface LoginResponse {
+  code: number;
+  firstLoginTime: number;
+}
+
+/** Type 52 payload. */
+export interface ErrorResponse {
+  errorCode: number;
+  errorMsg: string;
+}
+
+/** Type 54 payload. */
+export interface KickoutInfo {
+  code: number;
+  reason?: string;
+}
+
+/** Thrown by the decoders for input that is not a valid frame or payload. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Builds a frame with MobileIMSDK's creation defaults for every key not given. */
+export function createFrame(fields: Partial<Protocal> & { type: number }): Protocal {
+  return {
+    bridge: false,
+    dataContent: null,
+    from: UNSET_ID,
+    to: UNSET_ID,
+    fp: null,
+    QoS: false,
+    typeu: -1,
+    sm: -1,
+    ...fields,
+  };
+}
+
+/** Serialises a frame as the Java server does: Gson key order, null fields omitted. */
+export function encodeFrame(p: Protocal): string {
+  let s = '{"bridge":' + (p.bridge ? 'true' : 'false') + ',"type":' + num(p.type);
+  if (p.dataContent != null) s += ',"dataContent":' + JSON.stringify(p.dataContent);
+  if (p.from != null) s += ',"from":' + JSON.stringify(p.from);
+  if (p.to != null) s += ',"to":' + JSON.stringify(p.to);
+  if (p.fp != null) s += ',"fp":' + JSON.stringify(p.fp);
+  return s + ',"QoS":' + (p.QoS ? 'true' : 'false') + ',"typeu":' + num(p.typeu) + ',"sm":' + num(p.sm) + '}';
+}
+
+function num(n: number): string {
+  return Number.isFinite(n) ? String(Math.trunc(n)) : '0';
+}
+
+/**
+ * Parses one frame's text. Throws {@link ProtocolError} for anything the Java server would also refuse
+ * (invalid JSON, a non-object, an object or array where a string or number belongs).
+ */
+export function decodeFrame(text: string): Protocal {
+  const o = parseObject(text, 'frame');
+  return {
+    bridge: readBool(o, 'bridge'),
+    type: readInt(o, 'type'),
+    dataContent: readString(o, 'dataContent'),
+    from: readString(o, 'from'),
+    to: readString(o, 'to'),
+    fp: readString(o, 'fp'),
+    QoS: readBool(o, 'QoS'),
+    typeu: readInt(o, 'typeu'),
+    sm: readInt(o, 'sm'),
+  };
+}
+
+/** Parses a JSON object, throwing {@link ProtocolError} with `what` in the message otherwise. */
+export function parseObject(text: string | null, what: string): Record<string, unknown> {
+  if (text == null) throw new ProtocolError(`${what}: missing`);
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new ProtocolError(`${what}: invalid JSON`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ProtocolError(`${what}: not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/** Reads a string field the way Gson does: numbers and booleans become strings, null/absent is null. */
+export function readString(o: Record<string, unknown>, key: string): string | null {
+  const v = o[key];
+  if (v == null) return null;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  throw new ProtocolError(`"${key}" must be a string`);
+}
+
+/** Reads an integer field the way Gson does: numeric strings are accepted, null/absent is 0. */
+export function readInt(o: Record<string, unknown>, key: string): number {
+  const v = o[key];
+  if (v == null) return 0;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isFinite(n) || Math.trunc(n) !== n) throw new ProtocolError(`"${key}" must be an integer`);
+  return n;
+}
+
+/** Reads a boolean field the way Gson does: the string "true" is true, null/absent is false. */
+export function readBool(o: Record<string, unknown>, key: string): boolean {
+  const v = o[key];
+  if (v == null) return false;
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'string') return v.toLowerCase() === 'true';
+  throw new ProtocolError(`"${key}" must be a boolean`);
+}
+
+/** Serialises a type-0 payload with Gson's key order; `extra` is omitted when absent. */
+export function encodeLoginInfo(info: LoginInfo): string {
+  const o: Record<string, unknown> = { loginUserId: info.loginUserId, loginToken: info.loginToken };
+  if (info.extra != null) o.extra = info.extra;
+  o.firstLoginTime = info.firstLoginTime;
+  return JSON.stringify(o);
+}
+
+/** Parses a type-0 payload; `loginUserId` is null when missing (MobileIMSDK then closes silently). */
+export function decodeLoginInfo(text: string | null): Omit<LoginInfo, 'loginUserId' | 'loginToken'> & {
+  loginUserId: string | null;
+  loginToken: string | null;
+} {
+  const o = parseObject(text, 'login info');
+  return {
+    loginUserId: readString(o, 'loginUserId'),
+    loginToken: readString(o, 'loginToken'),
+    extra: readString(o, 'extra'),
+    firstLoginTime: readInt(o, 'firstLoginTime'),
+  };
+}
+
+/** Parses a type-50 payload. */
+export function decodeLoginResponse(text: string | null): LoginResponse {
+  const o = parseObject(text, 'login response');
+  return { code: readInt(o, 'code'), firstLoginTime: readInt(o, 'firstLoginTime') };
+}
+
+/** Parses a type-52 payload. */
+export function decodeErrorResponse(text: string | null): ErrorResponse {
+  const o = parseObject(text, 'error response');
+  return { errorCode: readInt(o, 'errorCode'), errorMsg: readString(o, 'errorMsg') ?? '' };
+}
+
+/** Parses a type-54 payload; `reason` is present only when the server sent one. */
+export function decodeKickoutInfo(text: string | null): KickoutInfo {
+  const o = parseObject(text, 'kickout info');
+  const reason = readString(o, 'reason');
+  return reason == null ? { code: readInt(o, 'code') } : { code: readInt(o, 'code'), reason };
+}
+
+/** A random RFC 4122 version-4 UUID, the fingerprint format MobileIMSDK uses. */
+export function createFingerprint(random: () => number): string {
+  const hex = '0123456789abcdef';
+  let s = '';
+  for (let i = 0; i < 36; i++) {
+    if (i === 8 || i === 13 || i === 18 || i === 23) s += '-';
+    else if (i === 14) s += '4';
+    else if (i === 19) s += hex[8 + Math.floor(random() * 4)];
+    else s += hex[Math.floor(random() * 16)];
+  }
+  return s;
+}
