@@ -1,0 +1,119 @@
+/**
+ * Node TCP adapter with MobileIMSDK's framing (a 4-byte big-endian length, then at most 6144 bytes of
+ * body; spec §1.2), so the same client runs over TCP as over WebSocket. Node's `net` module is passed in:
+ * this file imports nothing from Node.
+ */
+import type { SocketAdapter, SocketConnection, SocketHandlers } from '../src/transport';
+import { encodeLengthPrefixed, LengthPrefixDecoder, TCP_MAX_BODY_BYTES } from '../src/length-prefix';
+import { createHandlerGate } from './internal/gate';
+import { copyBytes, toBytes } from './internal/bytes';
+import { parseHostPort } from './internal/host-port';
+
+/** The part of a Node `net.Socket` this adapter uses. */
+export interface NetSocketLike {
+  on(event: 'connect', listener: () => void): unknown;
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'close', listener: (hadError: boolean) => void): unknown;
+  write(data: Uint8Array, callback?: (error?: Error | null) => void): boolean;
+  end(): unknown;
+  destroy(): unknown;
+  setNoDelay(noDelay?: boolean): unknown;
+}
+
+/** The part of Node's `net` module this adapter uses. */
+export interface NetModuleLike {
+  connect(options: { host: string; port: number }): NetSocketLike;
+}
+
+/**
+ * Creates the TCP adapter; URLs look like `tcp://127.0.0.1:8901`.
+ *
+ * @example
+ * import net from 'node:net';
+ * const client = new IMClient({ url: 'tcp://127.0.0.1:8901', adapter: createTcpAdapter(net) });
+ */
+export function createTcpAdapter(net: NetModuleLike): SocketAdapter {
+  if (!net || typeof net.connect !== 'function') {
+    throw new TypeError("createTcpAdapter(net): pass Node's `net` module (import net from 'node:net')");
+  }
+  const connect = (url: string, handlers: SocketHandlers): SocketConnection => {
+    const { host, port } = parseHostPort(url, 'tcp');
+    const gate = createHandlerGate(handlers);
+    const decoder = new LengthPrefixDecoder(TCP_MAX_BODY_BYTES);
+    let socket: NetSocketLike | null = null;
+    let connected = false;
+
+    const destroy = (): void => {
+      try {
+        socket?.destroy();
+      } catch {
+        /* already destroyed */
+      }
+    };
+
+    try {
+      const s = net.connect({ host, port });
+      socket = s;
+      s.setNoDelay(true);
+      s.on('connect', () => {
+        connected = true;
+        gate.open();
+      });
+      s.on('data', (chunk) => {
+        if (gate.ended) return;
+        let bodies: Uint8Array[];
+        try {
+          /* Buffers handed to 'data' may share pooled memory; the decoder keeps copies. */
+          bodies = decoder.push(copyBytes(chunk));
+        } catch (thrown) {
+          /* A frame announcing more than 6144 bytes cannot be resynchronised: drop the connection. */
+          gate.error(thrown);
+          gate.close({ code: 1009, reason: thrown instanceof Error ? thrown.message : 'frame too large' });
+          destroy();
+          return;
+        }
+        for (const body of bodies) gate.message(body);
+      });
+      s.on('error', (error) => gate.error(error));
+      s.on('close', (hadError) => {
+        gate.close(hadError ? { code: 1006, reason: 'socket error' } : { code: 1000, reason: 'connection closed' });
+      });
+    } catch (thrown) {
+      gate.error(thrown);
+      gate.close({ code: 1006, reason: 'connect threw' });
+    }
+    gate.release();
+
+    return {
+      send(data) {
+        if (gate.ended || !socket) return;
+        const body = toBytes(data);
+        if (body.length > TCP_MAX_BODY_BYTES) {
+          gate.error(new RangeError(`tcp: a ${body.length}-byte frame exceeds the ${TCP_MAX_BODY_BYTES}-byte limit; not sent`));
+          return;
+        }
+        try {
+          socket.write(encodeLengthPrefixed(body), (error) => {
+            if (error) gate.error(error);
+          });
+        } catch (thrown) {
+          gate.error(thrown);
+        }
+      },
+      close(code = 1000, reason = '') {
+        if (gate.ended) return;
+        gate.closeDeferred({ code, reason });
+        /* end() flushes frames already written (a logout, say) before the FIN; a socket still connecting
+           has nothing to flush and is destroyed. */
+        try {
+          if (connected) socket?.end();
+          else destroy();
+        } catch {
+          destroy();
+        }
+      },
+    };
+  };
+  return { name: 'tcp', connect };
+}
