@@ -1,0 +1,50 @@
+import { parseCli, helpText } from './cli-args';
+import { createConsoleLogger } from './logger';
+import { createServer } from './server';
+
+/** Runs the server from the command line until SIGINT or SIGTERM. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseCli(process.argv.slice(2), process.env);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (config.help) {
+    console.log(helpText());
+    return;
+  }
+  const logger = createConsoleLogger(config.logLevel);
+  const server = await createServer({ ...config.options, logger });
+  const { ws, tcp, udp, http } = server.ports;
+  const o = config.options;
+  const host = (l: unknown) => (l && typeof l === 'object' && 'host' in l && l.host ? String(l.host) : '0.0.0.0');
+  const lines = ['MobileIMSDK-compatible server listening:'];
+  if (ws !== undefined) lines.push(`  websocket  ws://${host(o.ws)}:${ws}${o.ws ? (o.ws.path ?? '/websocket') : ''}`);
+  if (tcp !== undefined) lines.push(`  tcp        ${host(o.tcp)}:${tcp}`);
+  if (udp !== undefined) lines.push(`  udp        ${host(o.udp)}:${udp}`);
+  if (http !== undefined) lines.push(`  admin api  http://${host(o.http)}:${http}  (GET /health, /metrics, /api/online; POST /api/send, /api/kick)`);
+  if (http !== undefined && config.adminTokenGenerated && o.http) lines.push(`  admin token (generated, set IM_ADMIN_TOKEN to fix it): ${o.http.adminToken}`);
+  lines.push(`  offline store: ${o.dataDir}/offline.db`);
+  console.log(lines.join('\n'));
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${signal}: shutting down`);
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  console.error(`error: ${(err as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,212 @@
+import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
+import { DedupWindow } from './dedup';
+import { ServerErrorCode } from './errors';
+import { handleAck, handleData, resendFrame } from './delivery';
+import { handleLogin } from './login';
+import { Metrics } from './metrics';
+import type { OfflineStore } from './offline-store';
+import { OnlineMap } from './online';
+import type { ResolvedOptions } from './options';
+import { QosSendDaemon } from './qos-s2c';
+import { Session, type Link } from './session';
+
+/** Frames a connection may have waiting behind a slow hook before it is dropped. */
+const MAX_QUEUED_FRAMES = 1000;
+
+/**
+ * The transport-agnostic heart of the server: gateways hand it connections ({@link ServerCore.open}),
+ * frame texts ({@link ServerCore.receive}) and closes ({@link ServerCore.closed}); it runs the §4
+ * dispatch, the timers and the security checks, and leaves login and routing to login.ts and delivery.ts.
+ */
+export class ServerCore {
+  readonly metrics = new Metrics();
+  readonly online = new OnlineMap();
+  readonly dedup: DedupWindow;
+  readonly qos: QosSendDaemon;
+  private readonly sessions = new Set<Session>();
+
+  constructor(readonly opts: ResolvedOptions, readonly store: OfflineStore) {
+    this.dedup = new DedupWindow(opts.dedup.ttlMs, opts.dedup.max);
+    this.qos = new QosSendDaemon(
+      opts.qos,
+      (frame) => resendFrame(this, frame),
+      (frames) => {
+        this.metrics.lost += frames.length;
+        this.safely('onLost', () => opts.hooks.onLost?.(frames));
+      },
+    );
+  }
+
+  /** Registers a new connection and starts its idle and login timers. */
+  open(link: Link): Session {
+    const s = new Session(link, this.opts.rateLimit);
+    this.sessions.add(s);
+    this.metrics.open[link.transport]++;
+    this.metrics.connectionsOpened++;
+    this.armIdle(s);
+    s.loginTimer = setTimeout(() => {
+      s.loginTimer = null;
+      if (!s.userId) this.fail(s, ServerErrorCode.LOGIN_TIMEOUT, `no login within ${this.opts.loginTimeoutMs} ms`);
+    }, this.opts.loginTimeoutMs);
+    return s;
+  }
+
+  /** Handles one frame's text from a connection; never throws. */
+  receive(s: Session, text: string): void {
+    if (s.closed) return;
+    if (s.bucket && !s.bucket.take()) {
+      this.metrics.rateLimited++;
+      this.fail(s, ServerErrorCode.RATE_LIMITED, 'too many frames: rate limit exceeded');
+      return;
+    }
+    let p: Protocal;
+    try {
+      p = decodeFrame(text);
+    } catch (err) {
+      this.rejectInput(s, ServerErrorCode.BAD_FRAME, `bad frame: ${(err as Error).message}`);
+      return;
+    }
+    s.lastActivityMs = Date.now();
+    this.metrics.messagesIn++;
+    if (s.queued >= MAX_QUEUED_FRAMES) {
+      this.metrics.rateLimited++;
+      this.fail(s, ServerErrorCode.RATE_LIMITED, 'too many frames waiting to be handled');
+      return;
+    }
+    s.queued++;
+    s.chain = s.chain
+      .then(() => (s.closed ? undefined : this.dispatch(s, p)))
+      .catch((err: unknown) => {
+        this.opts.logger.error(`session ${s.id}: handling a type-${p.type} frame failed`, err);
+        this.fail(s, ServerErrorCode.SERVER_ERROR, 'internal server error');
+      })
+      .finally(() => {
+        s.queued--;
+      });
+  }
+
+  /** Refuses input a gateway could not even decode (oversize, binary, bad UTF-8): error, then close. */
+  rejectInput(s: Session, code: number, message: string): void {
+    this.metrics.badInput++;
+    this.opts.logger.debug(`session ${s.id} (${s.transport} ${s.remote}): ${message}`);
+    this.fail(s, code, message);
+  }
+
+  /** Called by the gateway once a connection is gone; idempotent. */
+  closed(s: Session): void {
+    if (!this.sessions.delete(s)) return;
+    s.closed = true;
+    s.clearTimers();
+    this.metrics.open[s.transport]--;
+    const uid = s.userId;
+    if (uid && this.online.removeIfCurrent(uid, s)) {
+      const info = s.info();
+      this.safely('onLogout', () => this.opts.hooks.onLogout?.(uid, s.kickCode, info));
+    }
+  }
+
+  /** Sends an error frame (type 52). */
+  sendError(s: Session, code: number, message: string): void {
+    this.metrics.errorsSent++;
+    this.send(s, createFrame({ type: MsgType.ERROR, dataContent: JSON.stringify({ errorCode: code, errorMsg: message }), from: SERVER_ID, to: UNSET_ID }));
+  }
+
+  /** Sends an error frame, then closes the connection. */
+  fail(s: Session, code: number, message: string): void {
+    if (s.closed) return;
+    this.sendError(s, code, message);
+    this.closeSession(s);
+  }
+
+  /** Writes a frame to a session, counting it. */
+  send(s: Session, p: Protocal): boolean {
+    const ok = s.send(p);
+    if (ok) this.metrics.messagesOut++;
+    return ok;
+  }
+
+  /** Closes a connection (WebSocket: Close 1000 "Bye"), remembering the kickout code for onLogout. */
+  closeSession(s: Session, kickCode = -1): void {
+    if (s.closed) return;
+    if (kickCode !== -1) s.kickCode = kickCode;
+    s.closed = true;
+    s.clearTimers();
+    s.link.close();
+  }
+
+  /** Sends a kickout (type 54) to one session and closes it. */
+  kickSession(s: Session, userId: string, code: number, reason?: string): void {
+    const info = reason == null ? { code } : { code, reason };
+    this.metrics.kicks++;
+    this.send(s, createFrame({ type: MsgType.KICKOUT, dataContent: JSON.stringify(info), from: SERVER_ID, to: userId }));
+    this.closeSession(s, code);
+  }
+
+  /** Kicks a user's current session; false when the user is not online. */
+  kick(userId: string, code: number, reason?: string): boolean {
+    const s = this.online.get(userId);
+    if (!s) return false;
+    this.kickSession(s, userId, code, reason);
+    return true;
+  }
+
+  /** Every connection still open, for shutdown. */
+  allSessions(): Session[] {
+    return [...this.sessions];
+  }
+
+  /** Runs an application hook, logging (never propagating) what it throws or rejects with. */
+  safely(name: string, fn: () => unknown): void {
+    try {
+      const r = fn();
+      if (r && typeof (r as Promise<unknown>).catch === 'function') {
+        (r as Promise<unknown>).catch((err) => this.opts.logger.error(`hook ${name} failed`, err));
+      }
+    } catch (err) {
+      this.opts.logger.error(`hook ${name} failed`, err);
+    }
+  }
+
+  private async dispatch(s: Session, p: Protocal): Promise<void> {
+    switch (p.type) {
+      case MsgType.LOGIN:
+        return handleLogin(this, s, p);
+      case MsgType.ECHO:
+        this.send(s, { ...p, type: MsgType.ECHO_RESPONSE });
+        return;
+      case MsgType.LOGOUT:
+        this.closeSession(s);
+        return;
+      case MsgType.KEEP_ALIVE:
+      case MsgType.DATA:
+      case MsgType.ACK:
+        if (!s.userId) {
+          this.fail(s, ServerErrorCode.UNLOGIN, encodeFrame(p));
+          return;
+        }
+        if (p.type === MsgType.KEEP_ALIVE) {
+          this.send(s, createFrame({ type: MsgType.KEEP_ALIVE_RESPONSE, dataContent: '{}', from: SERVER_ID, to: s.userId }));
+          return;
+        }
+        return p.type === MsgType.DATA ? handleData(this, s, s.userId, p) : handleAck(this, s, s.userId, p);
+      default:
+        this.opts.logger.debug(`session ${s.id}: ignoring frame of unknown type ${p.type}`);
+    }
+  }
+
+  /** Idle expiry judged against the last activity, so a busy connection costs no timer churn. */
+  private armIdle(s: Session): void {
+    const expiry = s.transport === 'udp' ? this.opts.udpExpiryMs : this.opts.expiryMs;
+    const tick = (): void => {
+      const idle = Date.now() - s.lastActivityMs;
+      if (idle >= expiry) {
+        s.idleTimer = null;
+        this.opts.logger.debug(`session ${s.id}: idle for ${idle} ms, closing`);
+        this.closeSession(s);
+        return;
+      }
+      s.idleTimer = setTimeout(tick, expiry - idle);
+    };
+    s.idleTimer = setTimeout(tick, expiry);
+  }
+}

@@ -1,0 +1,149 @@
+import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
+import type { ServerCore } from './core';
+import { ServerErrorCode } from './errors';
+import type { BeforeVerdict } from './hooks';
+import type { QosOutcome } from './qos-s2c';
+import type { Session } from './session';
+
+/** How handing a message to its receiver went. */
+export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full';
+
+/**
+ * Type 2 from a logged-in user (spec §8): `from` must be the user (a missing one is filled in); to "0" is
+ * C2S (dedup, ACK, `onC2S`), anything else C2C (store, forward, the server's ACK on the receiver's behalf).
+ */
+export async function handleData(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
+  if (p.from == null) p = { ...p, from: uid };
+  else if (p.from !== uid) {
+    core.sendError(s, ServerErrorCode.SPOOFED_FROM, `refused: from "${p.from}" is not this connection's user "${uid}"`);
+    return;
+  }
+  if (p.QoS && !p.fp) {
+    core.sendError(s, ServerErrorCode.BAD_MESSAGE, 'a QoS message needs an fp');
+    return;
+  }
+  if (p.to === SERVER_ID) return handleC2S(core, s, uid, p);
+  if (!p.to || p.to === UNSET_ID) {
+    core.sendError(s, ServerErrorCode.BAD_MESSAGE, 'a message needs a receiver in "to"');
+    return;
+  }
+  const msg = await runBefore(core, s, 'beforeC2C', p);
+  if (!msg) return;
+  const result = await deliver(core, msg);
+  if (result === 'sent') core.safely('onC2C', () => core.opts.hooks.onC2C?.(msg));
+  if (result === 'full') {
+    core.sendError(s, ServerErrorCode.OFFLINE_BOX_FULL, `the offline box of "${msg.to}" is full`);
+    return;
+  }
+  if (msg.QoS && msg.fp && (result === 'sent' || result === 'stored')) sendAck(core, s, msg.fp, msg.to ?? UNSET_ID, uid);
+}
+
+async function handleC2S(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
+  const msg = await runBefore(core, s, 'beforeC2S', p);
+  if (!msg) return;
+  if (msg.QoS && msg.fp) {
+    const duplicate = core.dedup.checkAndAdd(`${uid}\n${msg.fp}`);
+    sendAck(core, s, msg.fp, SERVER_ID, uid);
+    if (duplicate) return;
+  }
+  const info = s.info();
+  core.safely('onC2S', () => core.opts.hooks.onC2S?.(msg, info));
+}
+
+/** Type 4 from a logged-in user: settles the server's own QoS entry and the stored copy. Never forwarded. */
+export async function handleAck(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
+  if (p.from != null && p.from !== uid) {
+    core.sendError(s, ServerErrorCode.SPOOFED_FROM, `refused: ACK from "${p.from}" is not this connection's user "${uid}"`);
+    return;
+  }
+  const fp = p.dataContent;
+  if (!fp) return;
+  const settled = core.qos.ack(uid, fp);
+  const removed = core.opts.hooks.onOffline ? false : await core.store.remove(uid, fp);
+  if (settled || removed) {
+    core.metrics.delivered++;
+    core.safely('onDelivered', () => core.opts.hooks.onDelivered?.(fp, uid));
+  }
+}
+
+/**
+ * Hands a message to user `msg.to`. QoS messages are stored durably first (unless an `onOffline` hook
+ * replaces the store), then written if the user is online and tracked by the QoS daemon; they leave the
+ * store only on the receiver's ACK, so a crash or a lost retransmission never loses them.
+ */
+export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome: QosOutcome) => void): Promise<DeliveryResult> {
+  const to = msg.to as string;
+  const target = core.online.get(to);
+  const writeOnline = (): boolean => !!target && !target.closed && core.send(target, msg);
+  if (!msg.QoS || !msg.fp) return writeOnline() ? 'sent' : 'dropped';
+  const hook = core.opts.hooks.onOffline;
+  if (hook) {
+    if (writeOnline()) {
+      core.qos.enrol(msg, false, waiter);
+      return 'sent';
+    }
+    let ok = false;
+    try {
+      ok = (await hook(msg)) === true;
+    } catch (err) {
+      core.opts.logger.error('hook onOffline failed', err);
+    }
+    if (ok) core.metrics.offlineStored++;
+    return ok ? 'stored' : 'dropped';
+  }
+  if ((await core.store.count(to)) >= core.opts.maxOfflinePerUser) return 'full';
+  const inserted = await core.store.put(to, msg.fp, encodeFrame(msg));
+  if (writeOnline()) {
+    core.qos.enrol(msg, false, waiter);
+    return 'sent';
+  }
+  if (inserted) core.metrics.offlineStored++;
+  return 'stored';
+}
+
+/** Writes every stored message of a user who just logged in, oldest first, with its original fp. */
+export async function replayStored(core: ServerCore, uid: string): Promise<void> {
+  if (core.opts.hooks.onOffline) return;
+  const rows = await core.store.list(uid, core.opts.maxOfflinePerUser);
+  for (const row of rows) {
+    const target = core.online.get(uid);
+    if (!target || target.closed) return;
+    let frame: Protocal;
+    try {
+      frame = decodeFrame(row.frame);
+    } catch {
+      core.opts.logger.error(`stored message ${row.fp} for "${uid}" is unreadable; removing it`);
+      await core.store.remove(uid, row.fp);
+      continue;
+    }
+    if (!core.send(target, frame)) return;
+    core.qos.enrol(frame, true);
+    core.metrics.offlineDelivered++;
+  }
+}
+
+/** The QoS daemon's retransmission: to whatever session the receiver is online with now. */
+export function resendFrame(core: ServerCore, frame: Protocal): void {
+  const target = frame.to ? core.online.get(frame.to) : undefined;
+  core.metrics.retransmissions++;
+  if (target && !target.closed) core.send(target, frame);
+}
+
+function sendAck(core: ServerCore, s: Session, fp: string, from: string, to: string): void {
+  core.send(s, createFrame({ type: MsgType.ACK, dataContent: fp, from, to }));
+}
+
+async function runBefore(core: ServerCore, s: Session, name: 'beforeC2S' | 'beforeC2C', p: Protocal): Promise<Protocal | null> {
+  const hook = core.opts.hooks[name];
+  if (!hook) return p;
+  let verdict: BeforeVerdict;
+  try {
+    verdict = await hook(p, s.info());
+  } catch (err) {
+    core.opts.logger.error(`hook ${name} failed`, err);
+    core.sendError(s, ServerErrorCode.SERVER_ERROR, 'the message could not be handled; retry later');
+    return null;
+  }
+  if (verdict === false) return null;
+  return verdict && typeof verdict === 'object' ? verdict : p;
+}

@@ -1,0 +1,78 @@
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { encodeLengthPrefixed, FrameTooLargeError, LengthPrefixDecoder } from '../../src/length-prefix';
+import type { ServerCore } from './core';
+import { ServerErrorCode } from './errors';
+import type { Gateway } from './gateway';
+import { closeHttp, listen } from './gateway';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** How long a closing TCP connection may take to flush before it is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+
+/** TCP gateway (spec §1.2): 4-byte big-endian length prefix, bodies up to `maxBodyBytes`. */
+export async function startTcpGateway(core: ServerCore, opts: { port: number; host?: string; maxBodyBytes: number }): Promise<Gateway> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    attach(core, socket, opts.maxBodyBytes);
+  });
+  const port = await listen(server, opts.port, opts.host);
+  return {
+    port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await closeHttp(server);
+    },
+  };
+}
+
+function attach(core: ServerCore, socket: Socket, maxBodyBytes: number): void {
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true);
+  const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+  const decoder = new LengthPrefixDecoder(maxBodyBytes);
+  const session = core.open({
+    transport: 'tcp',
+    remote,
+    write(text) {
+      if (socket.destroyed || !socket.writable) return false;
+      if (socket.writableLength > core.opts.maxBufferedBytes) {
+        core.opts.logger.warn(`tcp ${remote}: slow consumer (${socket.writableLength} bytes queued), dropping`);
+        socket.destroy();
+        return false;
+      }
+      socket.write(encodeLengthPrefixed(Buffer.from(text, 'utf8')));
+      return true;
+    },
+    close() {
+      socket.end();
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    },
+  });
+  socket.on('data', (chunk: Buffer) => {
+    if (session.closed) return;
+    let bodies: Uint8Array[];
+    try {
+      bodies = decoder.push(chunk);
+    } catch (err) {
+      const tooLarge = err instanceof FrameTooLargeError;
+      core.rejectInput(session, tooLarge ? ServerErrorCode.FRAME_TOO_LARGE : ServerErrorCode.BAD_FRAME, (err as Error).message);
+      return;
+    }
+    for (const body of bodies) {
+      if (session.closed) return;
+      let text: string;
+      try {
+        text = utf8.decode(body);
+      } catch {
+        core.rejectInput(session, ServerErrorCode.BAD_FRAME, 'frame body is not valid UTF-8');
+        return;
+      }
+      core.receive(session, text);
+    }
+  });
+  socket.on('error', (err) => core.opts.logger.debug(`tcp ${remote}: ${err.message}`));
+  socket.on('close', () => core.closed(session));
+}

@@ -1,0 +1,34 @@
+import type { Protocal } from '../../src/protocol';
+import type { ConnectionInfo } from './session';
+
+/** What a `before*` hook returns: false drops the message (no ACK), a frame replaces it, anything else passes it. */
+export type BeforeVerdict = boolean | Protocal | void | undefined;
+
+type MaybePromise<T> = T | Promise<T>;
+
+/** Application hooks (MobileIMSDK `ServerEventListener` and `MessageQoSEventListenerS2C`). Every one is optional. */
+export interface ServerHooks {
+  /** Decides a login: 0 or true accepts; a non-zero number is sent back as the login code (use 1025 and up); false is 1025. */
+  verifyLogin?(userId: string, token: string, extra: string | null, conn: ConnectionInfo): MaybePromise<number | boolean>;
+  /** A user logged in on `conn`. */
+  onLoginSuccess?(userId: string, extra: string | null, conn: ConnectionInfo): void;
+  /** The user's current session closed; `kickCode` is -1 unless it was kicked (admin kick: 2). */
+  onLogout?(userId: string, kickCode: number, conn: ConnectionInfo): void;
+  /** A message to the server (to "0"), before dedup and ACK: may drop or rewrite it. */
+  beforeC2S?(message: Protocal, conn: ConnectionInfo): MaybePromise<BeforeVerdict>;
+  /** A message to another user, before routing: may drop or rewrite it. */
+  beforeC2C?(message: Protocal, conn: ConnectionInfo): MaybePromise<BeforeVerdict>;
+  /** A message to the server that is not a duplicate; the sender is already ACKed. */
+  onC2S?(message: Protocal, conn: ConnectionInfo): void;
+  /** A message to a user was written to the receiver's connection (retransmissions may repeat it). */
+  onC2C?(message: Protocal): void;
+  /**
+   * Replaces the default offline store: called for a message whose receiver is offline. Return true
+   * once it is stored (the sender is then ACKed), false to drop it (the sender reports it lost).
+   */
+  onOffline?(message: Protocal): MaybePromise<boolean>;
+  /** A client ACKed a QoS message the server had written to it. */
+  onDelivered?(fp: string, userId: string): void;
+  /** QoS messages that got no ACK after the retransmissions (they stay stored if the store holds them). */
+  onLost?(messages: Protocal[]): void;
+}

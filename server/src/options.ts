@@ -1,0 +1,116 @@
+import { SenseMode, senseModeTimings } from '../../src/sense-mode';
+import type { ServerHooks } from './hooks';
+import type { Logger } from './logger';
+import { createConsoleLogger } from './logger';
+import type { OfflineStore } from './offline-store';
+import type { QosOptions } from './qos-s2c';
+import type { RateLimitOptions } from './rate-limit';
+
+/** Where a gateway listens. `port: 0` picks a free port; read the bound one from `server.ports`. */
+export interface ListenOptions {
+  port?: number;
+  host?: string;
+}
+
+/** Options of {@link createServer}; every field is optional. A gateway set to false is not started. */
+export interface ServerOptions {
+  /** WebSocket gateway (default port 3000, path `/websocket`, 65536-byte frames). */
+  ws?: (ListenOptions & { path?: string; maxPayloadBytes?: number }) | false;
+  /** TCP gateway (default port 8901, bodies up to 6144 bytes). */
+  tcp?: (ListenOptions & { maxBodyBytes?: number }) | false;
+  /** UDP gateway (default port 7901, datagrams up to 2048 bytes, at most 10000 peers). */
+  udp?: (ListenOptions & { maxDatagramBytes?: number; maxSessions?: number }) | false;
+  /** Admin HTTP API (default port 8080); without `adminToken` every route but `/health` answers 403. */
+  http?: (ListenOptions & { adminToken?: string }) | false;
+  /** Sense mode that sets the idle expiry of connections (default MODE_15S: 20 s, MobileIMSDK's default). */
+  senseMode?: number;
+  /** Directory of the offline store's database; null or absent keeps it in memory. */
+  dataDir?: string | null;
+  /** SQLite `synchronous`: 'normal' survives a process crash, 'full' also a power loss. */
+  durability?: 'normal' | 'full';
+  /** A custom offline store instead of the SQLite one. */
+  store?: OfflineStore;
+  /** Most messages kept for one receiver; beyond it the sender gets error 319 and no ACK (default 10000). */
+  maxOfflinePerUser?: number;
+  /** A connection must log in within this time (default 15000). */
+  loginTimeoutMs?: number;
+  /** Per-connection frame rate limit (default burst 200, 100/s); false disables it. */
+  rateLimit?: RateLimitOptions | false;
+  /** Server QoS daemon timings (default 5000 / 2000 / 1, as MobileIMSDK). */
+  qos?: Partial<QosOptions>;
+  /** C2S de-duplication window (default 10 minutes, 100000 entries). */
+  dedup?: { ttlMs?: number; max?: number };
+  /** Bytes a connection may have queued for writing before it is dropped as a slow consumer (default 4 MiB). */
+  maxBufferedBytes?: number;
+  hooks?: ServerHooks;
+  logger?: Logger;
+}
+
+/** {@link ServerOptions} with every default filled in. */
+export interface ResolvedOptions {
+  ws: { port: number; host?: string; path: string; maxPayloadBytes: number } | false;
+  tcp: { port: number; host?: string; maxBodyBytes: number } | false;
+  udp: { port: number; host?: string; maxDatagramBytes: number; maxSessions: number } | false;
+  http: { port: number; host?: string; adminToken: string | null } | false;
+  expiryMs: number;
+  udpExpiryMs: number;
+  dataDir: string | null;
+  durability: 'normal' | 'full';
+  store: OfflineStore | null;
+  maxOfflinePerUser: number;
+  loginTimeoutMs: number;
+  rateLimit: RateLimitOptions | null;
+  qos: QosOptions;
+  dedup: { ttlMs: number; max: number };
+  maxBufferedBytes: number;
+  hooks: ServerHooks;
+  logger: Logger;
+}
+
+/** Fills in defaults and validates; throws TypeError/RangeError naming the bad option. */
+export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
+  const timings = senseModeTimings(o.senseMode ?? SenseMode.MODE_15S);
+  const ws = o.ws === false ? false : { path: '/websocket', maxPayloadBytes: 65536, ...o.ws, port: port(o.ws?.port, 3000, 'ws.port') };
+  if (ws && !ws.path.startsWith('/')) throw new TypeError(`ws.path must start with "/", got ${JSON.stringify(ws.path)}`);
+  const tcp = o.tcp === false ? false : { maxBodyBytes: 6144, ...o.tcp, port: port(o.tcp?.port, 8901, 'tcp.port') };
+  const udp =
+    o.udp === false
+      ? false
+      : { maxDatagramBytes: 2048, maxSessions: 10000, ...o.udp, port: port(o.udp?.port, 7901, 'udp.port') };
+  const http =
+    o.http === false ? false : { ...o.http, adminToken: o.http?.adminToken || null, port: port(o.http?.port, 8080, 'http.port') };
+  const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, ...o.qos };
+  positive(qos.checkIntervalMs, 'qos.checkIntervalMs');
+  const rateLimit = o.rateLimit === false ? null : { burst: 200, perSecond: 100, ...o.rateLimit };
+  if (rateLimit) positive(rateLimit.burst, 'rateLimit.burst');
+  return {
+    ws,
+    tcp,
+    udp,
+    http,
+    expiryMs: timings.serverExpiryMs,
+    udpExpiryMs: timings.udpServerExpiryMs ?? timings.serverExpiryMs,
+    dataDir: o.dataDir ?? null,
+    durability: o.durability ?? 'normal',
+    store: o.store ?? null,
+    maxOfflinePerUser: positive(o.maxOfflinePerUser ?? 10000, 'maxOfflinePerUser'),
+    loginTimeoutMs: positive(o.loginTimeoutMs ?? 15000, 'loginTimeoutMs'),
+    rateLimit,
+    qos,
+    dedup: { ttlMs: 600000, max: 100000, ...o.dedup },
+    maxBufferedBytes: positive(o.maxBufferedBytes ?? 4 * 1024 * 1024, 'maxBufferedBytes'),
+    hooks: o.hooks ?? {},
+    logger: o.logger ?? createConsoleLogger('info'),
+  };
+}
+
+function port(value: number | undefined, fallback: number, name: string): number {
+  const p = value ?? fallback;
+  if (!Number.isInteger(p) || p < 0 || p > 65535) throw new RangeError(`${name} must be an integer 0–65535 (0 = any free port), got ${String(value)}`);
+  return p;
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${String(value)}`);
+  return value;
+}

@@ -1,0 +1,113 @@
+import type { Protocal } from '../../src/protocol';
+
+/** Timings of the server's QoS send daemon (MobileIMSDK `QoS4SendDaemonS2C`: 5000 / 2000 / 1). */
+export interface QosOptions {
+  /** How often pending messages are checked. */
+  checkIntervalMs: number;
+  /** A message is not retransmitted while it is younger than this. */
+  resendAfterMs: number;
+  /** Retransmissions before the message is declared lost. */
+  maxRetries: number;
+}
+
+/** How a tracked message ended. */
+export type QosOutcome = 'delivered' | 'lost';
+
+interface Entry {
+  frame: Protocal;
+  firstSentMs: number;
+  retries: number;
+  waiters: Array<(outcome: QosOutcome) => void>;
+}
+
+/**
+ * Tracks every QoS frame the server writes to a client until that client ACKs it.
+ *
+ *   enrol ──> [pending] ──check: older than resendAfterMs──> resend (retries+1)
+ *                 │                      └─check: retries >= maxRetries──> lost (onLost)
+ *                 └── ack(to, fp) ──> delivered
+ *
+ * Entries are keyed by receiver and fp, so one user cannot settle another's message.
+ */
+export class QosSendDaemon {
+  private readonly pending = new Map<string, Entry>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly opts: QosOptions,
+    private readonly resend: (frame: Protocal) => void,
+    private readonly onLost: (frames: Protocal[]) => void,
+  ) {}
+
+  /** Starts the periodic check; the first runs at once, as MobileIMSDK's does. */
+  start(): void {
+    if (this.timer) return;
+    this.check();
+  }
+
+  /** Stops checking; pending entries stay unsettled. */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /**
+   * Tracks a frame just written to its receiver. `restart` resets the timings of an entry already
+   * tracked (a replay after re-login); otherwise an existing entry keeps its timings.
+   */
+  enrol(frame: Protocal, restart = false, waiter?: (outcome: QosOutcome) => void): void {
+    const key = keyOf(frame.to, frame.fp);
+    const existing = this.pending.get(key);
+    if (existing) {
+      existing.frame = frame;
+      if (restart) {
+        existing.firstSentMs = Date.now();
+        existing.retries = 0;
+      }
+      if (waiter) existing.waiters.push(waiter);
+      return;
+    }
+    this.pending.set(key, { frame, firstSentMs: Date.now(), retries: 0, waiters: waiter ? [waiter] : [] });
+  }
+
+  /** Settles the message `fp` sent to `to` as delivered; false when it was not tracked. */
+  ack(to: string, fp: string): boolean {
+    const key = keyOf(to, fp);
+    const e = this.pending.get(key);
+    if (!e) return false;
+    this.pending.delete(key);
+    for (const w of e.waiters) w('delivered');
+    return true;
+  }
+
+  /** Whether the message is still waiting for its ACK. */
+  has(to: string, fp: string): boolean {
+    return this.pending.has(keyOf(to, fp));
+  }
+
+  /** Number of messages waiting for an ACK. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  private check(): void {
+    const now = Date.now();
+    const lost: Protocal[] = [];
+    for (const [key, e] of this.pending) {
+      if (e.retries >= this.opts.maxRetries) {
+        this.pending.delete(key);
+        lost.push({ ...e.frame });
+        for (const w of e.waiters) w('lost');
+      } else if (now - e.firstSentMs > this.opts.resendAfterMs) {
+        e.retries++;
+        this.resend(e.frame);
+      }
+    }
+    if (lost.length > 0) this.onLost(lost);
+    this.timer = setTimeout(() => this.check(), this.opts.checkIntervalMs);
+  }
+}
+
+function keyOf(to: string | null, fp: string | null): string {
+  return `${to ?? ''}\n${fp ?? ''}`;
+}

@@ -1,0 +1,82 @@
+import { encodeFrame, type Protocal } from '../../src/protocol';
+import { TokenBucket } from './rate-limit';
+
+/** The transports a session can arrive on. */
+export type TransportName = 'ws' | 'tcp' | 'udp';
+
+/** What a gateway hands the core for one connection: how to write to it and how to close it. */
+export interface Link {
+  readonly transport: TransportName;
+  /** The peer's address, for logs and hooks. */
+  readonly remote: string;
+  /** Writes one frame's text; false when the connection can no longer take it. */
+  write(text: string): boolean;
+  /** Closes the connection gracefully (WebSocket: Close 1000 "Bye"); the gateway then reports it closed. */
+  close(): void;
+}
+
+/** Read-only facts about a connection, passed to hooks. */
+export interface ConnectionInfo {
+  readonly id: number;
+  readonly transport: TransportName;
+  readonly remote: string;
+  readonly userId: string | null;
+}
+
+let nextId = 1;
+
+/** One client connection, whatever its transport, with its login state and its timers. */
+export class Session implements ConnectionInfo {
+  readonly id = nextId++;
+  /** The logged-in user, or null before login. */
+  userId: string | null = null;
+  /** The `firstLoginTime` this session registered with (-1 when unknown). */
+  firstLoginTime = -1;
+  /** True while the verify hook runs for a login on this session. */
+  loginPending = false;
+  /** The kickout code to report when this session closes, or -1. */
+  kickCode = -1;
+  /** True once the session has been closed (it may still be draining). */
+  closed = false;
+  /** Last time a valid protocol frame arrived. */
+  lastActivityMs = Date.now();
+  readonly openedMs = this.lastActivityMs;
+  idleTimer: ReturnType<typeof setTimeout> | null = null;
+  loginTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Serialises the handling of this session's frames so async hooks keep them in order. */
+  chain: Promise<void> = Promise.resolve();
+  /** Frames queued on {@link Session.chain} and not yet handled. */
+  queued = 0;
+  readonly bucket: TokenBucket | null;
+
+  constructor(readonly link: Link, rate: { burst: number; perSecond: number } | null) {
+    this.bucket = rate ? new TokenBucket(rate) : null;
+  }
+
+  get transport(): TransportName {
+    return this.link.transport;
+  }
+
+  get remote(): string {
+    return this.link.remote;
+  }
+
+  /** Encodes and writes a frame; false when it could not be written. */
+  send(p: Protocal): boolean {
+    if (this.closed) return false;
+    return this.link.write(encodeFrame(p));
+  }
+
+  /** Stops this session's timers. */
+  clearTimers(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.idleTimer = null;
+    this.loginTimer = null;
+  }
+
+  /** A frozen snapshot for hooks. */
+  info(): ConnectionInfo {
+    return Object.freeze({ id: this.id, transport: this.transport, remote: this.remote, userId: this.userId });
+  }
+}
