@@ -1,0 +1,108 @@
+/** Runs the one conformance suite against every adapter: fakes for the platforms, real sockets for Node. */
+import net from 'node:net';
+import { runAdapterConformance, type Harness, type Peer } from './conformance';
+import { FakeMiniProgram, type Family, type FakeSocketTask } from './fakes/mini-program';
+import { FakeHarmony, type FakeHarmonyWebSocket } from './fakes/harmony';
+import { startTcpPeer, closedTcpPort, startUdpPeer } from './peers';
+import type { SocketAdapter } from '../../src/transport';
+import { createWxAdapter } from '../../adapters/wx';
+import { createUniAdapter } from '../../adapters/uni';
+import { createAlipayAdapter } from '../../adapters/alipay';
+import { createBytedanceAdapter } from '../../adapters/bytedance';
+import { createHarmonyAdapter } from '../../adapters/harmony';
+import { createTcpAdapter } from '../../adapters/tcp';
+import { createUdpAdapter } from '../../adapters/udp';
+import { bytesOf } from './conformance';
+
+const WSS = 'wss://im.example.com/websocket';
+
+function taskPeer(task: FakeSocketTask | FakeHarmonyWebSocket): Peer {
+  return {
+    received: () => task.sent.map(bytesOf),
+    send: (data) => task.serverSend(typeof data === 'string' ? data : bytesOf(data).buffer as ArrayBuffer),
+    close: () => task.serverClose(),
+    fail: () => task.networkError(),
+  };
+}
+
+function miniProgram(family: Family, create: (api: FakeMiniProgram['api']) => SocketAdapter) {
+  return async (): Promise<Harness> => {
+    const fake = new FakeMiniProgram(family);
+    const adapter = create(fake.api);
+    return {
+      adapter,
+      url: WSS,
+      accept: async () => {
+        fake.lastTask.accept();
+        return taskPeer(fake.lastTask);
+      },
+      connectRefused: (handlers) => {
+        const conn = adapter.connect(WSS, handlers);
+        fake.lastTask.refuse('connectSocket:fail url not in domain list');
+        return conn;
+      },
+      lifecycle: {
+        foreground: () => fake.appShow(),
+        background: () => fake.appHide(),
+        network: (online) => fake.setNetwork(online),
+        listenerCount: () => fake.listenerCount,
+      },
+      dispose: async () => {},
+    };
+  };
+}
+
+runAdapterConformance('wx', miniProgram('wx', (api) => createWxAdapter(api)));
+runAdapterConformance('uni', miniProgram('uni', (api) => createUniAdapter(api)));
+runAdapterConformance('alipay', miniProgram('alipay', (api) => createAlipayAdapter(api)));
+runAdapterConformance('bytedance', miniProgram('tt', (api) => createBytedanceAdapter(api)));
+
+runAdapterConformance('harmony', async () => {
+  const fake = new FakeHarmony();
+  const adapter = createHarmonyAdapter(fake.module, {
+    applicationContext: fake.applicationContext,
+    netConnection: fake.netConnection,
+  });
+  return {
+    adapter,
+    url: WSS,
+    accept: async () => {
+      fake.lastSocket.accept();
+      return taskPeer(fake.lastSocket);
+    },
+    connectRefused: (handlers) => {
+      fake.failNextConnect = true;
+      return adapter.connect(WSS, handlers);
+    },
+    lifecycle: {
+      foreground: () => fake.foreground(),
+      background: () => fake.background(),
+      network: (online) => fake.setNetwork(online),
+      listenerCount: () => fake.listenerCount,
+    },
+    dispose: async () => {},
+  };
+});
+
+runAdapterConformance('tcp', async () => {
+  const peer = await startTcpPeer();
+  const refusedPort = await closedTcpPort();
+  const adapter = createTcpAdapter(net);
+  return {
+    adapter,
+    url: peer.url,
+    accept: () => peer.accept(),
+    connectRefused: (handlers) => adapter.connect(`tcp://127.0.0.1:${refusedPort}`, handlers),
+    dispose: () => peer.close(),
+  };
+});
+
+runAdapterConformance('udp', async () => {
+  const peer = await startUdpPeer();
+  return {
+    adapter: createUdpAdapter(peer.dgram),
+    url: peer.url,
+    accept: () => peer.accept(),
+    dispose: () => peer.close(),
+  };
+});

@@ -1,0 +1,122 @@
+/** Real peers on 127.0.0.1 port 0 for the TCP and UDP adapters: a length-prefix server and a UDP echo side. */
+import net from 'node:net';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { vi, expect } from 'vitest';
+import { encodeLengthPrefixed, LengthPrefixDecoder } from '../../src/length-prefix';
+import type { Peer } from './conformance';
+
+/** A TCP server that speaks MobileIMSDK's length-prefixed framing and records what it receives. */
+export async function startTcpPeer() {
+  const server = net.createServer();
+  const conns: Array<{ socket: net.Socket; frames: Uint8Array[]; raw: Buffer[] }> = [];
+  server.on('connection', (socket) => {
+    const entry = { socket, frames: [] as Uint8Array[], raw: [] as Buffer[] };
+    const decoder = new LengthPrefixDecoder(1 << 20);
+    socket.on('data', (chunk) => {
+      entry.raw.push(chunk);
+      entry.frames.push(...decoder.push(new Uint8Array(chunk)));
+    });
+    socket.on('error', () => {});
+    conns.push(entry);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+
+  const peerOf = (entry: (typeof conns)[number]): Peer => ({
+    received: () => entry.frames,
+    send: (data) => {
+      const body = typeof data === 'string' ? new Uint8Array(Buffer.from(data)) : data;
+      entry.socket.write(encodeLengthPrefixed(body));
+    },
+    close: () => {
+      entry.socket.end();
+    },
+    fail: () => {
+      entry.socket.resetAndDestroy();
+    },
+  });
+
+  return {
+    port,
+    url: `tcp://127.0.0.1:${port}`,
+    conns,
+    /** Waits for the next accepted connection (the n-th, counting from 1). */
+    async accept(n = conns.length + 1): Promise<Peer & { socket: net.Socket; raw: Buffer[] }> {
+      await vi.waitFor(() => expect(conns.length).toBeGreaterThanOrEqual(n));
+      const entry = conns[n - 1];
+      return Object.assign(peerOf(entry), { socket: entry.socket, raw: entry.raw });
+    },
+    async close() {
+      for (const c of conns) c.socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A port on 127.0.0.1 with nothing listening (bound, then released). */
+export async function closedTcpPort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/** A UDP peer on 127.0.0.1 port 0, plus a `dgram` wrapper that lets the test find the client's socket. */
+export async function startUdpPeer() {
+  const socket = dgram.createSocket('udp4');
+  const frames: Uint8Array[] = [];
+  socket.on('message', (msg) => frames.push(new Uint8Array(msg)));
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  const port = socket.address().port;
+  const clients: dgram.Socket[] = [];
+  const wrapped = {
+    createSocket: (type: 'udp4' | 'udp6') => {
+      const s = dgram.createSocket(type);
+      clients.push(s);
+      return s;
+    },
+  };
+  return {
+    port,
+    url: `udp://127.0.0.1:${port}`,
+    frames,
+    dgram: wrapped,
+    clients,
+    /** Waits until the latest client socket is connected and returns the far side. */
+    async accept(): Promise<Peer & { client: dgram.Socket }> {
+      await vi.waitFor(() => {
+        const c = clients[clients.length - 1];
+        expect(c?.remoteAddress().port).toBe(port);
+      });
+      const client = clients[clients.length - 1];
+      const clientPort = client.address().port;
+      return {
+        client,
+        received: () => frames,
+        send: (data) =>
+          new Promise<void>((resolve, reject) =>
+            socket.send(typeof data === 'string' ? Buffer.from(data) : data, clientPort, '127.0.0.1', (err) =>
+              err ? reject(err) : resolve(),
+            ),
+          ),
+        fail: () => {
+          client.emit('error', Object.assign(new Error('recvmsg ENETDOWN'), { code: 'ENETDOWN' }));
+        },
+      };
+    },
+    async close() {
+      for (const c of clients) {
+        try {
+          c.close();
+        } catch {
+          /* already closed by the adapter */
+        }
+      }
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
