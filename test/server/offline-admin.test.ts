@@ -1,0 +1,168 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { IMServer } from '../../server/src/index';
+import { ServerErrorCode } from '../../server/src/index';
+import { ackFrame, admin, closeAll, dataFrame, errorOf, login, startServer, WsClient, type RawClient } from './helpers';
+
+const clients: RawClient[] = [];
+const servers: IMServer[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  await closeAll(clients.splice(0), servers.splice(0));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function setup(opts: Parameters<typeof startServer>[0] = {}) {
+  const server = await startServer(opts);
+  servers.push(server);
+  const open = async () => {
+    const c = await WsClient.open(server.ports.ws!);
+    clients.push(c);
+    return c;
+  };
+  return { server, open };
+}
+
+describe('offline store', () => {
+  it('stores QoS messages for an offline user, ACKs the sender, and delivers them in order with their fp on login', async () => {
+    const { server, open } = await setup();
+    const a = await open();
+    await login(a, 'sender');
+    for (let i = 1; i <= 5; i++) a.send(dataFrame('sender', 'sleeper', `m${i}`, `fp-off-${i}`, true, 7));
+    for (let i = 1; i <= 5; i++) {
+      const ack = await a.nextOfType(4);
+      expect([ack.dataContent, ack.from, ack.to]).toEqual([`fp-off-${i}`, 'sleeper', 'sender']);
+    }
+    a.send(dataFrame('sender', 'sleeper', 'not qos', null, false));
+    expect(server.metrics().offlineStored).toBe(5);
+    const b = await open();
+    await login(b, 'sleeper');
+    const got = [];
+    for (let i = 1; i <= 5; i++) got.push(await b.nextOfType(2));
+    expect(got.map((f) => [f.dataContent, f.fp, f.from, f.typeu, f.QoS])).toEqual(
+      [1, 2, 3, 4, 5].map((i) => [`m${i}`, `fp-off-${i}`, 'sender', 7, true]),
+    );
+    expect(await b.quiet()).toEqual([]);
+    expect(server.metrics().offlinePending).toBe(5);
+    for (let i = 1; i <= 3; i++) b.send(ackFrame('sleeper', 'sender', `fp-off-${i}`));
+    await expect.poll(() => server.metrics().offlinePending).toBe(2);
+    b.close();
+    const c = await open();
+    await login(c, 'sleeper');
+    expect([(await c.nextOfType(2)).fp, (await c.nextOfType(2)).fp]).toEqual(['fp-off-4', 'fp-off-5']);
+  });
+
+  it('does not let another user ACK a stored message away', async () => {
+    const { server, open } = await setup();
+    const a = await open();
+    await login(a, 'sender');
+    a.send(dataFrame('sender', 'target', 'secret', 'fp-t1'));
+    await a.nextOfType(4);
+    a.send(ackFrame('sender', 'server', 'fp-t1'));
+    await a.quiet(100);
+    expect(server.metrics().offlinePending).toBe(1);
+  });
+
+  it('refuses messages beyond the per-user offline box with error 319 and no ACK', async () => {
+    const { open } = await setup({ maxOfflinePerUser: 2 });
+    const a = await open();
+    await login(a, 'sender');
+    for (let i = 1; i <= 3; i++) a.send(dataFrame('sender', 'full', `m${i}`, `fp-f${i}`));
+    await a.nextOfType(4);
+    await a.nextOfType(4);
+    expect(errorOf(await a.nextOfType(52)).errorCode).toBe(ServerErrorCode.OFFLINE_BOX_FULL);
+    expect(a.frames.filter((f) => f.type === 4)).toHaveLength(2);
+  });
+
+  it('lets an onOffline hook replace the store: true ACKs the sender, false does not', async () => {
+    const kept: string[] = [];
+    const { server, open } = await setup({ hooks: { onOffline: async (m) => (m.dataContent === 'keep' ? (kept.push(m.fp!), true) : false) } });
+    const a = await open();
+    await login(a, 'sender');
+    a.send(dataFrame('sender', 'away', 'drop', 'fp-d'));
+    a.send(dataFrame('sender', 'away', 'keep', 'fp-k'));
+    expect((await a.nextOfType(4)).dataContent).toBe('fp-k');
+    expect(kept).toEqual(['fp-k']);
+    expect(server.metrics().offlinePending).toBe(0);
+  });
+
+  it('keeps stored messages across a graceful restart on the same data directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'im-offline-'));
+    dirs.push(dir);
+    const first = await startServer({ dataDir: dir });
+    const a = await WsClient.open(first.ports.ws!);
+    clients.push(a);
+    await login(a, 'sender');
+    a.send(dataFrame('sender', 'later', 'persisted', 'fp-p'));
+    await a.nextOfType(4);
+    await first.close();
+    const second = await startServer({ dataDir: dir });
+    servers.push(second);
+    const b = await WsClient.open(second.ports.ws!);
+    clients.push(b);
+    await login(b, 'later');
+    expect((await b.nextOfType(2)).fp).toBe('fp-p');
+  });
+});
+
+describe('admin HTTP API', () => {
+  it('needs the bearer token everywhere but /health', async () => {
+    const { server } = await setup();
+    const port = server.ports.http!;
+    expect((await admin(port, 'GET', '/health', undefined, null)).json.status).toBe('ok');
+    expect((await admin(port, 'GET', '/metrics', undefined, null)).status).toBe(401);
+    expect((await admin(port, 'GET', '/api/online', undefined, 'wrong')).status).toBe(401);
+    expect((await admin(port, 'GET', '/api/online')).json).toEqual({ users: [] });
+    expect((await admin(port, 'GET', '/nope')).status).toBe(404);
+    expect((await admin(port, 'POST', '/api/send', 'not json')).status).toBe(400);
+    expect((await admin(port, 'POST', '/api/send', { to: 5 })).status).toBe(400);
+  });
+
+  it('answers 403 on every protected route when no token is configured', async () => {
+    const { server } = await setup({ http: { port: 0, host: '127.0.0.1' } });
+    expect((await admin(server.ports.http!, 'GET', '/metrics')).status).toBe(403);
+  });
+
+  it('pushes S2C with QoS and answers "delivered" once the client ACKs', async () => {
+    const delivered: string[] = [];
+    const { server, open } = await setup({ hooks: { onDelivered: (fp) => void delivered.push(fp) } });
+    const a = await open();
+    await login(a, 'pushme');
+    const pending = admin(server.ports.http!, 'POST', '/api/send', { to: 'pushme', content: 'from the server', typeu: 3 });
+    const msg = await a.nextOfType(2);
+    expect([msg.from, msg.to, msg.dataContent, msg.QoS, msg.typeu]).toEqual(['0', 'pushme', 'from the server', true, 3]);
+    a.send(ackFrame('pushme', '0', msg.fp as string));
+    const res = await pending;
+    expect(res.json).toEqual({ fp: msg.fp, status: 'delivered' });
+    expect(delivered).toEqual([msg.fp]);
+  });
+
+  it('stores an S2C push for an offline user and answers "stored"', async () => {
+    const { server, open } = await setup();
+    const res = await admin(server.ports.http!, 'POST', '/api/send', { to: 'nobody-yet', content: 'later' });
+    expect(res.json.status).toBe('stored');
+    const a = await open();
+    await login(a, 'nobody-yet');
+    expect((await a.nextOfType(2)).fp).toBe(res.json.fp);
+  });
+
+  it('kicks a user with code 2, lists online users and counts in /metrics', async () => {
+    const logouts: Array<[string, number]> = [];
+    const { server, open } = await setup({ hooks: { onLogout: (u, c) => void logouts.push([u, c]) } });
+    const a = await open();
+    await login(a, 'k1');
+    const port = server.ports.http!;
+    expect((await admin(port, 'GET', '/api/online')).json).toEqual({ users: ['k1'] });
+    expect((await admin(port, 'POST', '/api/kick', { userId: 'k1', reason: 'bye' })).json).toEqual({ kicked: true });
+    expect((await a.nextOfType(54)).dataContent).toBe('{"code":2,"reason":"bye"}');
+    await a.closed;
+    await expect.poll(() => logouts).toEqual([['k1', 2]]);
+    expect((await admin(port, 'POST', '/api/kick', { userId: 'k1' })).status).toBe(404);
+    const m = (await admin(port, 'GET', '/metrics')).json;
+    expect(m).toMatchObject({ logins: 1, kicks: 1, onlineUsers: 0, connectionsOpened: 1 });
+    expect(m.messagesIn).toBeGreaterThanOrEqual(1);
+    expect(m.messagesOut).toBeGreaterThanOrEqual(2);
+  });
+});
