@@ -38,7 +38,7 @@ export class FakeSocketTask {
   constructor(
     readonly platform: FakeMiniProgram,
     readonly url: string,
-    private readonly connectCallbacks: Callbacks,
+    readonly connectCallbacks: Callbacks,
   ) {
     void Promise.resolve().then(() => {
       this.openRegisteredInTime = this.listeners.open.length > 0;
