@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureServerBuilt, sigkill, startChildServer, type ChildServer } from './child-server';
+import { ackFrame, admin, dataFrame, login, WsClient, type RawClient } from './helpers';
+
+const TOKEN = 'restart-token';
+const children: ChildServer[] = [];
+const clients: RawClient[] = [];
+let dataDir = '';
+
+beforeAll(() => {
+  ensureServerBuilt();
+  dataDir = mkdtempSync(join(tmpdir(), 'im-restart-'));
+}, 60000);
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await Promise.all(children.splice(0).map(sigkill));
+});
+
+afterAll(() => {
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function start(): Promise<ChildServer> {
+  const child = await startChildServer(dataDir, TOKEN);
+  children.push(child);
+  return child;
+}
+
+async function open(child: ChildServer): Promise<WsClient> {
+  const c = await WsClient.open(child.ports.ws);
+  clients.push(c);
+  return c;
+}
+
+describe('durability across SIGKILL (server as a real child process)', () => {
+  it('loses no acknowledged message: offline C2C, S2C pushes and un-ACKed online deliveries all come back in order', async () => {
+    const N = 40;
+    let child = await start();
+    const sender = await open(child);
+    await login(sender, 'alice');
+    const online = await open(child);
+    await login(online, 'carol');
+
+    for (let i = 0; i < N; i++) sender.send(dataFrame('alice', 'bob', `offline ${i}`, `fp-bob-${i}`));
+    for (let i = 0; i < N; i++) expect((await sender.nextOfType(4)).dataContent).toBe(`fp-bob-${i}`);
+    const push = await admin(child.ports.http, 'POST', '/api/send', { to: 'bob', content: 'pushed', fp: 'fp-push' }, TOKEN);
+    expect(push.json.status).toBe('stored');
+    sender.send(dataFrame('alice', 'carol', 'to carol', 'fp-carol'));
+    expect((await online.nextOfType(2)).fp).toBe('fp-carol');
+    expect((await sender.nextOfType(4)).dataContent).toBe('fp-carol');
+
+    await sigkill(child);
+    child = await start();
+
+    const bob = await open(child);
+    await login(bob, 'bob');
+    const got: string[] = [];
+    for (let i = 0; i <= N; i++) got.push((await bob.nextOfType(2)).fp as string);
+    expect(got).toEqual([...Array.from({ length: N }, (_, i) => `fp-bob-${i}`), 'fp-push']);
+    const carol = await open(child);
+    await login(carol, 'carol');
+    expect((await carol.nextOfType(2)).dataContent).toBe('to carol');
+
+    for (const fp of got) bob.send(ackFrame('bob', 'alice', fp));
+    carol.send(ackFrame('carol', 'alice', 'fp-carol'));
+    await expect.poll(async () => (await admin(child.ports.http, 'GET', '/metrics', undefined, TOKEN)).json.offlinePending).toBe(0);
+
+    await sigkill(child);
+    child = await start();
+    const bobAgain = await open(child);
+    await login(bobAgain, 'bob');
+    expect(await bobAgain.quiet(300)).toEqual([]);
+  });
+});
