@@ -1,0 +1,97 @@
+/** The TCP adapter over real sockets on 127.0.0.1: MobileIMSDK framing, split and coalesced frames, limits. */
+import net from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { recorder, tick } from './conformance';
+import { startTcpPeer } from './peers';
+import { createTcpAdapter } from '../../adapters/tcp';
+import type { SocketConnection } from '../../src/transport';
+
+function frame(body: Uint8Array | string, announced?: number): Buffer {
+  const b = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(announced ?? b.length);
+  return Buffer.concat([head, b]);
+}
+
+describe('tcp adapter', () => {
+  let peer: Awaited<ReturnType<typeof startTcpPeer>> | undefined;
+  let conn: SocketConnection | undefined;
+  afterEach(async () => {
+    conn?.close();
+    conn = undefined;
+    await peer?.close();
+    peer = undefined;
+  });
+
+  const open = async () => {
+    const p = await startTcpPeer();
+    peer = p;
+    const rec = recorder();
+    conn = createTcpAdapter(net).connect(p.url, rec.handlers);
+    const far = await p.accept();
+    await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
+    return { rec, far, conn };
+  };
+
+  it('prefixes each frame with its 4-byte big-endian length', async () => {
+    const { far, conn } = await open();
+    conn.send('{"type":1}');
+    await vi.waitFor(() => expect(Buffer.concat(far.raw)).toEqual(frame('{"type":1}')));
+  });
+
+  it('reassembles frames split across chunks and separates frames coalesced in one chunk', async () => {
+    const { rec, far } = await open();
+    const all = Buffer.concat([frame('{"a":1}'), frame('{"b":2}'), frame('{"c":"三"}')]);
+    far.socket.write(all.subarray(0, 2));
+    await tick(15);
+    far.socket.write(all.subarray(2, 9));
+    await tick(15);
+    far.socket.write(all.subarray(9));
+    await vi.waitFor(() => expect(rec.messages()).toHaveLength(3));
+    expect(rec.messages().map((m) => Buffer.from(m).toString())).toEqual(['{"a":1}', '{"b":2}', '{"c":"三"}']);
+    expect(rec.events.every((e) => e.type !== 'message' || e.data instanceof Uint8Array)).toBe(true);
+  });
+
+  it('sends a 6144-byte body and refuses a 6145-byte one with an error, sending nothing', async () => {
+    const { rec, far, conn } = await open();
+    conn.send('x'.repeat(6145));
+    conn.send('y'.repeat(6144));
+    await vi.waitFor(() => expect(far.received()).toHaveLength(1));
+    await tick();
+    expect(far.received()[0].length).toBe(6144);
+    expect(far.received()[0][0]).toBe('y'.charCodeAt(0));
+    const errors = rec.events.filter((e) => e.type === 'error');
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as { error: unknown }).error).toBeInstanceOf(RangeError);
+    expect(rec.closes()).toHaveLength(0);
+  });
+
+  it('accepts an incoming 6144-byte frame and drops the connection on a 6145-byte announcement', async () => {
+    const { rec, far } = await open();
+    far.socket.write(frame('z'.repeat(6144)));
+    await vi.waitFor(() => expect(rec.messages()).toHaveLength(1));
+    far.socket.write(frame('', 6145));
+    await vi.waitFor(() => expect(rec.closes()).toHaveLength(1));
+    expect(rec.closes()[0].info.code).toBe(1009);
+    expect(rec.types()).toEqual(['open', 'message', 'error', 'close']);
+    await vi.waitFor(() => expect(far.socket.destroyed || far.socket.readableEnded).toBe(true));
+  });
+
+  it('flushes frames sent just before a local close', async () => {
+    const { rec, far, conn } = await open();
+    conn.send('{"type":3}');
+    conn.close(1000, 'logout');
+    await vi.waitFor(() => expect(far.received()).toHaveLength(1));
+    await vi.waitFor(() => expect(far.socket.readableEnded).toBe(true));
+    expect(rec.closes().map((c) => c.info)).toEqual([{ code: 1000, reason: 'logout' }]);
+  });
+
+  it('rejects a URL that is not tcp://host:port and a missing net module', () => {
+    const adapter = createTcpAdapter(net);
+    const rec = recorder();
+    expect(() => adapter.connect('ws://127.0.0.1:8901', rec.handlers)).toThrow(TypeError);
+    expect(() => adapter.connect('tcp://127.0.0.1', rec.handlers)).toThrow(TypeError);
+    expect(() => adapter.connect('tcp://127.0.0.1:70000', rec.handlers)).toThrow(TypeError);
+    expect(() => createTcpAdapter(undefined as never)).toThrow(TypeError);
+  });
+});

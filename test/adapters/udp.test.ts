@@ -1,0 +1,69 @@
+/** The UDP adapter over real sockets on 127.0.0.1: one datagram per frame, at most 1024 bytes. */
+import dgram from 'node:dgram';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { recorder, tick } from './conformance';
+import { startUdpPeer } from './peers';
+import { createUdpAdapter, UDP_MAX_FRAME_BYTES } from '../../adapters/udp';
+import type { SocketConnection } from '../../src/transport';
+
+describe('udp adapter', () => {
+  let peer: Awaited<ReturnType<typeof startUdpPeer>> | undefined;
+  let conn: SocketConnection | undefined;
+  afterEach(async () => {
+    conn?.close();
+    conn = undefined;
+    await peer?.close();
+    peer = undefined;
+  });
+
+  const open = async () => {
+    const p = await startUdpPeer();
+    peer = p;
+    const rec = recorder();
+    conn = createUdpAdapter(p.dgram).connect(p.url, rec.handlers);
+    const far = await p.accept();
+    await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
+    return { rec, far, conn };
+  };
+
+  it('sends each frame as its own datagram', async () => {
+    const { far, conn } = await open();
+    conn.send('{"type":1}');
+    conn.send('{"type":2}');
+    await vi.waitFor(() => expect(far.received()).toHaveLength(2));
+    expect(far.received().map((f) => Buffer.from(f).toString())).toEqual(['{"type":1}', '{"type":2}']);
+  });
+
+  it('sends a 1024-byte frame and refuses a 1025-byte one with an error instead of truncating', async () => {
+    const { rec, far, conn } = await open();
+    expect(UDP_MAX_FRAME_BYTES).toBe(1024);
+    conn.send('a'.repeat(1025));
+    conn.send('b'.repeat(1024));
+    await vi.waitFor(() => expect(far.received()).toHaveLength(1));
+    await tick();
+    expect(far.received()[0].length).toBe(1024);
+    expect(far.received()[0][0]).toBe('b'.charCodeAt(0));
+    const errors = rec.events.filter((e) => e.type === 'error');
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as { error: unknown }).error).toBeInstanceOf(RangeError);
+    expect(rec.closes()).toHaveLength(0);
+  });
+
+  it('closes its socket on a local close and reports the close once', async () => {
+    const { rec, far, conn } = await open();
+    let socketClosed = false;
+    far.client.on('close', () => (socketClosed = true));
+    conn.close(1000, 'logout');
+    await vi.waitFor(() => expect(socketClosed).toBe(true));
+    await tick();
+    expect(rec.closes().map((c) => c.info)).toEqual([{ code: 1000, reason: 'logout' }]);
+  });
+
+  it('rejects a URL that is not udp://host:port and a missing dgram module', () => {
+    const adapter = createUdpAdapter(dgram);
+    const rec = recorder();
+    expect(() => adapter.connect('tcp://127.0.0.1:7901', rec.handlers)).toThrow(TypeError);
+    expect(() => adapter.connect('udp://:7901', rec.handlers)).toThrow(TypeError);
+    expect(() => createUdpAdapter(undefined as never)).toThrow(TypeError);
+  });
+});
