@@ -58,7 +58,7 @@ export default [
       resolve(),
       typescript({ tsconfig: './tsconfig.json', declaration: true, declarationDir: 'dist/esm', outDir: 'dist/esm' }),
     ],
-    output: { dir: 'dist/esm', format: 'es', entryFileNames: '[name].js', chunkFileNames: 'src/[name]-[hash].js' },
+    output: { dir: 'dist/esm', format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
   },
   {
     input,
@@ -68,7 +68,7 @@ export default [
       format: 'cjs',
       exports: 'named',
       entryFileNames: '[name].cjs',
-      chunkFileNames: 'src/[name]-[hash].cjs',
+      chunkFileNames: 'chunks/[name]-[hash].cjs',
     },
   },
   {
@@ -76,7 +76,7 @@ export default [
     plugins: [resolve(), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist/umd' }), umdDeclarations()],
     output: [
       { file: 'dist/umd/mobileimsdk.js', format: 'umd', name: 'MobileIMSDK', exports: 'named' },
-      { file: 'dist/umd/mobileimsdk.min.js', format: 'umd', name: 'MobileIMSDK', exports: 'named', plugins: [terser()] },
+      { file: 'dist/umd/mobileimsdk.min.js', format: 'umd', name: 'MobileIMSDK', exports: 'named', plugins: [terser({ ecma: 2017, compress: { passes: 2 }, mangle: { properties: { regex: /^_[A-Za-z]/ } } })] },
     ],
   },
 ];

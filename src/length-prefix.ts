@@ -24,18 +24,18 @@ export class FrameTooLargeError extends Error {
 
 /** Reassembles length-prefixed frames from a byte stream that arrives in arbitrary chunks. */
 export class LengthPrefixDecoder {
-  private buf = new Uint8Array(0);
+  private _buf: Uint8Array = new Uint8Array(0);
 
-  constructor(private readonly maxBodyBytes: number = TCP_MAX_BODY_BYTES) {}
+  constructor(private readonly _maxBodyBytes: number = TCP_MAX_BODY_BYTES) {}
 
   /** Bytes received but not yet part of a whole frame. */
   get pendingBytes(): number {
-    return this.buf.length;
+    return this._buf.length;
   }
 
   /** Adds a chunk and returns every body it completed, in order. Throws {@link FrameTooLargeError}. */
   push(chunk: Uint8Array): Uint8Array[] {
-    let buf = this.buf;
+    let buf = this._buf;
     if (buf.length === 0) buf = chunk;
     else {
       const joined = new Uint8Array(buf.length + chunk.length);
@@ -47,12 +47,12 @@ export class LengthPrefixDecoder {
     let at = 0;
     while (buf.length - at >= 4) {
       const len = new DataView(buf.buffer, buf.byteOffset + at, 4).getUint32(0, false);
-      if (len > this.maxBodyBytes) throw new FrameTooLargeError(len, this.maxBodyBytes);
+      if (len > this._maxBodyBytes) throw new FrameTooLargeError(len, this._maxBodyBytes);
       if (buf.length - at - 4 < len) break;
       bodies.push(buf.slice(at + 4, at + 4 + len));
       at += 4 + len;
     }
-    this.buf = at === buf.length ? new Uint8Array(0) : buf.slice(at);
+    this._buf = at === buf.length ? new Uint8Array(0) : buf.slice(at);
     return bodies;
   }
 }

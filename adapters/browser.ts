@@ -1,0 +1,114 @@
+import type { LifecycleEvent, SocketAdapter, SocketConnection, SocketHandlers } from '../src/transport';
+
+/** The part of the W3C `WebSocket` the adapter uses (browsers, and `ws` in Node). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  binaryType: string;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  send(data: string | ArrayBuffer): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** A `WebSocket` constructor. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** The part of `window` / `document` the lifecycle hooks use. */
+export interface EventTargetLike {
+  addEventListener(type: string, listener: () => void): void;
+  removeEventListener(type: string, listener: () => void): void;
+}
+
+/** Options of {@link createBrowserAdapter}; every one defaults to the page's own global. */
+export interface BrowserAdapterOptions {
+  /** The WebSocket class, looked up on `globalThis` at each connect when not given (pass `ws` in Node). */
+  WebSocket?: WebSocketConstructor;
+  /** Where `online`, `offline`, `pagehide` and `pageshow` fire; null turns those hooks off. */
+  window?: EventTargetLike | null;
+  /** Where `visibilitychange` fires; null turns that hook off. */
+  document?: (EventTargetLike & { readonly visibilityState?: string }) | null;
+}
+
+const OPEN = 1;
+
+function exactBytes(data: string | ArrayBuffer | ArrayBufferView): string | ArrayBuffer {
+  if (typeof data === 'string' || data instanceof ArrayBuffer) return data;
+  // A view is sent as its own bytes, never its whole backing buffer (MQTT.js#1506).
+  return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
+}
+
+function globalValue<T>(name: string): T | undefined {
+  return (globalThis as unknown as Record<string, T | undefined>)[name];
+}
+
+/**
+ * The adapter for the W3C WebSocket: browsers, WebViews, and Node with `ws`. Its lifecycle hooks report
+ * `online`/`offline`, and `visibilitychange`/`pageshow`/`pagehide` as `foreground`/`background`.
+ *
+ * @example
+ * new IMClient({ url: 'ws://127.0.0.1:3000/websocket', adapter: createBrowserAdapter() });
+ * // Node: import { WebSocket } from 'ws'; createBrowserAdapter({ WebSocket })
+ */
+export function createBrowserAdapter(options: BrowserAdapterOptions = {}): SocketAdapter {
+  return {
+    name: 'browser',
+    connect(url: string, handlers: SocketHandlers): SocketConnection {
+      const WS = options.WebSocket ?? globalValue<WebSocketConstructor>('WebSocket');
+      if (typeof WS !== 'function') {
+        throw new TypeError('no WebSocket here: pass createBrowserAdapter({ WebSocket }) (in Node, WebSocket from "ws")');
+      }
+      const ws = new WS(url);
+      ws.binaryType = 'arraybuffer';
+      let done = false;
+      const detach = (): void => {
+        ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      };
+      ws.onopen = () => handlers.onOpen();
+      ws.onmessage = (event) => handlers.onMessage(event.data as string | ArrayBuffer);
+      ws.onerror = (event) => handlers.onError(event);
+      ws.onclose = (event) => {
+        if (done) return;
+        done = true;
+        detach();
+        handlers.onClose({ code: event.code, reason: event.reason });
+      };
+      return {
+        send(data) {
+          if (done || ws.readyState !== OPEN) throw new Error('the WebSocket is not open');
+          ws.send(exactBytes(data));
+        },
+        close(code = 1000, reason = '') {
+          if (done) return;
+          done = true;
+          detach();
+          ws.close(code, reason);
+        },
+      };
+    },
+    watchLifecycle(listener: (event: LifecycleEvent) => void): () => void {
+      const win = options.window === undefined ? lookupTarget('addEventListener') : options.window;
+      const doc = options.document === undefined ? globalValue<BrowserAdapterOptions['document']>('document') ?? null : options.document;
+      const hooks: Array<[EventTargetLike, string, () => void]> = [];
+      if (win) {
+        hooks.push([win, 'online', () => listener('online')]);
+        hooks.push([win, 'offline', () => listener('offline')]);
+        hooks.push([win, 'pageshow', () => listener('foreground')]);
+        hooks.push([win, 'pagehide', () => listener('background')]);
+      }
+      if (doc) {
+        hooks.push([doc, 'visibilitychange', () => listener(doc.visibilityState === 'hidden' ? 'background' : 'foreground')]);
+      }
+      for (const [target, type, fn] of hooks) target.addEventListener(type, fn);
+      return () => {
+        for (const [target, type, fn] of hooks.splice(0)) target.removeEventListener(type, fn);
+      };
+    },
+  };
+}
+
+function lookupTarget(method: string): EventTargetLike | null {
+  const g = globalThis as unknown as Record<string, unknown>;
+  return typeof g[method] === 'function' ? (g as unknown as EventTargetLike) : null;
+}

@@ -1,0 +1,82 @@
+import { Timer, type Clock } from './clock';
+
+/**
+ * Keep-alive with a wall-clock deadline. A beat goes out every `intervalMs`; the link is dead when
+ * nothing arrived from the server for `timeoutMs`. Each wake-up compares `now()` with the stored times
+ * rather than counting ticks, so a timer that fires late (a throttled background tab, a suspended
+ * mini-program) still finds a dead link at once.
+ */
+export class KeepAlive {
+  private readonly _timer: Timer;
+  private _lastHeardAt = 0;
+  private _nextBeatAt = 0;
+  private _probeDeadline = 0;
+  private _running = false;
+
+  constructor(
+    private readonly _clock: Clock,
+    private readonly _intervalMs: number,
+    private readonly _timeoutMs: number,
+    private readonly _beat: () => void,
+    private readonly _onDead: (reason: 'keepalive-timeout' | 'probe-timeout') => void,
+  ) {
+    this._timer = new Timer(this._clock, () => this._tick());
+  }
+
+  /** Starts beating: the first beat one interval from now, as MobileIMSDK does. */
+  start(): void {
+    const now = this._clock.now();
+    this._lastHeardAt = now;
+    this._nextBeatAt = now + this._intervalMs;
+    this._probeDeadline = 0;
+    this._running = true;
+    this._schedule(now);
+  }
+
+  /** Notes that a frame arrived from the server: the link is alive. */
+  heard(): void {
+    this._lastHeardAt = this._clock.now();
+    this._probeDeadline = 0;
+  }
+
+  /** Beats now and declares the link dead unless something arrives within `timeoutMs`. */
+  probe(timeoutMs: number): void {
+    if (!this._running) return;
+    const now = this._clock.now();
+    this._probeDeadline = now + timeoutMs;
+    this._nextBeatAt = now + this._intervalMs;
+    this._beat();
+    this._schedule(now);
+  }
+
+  /** Stops every timer. */
+  stop(): void {
+    this._running = false;
+    this._timer.cancel();
+    this._probeDeadline = 0;
+  }
+
+  private _tick(): void {
+    const now = this._clock.now();
+    if (now - this._lastHeardAt >= this._timeoutMs) return this._die('keepalive-timeout');
+    if (this._probeDeadline && now >= this._probeDeadline) return this._die('probe-timeout');
+    if (now >= this._nextBeatAt) {
+      this._nextBeatAt = now + this._intervalMs;
+      this._beat();
+    }
+    this._schedule(now);
+  }
+
+  private _die(reason: 'keepalive-timeout' | 'probe-timeout'): void {
+    this.stop();
+    this._onDead(reason);
+  }
+
+  private _schedule(now: number): void {
+    // A beat may have failed and stopped us synchronously; never re-arm a stopped keep-alive.
+    if (!this._running) return;
+    let at = Math.min(this._nextBeatAt, this._lastHeardAt + this._timeoutMs);
+    if (this._probeDeadline) at = Math.min(at, this._probeDeadline);
+    this._timer.arm(at - now);
+  }
+}

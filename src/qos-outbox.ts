@@ -1,0 +1,214 @@
+import { Timer, type Clock } from './clock';
+import { IMError } from './errors';
+import type { Protocal } from './protocol';
+
+/** A message the application sent, as reported in `lost` events. */
+export interface OutgoingMessage {
+  fp: string | null;
+  from: string;
+  to: string;
+  content: string;
+  typeu: number;
+  qos: boolean;
+}
+
+/** What a successful `send()` resolves with. */
+export interface SendReceipt {
+  /** The fingerprint (null for a message sent without QoS and without an explicit fp). */
+  fp: string | null;
+  to: string;
+  /** True when an ACK confirmed delivery; false when a non-QoS message was written to the socket. */
+  acked: boolean;
+}
+
+/** Timings and bounds of the send side of QoS, all in milliseconds. */
+export interface OutboxOptions {
+  checkIntervalMs: number;
+  resendAfterMs: number;
+  maxRetries: number;
+  maxPending: number;
+  deliverTimeoutMs: number;
+}
+
+/** What the outbox needs from the client. */
+export interface OutboxIO {
+  /** Writes a frame to the live link; false when it could not be written. */
+  write(frame: Protocal): boolean;
+  delivered(message: OutgoingMessage): void;
+  lost(message: OutgoingMessage, error: IMError): void;
+}
+
+interface Entry {
+  frame: Protocal;
+  enqueuedAt: number;
+  /** When it was first written on the current link; null while it waits for a link. */
+  sentAt: number | null;
+  retries: number;
+  promise: Promise<SendReceipt>;
+  resolve(receipt: SendReceipt): void;
+  reject(error: IMError): void;
+}
+
+/**
+ * The send side of QoS.
+ *
+ * ```
+ *  send() ──> waiting ── link up (in order) ──> in flight ── ACK (type 4) ──> delivered
+ *                ^                                 │  each check, older than resendAfterMs:
+ *                └──────── link down ──────────────┤      retransmit, same fp (maxRetries times)
+ *                                                  └─ no ACK after maxRetries ──> lost
+ *  waiting or in flight for deliverTimeoutMs ──> lost
+ * ```
+ *
+ * Retransmission follows MobileIMSDK's `QoS4SendDaemon` (check every 5 s, resend what is older than
+ * 3 s, lost after 2 retransmissions), but only while a link is up: a message sent while offline waits,
+ * bounded by `maxPending`, and goes out in order after the next login, so it is reported lost only if
+ * it cannot be delivered within `deliverTimeoutMs`.
+ */
+export class QosOutbox {
+  private readonly _entries = new Map<string, Entry>();
+  private readonly _checkTimer: Timer;
+  private readonly _deadlineTimer: Timer;
+  private _online = false;
+  private _seq = 0;
+
+  constructor(private readonly _clock: Clock, private readonly _opts: OutboxOptions, private readonly _io: OutboxIO) {
+    this._checkTimer = new Timer(this._clock, () => this._check());
+    this._deadlineTimer = new Timer(this._clock, () => this._expire());
+  }
+
+  /** Messages waiting or in flight. */
+  get size(): number {
+    return this._entries.size;
+  }
+
+  /** Queues a frame; QoS frames settle on their ACK or loss, others once written. */
+  enqueue(frame: Protocal): Promise<SendReceipt> {
+    const key = frame.QoS && frame.fp != null ? frame.fp : '#' + ++this._seq;
+    const existing = this._entries.get(key);
+    if (existing) return existing.promise;
+    if (this._entries.size >= this._opts.maxPending) {
+      return Promise.reject(new IMError('OUTBOX_FULL', `outbox full: ${this._opts.maxPending} messages are waiting`));
+    }
+    let resolve!: Entry['resolve'];
+    let reject!: Entry['reject'];
+    const promise = new Promise<SendReceipt>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const entry: Entry = { frame, enqueuedAt: this._clock.now(), sentAt: null, retries: 0, promise, resolve, reject };
+    this._entries.set(key, entry);
+    if (!this._deadlineTimer.armed) this._deadlineTimer.arm(this._opts.deliverTimeoutMs);
+    if (this._online) this._transmit(key, entry);
+    return promise;
+  }
+
+  /** The link is up: send everything waiting, in the order it was queued. */
+  linkUp(): void {
+    this._online = true;
+    for (const [key, entry] of Array.from(this._entries)) {
+      if (!this._online) return;
+      if (entry.sentAt === null && this._entries.get(key) === entry) this._transmit(key, entry);
+    }
+  }
+
+  /** The link is down: everything in flight waits again, with a fresh retry budget for the next link. */
+  linkDown(): void {
+    this._online = false;
+    this._checkTimer.cancel();
+    this._entries.forEach((e) => {
+      e.sentAt = null;
+      e.retries = 0;
+    });
+  }
+
+  /** An ACK for `fp` arrived; returns whether it settled a message of ours. */
+  ack(fp: string): boolean {
+    const entry = this._entries.get(fp);
+    if (!entry || !entry.frame.QoS) return false;
+    this._remove(fp);
+    entry.resolve({ fp, to: entry.frame.to as string, acked: true });
+    this._io.delivered(toMessage(entry.frame));
+    return true;
+  }
+
+  /** Removes every message and returns them, so the caller can report them lost after its own teardown. */
+  drain(): Array<{ message: OutgoingMessage; reject(error: IMError): void }> {
+    const all = Array.from(this._entries.values()).map((e) => ({ message: toMessage(e.frame), reject: e.reject }));
+    this._entries.clear();
+    this._checkTimer.cancel();
+    this._deadlineTimer.cancel();
+    this._online = false;
+    return all;
+  }
+
+  private _transmit(key: string, entry: Entry): void {
+    if (!this._io.write(entry.frame)) return;
+    if (!entry.frame.QoS) {
+      this._remove(key);
+      entry.resolve({ fp: entry.frame.fp, to: entry.frame.to as string, acked: false });
+      return;
+    }
+    entry.sentAt = this._clock.now();
+    if (!this._checkTimer.armed) this._checkTimer.arm(this._opts.checkIntervalMs);
+  }
+
+  private _check(): void {
+    const now = this._clock.now();
+    let inFlight = false;
+    for (const [key, entry] of Array.from(this._entries)) {
+      if (!this._online) return;
+      if (entry.sentAt === null || this._entries.get(key) !== entry) continue;
+      if (entry.retries >= this._opts.maxRetries) {
+        this._fail(key, entry, `no ACK after ${entry.retries} retransmissions`);
+        continue;
+      }
+      if (now - entry.sentAt > this._opts.resendAfterMs && this._io.write(entry.frame)) entry.retries++;
+      inFlight = true;
+    }
+    if (inFlight && this._online) this._checkTimer.arm(this._opts.checkIntervalMs);
+  }
+
+  private _expire(): void {
+    const now = this._clock.now();
+    for (const [key, entry] of Array.from(this._entries)) {
+      if (now - entry.enqueuedAt >= this._opts.deliverTimeoutMs && this._entries.get(key) === entry) {
+        this._fail(key, entry, `not delivered within ${this._opts.deliverTimeoutMs} ms`);
+      }
+    }
+    this._armDeadline(now);
+  }
+
+  private _fail(key: string, entry: Entry, why: string): void {
+    this._remove(key);
+    const name = entry.frame.fp == null ? 'message' : `message ${entry.frame.fp}`;
+    const error = new IMError('SEND_TIMEOUT', `${name} lost: ${why}`);
+    entry.reject(error);
+    this._io.lost(toMessage(entry.frame), error);
+  }
+
+  private _remove(key: string): void {
+    this._entries.delete(key);
+    if (this._entries.size === 0) {
+      this._checkTimer.cancel();
+      this._deadlineTimer.cancel();
+    }
+  }
+
+  private _armDeadline(now: number): void {
+    const first = this._entries.values().next();
+    if (first.done) return;
+    this._deadlineTimer.arm(first.value.enqueuedAt + this._opts.deliverTimeoutMs - now);
+  }
+}
+
+function toMessage(p: Protocal): OutgoingMessage {
+  return {
+    fp: p.fp,
+    from: p.from as string,
+    to: p.to as string,
+    content: p.dataContent ?? '',
+    typeu: p.typeu,
+    qos: p.QoS,
+  };
+}

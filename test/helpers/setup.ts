@@ -1,0 +1,40 @@
+import { vi } from 'vitest';
+import { IMClient } from '../../src/client';
+import type { IMClientOptions } from '../../src/options';
+import { createFakeAdapter } from './fake-adapter';
+
+/** A seeded, repeatable random() (mulberry32). */
+export function seededRandom(seed = 42): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A client on a fake adapter with fake timers, plus a recorder of its events. */
+export function makeClient(options: Partial<IMClientOptions> = {}, adapterOptions: { lifecycle?: boolean } = {}) {
+  const fake = createFakeAdapter(adapterOptions);
+  const logger = { debug: vi.fn(), warn: vi.fn(), error: vi.fn() };
+  const client = new IMClient({ url: 'ws://test/websocket', adapter: fake.adapter, random: seededRandom(), logger, ...options });
+  const events: Array<[string, unknown]> = [];
+  for (const type of ['state', 'message', 'delivered', 'lost', 'kicked', 'reconnect', 'error'] as const) {
+    client.on(type, (e: unknown) => events.push([type, e]));
+  }
+  const of = (type: string) => events.filter((e) => e[0] === type).map((e) => e[1]) as any[];
+  const states = () => of('state').map((s: { to: string }) => s.to);
+  return { client, fake, logger, events, of, states };
+}
+
+/** Logs `client` in through the fake socket and waits for the promise. */
+export async function loginOnline(ctx: ReturnType<typeof makeClient>, userId = 'u1', firstLoginTime = 1700000000000) {
+  const p = ctx.client.login({ userId, token: 'tok' });
+  await vi.advanceTimersByTimeAsync(0);
+  ctx.fake.last.open();
+  ctx.fake.last.loginResponse(0, firstLoginTime);
+  await p;
+  return ctx.fake.last;
+}
