@@ -1,13 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createBrowserAdapter } from '../../adapters/browser';
+import { IMClient, type IncomingMessage } from '../../src/index';
 import { ensureServerBuilt, sigkill, startChildServer, type ChildServer } from './child-server';
 import { ackFrame, admin, dataFrame, login, WsClient, type RawClient } from './helpers';
 
 const TOKEN = 'restart-token';
 const children: ChildServer[] = [];
 const clients: RawClient[] = [];
+const sdkClients: IMClient[] = [];
 let dataDir = '';
 
 beforeAll(() => {
@@ -17,6 +21,7 @@ beforeAll(() => {
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
+  for (const c of sdkClients.splice(0)) c.destroy();
   await Promise.all(children.splice(0).map(sigkill));
 });
 
@@ -28,6 +33,15 @@ async function start(): Promise<ChildServer> {
   const child = await startChildServer(dataDir, TOKEN);
   children.push(child);
   return child;
+}
+
+function sdk(port: number): IMClient {
+  const c = new IMClient({
+    url: `ws://127.0.0.1:${port}/websocket`,
+    adapter: createBrowserAdapter({ WebSocket: WebSocket as never, window: null, document: null }),
+  });
+  sdkClients.push(c);
+  return c;
 }
 
 async function open(child: ChildServer): Promise<WsClient> {
@@ -74,5 +88,21 @@ describe('durability across SIGKILL (server as a real child process)', () => {
     const bobAgain = await open(child);
     await login(bobAgain, 'bob');
     expect(await bobAgain.quiet(300)).toEqual([]);
+  });
+
+  it('delivers what was ACKed before a SIGKILL of the server once it restarts, with our SDK on both ends', async () => {
+    let child = await start();
+    const dora = sdk(child.ports.ws);
+    await dora.login({ userId: 'dora' });
+    const receipts = [];
+    for (let i = 0; i < 10; i++) receipts.push(await dora.send('erin', `m${i}`));
+    dora.destroy();
+    await sigkill(child);
+    child = await start();
+    const erin = sdk(child.ports.ws);
+    const got: IncomingMessage[] = [];
+    erin.on('message', (m) => void got.push(m));
+    await erin.login({ userId: 'erin' });
+    await expect.poll(() => got.map((m) => m.fp)).toEqual(receipts.map((r) => r.fp));
   });
 });

@@ -89,7 +89,7 @@ describe('WebSocket gateway: login and session', () => {
   });
 
   it('rejects a login the verify hook refuses, with its code and firstLoginTime -1, then closes', async () => {
-    const { server, open } = await setup({ hooks: { verifyLogin: async (uid, token) => (token === 'good' ? 0 : 1099) } });
+    const { server, open } = await setup({ hooks: { verifyLogin: async (_uid, token) => (token === 'good' ? 0 : 1099) } });
     const a = await open();
     a.send(loginFrame('u2', 0, 'bad'));
     const r = await a.nextOfType(50);
