@@ -10,14 +10,17 @@ export interface NetworkStatus {
   isConnected: boolean;
 }
 
-/** The app and network event API, typed structurally. `off*` are optional: old base libraries lack them. */
+/**
+ * The app and network event API, typed structurally. `off*` are optional (old base libraries lack them)
+ * and take any listener, since the official typings give them their own callback types.
+ */
 export interface AppEventApi {
   onAppShow(listener: (result: unknown) => void): void;
   offAppShow?(listener: (result: unknown) => void): void;
   onAppHide(listener: (result: unknown) => void): void;
   offAppHide?(listener: (result: unknown) => void): void;
   onNetworkStatusChange(listener: (result: NetworkStatus) => void): void;
-  offNetworkStatusChange?(listener: (result: NetworkStatus) => void): void;
+  offNetworkStatusChange?(listener: (result: unknown) => void): void;
 }
 
 /** Calls the listener without letting it throw into a platform callback. */
@@ -54,8 +57,8 @@ export function watchAppEvents(api: AppEventApi, listener: (event: LifecycleEven
   const onHide = (): void => {
     if (active) safeEmit(listener, 'background');
   };
-  const onNetwork = (result: NetworkStatus): void => {
-    if (active && result) network(result.isConnected !== false);
+  const onNetwork = (result: unknown): void => {
+    if (active && result) network((result as NetworkStatus).isConnected !== false);
   };
   api.onAppShow(onShow);
   api.onAppHide(onHide);
