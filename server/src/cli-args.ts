@@ -80,15 +80,15 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     return n;
   };
   const host = values.get('--host');
-  const gw = (flag: string) => {
-    const p = int(flag, -1, 65535);
+  const gw = (flag: string, fallback: number) => {
+    const p = int(flag, -1, 65535) ?? fallback;
     return p === -1 ? false : { port: p, host };
   };
   let adminToken = values.get('--admin-token');
   const adminTokenGenerated = adminToken === undefined;
   adminToken ??= randomBytes(18).toString('base64url');
-  const http = gw('--http-port');
-  const ws = gw('--ws-port');
+  const http = gw('--http-port', 8080);
+  const ws = gw('--ws-port', 3000);
   const burst = int('--rate-burst', 0, 1e9);
   const durability = values.get('--durability');
   if (durability !== undefined && durability !== 'normal' && durability !== 'full') throw new Error('--durability must be "normal" or "full"');
@@ -100,8 +100,8 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     adminTokenGenerated,
     options: {
       ws: ws && { ...ws, path: values.get('--ws-path') ?? '/websocket' },
-      tcp: gw('--tcp-port'),
-      udp: gw('--udp-port'),
+      tcp: gw('--tcp-port', 8901),
+      udp: gw('--udp-port', 7901),
       http: http && { ...http, adminToken },
       senseMode: int('--sense-mode', 1, 7) ?? SenseMode.MODE_15S,
       dataDir: values.get('--data-dir') ?? 'data',

@@ -8,6 +8,9 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const serverDir = join(repoRoot, 'server');
 const cli = join(serverDir, 'dist', 'cli.js');
 
+/** Where the built CLI lives. */
+export const cliPath = cli;
+
 function newestSource(): number {
   const dirs = [join(serverDir, 'src'), join(repoRoot, 'src')];
   let newest = 0;

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,7 @@ import { WebSocket } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createBrowserAdapter } from '../../adapters/browser';
 import { IMClient, type IncomingMessage } from '../../src/index';
-import { ensureServerBuilt, sigkill, startChildServer, type ChildServer } from './child-server';
+import { cliPath, ensureServerBuilt, sigkill, startChildServer, type ChildServer } from './child-server';
 import { ackFrame, admin, dataFrame, login, WsClient, type RawClient } from './helpers';
 
 const TOKEN = 'restart-token';
@@ -104,5 +105,11 @@ describe('durability across SIGKILL (server as a real child process)', () => {
     erin.on('message', (m) => void got.push(m));
     await erin.login({ userId: 'erin' });
     await expect.poll(() => got.map((m) => m.fp)).toEqual(receipts.map((r) => r.fp));
+  });
+
+  it('the built CLI prints its flags and environment variables with --help', () => {
+    const text = execFileSync(process.execPath, [cliPath, '--help'], { encoding: 'utf8' });
+    expect(text).toMatch(/--ws-port <n>\s+IM_WS_PORT/);
+    expect(text).toMatch(/--admin-token <value>\s+IM_ADMIN_TOKEN/);
   });
 });
