@@ -29,6 +29,10 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
   }
   const msg = await runBefore(core, s, 'beforeC2C', p);
   if (!msg) return;
+  if (!msg.to || msg.to === UNSET_ID || msg.to === SERVER_ID) {
+    core.opts.logger.warn('hook beforeC2C returned a message without a user receiver; dropped');
+    return;
+  }
   const result = await deliver(core, msg);
   if (result === 'sent') core.safely('onC2C', () => core.opts.hooks.onC2C?.(msg));
   if (result === 'full') {

@@ -6,6 +6,9 @@ import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
 import { listen, closeHttp } from './gateway';
 
+/** How long a client may take to send its upgrade request. */
+const HANDSHAKE_TIMEOUT_MS = 10000;
+
 /**
  * WebSocket gateway (spec §1.1): one text frame = one frame, only at the exact path. Unlike Netty, a
  * request for another path gets a 404 at once instead of hanging, and permessage-deflate is off.
@@ -27,6 +30,9 @@ export async function startWsGateway(
     wss.handleUpgrade(req, socket, head, (ws) => attach(core, ws, req, opts.maxPayloadBytes));
   });
   http.on('clientError', (_err, socket) => socket.destroy());
+  // Netty gives the handshake 10 s; Node's own defaults (60 s headers, 300 s request) invite slow-loris.
+  http.headersTimeout = HANDSHAKE_TIMEOUT_MS;
+  http.requestTimeout = HANDSHAKE_TIMEOUT_MS;
   const port = await listen(http, opts.port, opts.host);
   return {
     port,
