@@ -1,12 +1,15 @@
 // Builds the SDK package: ESM and CJS (one entry for the core, one per adapter, with .d.ts / .d.cts
 // declarations beside them) and the UMD bundle (core + browser adapter, plain and minified).
-import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import typescript from '@rollup/plugin-typescript';
 import terser from '@rollup/plugin-terser';
 import nodeResolve from '@rollup/plugin-node-resolve';
 
 const UMD_ENTRY = 'browser-bundle.ts';
+
+// Start from an empty dist/ so no stale chunk from an earlier build is packed.
+rmSync('dist', { recursive: true, force: true });
 
 // Every file directly in adapters/ is a public entry (a subpath export); helpers live in adapters/internal/.
 const adapterEntries = Object.fromEntries(
@@ -18,20 +21,34 @@ const input = { 'src/index': 'src/index.ts', ...adapterEntries };
 
 const resolve = () => nodeResolve({ browser: true });
 
+const walkDeclarations = (dir) =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walkDeclarations(join(dir, e.name)) : e.name.endsWith('.d.ts') ? [join(dir, e.name)] : [],
+  );
+
+/** Points every relative import of a declaration file at `ext`, as Node16 module resolution requires. */
+const withExtension = (text, ext) =>
+  text.replace(/((?:from\s+|import\()\s*['"])(\.{1,2}\/[^'"]*?)(\.js)?(['"])/g, `$1$2${ext}$4`);
+
+/** Adds `.js` to the relative imports of the ESM declarations. */
+function esmDeclarations() {
+  return {
+    name: 'esm-declarations',
+    writeBundle() {
+      for (const file of walkDeclarations('dist/esm')) writeFileSync(file, withExtension(readFileSync(file, 'utf8'), '.js'));
+    },
+  };
+}
+
 /** Copies every ESM declaration to dist/cjs as .d.cts, pointing its relative imports at .cjs files. */
 function cjsDeclarations() {
-  const walk = (dir) =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.d.ts') ? [join(dir, e.name)] : [],
-    );
   return {
     name: 'cjs-declarations',
     writeBundle() {
-      for (const file of walk('dist/esm')) {
+      for (const file of walkDeclarations('dist/esm')) {
         const target = join('dist/cjs', relative('dist/esm', file)).replace(/\.d\.ts$/, '.d.cts');
-        const text = readFileSync(file, 'utf8').replace(/(from\s+['"]\.{1,2}\/[^'"]*?)(\.js)?(['"])/g, '$1.cjs$3');
         mkdirSync(dirname(target), { recursive: true });
-        writeFileSync(target, text);
+        writeFileSync(target, withExtension(readFileSync(file, 'utf8'), '.cjs'));
       }
     },
   };
@@ -57,6 +74,7 @@ export default [
     plugins: [
       resolve(),
       typescript({ tsconfig: './tsconfig.json', declaration: true, declarationDir: 'dist/esm', outDir: 'dist/esm' }),
+      esmDeclarations(),
     ],
     output: { dir: 'dist/esm', format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
   },
@@ -76,7 +94,14 @@ export default [
     plugins: [resolve(), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist/umd' }), umdDeclarations()],
     output: [
       { file: 'dist/umd/mobileimsdk.js', format: 'umd', name: 'MobileIMSDK', exports: 'named' },
-      { file: 'dist/umd/mobileimsdk.min.js', format: 'umd', name: 'MobileIMSDK', exports: 'named', plugins: [terser({ ecma: 2017, compress: { passes: 2 }, mangle: { properties: { regex: /^_[A-Za-z]/ } } })] },
+      {
+        file: 'dist/umd/mobileimsdk.min.js',
+        format: 'umd',
+        name: 'MobileIMSDK',
+        exports: 'named',
+        // Private members are spelled with a leading underscore so the minifier may shorten them.
+        plugins: [terser({ ecma: 2017, compress: { passes: 2 }, mangle: { properties: { regex: /^_[A-Za-z]/ } } })],
+      },
     ],
   },
 ];
