@@ -16,7 +16,10 @@ export interface HarmonyWebSocket {
   on(type: 'message', callback: HarmonyCallback<string | ArrayBuffer>): void;
   on(type: 'close', callback: HarmonyCallback<{ code: number; reason: string }>): void;
   on(type: 'error', callback: (err: unknown) => void): void;
-  off(type: 'open' | 'message' | 'close' | 'error', callback?: (...args: never[]) => void): void;
+  off(type: 'open', callback?: HarmonyCallback<unknown>): void;
+  off(type: 'message', callback?: HarmonyCallback<string | ArrayBuffer>): void;
+  off(type: 'close', callback?: HarmonyCallback<{ code: number; reason: string }>): void;
+  off(type: 'error', callback?: (err: unknown) => void): void;
   connect(url: string, callback: HarmonyCallback<boolean>): void;
   send(data: string | ArrayBuffer, callback: HarmonyCallback<boolean>): void;
   close(options: { code?: number; reason?: string }, callback: HarmonyCallback<boolean>): void;
@@ -113,16 +116,17 @@ export function createHarmonyAdapter(
     const onError = (err: unknown): void => fail(err, 'socket error');
 
     const detach = (): void => {
-      if (!ws) return;
       const socket = ws;
-      for (const [type, callback] of [
-        ['open', onOpen],
-        ['message', onMessage],
-        ['close', onClose],
-        ['error', onError],
-      ] as const) {
+      if (!socket) return;
+      const removals = [
+        () => socket.off('open', onOpen),
+        () => socket.off('message', onMessage),
+        () => socket.off('close', onClose),
+        () => socket.off('error', onError),
+      ];
+      for (const remove of removals) {
         try {
-          socket.off(type, callback);
+          remove();
         } catch {
           /* nothing more to remove */
         }

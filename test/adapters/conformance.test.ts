@@ -52,10 +52,10 @@ function miniProgram(family: Family, create: (api: FakeMiniProgram['api']) => So
   };
 }
 
-runAdapterConformance('wx', miniProgram('wx', (api) => createWxAdapter(api)));
+runAdapterConformance('wx', miniProgram('wx', (api) => createWxAdapter(api as never)));
 runAdapterConformance('uni', miniProgram('uni', (api) => createUniAdapter(api)));
 runAdapterConformance('alipay', miniProgram('alipay', (api) => createAlipayAdapter(api)));
-runAdapterConformance('bytedance', miniProgram('tt', (api) => createBytedanceAdapter(api)));
+runAdapterConformance('bytedance', miniProgram('tt', (api) => createBytedanceAdapter(api as never)));
 
 runAdapterConformance('harmony', async () => {
   const fake = new FakeHarmony();

@@ -14,7 +14,7 @@ describe('wx adapter', () => {
   it('registers its listeners before the open event can fire', async () => {
     const fake = new FakeMiniProgram('wx', { openImmediately: true });
     const rec = recorder();
-    const conn = createWxAdapter(fake.api).connect(WSS, rec.handlers);
+    const conn = createWxAdapter(fake.api as never).connect(WSS, rec.handlers);
     await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
     expect(fake.lastTask.openRegisteredInTime).toBe(true);
     conn.close();
@@ -23,7 +23,7 @@ describe('wx adapter', () => {
   it('ignores a late success and treats a late fail after open as an error only', async () => {
     const fake = new FakeMiniProgram('wx');
     const rec = recorder();
-    const conn = createWxAdapter(fake.api).connect(WSS, rec.handlers);
+    const conn = createWxAdapter(fake.api as never).connect(WSS, rec.handlers);
     fake.lastTask.accept();
     await tick();
     fake.lastTask.connectCallbacks.success?.({ errMsg: 'connectSocket:ok' });
@@ -62,7 +62,7 @@ describe('wx adapter', () => {
 
   it('closes the previous task before opening a new one, so reconnects never hit the 5-socket limit', async () => {
     const fake = new FakeMiniProgram('wx');
-    const adapter = createWxAdapter(fake.api);
+    const adapter = createWxAdapter(fake.api as never);
     const recs = [];
     for (let i = 0; i < 7; i++) {
       const rec = recorder();
@@ -80,8 +80,8 @@ describe('wx adapter', () => {
 
   it('tracks the current task per adapter instance, not per module', async () => {
     const fake = new FakeMiniProgram('wx');
-    const a = createWxAdapter(fake.api);
-    const b = createWxAdapter(fake.api);
+    const a = createWxAdapter(fake.api as never);
+    const b = createWxAdapter(fake.api as never);
     const ra = recorder();
     const rb = recorder();
     const ca = a.connect(WSS, ra.handlers);
@@ -97,7 +97,7 @@ describe('wx adapter', () => {
 
   it('survives a socket that dies in the background without onClose: foreground, then a local close reports it', async () => {
     const fake = new FakeMiniProgram('wx');
-    const adapter = createWxAdapter(fake.api);
+    const adapter = createWxAdapter(fake.api as never);
     const seen: LifecycleEvent[] = [];
     const stop = adapter.watchLifecycle!((e) => seen.push(e));
     const rec = recorder();
@@ -130,14 +130,14 @@ describe('wx adapter', () => {
   it('sends codes SocketTask.close rejects as 1000, but reports the code the core asked for', async () => {
     const fake = new FakeMiniProgram('wx');
     const rec = recorder();
-    const conn = createWxAdapter(fake.api).connect(WSS, rec.handlers);
+    const conn = createWxAdapter(fake.api as never).connect(WSS, rec.handlers);
     fake.lastTask.accept();
     conn.close(1001, 'going away');
     await tick();
     expect(fake.lastTask.closeCalls).toEqual([{ code: 1000, reason: 'going away' }]);
     expect(rec.closes().map((c) => c.info)).toEqual([{ code: 1001, reason: 'going away' }]);
     const rec2 = recorder();
-    const conn2 = createWxAdapter(fake.api).connect(WSS, rec2.handlers);
+    const conn2 = createWxAdapter(fake.api as never).connect(WSS, rec2.handlers);
     fake.lastTask.accept();
     conn2.close(3000, 'app');
     expect(fake.lastTask.closeCalls).toEqual([{ code: 3000, reason: 'app' }]);
@@ -146,7 +146,7 @@ describe('wx adapter', () => {
   it('drops frames the platform delivers after the close', async () => {
     const fake = new FakeMiniProgram('wx');
     const rec = recorder();
-    createWxAdapter(fake.api).connect(WSS, rec.handlers);
+    createWxAdapter(fake.api as never).connect(WSS, rec.handlers);
     const task = fake.lastTask;
     task.accept();
     task.serverClose(1000, 'bye');
@@ -160,7 +160,7 @@ describe('wx adapter', () => {
   it('reports a send the platform rejects (before open) as an error, not a close', async () => {
     const fake = new FakeMiniProgram('wx');
     const rec = recorder();
-    const conn = createWxAdapter(fake.api).connect(WSS, rec.handlers);
+    const conn = createWxAdapter(fake.api as never).connect(WSS, rec.handlers);
     conn.send('too early');
     await tick();
     expect(rec.types()).toEqual(['error']);
@@ -250,7 +250,7 @@ describe('alipay adapter', () => {
 describe('bytedance adapter', () => {
   it('closes the previous task before opening a new one', async () => {
     const fake = new FakeMiniProgram('tt');
-    const adapter = createBytedanceAdapter(fake.api);
+    const adapter = createBytedanceAdapter(fake.api as never);
     const first = recorder();
     adapter.connect(WSS, first.handlers);
     fake.lastTask.accept();

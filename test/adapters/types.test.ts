@@ -20,6 +20,7 @@ describe('adapter typings', () => {
     ['wx', 'createWxAdapter(wx) with miniprogram-api-typings'],
     ['uni', 'createUniAdapter(uni) with @dcloudio/types'],
     ['node', "createTcpAdapter(net) / createUdpAdapter(dgram) with Node's types"],
+    ['suite', 'the adapter tests and fakes themselves'],
   ])('%s: %s', async (name) => {
     const result = await typecheck(name);
     expect(result.output).toBe('');
