@@ -15,6 +15,7 @@ import { createUdpAdapter } from '../../adapters/udp';
 import { bytesOf } from './conformance';
 
 const WSS = 'wss://im.example.com/websocket';
+const PLATFORM = { peerClose: true, refusal: true, lifecycle: true };
 
 function taskPeer(task: FakeSocketTask | FakeHarmonyWebSocket): Peer {
   return {
@@ -52,12 +53,12 @@ function miniProgram(family: Family, create: (api: FakeMiniProgram['api']) => So
   };
 }
 
-runAdapterConformance('wx', miniProgram('wx', (api) => createWxAdapter(api as never)));
-runAdapterConformance('uni', miniProgram('uni', (api) => createUniAdapter(api)));
-runAdapterConformance('alipay', miniProgram('alipay', (api) => createAlipayAdapter(api)));
-runAdapterConformance('bytedance', miniProgram('tt', (api) => createBytedanceAdapter(api as never)));
+runAdapterConformance('wx', PLATFORM, miniProgram('wx', (api) => createWxAdapter(api as never)));
+runAdapterConformance('uni', PLATFORM, miniProgram('uni', (api) => createUniAdapter(api)));
+runAdapterConformance('alipay', PLATFORM, miniProgram('alipay', (api) => createAlipayAdapter(api)));
+runAdapterConformance('bytedance', PLATFORM, miniProgram('tt', (api) => createBytedanceAdapter(api as never)));
 
-runAdapterConformance('harmony', async () => {
+runAdapterConformance('harmony', PLATFORM, async () => {
   const fake = new FakeHarmony();
   const adapter = createHarmonyAdapter(fake.module, {
     applicationContext: fake.applicationContext,
@@ -84,7 +85,7 @@ runAdapterConformance('harmony', async () => {
   };
 });
 
-runAdapterConformance('tcp', async () => {
+runAdapterConformance('tcp', { peerClose: true, refusal: true, lifecycle: false }, async () => {
   const peer = await startTcpPeer();
   const refusedPort = await closedTcpPort();
   const adapter = createTcpAdapter(net);
@@ -97,7 +98,7 @@ runAdapterConformance('tcp', async () => {
   };
 });
 
-runAdapterConformance('udp', async () => {
+runAdapterConformance('udp', { peerClose: false, refusal: false, lifecycle: false }, async () => {
   const peer = await startUdpPeer();
   return {
     adapter: createUdpAdapter(peer.dgram),

@@ -87,10 +87,21 @@ export function bytesOf(data: string | ArrayBuffer | ArrayBufferView): Uint8Arra
 /** Lets pending timers, microtasks and socket events run. */
 export const tick = (ms = 20) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What a transport can show; a test the transport cannot exercise is reported as skipped, not passed. */
+export interface Capabilities {
+  /** The far side can close the connection (UDP has no close). */
+  peerClose: boolean;
+  /** A refused connection is observable (UDP has no handshake). */
+  refusal: boolean;
+  /** The adapter has watchLifecycle. */
+  lifecycle: boolean;
+}
+
 /** Registers the conformance tests for one adapter. */
-export function runAdapterConformance(name: string, makeHarness: () => Promise<Harness>): void {
+export function runAdapterConformance(name: string, caps: Capabilities, makeHarness: () => Promise<Harness>): void {
   describe(`${name} adapter conformance`, () => {
     let h: Harness;
+    let disposed: Harness | undefined;
     const open: SocketConnection[] = [];
     const connect = (handlers: SocketHandlers) => {
       const c = h.adapter.connect(h.url, handlers);
@@ -107,7 +118,10 @@ export function runAdapterConformance(name: string, makeHarness: () => Promise<H
 
     afterEach(async () => {
       for (const c of open.splice(0)) c.close();
-      await h?.dispose();
+      if (h && h !== disposed) {
+        disposed = h;
+        await h.dispose();
+      }
     });
 
     it('calls no handler synchronously from connect, then reports open', async () => {
@@ -156,11 +170,10 @@ export function runAdapterConformance(name: string, makeHarness: () => Promise<H
       expect([...rec.messages()[1]]).toEqual([0, 1, 2, 255]);
     });
 
-    it('reports a close from the far side once, and nothing after it', async () => {
+    it.skipIf(!caps.peerClose)('reports a close from the far side once, and nothing after it', async () => {
       h = await makeHarness();
       const { rec, conn, peer } = await openConnection();
-      if (!peer.close) return;
-      await peer.close();
+      await peer.close!();
       await vi.waitFor(() => expect(rec.closes()).toHaveLength(1));
       conn.close();
       expect(() => conn.send('after close')).not.toThrow();
@@ -172,8 +185,8 @@ export function runAdapterConformance(name: string, makeHarness: () => Promise<H
     it('reports an error followed by a close as one close', async () => {
       h = await makeHarness();
       const { rec, conn, peer } = await openConnection();
-      if (!peer.fail) return;
-      await peer.fail();
+      expect(peer.fail).toBeTypeOf('function');
+      await peer.fail!();
       await vi.waitFor(() => expect(rec.closes()).toHaveLength(1));
       await tick();
       conn.close();
@@ -213,11 +226,10 @@ export function runAdapterConformance(name: string, makeHarness: () => Promise<H
       expect(rec.closes()).toHaveLength(0);
     });
 
-    it('reports a refused connection as one close without open', async () => {
+    it.skipIf(!caps.refusal)('reports a refused connection as one close without open', async () => {
       h = await makeHarness();
-      if (!h.connectRefused) return;
       const rec = recorder();
-      open.push(h.connectRefused(rec.handlers));
+      open.push(h.connectRefused!(rec.handlers));
       expect(rec.events).toEqual([]);
       await vi.waitFor(() => expect(rec.closes()).toHaveLength(1));
       await tick(50);
@@ -225,13 +237,14 @@ export function runAdapterConformance(name: string, makeHarness: () => Promise<H
       expect(rec.closes()).toHaveLength(1);
     });
 
-    it('maps lifecycle events and removes every listener on stop', async () => {
+    it.skipIf(caps.lifecycle)('has no watchLifecycle', async () => {
       h = await makeHarness();
-      if (!h.lifecycle) {
-        expect(h.adapter.watchLifecycle).toBeUndefined();
-        return;
-      }
-      const lc = h.lifecycle;
+      expect(h.adapter.watchLifecycle).toBeUndefined();
+    });
+
+    it.skipIf(!caps.lifecycle)('maps lifecycle events and removes every listener on stop', async () => {
+      h = await makeHarness();
+      const lc = h.lifecycle!;
       const seen: LifecycleEvent[] = [];
       const stop = h.adapter.watchLifecycle!((e) => seen.push(e));
       await tick();
@@ -250,9 +263,8 @@ export function runAdapterConformance(name: string, makeHarness: () => Promise<H
       expect(() => stop()).not.toThrow();
     });
 
-    it('keeps a throwing lifecycle listener from escaping into the platform', async () => {
+    it.skipIf(!caps.lifecycle)('keeps a throwing lifecycle listener from escaping into the platform', async () => {
       h = await makeHarness();
-      if (!h.lifecycle) return;
       const stop = h.adapter.watchLifecycle!(() => {
         throw new Error('listener bug');
       });
