@@ -8,6 +8,7 @@
 type Cb = (...args: any[]) => void;
 const later = (fn: () => void): void => void setTimeout(fn, 0);
 
+/** One fake `WebSocket` from `createWebSocket()`; the test plays the server through its methods. */
 export class FakeHarmonyWebSocket {
   readonly listeners = new Map<string, Cb[]>();
   state: 'created' | 'connecting' | 'open' | 'closed' = 'created';
@@ -69,6 +70,7 @@ export class FakeHarmonyWebSocket {
   }
 }
 
+/** The fake `webSocket` module plus the app-supplied ApplicationContext and NetConnection. */
 export class FakeHarmony {
   readonly sockets: FakeHarmonyWebSocket[] = [];
   /** Makes the next socket's connect callback report an error. */

@@ -7,6 +7,7 @@
  * background without SocketTask.onClose. Listeners are called without try/catch, so an adapter that lets
  * an exception escape makes the test fail.
  */
+/** Which platform object the fake imitates. */
 export type Family = 'wx' | 'uni' | 'alipay' | 'tt';
 
 type Listener = (result: any) => void;
@@ -26,6 +27,7 @@ function finish(cb: Callbacks, ok: boolean, result: object): void {
   });
 }
 
+/** One fake SocketTask; the test plays the server and the system through its methods. */
 export class FakeSocketTask {
   readonly listeners = { open: [] as Listener[], message: [] as Listener[], close: [] as Listener[], error: [] as Listener[] };
   state: 'connecting' | 'open' | 'closed' | 'dead' = 'connecting';
@@ -133,12 +135,14 @@ export class FakeSocketTask {
   }
 }
 
+/** How the fake platform behaves beyond its defaults. */
 export interface FakeOptions {
   maxSockets?: number;
   /** Fire onOpen from the first microtask after connectSocket (to catch late listener registration). */
   openImmediately?: boolean;
 }
 
+/** A fake `wx`/`uni`/`my`/`tt`: `api` is the platform object, the rest drives it. */
 export class FakeMiniProgram {
   readonly tasks: FakeSocketTask[] = [];
   readonly appListeners = { show: new Set<Listener>(), hide: new Set<Listener>(), network: new Set<Listener>() };
