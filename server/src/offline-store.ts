@@ -29,10 +29,27 @@ export interface OfflineStore {
   close(): void | Promise<void>;
 }
 
+interface PendingPut {
+  to: string;
+  fp: string;
+  frame: string;
+  resolve(inserted: boolean): void;
+  reject(err: unknown): void;
+}
+
+interface PendingRemove {
+  to: string;
+  fp: string;
+  resolve(removed: boolean): void;
+  reject(err: unknown): void;
+}
+
 /**
- * The default store: SQLite through better-sqlite3, in WAL mode. A commit is in the OS before `put`
- * returns, so a SIGKILL of the process loses nothing; `synchronous: 'full'` also survives power loss.
- * A null `dataDir` keeps the database in memory (for tests and throwaway servers).
+ * The default store: SQLite through better-sqlite3, in WAL mode. Writes are group-committed: every put
+ * and remove queued in the same event-loop turn goes into one transaction, and a put's promise resolves
+ * only after that transaction committed, so the sender's ACK still follows a durable write. A commit is
+ * in the OS before it returns, so a SIGKILL of the process loses nothing; `synchronous: 'full'` also
+ * survives power loss. A null `dataDir` keeps the database in memory (for tests and throwaway servers).
  */
 export class SqliteOfflineStore implements OfflineStore {
   private readonly db: Database.Database;
@@ -43,6 +60,14 @@ export class SqliteOfflineStore implements OfflineStore {
     count: Database.Statement;
     total: Database.Statement;
   };
+  private puts: PendingPut[] = [];
+  private removes: PendingRemove[] = [];
+  private scheduled = false;
+  /** Committed messages per receiver, cached for receivers that have some. */
+  private readonly counts = new Map<string, number>();
+  /** Puts per receiver waiting for the next commit. */
+  private readonly queued = new Map<string, number>();
+  private readonly commit: (puts: PendingPut[], removes: PendingRemove[]) => { inserted: boolean[]; removed: boolean[] };
 
   constructor(dataDir: string | null, synchronous: 'normal' | 'full' = 'normal') {
     let file = ':memory:';
@@ -68,29 +93,90 @@ export class SqliteOfflineStore implements OfflineStore {
       count: this.db.prepare('SELECT COUNT(*) AS n FROM pending WHERE to_uid = ?'),
       total: this.db.prepare('SELECT COUNT(*) AS n FROM pending'),
     };
+    this.commit = this.db.transaction((puts: PendingPut[], removes: PendingRemove[]) => {
+      const now = Date.now();
+      const inserted = puts.map((p) => this.stmts.put.run(p.to, p.fp, p.frame, now).changes > 0);
+      const removed = removes.map((r) => this.stmts.remove.run(r.to, r.fp).changes > 0);
+      return { inserted, removed };
+    });
   }
 
-  put(to: string, fp: string, frame: string): boolean {
-    return this.stmts.put.run(to, fp, frame, Date.now()).changes > 0;
+  put(to: string, fp: string, frame: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.puts.push({ to, fp, frame, resolve, reject });
+      this.queued.set(to, (this.queued.get(to) ?? 0) + 1);
+      this.schedule();
+    });
+  }
+
+  remove(to: string, fp: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.removes.push({ to, fp, resolve, reject });
+      this.schedule();
+    });
   }
 
   list(to: string, limit: number): StoredMessage[] {
+    this.flush();
     return this.stmts.list.all(to, limit) as StoredMessage[];
   }
 
-  remove(to: string, fp: string): boolean {
-    return this.stmts.remove.run(to, fp).changes > 0;
-  }
-
   count(to: string): number {
-    return (this.stmts.count.get(to) as { n: number }).n;
+    let n = this.counts.get(to);
+    if (n === undefined) {
+      n = (this.stmts.count.get(to) as { n: number }).n;
+      if (n > 0) this.counts.set(to, n);
+    }
+    return n + (this.queued.get(to) ?? 0);
   }
 
   total(): number {
+    this.flush();
     return (this.stmts.total.get() as { n: number }).n;
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.flush();
+    this.db.close();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Commits every queued write in one transaction and settles their promises. */
+  private flush(): void {
+    this.scheduled = false;
+    const puts = this.puts;
+    const removes = this.removes;
+    if (puts.length === 0 && removes.length === 0) return;
+    this.puts = [];
+    this.removes = [];
+    this.queued.clear();
+    let result: { inserted: boolean[]; removed: boolean[] };
+    try {
+      result = this.commit(puts, removes);
+    } catch (err) {
+      for (const p of [...puts, ...removes]) p.reject(err);
+      return;
+    }
+    puts.forEach((p, i) => {
+      if (result.inserted[i]) this.adjustCount(p.to, 1);
+      p.resolve(result.inserted[i]);
+    });
+    removes.forEach((r, i) => {
+      if (result.removed[i]) this.adjustCount(r.to, -1);
+      r.resolve(result.removed[i]);
+    });
+  }
+
+  private adjustCount(to: string, delta: number): void {
+    const n = this.counts.get(to);
+    if (n === undefined) return;
+    if (n + delta <= 0) this.counts.delete(to);
+    else this.counts.set(to, n + delta);
   }
 }

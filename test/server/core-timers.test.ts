@@ -168,6 +168,7 @@ describe('server QoS daemon (spec §6.4: check 5000 ms, just-sent 2000 ms, 1 ret
     expect(store.count('u3')).toBe(1);
     core.receive(link.session, JSON.stringify({ type: 4, dataContent: 'fp-3', from: 'u3', to: '0' }));
     await vi.advanceTimersByTimeAsync(0);
+    await new Promise((r) => setImmediate(r));
     expect(outcomes).toEqual(['delivered']);
     expect(store.count('u3')).toBe(0);
     await vi.advanceTimersByTimeAsync(20_000);
