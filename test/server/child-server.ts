@@ -11,11 +11,14 @@ const cli = join(serverDir, 'dist', 'cli.js');
 /** Where the built CLI lives. */
 export const cliPath = cli;
 
+/** The newest mtime among the server's sources and the shared modules it bundles. */
 function newestSource(): number {
-  const dirs = [join(serverDir, 'src'), join(repoRoot, 'src')];
-  let newest = 0;
-  for (const d of dirs) for (const f of readdirSync(d)) if (f.endsWith('.ts')) newest = Math.max(newest, statSync(join(d, f)).mtimeMs);
-  return newest;
+  const serverSrc = join(serverDir, 'src');
+  const files = [
+    ...readdirSync(serverSrc).filter((f) => f.endsWith('.ts')).map((f) => join(serverSrc, f)),
+    ...['protocol.ts', 'sense-mode.ts', 'length-prefix.ts'].map((f) => join(repoRoot, 'src', f)),
+  ];
+  return Math.max(...files.map((f) => statSync(f).mtimeMs));
 }
 
 /** Builds server/dist with rollup when it is missing or older than the sources. */
