@@ -55,7 +55,7 @@ export function createBrowserAdapter(options: BrowserAdapterOptions = {}): Socke
   return {
     name: 'browser',
     connect(url: string, handlers: SocketHandlers): SocketConnection {
-      const WS = options.WebSocket ?? globalValue<WebSocketConstructor>('WebSocket');
+      const WS = options.WebSocket || globalValue<WebSocketConstructor>('WebSocket');
       if (typeof WS !== 'function') {
         throw new TypeError('no WebSocket here: pass createBrowserAdapter({ WebSocket }) (in Node, WebSocket from "ws")');
       }
@@ -89,7 +89,7 @@ export function createBrowserAdapter(options: BrowserAdapterOptions = {}): Socke
     },
     watchLifecycle(listener: (event: LifecycleEvent) => void): () => void {
       const win = options.window === undefined ? lookupTarget('addEventListener') : options.window;
-      const doc = options.document === undefined ? globalValue<BrowserAdapterOptions['document']>('document') ?? null : options.document;
+      const doc = options.document === undefined ? globalValue<BrowserAdapterOptions['document']>('document') || null : options.document;
       const hooks: Array<[EventTargetLike, string, () => void]> = [];
       if (win) {
         hooks.push([win, 'online', () => listener('online')]);

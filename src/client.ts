@@ -19,7 +19,7 @@ import {
   type Protocal,
 } from './protocol';
 import { QosInbox } from './qos-inbox';
-import { QosOutbox, type OutgoingMessage, type SendReceipt } from './qos-outbox';
+import { QosOutbox, type OutgoingMessage, type SendReceipt, type StoredMessage } from './qos-outbox';
 import { canMove, ClientState, type ClientStateName } from './state';
 import type { LifecycleEvent, SocketConnection } from './transport';
 import { decodeUtf8 } from './utf8';
@@ -132,6 +132,10 @@ export class IMClient {
   private _networkDown = false;
   private _background = false;
   private _destroyed = false;
+  /** Durable outbox: whether the stored messages of this login were loaded, and whether a save is due. */
+  private _storeLoaded = true;
+  private _saveScheduled = false;
+  private _logins = 0;
 
   constructor(options: IMClientOptions) {
     const o = (this._o = resolveOptions(options));
@@ -141,6 +145,7 @@ export class IMClient {
       write: (frame) => this._current === ClientState.ONLINE && this._write(frame),
       delivered: (message) => this._events.emit('delivered', { fp: message.fp as string, message }),
       lost: (message, error) => this._events.emit('lost', { message, error }),
+      changed: () => this._persistSoon(),
     });
     this._keepAlive = new KeepAlive(
       o.clock,
@@ -203,10 +208,11 @@ export class IMClient {
     if (this._current !== ClientState.IDLE && this._current !== ClientState.CLOSED) {
       return Promise.reject(new IMError('ALREADY_ACTIVE', `login() needs a logged-out client; the state is ${this._current}`));
     }
-    this._credentials = { userId: params.userId, token: params.token ?? '', extra: params.extra };
+    this._credentials = { userId: params.userId, token: params.token || '', extra: params.extra };
     this._firstLogin = 0;
     this._attempts = 0;
     this._watchLifecycle();
+    this._restoreOutbox(params.userId);
     const result = new Promise<LoginResult>((resolve, reject) => (this._loginWaiter = { resolve, reject }));
     this._openLink(this._credentials.token, 'login');
     return result;
@@ -225,8 +231,8 @@ export class IMClient {
       return Promise.reject(new IMError('NOT_ONLINE', 'send() needs a login first'));
     }
     const qos = options.qos !== false;
-    const fp = options.fp ?? (qos ? createFingerprint(this._o.random) : null);
-    const frame = this._frame(MsgType.DATA, content, to, { fp, QoS: qos, typeu: options.typeu ?? -1 });
+    const fp = options.fp || (qos ? createFingerprint(this._o.random) : null);
+    const frame = this._frame(MsgType.DATA, content, to, { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
     return this._outbox.enqueue(frame);
   }
 
@@ -413,7 +419,10 @@ export class IMClient {
   private _shutdown(reason: StateReason, error: IMError, announce?: () => void): void {
     this._closeLink();
     this._retryTimer.cancel();
+    // destroy() keeps a durable outbox for the next login; every other stop settles its messages as lost.
+    const keep = reason === 'destroyed' && this._o.outboxStore !== null;
     const lost = this._outbox.drain();
+    if (!keep) this._save([]);
     this._inbox.clear();
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
@@ -424,8 +433,50 @@ export class IMClient {
     if (announce) announce();
     for (const item of lost) {
       item.reject(error);
-      this._events.emit('lost', { message: item.message, error });
+      if (!keep) this._events.emit('lost', { message: item.message, error });
     }
+  }
+
+  private _restoreOutbox(userId: string): void {
+    const store = this._o.outboxStore;
+    if (!store) return;
+    this._storeLoaded = false;
+    const login = ++this._logins;
+    Promise.resolve()
+      .then(() => store.load(userId))
+      .then(
+        (items) => {
+          if (login !== this._logins || this._current === ClientState.CLOSED) return;
+          for (const item of items || []) {
+            if (item && item.frame && item.frame.from === userId) this._outbox.enqueue(item.frame, item.enqueuedAt).catch(() => undefined);
+          }
+        },
+        (error: unknown) => this._o.logger.warn('outboxStore.load failed', error),
+      )
+      .then(() => {
+        if (login !== this._logins) return;
+        this._storeLoaded = true;
+        this._persistSoon();
+      });
+  }
+
+  /** Saves the outbox once, after the current burst of changes. */
+  private _persistSoon(): void {
+    if (!this._o.outboxStore || this._saveScheduled) return;
+    this._saveScheduled = true;
+    Promise.resolve().then(() => {
+      this._saveScheduled = false;
+      if (this._storeLoaded) this._save(this._outbox.snapshot());
+    });
+  }
+
+  private _save(messages: StoredMessage[]): void {
+    const store = this._o.outboxStore;
+    const userId = this._credentials && this._credentials.userId;
+    if (!store || !userId) return;
+    Promise.resolve()
+      .then(() => store.save(userId, messages))
+      .catch((error: unknown) => this._o.logger.warn('outboxStore.save failed', error));
   }
 
   private _receive(data: string | ArrayBuffer | Uint8Array): void {
@@ -441,7 +492,7 @@ export class IMClient {
     if (frame.QoS && frame.fp != null && frame.type !== MsgType.ACK && frame.type !== MsgType.LOGIN_RESPONSE) {
       // ACK every QoS frame, duplicates included (spec §6.1). `from` is our own id rather than the frame's
       // `to`, so a server that checks the sender (ours does) accepts it. MobileIMSDK never ACKs a type 50.
-      this._write(this._frame(MsgType.ACK, frame.fp, frame.from ?? SERVER_ID));
+      this._write(this._frame(MsgType.ACK, frame.fp, frame.from || SERVER_ID));
     }
     switch (frame.type) {
       case MsgType.LOGIN_RESPONSE:
@@ -450,9 +501,9 @@ export class IMClient {
         if (frame.QoS && frame.fp != null && this._inbox.isDuplicate(frame.fp)) return;
         return this._events.emit('message', {
           fp: frame.fp,
-          from: frame.from ?? '',
-          to: frame.to ?? '',
-          content: frame.dataContent ?? '',
+          from: frame.from || '',
+          to: frame.to || '',
+          content: frame.dataContent || '',
           typeu: frame.typeu,
           qos: frame.QoS,
           serverTime: frame.sm > 0 ? frame.sm : null,
@@ -512,7 +563,7 @@ export class IMClient {
     try {
       info = decodeErrorResponse(dataContent);
     } catch {
-      info = { errorCode: -1, errorMsg: dataContent ?? '' };
+      info = { errorCode: -1, errorMsg: dataContent || '' };
     }
     this._events.emit('error', new IMError('SERVER_ERROR', `server error ${info.errorCode}: ${info.errorMsg}`, info.errorCode));
     // 301: the server has no session for this socket; log in again (spec §10).
@@ -526,7 +577,7 @@ export class IMClient {
     } catch {
       info = { code: -1 };
     }
-    const kicked = { code: info.code, reason: info.reason ?? '' };
+    const kicked = { code: info.code, reason: info.reason || '' };
     const error = new IMError('KICKED', `kicked out by the server (code ${info.code})`, info.code);
     this._shutdown('kicked', error, () => this._events.emit('kicked', kicked));
   }

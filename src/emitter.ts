@@ -42,11 +42,6 @@ export class SafeEmitter<E extends Record<string, unknown>> {
     }
   }
 
-  /** How many listeners `type` has. */
-  listenerCount(type: keyof E): number {
-    return this._bus.all.get(type)?.length ?? 0;
-  }
-
   /** Removes every listener of every type. */
   clear(): void {
     this._bus.all.clear();

@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from './clock';
 import { silentLogger, type Logger } from './logger';
 import { SenseMode, senseModeTimings, type SenseModeValue } from './sense-mode';
+import type { OutboxStore } from './qos-outbox';
 import type { SocketAdapter } from './transport';
 
 /** Options of {@link IMClient}; only `url` and `adapter` are required. */
@@ -35,6 +36,8 @@ export interface IMClientOptions {
   probeTimeoutMs?: number;
   /** Called before each automatic re-login for a fresh token. */
   getToken?: () => string | Promise<string>;
+  /** Keeps unacknowledged QoS messages across reloads (see `mobileimsdk-ts/adapters/storage`). */
+  outboxStore?: OutboxStore;
   logger?: Logger;
   clock?: Clock;
   /** Randomness for backoff jitter and fingerprints (default `Math.random`). */
@@ -60,17 +63,28 @@ export interface ResolvedOptions {
   echoTimeoutMs: number;
   probeTimeoutMs: number;
   getToken: (() => string | Promise<string>) | null;
+  outboxStore: OutboxStore | null;
   logger: Logger;
   clock: Clock;
   random: () => number;
 }
 
-function positive(value: number | undefined, name: string, fallback: number, allowZero = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new RangeError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds or a count, got ${String(value)}`);
+/** Names that may be 0; every other number must be positive. */
+const ZERO_OK = ['minDelayMs', 'maxDelayMs', 'maxAttempts', 'resendAfterMs', 'maxRetries'];
+
+/** Fills `defaults` from `given`, checking each value given; `section` names them in errors. */
+function numbers<T extends Record<string, number>>(section: string, given: Partial<T> | undefined, defaults: T): T {
+  const out = { ...defaults };
+  for (const key of Object.keys(defaults) as Array<keyof T & string>) {
+    const value = given ? given[key] : undefined;
+    if (value === undefined) continue;
+    const zeroOk = ZERO_OK.indexOf(key) >= 0;
+    if (typeof value !== 'number' || !(value > 0 || (zeroOk && value === 0))) {
+      throw new RangeError(`${section}${key} must be a ${zeroOk ? 'non-negative' : 'positive'} number, got ${String(value)}`);
+    }
+    out[key] = value as T[keyof T & string];
   }
-  return value;
+  return out;
 }
 
 /** Validates options and fills defaults; throws `TypeError`/`RangeError` saying what to pass instead. */
@@ -80,42 +94,35 @@ export function resolveOptions(o: IMClientOptions): ResolvedOptions {
   if (!o.adapter || typeof o.adapter.connect !== 'function') {
     throw new TypeError('options.adapter must be a platform adapter, such as createBrowserAdapter()');
   }
-  const mode = senseModeTimings(o.senseMode ?? SenseMode.MODE_5S);
-  const ka = o.keepAlive;
-  const keepAlive = {
-    intervalMs: positive(ka?.intervalMs, 'keepAlive.intervalMs', mode.intervalMs),
-    timeoutMs: positive(ka?.timeoutMs, 'keepAlive.timeoutMs', mode.timeoutMs),
-  };
-  const r = o.reconnect ?? {};
-  const reconnect = {
-    minDelayMs: positive(r.minDelayMs, 'reconnect.minDelayMs', 1000, true),
-    maxDelayMs: positive(r.maxDelayMs, 'reconnect.maxDelayMs', 30000, true),
-    maxAttempts: positive(r.maxAttempts, 'reconnect.maxAttempts', Infinity, true),
-  };
+  const mode = senseModeTimings(o.senseMode || SenseMode.MODE_5S);
+  const keepAlive = numbers('keepAlive.', o.keepAlive, { intervalMs: mode.intervalMs, timeoutMs: mode.timeoutMs });
+  const reconnect = numbers('reconnect.', o.reconnect, { minDelayMs: 1000, maxDelayMs: 30000, maxAttempts: Infinity });
   if (reconnect.maxDelayMs < reconnect.minDelayMs) throw new RangeError('reconnect.maxDelayMs must not be below reconnect.minDelayMs');
-  const q = o.qos ?? {};
-  const qos = {
-    checkIntervalMs: positive(q.checkIntervalMs, 'qos.checkIntervalMs', 5000),
-    resendAfterMs: positive(q.resendAfterMs, 'qos.resendAfterMs', 3000, true),
-    maxRetries: positive(q.maxRetries, 'qos.maxRetries', 2, true),
-    dedupTtlMs: positive(q.dedupTtlMs, 'qos.dedupTtlMs', 600000),
-    dedupMax: positive(q.dedupMax, 'qos.dedupMax', 10000),
-    maxPending: positive(q.maxPending, 'qos.maxPending', 1000),
-    deliverTimeoutMs: positive(q.deliverTimeoutMs, 'qos.deliverTimeoutMs', 120000),
-  };
+  const qos = numbers('qos.', o.qos, {
+    checkIntervalMs: 5000,
+    resendAfterMs: 3000,
+    maxRetries: 2,
+    dedupTtlMs: 600000,
+    dedupMax: 10000,
+    maxPending: 1000,
+    deliverTimeoutMs: 120000,
+  });
+  const timeouts = numbers('', o, { loginTimeoutMs: 10000, echoTimeoutMs: 5000, probeTimeoutMs: 3000 });
   if (o.getToken !== undefined && typeof o.getToken !== 'function') throw new TypeError('options.getToken must be a function returning a token');
+  if (o.outboxStore !== undefined && (!o.outboxStore || typeof o.outboxStore.load !== 'function' || typeof o.outboxStore.save !== 'function')) {
+    throw new TypeError('options.outboxStore must have load(userId) and save(userId, messages), such as createOutboxStore(localStorage)');
+  }
   return {
     url: o.url,
     adapter: o.adapter,
     keepAlive,
     reconnect,
     qos,
-    loginTimeoutMs: positive(o.loginTimeoutMs, 'loginTimeoutMs', 10000),
-    echoTimeoutMs: positive(o.echoTimeoutMs, 'echoTimeoutMs', 5000),
-    probeTimeoutMs: positive(o.probeTimeoutMs, 'probeTimeoutMs', 3000),
-    getToken: o.getToken ?? null,
-    logger: o.logger ?? silentLogger,
-    clock: o.clock ?? systemClock,
-    random: o.random ?? Math.random,
+    ...timeouts,
+    getToken: o.getToken || null,
+    outboxStore: o.outboxStore || null,
+    logger: o.logger || silentLogger,
+    clock: o.clock || systemClock,
+    random: o.random || Math.random,
   };
 }

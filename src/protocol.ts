@@ -205,7 +205,7 @@ export function decodeLoginResponse(text: string | null): LoginResponse {
 /** Parses a type-52 payload. */
 export function decodeErrorResponse(text: string | null): ErrorResponse {
   const o = parseObject(text, 'error response');
-  return { errorCode: readInt(o, 'errorCode'), errorMsg: readString(o, 'errorMsg') ?? '' };
+  return { errorCode: readInt(o, 'errorCode'), errorMsg: readString(o, 'errorMsg') || '' };
 }
 
 /** Parses a type-54 payload; `reason` is present only when the server sent one. */

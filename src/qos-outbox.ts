@@ -36,6 +36,23 @@ export interface OutboxIO {
   write(frame: Protocal): boolean;
   delivered(message: OutgoingMessage): void;
   lost(message: OutgoingMessage, error: IMError): void;
+  /** The set of QoS messages changed (one was queued or settled); used to persist the outbox. */
+  changed(): void;
+}
+
+/** A QoS message as kept by an {@link OutboxStore}: its frame, fingerprint included, and when it was queued. */
+export interface StoredMessage {
+  frame: Protocal;
+  enqueuedAt: number;
+}
+
+/**
+ * Keeps unacknowledged QoS messages across a page reload or an app restart. `save` receives the whole
+ * set after each change (an empty list when nothing is pending); `load` returns it at the next login.
+ */
+export interface OutboxStore {
+  load(userId: string): StoredMessage[] | Promise<StoredMessage[]>;
+  save(userId: string, messages: StoredMessage[]): void | Promise<void>;
 }
 
 interface Entry {
@@ -82,8 +99,11 @@ export class QosOutbox {
     return this._entries.size;
   }
 
-  /** Queues a frame; QoS frames settle on their ACK or loss, others once written. */
-  enqueue(frame: Protocal): Promise<SendReceipt> {
+  /**
+   * Queues a frame; QoS frames settle on their ACK or loss, others once written. `enqueuedAt` is given
+   * for a message restored from storage, whose delivery deadline runs from when it was first queued.
+   */
+  enqueue(frame: Protocal, enqueuedAt: number = this._clock.now()): Promise<SendReceipt> {
     const key = frame.QoS && frame.fp != null ? frame.fp : '#' + ++this._seq;
     const existing = this._entries.get(key);
     if (existing) return existing.promise;
@@ -96,11 +116,21 @@ export class QosOutbox {
       resolve = res;
       reject = rej;
     });
-    const entry: Entry = { frame, enqueuedAt: this._clock.now(), sentAt: null, retries: 0, promise, resolve, reject };
+    const entry: Entry = { frame, enqueuedAt, sentAt: null, retries: 0, promise, resolve, reject };
     this._entries.set(key, entry);
-    if (!this._deadlineTimer.armed) this._deadlineTimer.arm(this._opts.deliverTimeoutMs);
+    if (frame.QoS) this._io.changed();
+    this._armDeadline(this._clock.now());
     if (this._online) this._transmit(key, entry);
     return promise;
+  }
+
+  /** The QoS messages not yet settled, in the order they were queued. */
+  snapshot(): StoredMessage[] {
+    const out: StoredMessage[] = [];
+    this._entries.forEach((e) => {
+      if (e.frame.QoS) out.push({ frame: e.frame, enqueuedAt: e.enqueuedAt });
+    });
+    return out;
   }
 
   /** The link is up: send everything waiting, in the order it was queued. */
@@ -188,7 +218,9 @@ export class QosOutbox {
   }
 
   private _remove(key: string): void {
+    const entry = this._entries.get(key);
     this._entries.delete(key);
+    if (entry && entry.frame.QoS) this._io.changed();
     if (this._entries.size === 0) {
       this._checkTimer.cancel();
       this._deadlineTimer.cancel();
@@ -196,9 +228,10 @@ export class QosOutbox {
   }
 
   private _armDeadline(now: number): void {
-    const first = this._entries.values().next();
-    if (first.done) return;
-    this._deadlineTimer.arm(first.value.enqueuedAt + this._opts.deliverTimeoutMs - now);
+    let earliest = Infinity;
+    this._entries.forEach((e) => (earliest = Math.min(earliest, e.enqueuedAt)));
+    if (earliest === Infinity) this._deadlineTimer.cancel();
+    else this._deadlineTimer.arm(earliest + this._opts.deliverTimeoutMs - now);
   }
 }
 
@@ -207,7 +240,7 @@ function toMessage(p: Protocal): OutgoingMessage {
     fp: p.fp,
     from: p.from as string,
     to: p.to as string,
-    content: p.dataContent ?? '',
+    content: p.dataContent || '',
     typeu: p.typeu,
     qos: p.QoS,
   };

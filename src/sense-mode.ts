@@ -29,19 +29,20 @@ export interface SenseModeTimings {
   udpServerExpiryMs: number | null;
 }
 
-const table: Record<SenseModeValue, SenseModeTimings> = {
-  1: { intervalMs: 3000, timeoutMs: 5000, udpTimeoutMs: 10000, serverExpiryMs: 7000, udpServerExpiryMs: 10000 },
-  2: { intervalMs: 5000, timeoutMs: 8000, udpTimeoutMs: null, serverExpiryMs: 11000, udpServerExpiryMs: null },
-  3: { intervalMs: 10000, timeoutMs: 15000, udpTimeoutMs: 21000, serverExpiryMs: 15000, udpServerExpiryMs: 21000 },
-  4: { intervalMs: 15000, timeoutMs: 20000, udpTimeoutMs: null, serverExpiryMs: 20000, udpServerExpiryMs: null },
-  5: { intervalMs: 30000, timeoutMs: 35000, udpTimeoutMs: 61000, serverExpiryMs: 35000, udpServerExpiryMs: 62000 },
-  6: { intervalMs: 60000, timeoutMs: 65000, udpTimeoutMs: 121000, serverExpiryMs: 65000, udpServerExpiryMs: 122000 },
-  7: { intervalMs: 120000, timeoutMs: 125000, udpTimeoutMs: 241000, serverExpiryMs: 125000, udpServerExpiryMs: 242000 },
+// Per mode: interval, timeout, UDP timeout, server expiry, UDP server expiry (0 = no UDP variant).
+const table: Record<SenseModeValue, readonly number[]> = {
+  1: [3000, 5000, 10000, 7000, 10000],
+  2: [5000, 8000, 0, 11000, 0],
+  3: [10000, 15000, 21000, 15000, 21000],
+  4: [15000, 20000, 0, 20000, 0],
+  5: [30000, 35000, 61000, 35000, 62000],
+  6: [60000, 65000, 121000, 65000, 122000],
+  7: [120000, 125000, 241000, 125000, 242000],
 };
 
 /** The timings of a sense mode; throws a `RangeError` for a value that is not one of {@link SenseMode}. */
 export function senseModeTimings(mode: number): SenseModeTimings {
   const t = table[mode as SenseModeValue];
   if (!t) throw new RangeError(`senseMode must be one of SenseMode.MODE_3S … MODE_120S (1–7), got ${String(mode)}`);
-  return t;
+  return { intervalMs: t[0], timeoutMs: t[1], udpTimeoutMs: t[2] || null, serverExpiryMs: t[3], udpServerExpiryMs: t[4] || null };
 }
