@@ -8,7 +8,7 @@ const external = new Set(['ws', 'better-sqlite3', ...builtinModules, ...builtinM
 export default {
   input: { index: 'src/index.ts', cli: 'src/cli.ts' },
   external: (id) => external.has(id),
-  plugins: [typescript({ tsconfig: './tsconfig.json', outDir: 'dist', noEmitOnError: true })],
+  plugins: [typescript({ tsconfig: './tsconfig.json', outDir: 'dist', declaration: true, declarationDir: 'dist/types', noEmitOnError: true })],
   output: {
     dir: 'dist',
     format: 'es',
