@@ -1,7 +1,7 @@
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
 import { DedupWindow } from './dedup';
 import { ServerErrorCode } from './errors';
-import { handleAck, handleData, resendFrame } from './delivery';
+import { handleAck, handleData, replaySettled, resendFrame } from './delivery';
 import { handleLogin } from './login';
 import { Metrics } from './metrics';
 import type { OfflineStore } from './offline-store';
@@ -33,6 +33,7 @@ export class ServerCore {
       (frames) => {
         this.metrics.lost += frames.length;
         this.safely('onLost', () => opts.hooks.onLost?.(frames));
+        for (const f of frames) if (f.to && f.fp) this.safely('replay', () => replaySettled(this, f.to as string, f.fp as string));
       },
     );
   }

@@ -68,6 +68,7 @@ export async function handleAck(core: ServerCore, s: Session, uid: string, p: Pr
     core.metrics.delivered++;
     core.safely('onDelivered', () => core.opts.hooks.onDelivered?.(fp, uid));
   }
+  await replaySettled(core, uid, fp);
 }
 
 /**
@@ -105,25 +106,65 @@ export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome
   return 'stored';
 }
 
-/** Writes every stored message of a user who just logged in, oldest first, with its original fp. */
-export async function replayStored(core: ServerCore, uid: string): Promise<void> {
+/**
+ * Starts handing a user who just logged in everything stored for them, oldest first, with the original
+ * fingerprints. At most `replayWindow` stored messages are in flight at once; each ACK (or loss) lets the
+ * next ones go, so a long backlog never floods the connection. Messages written live since the login
+ * (also stored until ACKed) are skipped rather than sent twice.
+ */
+export async function replayStored(core: ServerCore, s: Session): Promise<void> {
   if (core.opts.hooks.onOffline) return;
-  const rows = await core.store.list(uid, core.opts.maxOfflinePerUser);
-  for (const row of rows) {
-    const target = core.online.get(uid);
-    if (!target || target.closed) return;
-    let frame: Protocal;
-    try {
-      frame = decodeFrame(row.frame);
-    } catch {
-      core.opts.logger.error(`stored message ${row.fp} for "${uid}" is unreadable; removing it`);
-      await core.store.remove(uid, row.fp);
-      continue;
-    }
-    if (!core.send(target, frame)) return;
-    core.qos.enrol(frame, true);
-    core.metrics.offlineDelivered++;
+  s.replay = { cursor: 0, startedMs: Date.now(), inFlight: new Set(), pumping: false, again: false };
+  await pumpReplay(core, s);
+}
+
+/** Sends the next stored messages while the replay window has room. */
+export async function pumpReplay(core: ServerCore, s: Session): Promise<void> {
+  const r = s.replay;
+  const uid = s.userId;
+  if (!r || !uid) return;
+  if (r.pumping) {
+    r.again = true;
+    return;
   }
+  r.pumping = true;
+  try {
+    do {
+      r.again = false;
+      const room = core.opts.replayWindow - r.inFlight.size;
+      if (room <= 0) break;
+      const rows = await core.store.list(uid, r.cursor, room);
+      if (rows.length === 0 && r.inFlight.size === 0) {
+        s.replay = null;
+        return;
+      }
+      for (const row of rows) {
+        if (s.closed || core.online.get(uid) !== s) return;
+        r.cursor = row.seq;
+        if (core.qos.sentSince(uid, row.fp, r.startedMs)) continue;
+        let frame: Protocal;
+        try {
+          frame = decodeFrame(row.frame);
+        } catch {
+          core.opts.logger.error(`stored message ${row.fp} for "${uid}" is unreadable; removing it`);
+          await core.store.remove(uid, row.fp);
+          continue;
+        }
+        if (!core.send(s, frame)) return;
+        r.inFlight.add(row.fp);
+        core.qos.enrol(frame, true);
+        core.metrics.offlineDelivered++;
+      }
+    } while (r.again);
+  } finally {
+    r.pumping = false;
+  }
+}
+
+/** A replayed message was ACKed or given up on: it leaves the window and the next may go. */
+export async function replaySettled(core: ServerCore, userId: string, fp: string): Promise<void> {
+  const s = core.online.get(userId);
+  if (s?.replay?.inFlight.delete(fp)) await pumpReplay(core, s);
 }
 
 /** The QoS daemon's retransmission: to whatever session the receiver is online with now. */

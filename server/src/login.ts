@@ -73,7 +73,7 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   core.metrics.logins++;
   const connInfo = s.info();
   core.safely('onLoginSuccess', () => core.opts.hooks.onLoginSuccess?.(uid, info.extra ?? null, connInfo));
-  await replayStored(core, uid);
+  await replayStored(core, s);
 }
 
 function loginResponse(code: number, firstLoginTime: number, to: string): Protocal {

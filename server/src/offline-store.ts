@@ -4,6 +4,8 @@ import Database from 'better-sqlite3';
 
 /** One message waiting for its receiver's ACK. */
 export interface StoredMessage {
+  /** Position in the store: later messages have larger values. */
+  seq: number;
   fp: string;
   /** The frame's text exactly as it will be sent. */
   frame: string;
@@ -17,8 +19,8 @@ export interface StoredMessage {
 export interface OfflineStore {
   /** Stores a message for `to`; false when one with the same fp is already stored for `to`. */
   put(to: string, fp: string, frame: string): boolean | Promise<boolean>;
-  /** The messages stored for `to`, oldest first, at most `limit`. */
-  list(to: string, limit: number): StoredMessage[] | Promise<StoredMessage[]>;
+  /** The messages stored for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
+  list(to: string, afterSeq: number, limit: number): StoredMessage[] | Promise<StoredMessage[]>;
   /** Removes one message; true when it was there. */
   remove(to: string, fp: string): boolean | Promise<boolean>;
   /** Number of messages stored for `to`. */
@@ -86,9 +88,10 @@ export class SqliteOfflineStore implements OfflineStore {
       created_ms INTEGER NOT NULL,
       UNIQUE (to_uid, fp)
     )`);
+    this.db.exec('CREATE INDEX IF NOT EXISTS pending_by_user ON pending (to_uid, seq)');
     this.stmts = {
       put: this.db.prepare('INSERT OR IGNORE INTO pending (to_uid, fp, frame, created_ms) VALUES (?, ?, ?, ?)'),
-      list: this.db.prepare('SELECT fp, frame FROM pending WHERE to_uid = ? ORDER BY seq LIMIT ?'),
+      list: this.db.prepare('SELECT seq, fp, frame FROM pending WHERE to_uid = ? AND seq > ? ORDER BY seq LIMIT ?'),
       remove: this.db.prepare('DELETE FROM pending WHERE to_uid = ? AND fp = ?'),
       count: this.db.prepare('SELECT COUNT(*) AS n FROM pending WHERE to_uid = ?'),
       total: this.db.prepare('SELECT COUNT(*) AS n FROM pending'),
@@ -116,9 +119,9 @@ export class SqliteOfflineStore implements OfflineStore {
     });
   }
 
-  list(to: string, limit: number): StoredMessage[] {
+  list(to: string, afterSeq: number, limit: number): StoredMessage[] {
     this.flush();
-    return this.stmts.list.all(to, limit) as StoredMessage[];
+    return this.stmts.list.all(to, afterSeq, limit) as StoredMessage[];
   }
 
   count(to: string): number {

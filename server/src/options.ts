@@ -32,6 +32,8 @@ export interface ServerOptions {
   store?: OfflineStore;
   /** Most messages kept for one receiver; beyond it the sender gets error 319 and no ACK (default 10000). */
   maxOfflinePerUser?: number;
+  /** Stored messages in flight at once while a user's backlog is handed over after login (default 100). */
+  replayWindow?: number;
   /** A connection must log in within this time (default 15000). */
   loginTimeoutMs?: number;
   /** Per-connection frame rate limit (default burst 200, 100/s); false disables it. */
@@ -58,6 +60,7 @@ export interface ResolvedOptions {
   durability: 'normal' | 'full';
   store: OfflineStore | null;
   maxOfflinePerUser: number;
+  replayWindow: number;
   loginTimeoutMs: number;
   rateLimit: RateLimitOptions | null;
   qos: QosOptions;
@@ -94,6 +97,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     durability: o.durability ?? 'normal',
     store: o.store ?? null,
     maxOfflinePerUser: positive(o.maxOfflinePerUser ?? 10000, 'maxOfflinePerUser'),
+    replayWindow: positive(o.replayWindow ?? 100, 'replayWindow'),
     loginTimeoutMs: positive(o.loginTimeoutMs ?? 15000, 'loginTimeoutMs'),
     rateLimit,
     qos,

@@ -85,6 +85,12 @@ export class QosSendDaemon {
     return this.pending.has(keyOf(to, fp));
   }
 
+  /** Whether the message is waiting for an ACK and was first written at or after `sinceMs`. */
+  sentSince(to: string, fp: string, sinceMs: number): boolean {
+    const e = this.pending.get(keyOf(to, fp));
+    return !!e && e.firstSentMs >= sinceMs;
+  }
+
   /** Number of messages waiting for an ACK. */
   get size(): number {
     return this.pending.size;

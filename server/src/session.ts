@@ -48,6 +48,8 @@ export class Session implements ConnectionInfo {
   /** Frames queued on {@link Session.chain} and not yet handled. */
   queued = 0;
   readonly bucket: TokenBucket | null;
+  /** Progress of handing this user's stored messages over after login, or null when there is none. */
+  replay: { cursor: number; startedMs: number; inFlight: Set<string>; pumping: boolean; again: boolean } | null = null;
 
   constructor(readonly link: Link, rate: { burst: number; perSecond: number } | null) {
     this.bucket = rate ? new TokenBucket(rate) : null;

@@ -54,6 +54,30 @@ describe('offline store', () => {
     expect([(await c.nextOfType(2)).fp, (await c.nextOfType(2)).fp]).toEqual(['fp-off-4', 'fp-off-5']);
   });
 
+  it('hands a backlog over in a window: the next stored message goes out as each one is ACKed', async () => {
+    const { server, open } = await setup({ replayWindow: 3 });
+    const a = await open();
+    await login(a, 'sender');
+    for (let i = 0; i < 10; i++) a.send(dataFrame('sender', 'late', `m${i}`, `fp-w${i}`));
+    for (let i = 0; i < 10; i++) await a.nextOfType(4);
+    const b = await open();
+    await login(b, 'late');
+    const first = [await b.nextOfType(2), await b.nextOfType(2), await b.nextOfType(2)];
+    expect(first.map((f) => f.fp)).toEqual(['fp-w0', 'fp-w1', 'fp-w2']);
+    expect(await b.quiet(100)).toEqual([]);
+    a.send(dataFrame('sender', 'late', 'live', 'fp-live'));
+    expect((await b.nextOfType(2)).fp).toBe('fp-live');
+    const seen = first.map((f) => f.fp as string);
+    b.send(ackFrame('late', 'sender', 'fp-live'));
+    for (let i = 0; i < 10; i++) {
+      b.send(ackFrame('late', 'sender', `fp-w${i}`));
+      if (i + 3 < 10) seen.push((await b.nextOfType(2)).fp as string);
+    }
+    expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => `fp-w${i}`));
+    await expect.poll(() => server.metrics().offlinePending).toBe(0);
+    expect(await b.quiet(100)).toEqual([]);
+  });
+
   it('does not let another user ACK a stored message away', async () => {
     const { server, open } = await setup();
     const a = await open();
