@@ -63,7 +63,10 @@ export function createBrowserAdapter(options: BrowserAdapterOptions = {}): Socke
       ws.binaryType = 'arraybuffer';
       let done = false;
       const detach = (): void => {
-        ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+        ws.onopen = ws.onmessage = ws.onclose = null;
+        // Keep an error listener: `ws` in Node emits 'error' when a socket is closed before its handshake
+        // finished, and an EventEmitter with no 'error' listener throws it.
+        ws.onerror = () => undefined;
       };
       ws.onopen = () => handlers.onOpen();
       ws.onmessage = (event) => handlers.onMessage(event.data as string | ArrayBuffer);
