@@ -87,6 +87,18 @@ describe('idle expiry (spec §7.2)', () => {
     expect(link.closed).toBe(true);
   });
 
+  it('reports an expired logged-in session through onLogout with kick code -1', async () => {
+    const logouts: Array<[string, number]> = [];
+    const { core, connect } = makeCore({ senseMode: SenseMode.MODE_3S, hooks: { onLogout: (u, c) => void logouts.push([u, c]) } });
+    const link = connect('tcp');
+    core.receive(link.session, loginText('idle-user'));
+    await vi.advanceTimersByTimeAsync(6_999);
+    expect(core.online.users()).toEqual(['idle-user']);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(logouts).toEqual([['idle-user', -1]]);
+    expect(core.online.users()).toEqual([]);
+  });
+
   it('uses the UDP expiry for UDP sessions', async () => {
     const { connect } = makeCore({ senseMode: SenseMode.MODE_3S, loginTimeoutMs: 1e9 });
     const link = connect('udp');
@@ -106,6 +118,20 @@ describe('login deadline', () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(link.closed).toBe(true);
     expect(JSON.parse(link.ofType(52)[0].dataContent as string).errorCode).toBe(316);
+  });
+
+  it('also bounds a login whose verify hook is slower than the deadline', async () => {
+    const { core, connect } = makeCore({
+      loginTimeoutMs: 5_000,
+      hooks: { verifyLogin: () => new Promise<number>((r) => setTimeout(() => r(0), 60_000)) },
+    });
+    const link = connect();
+    core.receive(link.session, loginText('slow'));
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(link.closed).toBe(true);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(link.ofType(50)).toEqual([]);
+    expect(core.online.users()).toEqual([]);
   });
 
   it('does not apply once the session is logged in', async () => {

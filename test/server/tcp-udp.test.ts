@@ -131,3 +131,22 @@ describe('UDP gateway', () => {
     expect(server.onlineUsers()).toEqual(['ws3']);
   });
 });
+
+describe('across transports', () => {
+  it('kicks a TCP session when the same user logs in over WebSocket, and an admin kick ends a UDP session', async () => {
+    const { server, tcp, ws, udp } = await setup();
+    const t = await tcp();
+    await login(t, 'roamer');
+    const w = await ws();
+    await login(w, 'roamer');
+    expect((await t.nextOfType(54)).dataContent).toBe('{"code":1}');
+    await t.closed;
+    const u = await udp();
+    await login(u, 'udp-kick');
+    expect(server.kick('udp-kick', 2, 'admin')).toBe(true);
+    expect((await u.nextOfType(54)).dataContent).toBe('{"code":2,"reason":"admin"}');
+    u.send({ type: 1, dataContent: '{}', from: 'udp-kick', to: '0' });
+    expect(errorOf(await u.nextOfType(52)).errorCode).toBe(ServerErrorCode.UNLOGIN);
+    expect(server.onlineUsers()).toEqual(['roamer']);
+  });
+});

@@ -102,6 +102,23 @@ describe('WebSocket gateway: login and session', () => {
     expect(server.metrics().loginFailures).toBe(1);
   });
 
+  it('answers login code 318 when the verify hook throws, and keeps serving others', async () => {
+    const { open } = await setup({
+      hooks: {
+        verifyLogin: (uid) => {
+          if (uid === 'broken') throw new Error('db down');
+          return 0;
+        },
+      },
+    });
+    const a = await open();
+    a.send(loginFrame('broken'));
+    expect((await a.nextOfType(50)).dataContent).toBe(`{"code":${ServerErrorCode.SERVER_ERROR},"firstLoginTime":-1}`);
+    await a.closed;
+    const b = await open();
+    expect((await login(b, 'fine')).code).toBe(0);
+  });
+
   it('does not let a logged-in connection switch to another user', async () => {
     const { server, open } = await setup();
     const a = await open();
