@@ -27,7 +27,7 @@ export async function startWsGateway(
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => attach(core, ws, req, opts.maxPayloadBytes));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(core, ws, req));
   });
   http.on('clientError', (_err, socket) => socket.destroy());
   // Netty gives the handshake 10 s; Node's own defaults (60 s headers, 300 s request) invite slow-loris.
@@ -44,9 +44,9 @@ export async function startWsGateway(
   };
 }
 
-function attach(core: ServerCore, ws: WebSocket, req: IncomingMessage, maxBufferedBytes: number): void {
+function attach(core: ServerCore, ws: WebSocket, req: IncomingMessage): void {
   const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-  const limit = Math.max(core.opts.maxBufferedBytes, maxBufferedBytes);
+  const limit = core.opts.maxBufferedBytes;
   const session = core.open({
     transport: 'ws',
     remote,

@@ -45,10 +45,13 @@ export class QosSendDaemon {
     this.check();
   }
 
-  /** Stops checking; pending entries stay unsettled. */
+  /** Stops checking and settles every waiter as lost (the stored copies stay for the next start). */
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    const entries = [...this.pending.values()];
+    this.pending.clear();
+    for (const e of entries) for (const w of e.waiters) w('lost');
   }
 
   /**

@@ -74,6 +74,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
   const server: IMServer = {
     ports,
     async sendToUser(userId, content, o = {}) {
+      if (closed) throw new Error('the server is closed');
       if (typeof userId !== 'string' || userId === '' || userId === SERVER_ID || userId === UNSET_ID) {
         throw new TypeError(`sendToUser needs a user id (not "0" or "-1"), got ${JSON.stringify(userId)}`);
       }

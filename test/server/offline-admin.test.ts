@@ -163,6 +163,20 @@ describe('admin HTTP API', () => {
     expect(delivered).toEqual([msg.fp]);
   });
 
+  it('settles a pending push as "stored" when the server closes, and refuses pushes after', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'im-close-'));
+    dirs.push(dir);
+    const server = await startServer({ dataDir: dir });
+    const a = await WsClient.open(server.ports.ws!);
+    clients.push(a);
+    await login(a, 'quiet');
+    const pending = server.sendToUser('quiet', 'never acked');
+    await a.nextOfType(2);
+    await server.close();
+    expect((await pending).status).toBe('stored');
+    await expect(server.sendToUser('quiet', 'x')).rejects.toThrow(/closed/);
+  });
+
   it('stores an S2C push for an offline user and answers "stored"', async () => {
     const { server, open } = await setup();
     const res = await admin(server.ports.http!, 'POST', '/api/send', { to: 'nobody-yet', content: 'later' });
