@@ -2,6 +2,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Gateway } from './gateway';
 import { closeHttp, listen } from './gateway';
+import type { Logger } from './logger';
 import type { IMServer } from './server';
 
 /** Largest request body the admin API reads. */
@@ -21,14 +22,19 @@ class HttpError extends Error {
  *   POST /api/send         {to, content, qos?, typeu?, fp?}  S2C push; answers once delivered, stored or dropped
  *   POST /api/kick         {userId, code?, reason?}
  */
-export async function startAdminHttp(server: IMServer, opts: { port: number; host?: string; adminToken: string | null }): Promise<Gateway> {
+export async function startAdminHttp(
+  server: IMServer,
+  opts: { port: number; host?: string; adminToken: string | null },
+  logger: Logger,
+): Promise<Gateway> {
   const http = createHttpServer((req, res) => {
     handle(server, opts.adminToken, req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
       reply(res, status, { error: err instanceof HttpError ? err.message : 'internal error' });
     });
   });
-  const port = await listen(http, opts.port, opts.host);
+  http.on('clientError', (_err, socket) => socket.destroy());
+  const port = await listen(http, opts.port, opts.host, logger);
   return { port, close: () => closeHttp(http) };
 }
 

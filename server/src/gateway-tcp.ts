@@ -18,7 +18,7 @@ export async function startTcpGateway(core: ServerCore, opts: { port: number; ho
     socket.on('close', () => sockets.delete(socket));
     attach(core, socket, opts.maxBodyBytes);
   });
-  const port = await listen(server, opts.port, opts.host);
+  const port = await listen(server, opts.port, opts.host, core.opts.logger);
   return {
     port,
     close: async () => {

@@ -33,7 +33,7 @@ export async function startWsGateway(
   // Netty gives the handshake 10 s; Node's own defaults (60 s headers, 300 s request) invite slow-loris.
   http.headersTimeout = HANDSHAKE_TIMEOUT_MS;
   http.requestTimeout = HANDSHAKE_TIMEOUT_MS;
-  const port = await listen(http, opts.port, opts.host);
+  const port = await listen(http, opts.port, opts.host, core.opts.logger);
   return {
     port,
     close: async () => {

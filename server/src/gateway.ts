@@ -1,5 +1,6 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server as NetServer } from 'node:net';
+import type { Logger } from './logger';
 
 /** A started gateway: the port it is bound to and how to stop it. */
 export interface Gateway {
@@ -7,13 +8,17 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** Listens and resolves with the bound port (useful with port 0). */
-export function listen(server: HttpServer | NetServer, port: number, host?: string): Promise<number> {
+/**
+ * Listens and resolves with the bound port (useful with port 0). Later server errors (such as EMFILE on
+ * accept) are logged instead of crashing the process.
+ */
+export function listen(server: HttpServer | NetServer, port: number, host: string | undefined, logger: Logger): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
+      server.on('error', (err) => logger.error(`listener on port ${port}: ${err.message}`));
       const addr = server.address();
       resolve(typeof addr === 'object' && addr ? addr.port : port);
     });

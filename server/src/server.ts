@@ -111,7 +111,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     if (opts.ws) gateways.push(await startWsGateway(core, opts.ws).then((g) => ((ports.ws = g.port), g)));
     if (opts.tcp) gateways.push(await startTcpGateway(core, opts.tcp).then((g) => ((ports.tcp = g.port), g)));
     if (opts.udp) gateways.push(await startUdpGateway(core, opts.udp).then((g) => ((ports.udp = g.port), g)));
-    if (opts.http) gateways.push(await startAdminHttp(server, opts.http).then((g) => ((ports.http = g.port), g)));
+    if (opts.http) gateways.push(await startAdminHttp(server, opts.http, opts.logger).then((g) => ((ports.http = g.port), g)));
   } catch (err) {
     await server.close();
     throw err;
