@@ -1,0 +1,72 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStaticServer } from '../../demo-h5/static.mjs';
+import { ChatPage, chatFlowSteps } from './chat-flow';
+import { chromiumStatus, ensureRootBuilt, launchChromium, repoRoot, ServerProcess } from './harness';
+
+const chromium = chromiumStatus();
+
+describe.skipIf(!chromium.available)('demo-h5 in headless Chromium against the reference server', () => {
+  let browser: Browser;
+  let server: ServerProcess;
+  let web: { url: string; close(): Promise<void> };
+  const flow = chatFlowSteps({ browser: () => browser, server: () => server, pageUrl: () => `${web.url}/demo-h5/index.html`, label: 'h5' });
+
+  beforeAll(async () => {
+    ensureRootBuilt();
+    server = new ServerProcess();
+    await server.start();
+    web = await startStaticServer({ root: repoRoot, prefixes: ['/demo-h5/', '/dist/umd/', '/dist/esm/'] });
+    browser = await launchChromium();
+  }, 180000);
+
+  afterAll(async () => {
+    const { alice, bob } = flow.pages();
+    if (alice) await alice.screenshot('h5-alice-phone').catch(() => undefined);
+    if (bob) await bob.screenshot('h5-bob-desktop').catch(() => undefined);
+    await flow.close();
+    await browser?.close();
+    await web?.close();
+    await server?.dispose();
+    if (Object.keys(flow.numbers).length) console.log(`demo-h5 flow (ms): ${JSON.stringify(flow.numbers)}`);
+  }, 30000);
+
+  it('two users in two browser contexts exchange messages and each sees "delivered" (UMD bundle)', () => flow.twoUsersChat(), 60000);
+
+  it('both pages reconnect by themselves after a server SIGKILL and restart; a message written meanwhile arrives once', () => flow.surviveServerRestart(), 90000);
+
+  it('an admin-API push appears in the page', () => flow.adminPush(), 30000);
+
+  it('a third tab logging in as alice gets the first one kicked with a visible notice', async () => {
+    const second = await flow.thirdTabKicksFirst();
+    await second.screenshot('h5-alice-second-tab');
+  }, 60000);
+
+  it('the ESM variant page chats with the UMD page', async () => {
+    const esm = await ChatPage.open(browser, `${web.url}/demo-h5/esm.html`, 'esm');
+    const umd = await ChatPage.open(browser, `${web.url}/demo-h5/index.html`, 'umd');
+    try {
+      expect(await esm.chat.page.locator('.build').innerText()).toBe('ESM build');
+      await esm.chat.login(server.wsUrl, 'esm-user');
+      await umd.chat.login(server.wsUrl, 'umd-user');
+      await esm.chat.send('umd-user', 'sent from the ESM build');
+      await esm.chat.waitForRow('out', 'sent from the ESM build', 'delivered');
+      await umd.chat.waitForRow('in', 'sent from the ESM build');
+      expect([...esm.chat.pageErrors, ...umd.chat.pageErrors]).toEqual([]);
+    } finally {
+      await esm.context.close();
+      await umd.context.close();
+    }
+  }, 60000);
+
+  it('no page threw an uncaught error during the flow', () => {
+    const { alice, bob } = flow.pages();
+    expect([...alice.pageErrors, ...bob.pageErrors]).toEqual([]);
+  });
+});
+
+describe.runIf(chromium.mustFail)('browser tests on CI', () => {
+  it('find Chromium', () => {
+    throw new Error(chromium.message);
+  });
+});
