@@ -142,6 +142,23 @@ describe('WebSocket gateway: login and session', () => {
     expect(server.onlineUsers()).toEqual([]);
   });
 
+  it('understands MobileIMSDK-H5 wire habits: no bridge/sm, retryCount, fp null, no firstLoginTime', async () => {
+    const { open } = await setup();
+    const a = await open();
+    const b = await open();
+    a.send({ type: 0, dataContent: JSON.stringify({ loginUserId: 'h5a', loginToken: 't' }), from: 'h5a', to: '0', fp: null, QoS: false, typeu: -1, retryCount: 0 });
+    expect(JSON.parse((await a.nextOfType(50)).dataContent as string).code).toBe(0);
+    await login(b, 'h5b');
+    a.send({ type: 2, dataContent: 'plain', from: 'h5a', to: 'h5b', fp: null, QoS: false, typeu: -1, retryCount: 0 });
+    expect(await b.nextOfType(2)).toMatchObject({ dataContent: 'plain', typeu: -1, sm: 0 });
+    expect(b.texts.at(-1)).not.toContain('retryCount');
+    a.send({ type: 2, dataContent: 'qos', from: 'h5a', to: 'h5b', fp: 'uuid-1', QoS: true, typeu: -1, retryCount: 1 });
+    expect((await b.nextOfType(2)).fp).toBe('uuid-1');
+    expect((await a.nextOfType(4)).dataContent).toBe('uuid-1');
+    a.send({ type: 3, dataContent: null, from: 'h5a', to: '0', fp: null, QoS: false, typeu: -1, retryCount: 0 });
+    expect(await a.closed).toEqual({ code: 1000, reason: 'Bye' });
+  });
+
   it('answers an unknown path with 404 instead of hanging', async () => {
     const { server } = await setup();
     await expect(WsClient.open(server.ports.ws!, '/websocket?x=1')).rejects.toThrow(/404/);
