@@ -1,0 +1,99 @@
+// A server under test, in its own process: `ours` (the reference server from server/dist) or `raw`
+// (a minimal ws relay: login registers the socket, every other frame is forwarded untouched to the user
+// named in its "to" field). It reports its own CPU time and memory on request, so the benchmarks count
+// server CPU rather than wall time.
+//
+// usage (through startChild): server-child.mjs <ours|raw> '<json options>'
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ROOT, serveRequests } from './common.mjs';
+
+const [kind, json = '{}'] = process.argv.slice(2);
+const o = { port: 0, dataDir: null, senseMode: 2, ...JSON.parse(json) };
+
+/** Starts the minimal relay baseline and returns its port, counters and close function. */
+async function startRaw() {
+  const { WebSocketServer } = await import('ws');
+  const users = new Map();
+  const counts = { in: 0, out: 0 };
+  const wss = new WebSocketServer({ port: o.port, host: '127.0.0.1', perMessageDeflate: false, clientTracking: true, maxPayload: 65536 });
+  wss.on('connection', (ws) => {
+    ws.on('error', () => undefined);
+    ws.on('message', (data) => {
+      counts.in++;
+      const p = JSON.parse(data);
+      if (p.type === 0) {
+        const uid = JSON.parse(p.dataContent).loginUserId;
+        users.set(uid, ws);
+        ws.once('close', () => users.get(uid) === ws && users.delete(uid));
+        ws.send('{"type":50,"dataContent":"{\\"code\\":0}","from":"0","to":"' + uid + '"}');
+        counts.out++;
+        return;
+      }
+      if (p.type === 1) {
+        ws.send('{"type":51,"dataContent":"{}","from":"0"}');
+        counts.out++;
+        return;
+      }
+      const dst = users.get(p.to);
+      if (dst) {
+        dst.send(data, { binary: false });
+        counts.out++;
+      }
+    });
+  });
+  await new Promise((r) => wss.once('listening', r));
+  return {
+    port: wss.address().port,
+    info: () => ({ online: users.size, connections: wss.clients.size, frames: { ...counts } }),
+    close: () =>
+      new Promise((r) => {
+        for (const ws of wss.clients) ws.terminate();
+        wss.close(() => r());
+      }),
+  };
+}
+
+/** Starts the reference server (WebSocket only, no rate limit) and returns the same shape. */
+async function startOurs() {
+  const { createServer, silentLogger } = await import(pathToFileURL(join(ROOT, 'server/dist/index.js')).href);
+  const server = await createServer({
+    ws: { port: o.port, host: '127.0.0.1' },
+    tcp: false,
+    udp: false,
+    http: false,
+    dataDir: o.dataDir,
+    senseMode: o.senseMode,
+    rateLimit: false,
+    logger: silentLogger,
+  });
+  return {
+    port: server.ports.ws,
+    info: () => {
+      const m = server.metrics();
+      return { online: m.onlineUsers, connections: m.connections.total, frames: { in: m.messagesIn, out: m.messagesOut }, metrics: m };
+    },
+    close: () => server.close(),
+  };
+}
+
+const started = Date.now();
+const server = kind === 'raw' ? await startRaw() : await startOurs();
+process.send({ type: 'ready', port: server.port, startMs: Date.now() - started });
+
+serveRequests(async (m) => {
+  switch (m.cmd) {
+    case 'stats':
+      if (m.gc && typeof globalThis.gc === 'function') {
+        globalThis.gc();
+        globalThis.gc();
+      }
+      return { cpu: process.cpuUsage(), mem: process.memoryUsage(), ...server.info() };
+    case 'stop':
+      await server.close();
+      setImmediate(() => process.exit(0));
+      return {};
+    default:
+      throw new Error(`unknown command ${m.cmd}`);
+  }
+});
