@@ -9,7 +9,8 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'
 /** Where each flow writes its end-of-flow screenshots (git-ignored). */
 export const screenshotDir = join(repoRoot, 'test', 'browser', 'screenshots');
 
-const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium (`apt-get install chromium`); CHROMIUM_PATH points elsewhere. */
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 /** Whether the browser tests can run here; on CI a missing Chromium is a failure, elsewhere a skip. */
