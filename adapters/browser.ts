@@ -45,7 +45,8 @@ function globalValue<T>(name: string): T | undefined {
 
 /**
  * The adapter for the W3C WebSocket: browsers, WebViews, and Node with `ws`. Its lifecycle hooks report
- * `online`/`offline`, and `visibilitychange`/`pageshow`/`pagehide` as `foreground`/`background`.
+ * `online`/`offline`; a page becoming visible or shown again as `foreground`; `pagehide` (the page is
+ * frozen or unloaded) as `background`.
  *
  * @example
  * new IMClient({ url: 'ws://127.0.0.1:3000/websocket', adapter: createBrowserAdapter() });
@@ -101,7 +102,10 @@ export function createBrowserAdapter(options: BrowserAdapterOptions = {}): Socke
         hooks.push([win, 'pagehide', () => listener('background')]);
       }
       if (doc) {
-        hooks.push([doc, 'visibilitychange', () => listener(doc.visibilityState === 'hidden' ? 'background' : 'foreground')]);
+        /* A hidden tab is not reported as 'background': the core pauses retries in the background, and a
+           chat left open in a desktop tab must keep reconnecting. Becoming visible again probes the link,
+           since timers in hidden tabs are throttled and a dead socket may not have been noticed. */
+        hooks.push([doc, 'visibilitychange', () => doc.visibilityState !== 'hidden' && listener('foreground')]);
       }
       for (const [target, type, fn] of hooks) target.addEventListener(type, fn);
       return () => {

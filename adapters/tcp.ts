@@ -115,5 +115,5 @@ export function createTcpAdapter(net: NetModuleLike): SocketAdapter {
       },
     };
   };
-  return { name: 'tcp', connect };
+  return { name: 'tcp', maxFrameBytes: TCP_MAX_BODY_BYTES, connect };
 }

@@ -100,5 +100,5 @@ export function createUdpAdapter(dgram: DgramModuleLike): SocketAdapter {
       },
     };
   };
-  return { name: 'udp', connect };
+  return { name: 'udp', maxFrameBytes: UDP_MAX_FRAME_BYTES, connect };
 }

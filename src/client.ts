@@ -20,9 +20,9 @@ import {
 } from './protocol';
 import { QosInbox } from './qos-inbox';
 import { QosOutbox, type OutgoingMessage, type SendReceipt, type StoredMessage } from './qos-outbox';
-import { canMove, ClientState, type ClientStateName } from './state';
+import { ClientState, type ClientStateName } from './state';
 import type { LifecycleEvent, SocketConnection } from './transport';
-import { decodeUtf8 } from './utf8';
+import { decodeText, utf8Length } from './utf8';
 
 /** A data message that arrived (C2C from another user, or S2C from the server, whose id is "0"). */
 export interface IncomingMessage {
@@ -102,6 +102,8 @@ interface PendingEcho extends Waiter<{ rttMs: number }> {
 }
 
 const ACTIVE: readonly ClientStateName[] = [ClientState.CONNECTING, ClientState.AUTHENTICATING, ClientState.ONLINE];
+/** Stops that settle a durable outbox's messages as lost; the others keep them for the next login. */
+const SETTLES_OUTBOX: readonly StateReason[] = ['logout', 'kicked', 'login-rejected', 'reconnect-failed'];
 
 /**
  * A MobileIMSDK client: login, keep-alive, automatic re-login, QoS send and receive.
@@ -120,6 +122,8 @@ export class IMClient {
   private readonly _keepAlive: KeepAlive;
   private readonly _loginTimer: Timer;
   private readonly _retryTimer: Timer;
+  private readonly _tokenTimer: Timer;
+  private _tokenTimeout: () => void = () => undefined;
   private readonly _echoes = new Map<string, PendingEcho>();
   private _current: ClientStateName = ClientState.IDLE;
   private _link: SocketConnection | null = null;
@@ -156,6 +160,7 @@ export class IMClient {
     );
     this._loginTimer = new Timer(o.clock, () => this._linkLost('login-timeout'));
     this._retryTimer = new Timer(o.clock, () => this._reconnectAttempt());
+    this._tokenTimer = new Timer(o.clock, () => this._tokenTimeout());
   }
 
   /** The connection state. */
@@ -233,6 +238,10 @@ export class IMClient {
     const qos = options.qos !== false;
     const fp = options.fp || (qos ? createFingerprint(this._o.random) : null);
     const frame = this._frame(MsgType.DATA, content, to, { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
+    // MobileIMSDK closes a connection that sends an oversize frame (spec §1): refuse it here instead.
+    const max = this._o.adapter.maxFrameBytes || 65536;
+    const bytes = utf8Length(encodeFrame(frame));
+    if (bytes > max) return Promise.reject(new IMError('MESSAGE_TOO_LARGE', `a ${bytes}-byte frame exceeds the ${max}-byte limit`));
     return this._outbox.enqueue(frame);
   }
 
@@ -269,11 +278,11 @@ export class IMClient {
   /** Stops everything and removes every listener, timer and socket; the client cannot be used again. */
   destroy(): void {
     if (this._destroyed) return;
+    this._destroyed = true;
     if (this._current !== ClientState.IDLE && this._current !== ClientState.CLOSED) {
       this._shutdown('destroyed', new IMError('DESTROYED', 'the client was destroyed'));
     }
     this._unwatchLifecycle();
-    this._destroyed = true;
     this._events.clear();
   }
 
@@ -295,7 +304,6 @@ export class IMClient {
   private _move(to: ClientStateName, reason: StateReason): void {
     const from = this._current;
     if (from === to) return;
-    if (!canMove(from, to)) this._o.logger.error(`unexpected state change ${from} -> ${to} (${reason})`);
     this._current = to;
     this._events.emit('state', { from, to, reason });
   }
@@ -373,6 +381,7 @@ export class IMClient {
   }
 
   private _scheduleReconnect(reason: StateReason, immediate: boolean): void {
+    if (this._current === ClientState.CLOSED || this._current === ClientState.IDLE) return;
     const r = this._o.reconnect;
     if (this._attempts >= r.maxAttempts) {
       const error = new IMError('RECONNECT_FAILED', `gave up after ${this._attempts} reconnect attempts`);
@@ -394,35 +403,45 @@ export class IMClient {
     if (this._current !== ClientState.RECONNECTING || !c) return;
     this._attempts++;
     const gen = ++this._generation;
-    if (!this._o.getToken) return this._openLink(c.token, 'retry');
+    const getToken = this._o.getToken;
+    if (!getToken) return this._openLink(c.token, 'retry');
+    // Waiting for a token counts against the login timeout, so a token endpoint that hangs cannot
+    // leave the client waiting for ever.
+    const stale = (): boolean => gen !== this._generation || this._current !== ClientState.RECONNECTING;
+    const fail = (error: unknown, message: string): void => {
+      if (stale()) return;
+      this._tokenTimer.cancel();
+      this._generation++;
+      this._events.emit('error', new IMError('TOKEN_ERROR', message, undefined, error));
+      if (this._current === ClientState.RECONNECTING) this._scheduleReconnect('retry', false);
+    };
+    this._tokenTimer.arm(this._o.loginTimeoutMs);
+    this._tokenTimeout = () => fail(undefined, `getToken() did not answer within ${this._o.loginTimeoutMs} ms`);
     Promise.resolve()
-      .then(() => (this._o.getToken as () => string | Promise<string>)())
+      .then(getToken)
       .then(
         (token) => {
-          if (gen !== this._generation || this._current !== ClientState.RECONNECTING) return;
-          if (typeof token !== 'string') throw new TypeError('getToken() must return a string');
+          if (stale()) return;
+          if (typeof token !== 'string') return fail(token, 'getToken() must resolve with a string');
+          this._tokenTimer.cancel();
           c.token = token;
-          this._openLink(token, 'retry');
+          if (!this._networkDown && !this._background) this._openLink(token, 'retry');
         },
-        (error: unknown) => {
-          if (gen !== this._generation || this._current !== ClientState.RECONNECTING) return;
-          this._events.emit('error', new IMError('TOKEN_ERROR', 'getToken() failed; retrying', undefined, error));
-          this._scheduleReconnect('retry', false);
-        },
-      )
-      .catch((error: unknown) => {
-        this._events.emit('error', new IMError('TOKEN_ERROR', String(error), undefined, error));
-        this._scheduleReconnect('retry', false);
-      });
+        (error: unknown) => fail(error, 'getToken() failed; retrying'),
+      );
   }
 
   private _shutdown(reason: StateReason, error: IMError, announce?: () => void): void {
     this._closeLink();
     this._retryTimer.cancel();
-    // destroy() keeps a durable outbox for the next login; every other stop settles its messages as lost.
-    const keep = reason === 'destroyed' && this._o.outboxStore !== null;
+    this._tokenTimer.cancel();
+    // With a durable outbox, destroy() and a first login that could not connect keep the stored messages
+    // for the next login (their promises reject, no loss is reported); every other stop settles them as lost.
+    const keep = this._o.outboxStore !== null && SETTLES_OUTBOX.indexOf(reason) < 0;
+    if (keep && this._storeLoaded) this._save(this._outbox.snapshot());
     const lost = this._outbox.drain();
-    if (!keep) this._save([]);
+    if (!keep && this._storeLoaded) this._save([]);
+    this._storeLoaded = false;
     this._inbox.clear();
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
@@ -448,13 +467,19 @@ export class IMClient {
         (items) => {
           if (login !== this._logins || this._current === ClientState.CLOSED) return;
           for (const item of items || []) {
-            if (item && item.frame && item.frame.from === userId) this._outbox.enqueue(item.frame, item.enqueuedAt).catch(() => undefined);
+            if (item && item.frame && item.frame.from === userId) {
+              try {
+                this._outbox.enqueue(item.frame, item.enqueuedAt).catch(() => undefined);
+              } catch (error) {
+                this._o.logger.warn('a stored message was refused', error);
+              }
+            }
           }
         },
         (error: unknown) => this._o.logger.warn('outboxStore.load failed', error),
       )
       .then(() => {
-        if (login !== this._logins) return;
+        if (login !== this._logins || this._current === ClientState.CLOSED) return;
         this._storeLoaded = true;
         this._persistSoon();
       });
@@ -466,7 +491,7 @@ export class IMClient {
     this._saveScheduled = true;
     Promise.resolve().then(() => {
       this._saveScheduled = false;
-      if (this._storeLoaded) this._save(this._outbox.snapshot());
+      if (this._storeLoaded && this._current !== ClientState.CLOSED) this._save(this._outbox.snapshot());
     });
   }
 
@@ -482,7 +507,7 @@ export class IMClient {
   private _receive(data: string | ArrayBuffer | Uint8Array): void {
     let frame: Protocal;
     try {
-      const text = typeof data === 'string' ? data : decodeUtf8(data instanceof Uint8Array ? data : new Uint8Array(data));
+      const text = typeof data === 'string' ? data : decodeText(data instanceof Uint8Array ? data : new Uint8Array(data));
       frame = decodeFrame(text);
     } catch (error) {
       this._events.emit('error', new IMError('PROTOCOL_ERROR', `malformed frame from the server: ${(error as Error).message}`, undefined, error));
@@ -540,12 +565,13 @@ export class IMClient {
     if (this._firstLogin <= 0 && res.firstLoginTime > 0) this._firstLogin = res.firstLoginTime;
     this._loginTimer.cancel();
     this._attempts = 0;
-    const waiter = this._loginWaiter;
-    this._loginWaiter = null;
     const gen = this._generation;
     this._keepAlive.start();
+    // A `state` listener may stop the client here; its shutdown then rejects the waiting login().
     this._move(ClientState.ONLINE, 'logged-in');
     if (gen !== this._generation) return;
+    const waiter = this._loginWaiter;
+    this._loginWaiter = null;
     this._outbox.linkUp();
     if (waiter) waiter.resolve({ userId: this._credentials.userId, firstLoginTime: this._firstLogin });
   }

@@ -1,5 +1,7 @@
 import mitt, { type Emitter as Mitt } from 'mitt';
 
+type Listener<T> = ((event: T) => void) & { _once?: (event: T) => void };
+
 /**
  * A typed event emitter on mitt that isolates listeners: one that throws is reported to `onListenerError`
  * and the others still run, so application code can never break the client from inside an event.
@@ -15,17 +17,22 @@ export class SafeEmitter<E extends Record<string, unknown>> {
     return () => this._bus.off(type, listener);
   }
 
-  /** Removes one listener (unlike mitt's `off(type)`, never all of them). */
+  /** Removes one listener, also one added with `once` (unlike mitt's `off(type)`, never all of them). */
   off<K extends keyof E>(type: K, listener: (event: E[K]) => void): void {
-    this._bus.off(type, listener);
+    const list = this._bus.all.get(type) as Array<Listener<E[K]>> | undefined;
+    if (!list) return;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i] === listener || list[i]._once === listener) return void list.splice(i, 1);
+    }
   }
 
   /** Adds a listener that runs for the next event only. */
   once<K extends keyof E>(type: K, listener: (event: E[K]) => void): () => void {
-    const wrapper = (event: E[K]): void => {
+    const wrapper: Listener<E[K]> = (event: E[K]): void => {
       this._bus.off(type, wrapper);
       listener(event);
     };
+    wrapper._once = listener;
     return this.on(type, wrapper);
   }
 

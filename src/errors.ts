@@ -11,6 +11,7 @@ export type IMErrorCode =
   | 'ALREADY_ACTIVE'
   | 'NOT_ONLINE'
   | 'OUTBOX_FULL'
+  | 'MESSAGE_TOO_LARGE'
   | 'SEND_TIMEOUT'
   | 'ECHO_TIMEOUT'
   | 'SERVER_ERROR'

@@ -106,7 +106,11 @@ export class QosOutbox {
   enqueue(frame: Protocal, enqueuedAt: number = this._clock.now()): Promise<SendReceipt> {
     const key = frame.QoS && frame.fp != null ? frame.fp : '#' + ++this._seq;
     const existing = this._entries.get(key);
-    if (existing) return existing.promise;
+    if (existing) {
+      const same = existing.frame.to === frame.to && existing.frame.dataContent === frame.dataContent;
+      if (!same) throw new TypeError(`fp ${key} belongs to another message that is still pending; use a fresh fp`);
+      return existing.promise;
+    }
     if (this._entries.size >= this._opts.maxPending) {
       return Promise.reject(new IMError('OUTBOX_FULL', `outbox full: ${this._opts.maxPending} messages are waiting`));
     }
@@ -173,7 +177,11 @@ export class QosOutbox {
   }
 
   private _transmit(key: string, entry: Entry): void {
-    if (!this._io.write(entry.frame)) return;
+    if (!this._io.write(entry.frame)) {
+      // Not written: the next check tries again while the link is up.
+      if (!this._checkTimer.armed) this._checkTimer.arm(this._opts.checkIntervalMs);
+      return;
+    }
     if (!entry.frame.QoS) {
       this._remove(key);
       entry.resolve({ fp: entry.frame.fp, to: entry.frame.to as string, acked: false });
@@ -188,7 +196,12 @@ export class QosOutbox {
     let inFlight = false;
     for (const [key, entry] of Array.from(this._entries)) {
       if (!this._online) return;
-      if (entry.sentAt === null || this._entries.get(key) !== entry) continue;
+      if (this._entries.get(key) !== entry) continue;
+      if (entry.sentAt === null) {
+        this._transmit(key, entry);
+        inFlight = true;
+        continue;
+      }
       if (entry.retries >= this._opts.maxRetries) {
         this._fail(key, entry, `no ACK after ${entry.retries} retransmissions`);
         continue;

@@ -34,7 +34,7 @@ const moves: Record<ClientStateName, readonly ClientStateName[]> = {
   closed: ['connecting'],
 };
 
-/** Whether the state machine allows moving from `from` to `to`. */
+/** Whether the state machine allows moving from `from` to `to` (the test suite checks every move). */
 export function canMove(from: ClientStateName, to: ClientStateName): boolean {
   return moves[from].indexOf(to) >= 0;
 }

@@ -31,6 +31,8 @@ export interface SocketConnection {
 export interface SocketAdapter {
   /** A short name for logs, such as `browser` or `wx`. */
   readonly name: string;
+  /** The largest frame, in UTF-8 bytes, the transport carries (WebSocket, the default: 65536). */
+  readonly maxFrameBytes?: number;
   /** Opens a socket to `url`. Must not call any handler synchronously. */
   connect(url: string, handlers: SocketHandlers): SocketConnection;
   /** Starts reporting lifecycle events; returns the function that stops it and removes every listener. */

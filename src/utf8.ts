@@ -1,19 +1,26 @@
-/** Decodes UTF-8 bytes without `TextDecoder`, which some mini-program runtimes lack. */
-export function decodeUtf8(bytes: Uint8Array): string {
-  let out = '';
-  for (let i = 0; i < bytes.length; ) {
-    const b = bytes[i++];
-    let cp: number;
-    if (b < 0x80) cp = b;
-    else if (b >= 0xc0 && b < 0xe0) cp = ((b & 0x1f) << 6) | (bytes[i++] & 0x3f);
-    else if (b >= 0xe0 && b < 0xf0) cp = ((b & 0x0f) << 12) | ((bytes[i++] & 0x3f) << 6) | (bytes[i++] & 0x3f);
-    else if (b >= 0xf0 && b < 0xf8)
-      cp = ((b & 0x07) << 18) | ((bytes[i++] & 0x3f) << 12) | ((bytes[i++] & 0x3f) << 6) | (bytes[i++] & 0x3f);
-    else cp = 0xfffd;
-    if (cp > 0xffff) {
-      cp -= 0x10000;
-      out += String.fromCharCode(0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
-    } else out += String.fromCharCode(cp);
+/** The length of `s` encoded as UTF-8, in bytes. */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c < 0xdc00) {
+      n += 2;
+      i++;
+    } else if (c >= 0x800) n += 2;
+    else if (c >= 0x80) n++;
   }
-  return out;
+  return n;
+}
+
+/** A `TextDecoder` constructor, where the runtime has one (some mini-program runtimes do not). */
+type TextDecoderLike = new () => { decode(bytes: Uint8Array): string };
+
+/**
+ * Decodes a binary frame's UTF-8 bytes with the runtime's `TextDecoder`. MobileIMSDK servers send text
+ * frames only; bytes come from the TCP and UDP adapters, which run in Node.
+ */
+export function decodeText(bytes: Uint8Array): string {
+  const TD = (globalThis as unknown as { TextDecoder?: TextDecoderLike }).TextDecoder;
+  if (!TD) throw new Error('a binary frame arrived and this runtime has no TextDecoder');
+  return new TD().decode(bytes);
 }

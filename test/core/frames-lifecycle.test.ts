@@ -122,12 +122,20 @@ describe('server frames', () => {
     ctx.client.destroy();
   });
 
-  it('logs an unexpected error inside a socket callback instead of throwing it to the platform', async () => {
+  it('catches an error thrown inside a socket callback instead of throwing it to the platform', async () => {
     const ctx = makeClient();
     const sock = await loginOnline(ctx);
     sock.send = () => {
       throw new Error('boom');
     };
+    // A logger that throws makes the failed write escape the client's own handling: the guard around
+    // every socket callback must still catch it.
+    ctx.logger.warn.mockImplementation(() => {
+      throw new Error('logger down');
+    });
+    expect(() => sock.deliver({ type: 2, dataContent: 'x', from: 'a', to: 'u1', fp: 'f', QoS: true })).not.toThrow();
+    expect(ctx.logger.error).toHaveBeenCalledWith('internal error in a socket callback', expect.objectContaining({ message: 'logger down' }));
+    ctx.logger.warn.mockReset();
     sock.close = () => {
       throw new Error('close boom');
     };
@@ -217,7 +225,7 @@ describe('lifecycle', () => {
 });
 
 describe('destroy and independence', () => {
-  it('destroy() leaves no timer, socket, lifecycle listener or event listener, and is idempotent', async () => {
+  it('destroy() leaves no timer, socket or lifecycle listener, reports closed, and is idempotent', async () => {
     const ctx = makeClient();
     const sock = await loginOnline(ctx);
     ctx.client.send('u2', 'x').catch(() => undefined);

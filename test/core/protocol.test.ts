@@ -12,7 +12,7 @@ import {
   encodeLoginInfo,
 } from '../../src/protocol';
 import { senseModeTimings, SenseMode } from '../../src/sense-mode';
-import { decodeUtf8 } from '../../src/utf8';
+import { decodeText, utf8Length } from '../../src/utf8';
 import { haveVectors, readVectors } from '../helpers/vectors';
 import { seededRandom } from '../helpers/setup';
 
@@ -105,11 +105,20 @@ describe('sense modes', () => {
   });
 });
 
-describe('decodeUtf8', () => {
-  it('decodes 1- to 4-byte sequences like TextDecoder', () => {
-    const s = 'a é 你好 😀 {"k":1}';
-    expect(decodeUtf8(new TextEncoder().encode(s))).toBe(s);
-    expect(decodeUtf8(new Uint8Array([0xff]))).toBe('\ufffd');
+describe('utf8', () => {
+  it('measures UTF-8 length like TextEncoder, and decodes with TextDecoder', () => {
+    for (const s of ['', 'abc', 'é', '你好', '😀', 'a é 你好 😀 {"k":1}']) expect(utf8Length(s)).toBe(new TextEncoder().encode(s).length);
+    expect(decodeText(new TextEncoder().encode('你好 😀'))).toBe('你好 😀');
+  });
+
+  it('says so when the runtime has no TextDecoder', () => {
+    const original = globalThis.TextDecoder;
+    try {
+      (globalThis as { TextDecoder?: unknown }).TextDecoder = undefined;
+      expect(() => decodeText(new Uint8Array([65]))).toThrow(/no TextDecoder/);
+    } finally {
+      globalThis.TextDecoder = original;
+    }
   });
 });
 

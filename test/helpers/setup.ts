@@ -1,7 +1,11 @@
 import { vi } from 'vitest';
 import { IMClient } from '../../src/client';
 import type { IMClientOptions } from '../../src/options';
+import { canMove } from '../../src/state';
 import { createFakeAdapter } from './fake-adapter';
+
+/** Every state change a test client made that the transition table does not allow. */
+export const illegalMoves: string[] = [];
 
 /** A seeded, repeatable random() (mulberry32). */
 export function seededRandom(seed = 42): () => number {
@@ -24,6 +28,9 @@ export function makeClient(options: Partial<IMClientOptions> = {}, adapterOption
   for (const type of ['state', 'message', 'delivered', 'lost', 'kicked', 'reconnect', 'error'] as const) {
     client.on(type, (e: unknown) => events.push([type, e]));
   }
+  client.on('state', ({ from, to, reason }) => {
+    if (!canMove(from, to)) illegalMoves.push(`${from} -> ${to} (${reason})`);
+  });
   const of = (type: string) => events.filter((e) => e[0] === type).map((e) => e[1]) as any[];
   const states = () => of('state').map((s: { to: string }) => s.to);
   return { client, fake, logger, events, of, states };
