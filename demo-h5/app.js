@@ -93,7 +93,6 @@
 
     var client = null;
     var countdown = null;
-    var rows = {};
 
     function showState(name, text) {
       ui.state.dataset.state = name;
@@ -151,24 +150,24 @@
       return li;
     }
 
-    function setStatus(li, status, detail) {
+    /** Shows a row's status; `onRetry` adds a Retry button (lost messages). */
+    function setStatus(li, status, detail, onRetry) {
       li.dataset.status = status;
       var foot = li.querySelector('.msg-foot');
       var label = { sending: 'sending…', delivered: 'delivered ✓', lost: 'lost', received: '' }[status];
       foot.querySelector('.msg-status').textContent = detail ? label + ' (' + detail + ')' : label;
       var retry = foot.querySelector('.b-retry');
-      if (status === 'lost' && !retry) {
+      if (retry) retry.remove();
+      if (onRetry) {
         retry = el('button', 'b-retry', 'Retry');
         retry.type = 'button';
-        retry.addEventListener('click', function () { transmit(li._message); });
+        retry.addEventListener('click', onRetry);
         foot.appendChild(retry);
-      } else if (status !== 'lost' && retry) {
-        retry.remove();
       }
     }
 
-    function transmit(message) {
-      var li = rows[message.fp];
+    /** Sends (or re-sends, with the same fingerprint) one message and tracks its row. */
+    function transmit(message, li) {
       setStatus(li, 'sending');
       var sent;
       try {
@@ -178,7 +177,9 @@
       }
       sent.then(
         function () { setStatus(li, 'delivered'); },
-        function (err) { setStatus(li, 'lost', err && err.code ? err.code : String(err && err.message)); },
+        function (err) {
+          setStatus(li, 'lost', err && err.code ? err.code : String(err && err.message), function () { transmit(message, li); });
+        },
       );
     }
 
@@ -190,9 +191,13 @@
       var c = (client = new sdk.IMClient({ url: ui.server.value.trim(), adapter: sdk.createBrowserAdapter() }));
       c.on('state', function (e) {
         if (c !== client) return;
-        if (e.to !== 'reconnecting') stopCountdown();
-        if (e.to === 'reconnecting' && !countdown) showState('reconnecting');
-        else if (e.to !== 'reconnecting' && !(e.to === 'closed' && e.reason === 'kicked')) showState(e.to);
+        var offline = e.reason === 'offline';
+        if (e.to !== 'reconnecting' || offline) stopCountdown();
+        if (e.to === 'reconnecting') {
+          if (!countdown) showState('reconnecting', offline ? 'offline: waiting for the network' : undefined);
+        } else if (!(e.to === 'closed' && e.reason === 'kicked')) {
+          showState(e.to);
+        }
         if (e.to === 'closed' && e.reason === 'reconnect-failed') notice('Gave up reconnecting. Log in again.', 'error');
       });
       c.on('reconnect', function (e) { if (c === client) startCountdown(e.attempt, e.delayMs); });
@@ -233,11 +238,9 @@
       if (!client || !to || !content) return;
       var message = { fp: newFingerprint(), to: to, content: content };
       var li = addRow('out', to, content, message.fp, 'sending');
-      li._message = message;
-      rows[message.fp] = li;
       ui.text.value = '';
       ui.text.focus();
-      transmit(message);
+      transmit(message, li);
     });
     ui.echo.addEventListener('click', function () {
       if (!client) return;

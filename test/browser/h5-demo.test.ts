@@ -59,6 +59,23 @@ describe.skipIf(!chromium.available)('demo-h5 in headless Chromium against the r
     }
   }, 60000);
 
+  it('going offline shows at once, and the return of the network reconnects without waiting for a backoff', async () => {
+    const { chat, context } = await ChatPage.open(browser, `${web.url}/demo-h5/index.html`, 'offline');
+    try {
+      await chat.login(server.wsUrl, 'commuter');
+      await context.setOffline(true);
+      await chat.page.locator('.state[data-state="reconnecting"]', { hasText: 'offline: waiting for the network' }).waitFor({ timeout: 5000 });
+      await chat.page.waitForTimeout(1500);
+      expect(await chat.stateText()).toContain('offline: waiting for the network');
+      const back = Date.now();
+      await context.setOffline(false);
+      await chat.waitForState('online', 3000);
+      console.log(`demo-h5 back online ${Date.now() - back} ms after the network returned`);
+    } finally {
+      await context.close();
+    }
+  }, 30000);
+
   it('no page threw an uncaught error during the flow', () => {
     const { alice, bob } = flow.pages();
     expect([...alice.pageErrors, ...bob.pageErrors]).toEqual([]);
