@@ -19,7 +19,8 @@ import {
   type Protocal,
 } from './protocol';
 import { QosInbox } from './qos-inbox';
-import { QosOutbox, type OutgoingMessage, type SendReceipt, type StoredMessage } from './qos-outbox';
+import { OutboxPersistence } from './outbox-persistence';
+import { QosOutbox, type OutgoingMessage, type SendReceipt } from './qos-outbox';
 import { ClientState, type ClientStateName } from './state';
 import type { LifecycleEvent, SocketConnection } from './transport';
 import { decodeText, utf8Length } from './utf8';
@@ -119,6 +120,7 @@ export class IMClient {
   private readonly _events: SafeEmitter<ClientEvents>;
   private readonly _inbox: QosInbox;
   private readonly _outbox: QosOutbox;
+  private readonly _persistence: OutboxPersistence;
   private readonly _keepAlive: KeepAlive;
   private readonly _loginTimer: Timer;
   private readonly _retryTimer: Timer;
@@ -136,10 +138,6 @@ export class IMClient {
   private _networkDown = false;
   private _background = false;
   private _destroyed = false;
-  /** Durable outbox: whether the stored messages of this login were loaded, and whether a save is due. */
-  private _storeLoaded = true;
-  private _saveScheduled = false;
-  private _logins = 0;
 
   constructor(options: IMClientOptions) {
     const o = (this._o = resolveOptions(options));
@@ -149,8 +147,9 @@ export class IMClient {
       write: (frame) => this._current === ClientState.ONLINE && this._write(frame),
       delivered: (message) => this._events.emit('delivered', { fp: message.fp as string, message }),
       lost: (message, error) => this._events.emit('lost', { message, error }),
-      changed: () => this._persistSoon(),
+      changed: () => this._persistence.changed(),
     });
+    this._persistence = new OutboxPersistence(o.outboxStore, this._outbox, o.logger);
     this._keepAlive = new KeepAlive(
       o.clock,
       o.keepAlive.intervalMs,
@@ -217,7 +216,7 @@ export class IMClient {
     this._firstLogin = 0;
     this._attempts = 0;
     this._watchLifecycle();
-    this._restoreOutbox(params.userId);
+    this._persistence.restore(params.userId);
     const result = new Promise<LoginResult>((resolve, reject) => (this._loginWaiter = { resolve, reject }));
     this._openLink(this._credentials.token, 'login');
     return result;
@@ -438,10 +437,8 @@ export class IMClient {
     // With a durable outbox, destroy() and a first login that could not connect keep the stored messages
     // for the next login (their promises reject, no loss is reported); every other stop settles them as lost.
     const keep = this._o.outboxStore !== null && SETTLES_OUTBOX.indexOf(reason) < 0;
-    if (keep && this._storeLoaded) this._save(this._outbox.snapshot());
+    this._persistence.stop(keep);
     const lost = this._outbox.drain();
-    if (!keep && this._storeLoaded) this._save([]);
-    this._storeLoaded = false;
     this._inbox.clear();
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
@@ -454,54 +451,6 @@ export class IMClient {
       item.reject(error);
       if (!keep) this._events.emit('lost', { message: item.message, error });
     }
-  }
-
-  private _restoreOutbox(userId: string): void {
-    const store = this._o.outboxStore;
-    if (!store) return;
-    this._storeLoaded = false;
-    const login = ++this._logins;
-    Promise.resolve()
-      .then(() => store.load(userId))
-      .then(
-        (items) => {
-          if (login !== this._logins || this._current === ClientState.CLOSED) return;
-          for (const item of items || []) {
-            if (item && item.frame && item.frame.from === userId) {
-              try {
-                this._outbox.enqueue(item.frame, item.enqueuedAt).catch(() => undefined);
-              } catch (error) {
-                this._o.logger.warn('a stored message was refused', error);
-              }
-            }
-          }
-        },
-        (error: unknown) => this._o.logger.warn('outboxStore.load failed', error),
-      )
-      .then(() => {
-        if (login !== this._logins || this._current === ClientState.CLOSED) return;
-        this._storeLoaded = true;
-        this._persistSoon();
-      });
-  }
-
-  /** Saves the outbox once, after the current burst of changes. */
-  private _persistSoon(): void {
-    if (!this._o.outboxStore || this._saveScheduled) return;
-    this._saveScheduled = true;
-    Promise.resolve().then(() => {
-      this._saveScheduled = false;
-      if (this._storeLoaded && this._current !== ClientState.CLOSED) this._save(this._outbox.snapshot());
-    });
-  }
-
-  private _save(messages: StoredMessage[]): void {
-    const store = this._o.outboxStore;
-    const userId = this._credentials && this._credentials.userId;
-    if (!store || !userId) return;
-    Promise.resolve()
-      .then(() => store.save(userId, messages))
-      .catch((error: unknown) => this._o.logger.warn('outboxStore.save failed', error));
   }
 
   private _receive(data: string | ArrayBuffer | Uint8Array): void {
