@@ -76,6 +76,36 @@ describe.skipIf(!chromium.available)('demo-h5 in headless Chromium against the r
     }
   }, 30000);
 
+  it('a message that never left shows "lost" with a Retry button, and the retry is delivered once', async () => {
+    const { chat, context } = await ChatPage.open(browser, `${web.url}/demo-h5/index.html`, 'retry');
+    const receiver = await ChatPage.open(browser, `${web.url}/demo-h5/index.html`, 'retry-receiver');
+    try {
+      await chat.login(server.wsUrl, 'retry-sender');
+      await context.setOffline(true);
+      await chat.page.locator('.state[data-state="reconnecting"]').waitFor();
+      await chat.send('retry-receiver', 'queued, then abandoned');
+      await chat.waitForRow('out', 'queued, then abandoned', 'sending');
+      await chat.page.locator('.b-logout').click();
+      await chat.waitForRow('out', 'queued, then abandoned', 'lost');
+      expect(await chat.rows('out', 'queued, then abandoned').locator('.msg-status').innerText()).toBe('lost (LOGGED_OUT)');
+
+      await context.setOffline(false);
+      await chat.page.locator('.b-login').click();
+      await chat.waitForState('online');
+      await chat.rows('out', 'queued, then abandoned').locator('.b-retry').click();
+      await chat.waitForRow('out', 'queued, then abandoned', 'delivered');
+      expect(await chat.rows('out', 'queued, then abandoned').locator('.b-retry').count()).toBe(0);
+
+      await receiver.chat.login(server.wsUrl, 'retry-receiver');
+      await receiver.chat.waitForRow('in', 'queued, then abandoned');
+      await receiver.chat.page.waitForTimeout(1000);
+      expect(await receiver.chat.rows('in', 'queued, then abandoned').count()).toBe(1);
+    } finally {
+      await context.close();
+      await receiver.context.close();
+    }
+  }, 30000);
+
   it('no page threw an uncaught error during the flow', () => {
     const { alice, bob } = flow.pages();
     expect([...alice.pageErrors, ...bob.pageErrors]).toEqual([]);
