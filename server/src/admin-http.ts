@@ -51,17 +51,23 @@ async function handle(server: IMServer, token: string | null, req: IncomingMessa
     case 'POST /api/send': {
       const body = await readJson(req);
       const to = body.to;
-      if (typeof to !== 'string' || to === '' || typeof body.content !== 'string') throw new HttpError(400, 'body must be {"to": string, "content": string, "qos"?: boolean, "typeu"?: number}');
+      const fpOk = body.fp === undefined || (typeof body.fp === 'string' && body.fp !== '');
+      const typeuOk = body.typeu === undefined || Number.isInteger(body.typeu);
+      if (typeof to !== 'string' || to === '' || typeof body.content !== 'string' || !fpOk || !typeuOk) {
+        throw new HttpError(400, 'body must be {"to": string, "content": string, "qos"?: boolean, "typeu"?: integer, "fp"?: non-empty string}');
+      }
       const result = await server.sendToUser(to, body.content, {
         qos: body.qos !== false,
         typeu: typeof body.typeu === 'number' ? body.typeu : -1,
-        fp: typeof body.fp === 'string' ? body.fp : undefined,
+        fp: body.fp as string | undefined,
       });
       return reply(res, 200, result);
     }
     case 'POST /api/kick': {
       const body = await readJson(req);
-      if (typeof body.userId !== 'string') throw new HttpError(400, 'body must be {"userId": string, "code"?: number, "reason"?: string}');
+      if (typeof body.userId !== 'string' || (body.code !== undefined && !Number.isInteger(body.code))) {
+        throw new HttpError(400, 'body must be {"userId": string, "code"?: integer, "reason"?: string}');
+      }
       const code = typeof body.code === 'number' ? body.code : 2;
       const kicked = server.kick(body.userId, code, typeof body.reason === 'string' ? body.reason : undefined);
       return reply(res, kicked ? 200 : 404, { kicked });

@@ -79,6 +79,10 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
         throw new TypeError(`sendToUser needs a user id (not "0" or "-1"), got ${JSON.stringify(userId)}`);
       }
       if (typeof content !== 'string') throw new TypeError('sendToUser content must be a string');
+      if (o.fp !== undefined && (typeof o.fp !== 'string' || o.fp === '')) {
+        throw new TypeError(`sendToUser fp must be a non-empty string (omit it for a random UUID), got ${JSON.stringify(o.fp)}`);
+      }
+      if (o.typeu !== undefined && !Number.isInteger(o.typeu)) throw new TypeError(`sendToUser typeu must be an integer, got ${String(o.typeu)}`);
       const qos = o.qos !== false;
       const fp = qos ? (o.fp ?? randomUUID()) : (o.fp ?? null);
       const frame = createFrame({ type: MsgType.DATA, dataContent: content, from: SERVER_ID, to: userId, fp, QoS: qos, typeu: o.typeu ?? -1 });
@@ -90,7 +94,10 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       if (end === 'delivered') return { fp, status: 'delivered' };
       return { fp, status: opts.hooks.onOffline ? 'lost' : 'stored' };
     },
-    kick: (userId, code = 2, reason) => core.kick(userId, code, reason),
+    kick(userId, code = 2, reason) {
+      if (!Number.isInteger(code)) throw new TypeError(`kick code must be an integer (2 = admin kick), got ${String(code)}`);
+      return core.kick(userId, code, reason);
+    },
     onlineUsers: () => core.online.users(),
     metrics: () => {
       if (ownStore) offlinePending = ownStore.total();
