@@ -105,6 +105,8 @@ async function benchTarget(target) {
     const attempts = back.flatMap((b) => b.attempts);
     const buckets = new Map();
     for (const t of times) buckets.set(Math.floor(t / 100), (buckets.get(Math.floor(t / 100)) ?? 0) + 1);
+    const perSecond = [];
+    for (const t of times) perSecond[Math.floor(t / 1000)] = (perSecond[Math.floor(t / 1000)] ?? 0) + 1;
     const s = summarize(times);
     row.restart = {
       serverUpMs: upMs,
@@ -117,6 +119,7 @@ async function benchTarget(target) {
       peakLoginsPerSec: Math.max(0, ...buckets.values()) * 10,
       meanAttempts: attempts.reduce((a, b) => a + b, 0) / Math.max(1, attempts.length),
       maxAttempts: Math.max(0, ...attempts),
+      backPerSecond: Array.from(perSecond, (n) => n ?? 0),
     };
     row.allBackSec = row.restart.allBackMs === null ? 'timeout' : row.restart.allBackMs / 1000;
     row.peakRelogins = row.restart.peakLoginsPerSec;

@@ -3,12 +3,12 @@
 // JSON.stringify / JSON.parse of the same frames. Runs in one process, on an in-memory adapter, so it
 // measures CPU on the client alone. Prints a table and writes a JSON report; it never passes or fails.
 //
-//   npm run bench:sdk -- [--messages 200000] [--rounds 5] [--out file]
+//   npm run bench:sdk -- [--messages 50000] [--rounds 3] [--out file]
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseFlags, requireBuild, ROOT, table, writeReport } from './lib/common.mjs';
 
-const flags = parseFlags(process.argv.slice(2), { messages: 200000, rounds: 5, dedupWindow: 10000, out: '' });
+const flags = parseFlags(process.argv.slice(2), { messages: 50000, rounds: 3, dedupWindow: 10000, out: '' });
 requireBuild();
 const sdk = await import(pathToFileURL(join(ROOT, 'dist/esm/src/index.js')).href);
 const { IMClient, createFrame, encodeFrame, decodeFrame } = sdk;

@@ -1,7 +1,7 @@
 // Prints the raw, minified and gzipped size of every built bundle, and checks the UMD budget.
-// Run after `npm run build`; `--json FILE` also writes the figures as JSON.
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+// Run after `npm run build`; writes the figures as JSON to bench/results/size.json, or to `--json FILE`.
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 /** The budget for the minified UMD bundle (core + browser adapter), gzipped. */
@@ -34,5 +34,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const verdict = umd.gzip <= UMD_BUDGET_BYTES ? 'within' : 'OVER';
   console.log(`\nUMD core + browser adapter, minified and gzipped: ${umd.gzip} B of a ${UMD_BUDGET_BYTES} B budget (${verdict})`);
   const i = process.argv.indexOf('--json');
-  if (i > 0) writeFileSync(process.argv[i + 1], JSON.stringify({ budgetBytes: UMD_BUDGET_BYTES, bundles: rows }, null, 2));
+  const report = i > 0 ? process.argv[i + 1] : join('bench', 'results', 'size.json');
+  mkdirSync(dirname(report), { recursive: true });
+  writeFileSync(report, JSON.stringify({ budgetBytes: UMD_BUDGET_BYTES, bundles: rows }, null, 2) + '\n');
+  console.log(`report: ${report}`);
 }

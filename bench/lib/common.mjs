@@ -2,7 +2,7 @@
 // tables, the machine description and the JSON report.
 import { fork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -177,7 +177,15 @@ export function machine() {
   } catch {
     /* ws not installed at the root */
   }
-  return { cpus: cpus().length, cpuModel: model, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, ws: wsVersion, platform: `${process.platform} ${process.arch}` };
+  return {
+    cpus: cpus().length,
+    cpuModel: model,
+    memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    ws: wsVersion,
+    platform: `${process.platform} ${process.arch}`,
+    loadAverage1m: +loadavg()[0].toFixed(2),
+  };
 }
 
 /** Writes the JSON report to `path` (default bench/results/<name>.json) and returns the path. */
