@@ -78,8 +78,13 @@ export async function handleAck(core: ServerCore, s: Session, uid: string, p: Pr
  */
 export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome: QosOutcome) => void): Promise<DeliveryResult> {
   const to = msg.to as string;
-  const target = core.online.get(to);
-  const writeOnline = (): boolean => !!target && !target.closed && core.send(target, msg);
+  // Looked up at write time, not before the awaits below: the receiver may log in while the message is
+  // being stored, after its replay has already listed the store (or before, and the replay sent it).
+  const writeOnline = (): boolean => {
+    const target = core.online.get(to);
+    if (!target || target.closed) return false;
+    return (!!msg.fp && !!target.replay?.inFlight.has(msg.fp)) || core.send(target, msg);
+  };
   if (!msg.QoS || !msg.fp) return writeOnline() ? 'sent' : 'dropped';
   const hook = core.opts.hooks.onOffline;
   if (hook) {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { IMServer } from '../../server/src/index';
+import type { IMServer, OfflineStore } from '../../server/src/index';
 import { SqliteOfflineStore } from '../../server/src/index';
-import { admin, closeAll, login, startServer, UdpClient, WsClient, type RawClient } from './helpers';
+import { admin, closeAll, dataFrame, login, startServer, UdpClient, WsClient, type RawClient } from './helpers';
 
 const clients: RawClient[] = [];
 const servers: IMServer[] = [];
@@ -52,5 +52,61 @@ describe('S2C push arguments', () => {
     await expect(server.sendToUser('u1', 'x', { typeu: 1.5 })).rejects.toThrow(TypeError);
     expect((await admin(server.ports.http!, 'POST', '/api/send', { to: 'u1', content: 'x', typeu: 1.5 })).status).toBe(400);
     expect((await admin(server.ports.http!, 'POST', '/api/kick', { userId: 'u1', code: 2.5 })).status).toBe(400);
+  });
+});
+
+/** An in-memory store whose puts write at once but report back only when `release` is called. */
+function gatedStore(writeFirst: boolean) {
+  const inner = new SqliteOfflineStore(null);
+  stores.push(inner);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let putStarted!: () => void;
+  const putCalled = new Promise<void>((r) => (putStarted = r));
+  const store: OfflineStore = {
+    async put(to, fp, frame) {
+      putStarted();
+      const inserted = writeFirst ? await inner.put(to, fp, frame) : undefined;
+      await gate;
+      return inserted ?? inner.put(to, fp, frame);
+    },
+    list: (to, after, limit) => inner.list(to, after, limit),
+    remove: (to, fp) => inner.remove(to, fp),
+    count: (to) => inner.count(to),
+    total: () => inner.total(),
+    close: () => undefined,
+  };
+  return { store, release, putCalled };
+}
+
+describe('delivery racing a login', () => {
+  it('writes a message live when its receiver logged in while the store was still writing it', async () => {
+    const { store, release, putCalled } = gatedStore(false);
+    const { ws } = await setup({ store });
+    const a = await ws();
+    await login(a, 'a');
+    a.send(dataFrame('a', 'b', 'while you were logging in', 'race-1'));
+    await putCalled;
+    const b = await ws();
+    await login(b, 'b');
+    release();
+    expect((await a.nextOfType(4)).dataContent).toBe('race-1');
+    const got = await b.nextOfType(2, 1500);
+    expect(got.fp).toBe('race-1');
+  });
+
+  it('does not write it twice when the login replay already handed it over', async () => {
+    const { store, release, putCalled } = gatedStore(true);
+    const { ws } = await setup({ store });
+    const a = await ws();
+    await login(a, 'a');
+    a.send(dataFrame('a', 'b', 'stored before the login', 'race-2'));
+    await putCalled;
+    const b = await ws();
+    await login(b, 'b');
+    expect((await b.nextOfType(2)).fp).toBe('race-2');
+    release();
+    expect((await a.nextOfType(4)).dataContent).toBe('race-2');
+    expect((await b.quiet(200)).filter((f) => f.type === 2)).toEqual([]);
   });
 });
