@@ -3,10 +3,10 @@ import { WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBrowserAdapter } from '../../adapters/browser';
 
-// Found by the fault-injection run: when a login times out while the WebSocket handshake is stalled, the
-// client closes a socket that is still CONNECTING. With `ws` in Node that emits an `error` event; the
-// browser adapter has already removed its `onerror` handler, and an EventEmitter `error` with no
-// listener is thrown as an uncaught exception, which takes the application's process down.
+// A regression test for a crash the fault-injection run found: when a login times out while the
+// WebSocket handshake is stalled, the client closes a socket that is still CONNECTING. With `ws` in Node
+// that emits an `error` event; if the adapter has already dropped every error listener, an EventEmitter
+// `error` with no listener is thrown as an uncaught exception and takes the application's process down.
 
 const servers: Server[] = [];
 const sockets: Socket[] = [];
