@@ -8,7 +8,19 @@ import type { OfflineStore } from './offline-store';
 import { OnlineMap } from './online';
 import type { ResolvedOptions } from './options';
 import { QosSendDaemon } from './qos-s2c';
+import type { TokenBucket } from './rate-limit';
 import { Session, type Link } from './session';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes strict UTF-8; null when the bytes are not valid UTF-8. */
+export function decodeUtf8(bytes: Uint8Array): string | null {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
 
 /** Frames a connection may have waiting behind a slow hook before it is dropped. */
 const MAX_QUEUED_FRAMES = 1000;
@@ -38,9 +50,9 @@ export class ServerCore {
     );
   }
 
-  /** Registers a new connection and starts its idle and login timers. */
-  open(link: Link): Session {
-    const s = new Session(link, this.opts.rateLimit);
+  /** Registers a new connection and starts its idle and login timers; `bucket` continues a peer's rate limit. */
+  open(link: Link, bucket?: TokenBucket): Session {
+    const s = new Session(link, this.opts.rateLimit, bucket);
     this.sessions.add(s);
     this.metrics.open[link.transport]++;
     this.metrics.connectionsOpened++;
@@ -84,6 +96,13 @@ export class ServerCore {
       .finally(() => {
         s.queued--;
       });
+  }
+
+  /** Handles one frame's bytes: invalid UTF-8 is refused with error 310, anything else goes to {@link receive}. */
+  receiveBytes(s: Session, bytes: Uint8Array): void {
+    const text = decodeUtf8(bytes);
+    if (text === null) this.rejectInput(s, ServerErrorCode.BAD_FRAME, 'frame is not valid UTF-8');
+    else this.receive(s, text);
   }
 
   /** Refuses input a gateway could not even decode (oversize, binary, bad UTF-8): error, then close. */

@@ -5,8 +5,6 @@ import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
 import { closeHttp, listen } from './gateway';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** How long a closing TCP connection may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -63,14 +61,7 @@ function attach(core: ServerCore, socket: Socket, maxBodyBytes: number): void {
     }
     for (const body of bodies) {
       if (session.closed) return;
-      let text: string;
-      try {
-        text = utf8.decode(body);
-      } catch {
-        core.rejectInput(session, ServerErrorCode.BAD_FRAME, 'frame body is not valid UTF-8');
-        return;
-      }
-      core.receive(session, text);
+      core.receiveBytes(session, body);
     }
   });
   socket.on('error', (err) => core.opts.logger.debug(`tcp ${remote}: ${err.message}`));

@@ -51,8 +51,9 @@ export class Session implements ConnectionInfo {
   /** Progress of handing this user's stored messages over after login, or null when there is none. */
   replay: { cursor: number; startedMs: number; inFlight: Set<string>; pumping: boolean; again: boolean } | null = null;
 
-  constructor(readonly link: Link, rate: { burst: number; perSecond: number } | null) {
-    this.bucket = rate ? new TokenBucket(rate) : null;
+  /** `bucket` carries a rate limit over from an earlier session of the same peer (UDP). */
+  constructor(readonly link: Link, rate: { burst: number; perSecond: number } | null, bucket?: TokenBucket) {
+    this.bucket = rate ? (bucket ?? new TokenBucket(rate)) : null;
   }
 
   get transport(): TransportName {

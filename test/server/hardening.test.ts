@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IMServer, OfflineStore } from '../../server/src/index';
-import { SqliteOfflineStore } from '../../server/src/index';
-import { admin, closeAll, dataFrame, login, startServer, UdpClient, WsClient, type RawClient } from './helpers';
+import { SqliteOfflineStore, ServerErrorCode } from '../../server/src/index';
+import { admin, closeAll, dataFrame, errorOf, login, startServer, UdpClient, WsClient, type RawClient } from './helpers';
 
 const clients: RawClient[] = [];
 const servers: IMServer[] = [];
@@ -108,5 +108,47 @@ describe('delivery racing a login', () => {
     release();
     expect((await a.nextOfType(4)).dataContent).toBe('race-2');
     expect((await b.quiet(200)).filter((f) => f.type === 2)).toEqual([]);
+  });
+});
+
+describe('UDP against spoofed sources', () => {
+  it('does not answer, or open a session for, garbage from a peer it has never heard from', async () => {
+    const { server, udp } = await setup();
+    const u = await udp();
+    u.sendText('not json');
+    u.sendBytes(Buffer.from([0xff, 0xfe, 0x00]));
+    expect(await u.quiet(200)).toEqual([]);
+    expect(server.metrics().connections.udp).toBe(0);
+    expect(server.metrics().badInput).toBe(2);
+  });
+
+  it('makes room for a new peer by dropping the oldest peer that has not logged in, never a logged-in one', async () => {
+    const { server, udp } = await setup({ udp: { port: 0, host: '127.0.0.1', maxSessions: 3 } });
+    const member = await udp();
+    await login(member, 'member');
+    const squatters = [await udp(), await udp()];
+    for (const s of squatters) s.send({ type: 5, dataContent: 'hello' });
+    for (const s of squatters) await s.nextOfType(53);
+    const newcomer = await udp();
+    expect((await login(newcomer, 'newcomer')).code).toBe(0);
+    const late = await udp();
+    expect((await login(late, 'late')).code).toBe(0);
+    expect(server.onlineUsers().sort()).toEqual(['late', 'member', 'newcomer']);
+    const refused = await udp();
+    refused.send({ type: 5, dataContent: 'full' });
+    expect(await refused.quiet(200)).toEqual([]);
+    member.send({ type: 1, dataContent: '{}', from: 'member', to: '0' });
+    expect((await member.nextOfType(51)).to).toBe('member');
+  });
+
+  it('keeps a peer rate-limited after its session ends, instead of granting a fresh burst', async () => {
+    const { udp } = await setup({ rateLimit: { burst: 5, perSecond: 1 } });
+    const u = await udp();
+    for (let i = 0; i < 6; i++) u.send({ type: 5, dataContent: `e${i}` });
+    expect(errorOf(await u.nextOfType(52)).errorCode).toBe(ServerErrorCode.RATE_LIMITED);
+    await u.quiet(100);
+    for (let i = 0; i < 5; i++) u.send({ type: 5, dataContent: `again${i}` });
+    const after = await u.quiet(200);
+    expect(after.filter((f) => f.type === 53)).toEqual([]);
   });
 });
