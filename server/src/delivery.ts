@@ -1,7 +1,7 @@
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
-import type { BeforeVerdict } from './hooks';
+import { settleWithin, type BeforeVerdict } from './hooks';
 import type { QosOutcome } from './qos-s2c';
 import type { Session } from './session';
 
@@ -94,7 +94,7 @@ export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome
     }
     let ok = false;
     try {
-      ok = (await hook(msg)) === true;
+      ok = (await settleWithin(hook(msg), core.opts.hookTimeoutMs, 'onOffline')) === true;
     } catch (err) {
       core.opts.logger.error('hook onOffline failed', err);
     }
@@ -188,7 +188,7 @@ async function runBefore(core: ServerCore, s: Session, name: 'beforeC2S' | 'befo
   if (!hook) return p;
   let verdict: BeforeVerdict;
   try {
-    verdict = await hook(p, s.info());
+    verdict = await settleWithin(hook(p, s.info()), core.opts.hookTimeoutMs, name);
   } catch (err) {
     core.opts.logger.error(`hook ${name} failed`, err);
     core.sendError(s, ServerErrorCode.SERVER_ERROR, 'the message could not be handled; retry later');

@@ -32,3 +32,13 @@ export interface ServerHooks {
   /** QoS messages that got no ACK after the retransmissions (they stay stored if the store holds them). */
   onLost?(messages: Protocal[]): void;
 }
+
+/** Awaits a hook's result, rejecting if it has not settled within `timeoutMs`. */
+export function settleWithin<T>(result: MaybePromise<T>, timeoutMs: number, name: string): Promise<T> {
+  if (!result || typeof (result as PromiseLike<T>).then !== 'function') return Promise.resolve(result);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`hook ${name} did not settle within ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([result, late]).finally(() => clearTimeout(timer));
+}

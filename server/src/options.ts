@@ -36,6 +36,11 @@ export interface ServerOptions {
   replayWindow?: number;
   /** A connection must log in within this time (default 15000). */
   loginTimeoutMs?: number;
+  /**
+   * How long an awaited hook (`beforeC2S`, `beforeC2C`, `onOffline`) may take before the server gives up
+   * on it (a before hook: error 318, no ACK; `onOffline`: not stored) and moves on (default 10000).
+   */
+  hookTimeoutMs?: number;
   /** Per-connection frame rate limit (default burst 200, 100/s); false disables it. */
   rateLimit?: RateLimitOptions | false;
   /** Server QoS daemon timings (default 5000 / 2000 / 1, as MobileIMSDK). */
@@ -62,6 +67,7 @@ export interface ResolvedOptions {
   maxOfflinePerUser: number;
   replayWindow: number;
   loginTimeoutMs: number;
+  hookTimeoutMs: number;
   rateLimit: RateLimitOptions | null;
   qos: QosOptions;
   dedup: { ttlMs: number; max: number };
@@ -99,6 +105,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     maxOfflinePerUser: positive(o.maxOfflinePerUser ?? 10000, 'maxOfflinePerUser'),
     replayWindow: positive(o.replayWindow ?? 100, 'replayWindow'),
     loginTimeoutMs: positive(o.loginTimeoutMs ?? 15000, 'loginTimeoutMs'),
+    hookTimeoutMs: positive(o.hookTimeoutMs ?? 10000, 'hookTimeoutMs'),
     rateLimit,
     qos,
     dedup: { ttlMs: 600000, max: 100000, ...o.dedup },

@@ -202,6 +202,39 @@ describe('server QoS daemon (spec §6.4: check 5000 ms, just-sent 2000 ms, 1 ret
   });
 });
 
+describe('hooks that never settle', () => {
+  const never = () => new Promise<never>(() => undefined);
+  const c2c = (from: string, to: string, fp: string) =>
+    JSON.stringify({ type: 2, dataContent: 'hi', from, to, fp, QoS: true });
+
+  it('answers error 318 once a before hook has not settled within hookTimeoutMs, and keeps serving the connection', async () => {
+    const { core, connect } = makeCore({ senseMode: SenseMode.MODE_120S, hookTimeoutMs: 10_000, hooks: { beforeC2C: never } });
+    const link = connect();
+    core.receive(link.session, loginText('a'));
+    await vi.advanceTimersByTimeAsync(0);
+    core.receive(link.session, c2c('a', 'b', 'fp-stuck'));
+    core.receive(link.session, JSON.stringify({ type: 1, dataContent: '{}', from: 'a', to: '0' }));
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(link.ofType(52)).toEqual([]);
+    expect(link.ofType(51)).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(JSON.parse(link.ofType(52)[0].dataContent as string).errorCode).toBe(318);
+    expect(link.ofType(4)).toEqual([]);
+    expect(link.ofType(51)).toHaveLength(1);
+    expect(link.closed).toBe(false);
+  });
+
+  it('treats an onOffline hook that has not settled within hookTimeoutMs as a refusal', async () => {
+    const { core } = makeCore({ hookTimeoutMs: 10_000, hooks: { onOffline: never } });
+    const results: string[] = [];
+    void deliver(core, createFrame({ type: 2, dataContent: 'hi', from: '0', to: 'away', fp: 'fp-off', QoS: true })).then((r) => void results.push(r));
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(results).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(results).toEqual(['dropped']);
+  });
+});
+
 describe('C2S dedup window', () => {
   it('remembers a key for exactly ttlMs', () => {
     const d = new DedupWindow(600_000, 100);
