@@ -39,8 +39,8 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
 
   let code: number;
   try {
-    const verdict = core.opts.hooks.verifyLogin ? await core.opts.hooks.verifyLogin(uid, info.loginToken ?? '', info.extra ?? null, s.info()) : 0;
-    code = verdict === true ? 0 : verdict === false ? DEFAULT_REJECT_CODE : Number(verdict) || 0;
+    const verdict: unknown = core.opts.hooks.verifyLogin ? await core.opts.hooks.verifyLogin(uid, info.loginToken ?? '', info.extra ?? null, s.info()) : 0;
+    code = loginCodeOf(verdict);
   } catch (err) {
     core.opts.logger.error(`verifyLogin failed for "${uid}"`, err);
     code = ServerErrorCode.SERVER_ERROR;
@@ -74,6 +74,14 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   const connInfo = s.info();
   core.safely('onLoginSuccess', () => core.opts.hooks.onLoginSuccess?.(uid, info.extra ?? null, connInfo));
   await replayStored(core, s);
+}
+
+/** true or 0 accepts, false is {@link DEFAULT_REJECT_CODE}, an integer is the code; anything else is a hook bug and refuses. */
+function loginCodeOf(verdict: unknown): number {
+  if (verdict === true) return 0;
+  if (verdict === false) return DEFAULT_REJECT_CODE;
+  if (Number.isSafeInteger(verdict)) return verdict as number;
+  throw new TypeError(`verifyLogin must return an integer login code or a boolean, got ${String(verdict)}`);
 }
 
 function loginResponse(code: number, firstLoginTime: number, to: string): Protocal {

@@ -152,3 +152,17 @@ describe('UDP against spoofed sources', () => {
     expect(after.filter((f) => f.type === 53)).toEqual([]);
   });
 });
+
+describe('verifyLogin answers that are not a login code', () => {
+  it('refuses the login (code 318) instead of letting it in when the hook returns something else', async () => {
+    const answers: unknown[] = ['no', null, undefined, 1.5, Number.NaN, {}];
+    let next = 0;
+    const { ws } = await setup({ hooks: { verifyLogin: () => answers[next++] as number } });
+    for (const answer of answers) {
+      const c = await ws();
+      const r = await login(c, `user-${String(answer)}`);
+      expect(r, `verifyLogin returned ${String(answer)}`).toEqual({ code: ServerErrorCode.SERVER_ERROR, firstLoginTime: -1 });
+      await c.closed;
+    }
+  });
+});
