@@ -39,15 +39,16 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
     core.sendError(s, ServerErrorCode.OFFLINE_BOX_FULL, `the offline box of "${msg.to}" is full`);
     return;
   }
-  if (msg.QoS && msg.fp && (result === 'sent' || result === 'stored')) sendAck(core, s, msg.fp, msg.to ?? UNSET_ID, uid);
+  // The ACK answers the frame the sender sent, whatever the hook rewrote: its fp is what the sender retries.
+  if (p.QoS && p.fp && (result === 'sent' || result === 'stored')) sendAck(core, s, p.fp, p.to, uid);
 }
 
 async function handleC2S(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
   const msg = await runBefore(core, s, 'beforeC2S', p);
   if (!msg) return;
-  if (msg.QoS && msg.fp) {
-    const duplicate = core.dedup.checkAndAdd(`${uid}\n${msg.fp}`);
-    sendAck(core, s, msg.fp, SERVER_ID, uid);
+  if (p.QoS && p.fp) {
+    const duplicate = core.dedup.checkAndAdd(`${uid}\n${p.fp}`);
+    sendAck(core, s, p.fp, SERVER_ID, uid);
     if (duplicate) return;
   }
   const info = s.info();

@@ -166,3 +166,29 @@ describe('verifyLogin answers that are not a login code', () => {
     }
   });
 });
+
+describe('before hooks that rewrite the fingerprint', () => {
+  it('still ACK the sender with the fp it sent, and de-duplicate C2S by it', async () => {
+    const seen: string[] = [];
+    const { ws } = await setup({
+      hooks: {
+        beforeC2C: (m) => ({ ...m, fp: `srv-${m.fp}` }),
+        beforeC2S: (m) => ({ ...m, fp: `srv-${m.fp}-${seen.length}` }),
+        onC2S: (m) => void seen.push(m.fp ?? ''),
+      },
+    });
+    const a = await ws();
+    const b = await ws();
+    await login(a, 'a');
+    await login(b, 'b');
+    a.send(dataFrame('a', 'b', 'hi', 'fp-c2c'));
+    expect((await a.nextOfType(4)).dataContent).toBe('fp-c2c');
+    expect((await b.nextOfType(2)).fp).toBe('srv-fp-c2c');
+    a.send(dataFrame('a', '0', 'to server', 'fp-c2s'));
+    expect((await a.nextOfType(4)).dataContent).toBe('fp-c2s');
+    a.send(dataFrame('a', '0', 'to server', 'fp-c2s'));
+    expect((await a.nextOfType(4)).dataContent).toBe('fp-c2s');
+    await a.quiet(100);
+    expect(seen).toEqual(['srv-fp-c2s-0']);
+  });
+});
