@@ -72,10 +72,19 @@ async function handle(server: IMServer, token: string | null, req: IncomingMessa
       const kicked = server.kick(body.userId, code, typeof body.reason === 'string' ? body.reason : undefined);
       return reply(res, kicked ? 200 : 404, { kicked });
     }
-    default:
+    default: {
+      const allow = ROUTES.filter((r) => r.endsWith(` ${url.pathname}`)).map((r) => r.split(' ')[0]);
+      if (allow.length > 0) {
+        res.setHeader('allow', allow.join(', '));
+        throw new HttpError(405, `${url.pathname} takes ${allow.join(', ')}`);
+      }
       throw new HttpError(404, `no route ${route}`);
+    }
   }
 }
+
+/** Every route, as "METHOD /path". */
+const ROUTES = ['GET /health', 'GET /metrics', 'GET /api/online', 'POST /api/send', 'POST /api/kick'];
 
 function authorize(token: string | null, header: string | undefined): void {
   if (!token) throw new HttpError(403, 'the admin API is disabled: start the server with an admin token');

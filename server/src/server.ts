@@ -100,7 +100,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     },
     onlineUsers: () => core.online.users(),
     metrics: () => {
-      if (ownStore) offlinePending = ownStore.total();
+      if (ownStore && !closed) offlinePending = ownStore.total();
       return core.metrics.snapshot(core.online.size, offlinePending);
     },
     async close() {

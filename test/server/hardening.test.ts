@@ -192,3 +192,20 @@ describe('before hooks that rewrite the fingerprint', () => {
     expect(seen).toEqual(['srv-fp-c2s-0']);
   });
 });
+
+describe('admin API and library edges', () => {
+  it('answers 405 with Allow for a known route called with the wrong method', async () => {
+    const { server } = await setup();
+    const res = await fetch(`http://127.0.0.1:${server.ports.http!}/api/send`, { method: 'PUT', headers: { authorization: 'Bearer test-admin-token' } });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('POST');
+    expect((await admin(server.ports.http!, 'GET', '/api/kick')).status).toBe(405);
+    expect((await admin(server.ports.http!, 'GET', '/api/nothing')).status).toBe(404);
+  });
+
+  it('still answers metrics() after close() instead of throwing on the closed store', async () => {
+    const { server } = await setup();
+    await server.close();
+    expect(server.metrics().connections.total).toBe(0);
+  });
+});
