@@ -19,6 +19,10 @@ export interface UniLike extends AppEventApi {
  * Creates the adapter for uni-app. Give each client its own adapter: an adapter closes its previous
  * SocketTask before opening a new one (mini-program targets limit the number of sockets).
  *
+ * On the H5 target, uni-app bundles only the `uni.*` functions the app's own code names, so pass an
+ * object that names them (`{ connectSocket: uni.connectSocket, onAppShow: uni.onAppShow, … }`, as
+ * demo-uniapp does) or the adapter finds `connectSocket` missing and throws.
+ *
  * @example
  * const client = new IMClient({ url: 'wss://im.example.com/websocket', adapter: createUniAdapter(uni) });
  */
