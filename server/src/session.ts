@@ -32,8 +32,6 @@ export class Session implements ConnectionInfo {
   userId: string | null = null;
   /** The `firstLoginTime` this session registered with (-1 when unknown). */
   firstLoginTime = -1;
-  /** True while the verify hook runs for a login on this session. */
-  loginPending = false;
   /** The kickout code to report when this session closes, or -1. */
   kickCode = -1;
   /** True once the session has been closed (it may still be draining). */
