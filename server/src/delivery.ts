@@ -5,6 +5,9 @@ import { settleWithin, type BeforeVerdict } from './hooks';
 import type { QosOutcome } from './qos-s2c';
 import type { Session } from './session';
 
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
 /** How handing a message to its receiver went. */
 export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full';
 
@@ -20,6 +23,12 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
   }
   if (p.QoS && !p.fp) {
     core.sendError(s, ServerErrorCode.BAD_MESSAGE, 'a QoS message needs an fp');
+    return;
+  }
+  // Java clients read typeu as an int and sm as a long (Gson): a relayed frame outside those ranges would
+  // make every receiving Java client fail to parse it, again on each replay of its stored copy.
+  if (p.typeu < INT32_MIN || p.typeu > INT32_MAX || !Number.isSafeInteger(p.sm)) {
+    core.sendError(s, ServerErrorCode.BAD_MESSAGE, 'typeu must fit a 32-bit int and sm a safe integer');
     return;
   }
   if (p.to === SERVER_ID) return handleC2S(core, s, uid, p);

@@ -209,3 +209,25 @@ describe('admin API and library edges', () => {
     expect(server.metrics().connections.total).toBe(0);
   });
 });
+
+describe('numbers a Java client cannot parse', () => {
+  it('refuses to relay a typeu outside int32 or an sm outside the safe integers (error 317), so no receiver is poisoned', async () => {
+    const { server, ws } = await setup();
+    const a = await ws();
+    await login(a, 'a');
+    const poisons = [
+      { ...dataFrame('a', 'b', 'x', 'fp-big-typeu'), typeu: 2147483648 },
+      { ...dataFrame('a', 'b', 'x', 'fp-small-typeu'), typeu: -2147483649 },
+      { ...dataFrame('a', 'b', 'x', 'fp-big-sm'), sm: 2 ** 53 },
+      { ...dataFrame('a', '0', 'x', 'fp-c2s-sm'), sm: 1e300 },
+    ];
+    for (const p of poisons) {
+      a.send(p);
+      expect(errorOf(await a.nextOfType(52)).errorCode).toBe(ServerErrorCode.BAD_MESSAGE);
+    }
+    a.send({ ...dataFrame('a', 'b', 'edge', 'fp-edge'), typeu: -2147483648, sm: 2 ** 53 - 1 });
+    expect((await a.nextOfType(4)).dataContent).toBe('fp-edge');
+    expect((await a.quiet(100)).filter((f) => f.type === 4)).toEqual([]);
+    expect(server.metrics().offlineStored).toBe(1);
+  });
+});
