@@ -5,7 +5,7 @@
 // online after the server is killed and started again (the SDK's full-jitter backoff spreads the
 // re-logins). Prints a table and writes a JSON report; it never passes or fails.
 //
-//   npm run bench:connections -- [--clients 2000] [--loaders 2] [--keep-alive 5000] [--out file]
+//   npm run bench:connections -- [--clients 2000] [--loaders 2] [--keep-alive 5000] [--source-addresses 1] [--out file]
 // One process holds at most about 20,000 sockets here: see bench/README.md for bigger runs.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,10 +24,17 @@ const flags = parseFlags(process.argv.slice(2), {
   minDelay: 1000,
   maxDelay: 30000,
   restartTimeout: 120000,
+  sourceAddresses: 1,
   pin: true,
   out: '',
 });
 requireBuild();
+if (flags.clients > 19500 || flags.clients / flags.loaders > 19000) {
+  console.warn(`warning: a process here holds at most about 20,000 sockets (the ulimit -n cap); ${flags.clients} clients need a higher limit for the server and more --loaders`);
+}
+if (flags.clients > 25000 && flags.sourceAddresses <= 1) {
+  console.warn('warning: one source address has about 28,000 ephemeral ports towards the server: add --source-addresses 4');
+}
 
 const serverScript = join(ROOT, 'bench/lib/server-child.mjs');
 const loadScript = join(ROOT, 'bench/lib/conn-load.mjs');
@@ -54,7 +61,7 @@ async function benchTarget(target) {
   const t0 = Date.now();
   const ramp = await Promise.all(
     loaders.map((l, i) =>
-      l.request({ cmd: 'setup', kind: target, url, ids: ids[i], concurrency: flags.concurrency, keepAliveMs: flags.keepAlive, minDelayMs: flags.minDelay, maxDelayMs: flags.maxDelay }),
+      l.request({ cmd: 'setup', kind: target, url, ids: ids[i], concurrency: flags.concurrency, keepAliveMs: flags.keepAlive, minDelayMs: flags.minDelay, maxDelayMs: flags.maxDelay, sourceAddresses: flags.sourceAddresses }),
     ),
   );
   const rampMs = Date.now() - t0;
@@ -105,8 +112,14 @@ async function benchTarget(target) {
     const attempts = back.flatMap((b) => b.attempts);
     const buckets = new Map();
     for (const t of times) buckets.set(Math.floor(t / 100), (buckets.get(Math.floor(t / 100)) ?? 0) + 1);
-    const perSecond = [];
-    for (const t of times) perSecond[Math.floor(t / 1000)] = (perSecond[Math.floor(t / 1000)] ?? 0) + 1;
+    const perSecond = (list) => {
+      const out = [];
+      for (const t of list) out[Math.floor(t / 1000)] = (out[Math.floor(t / 1000)] ?? 0) + 1;
+      return Array.from(out, (n) => n ?? 0);
+    };
+    const tries = back.flatMap((b) => b.attemptAt).map((t) => t - killedAt);
+    const tryBuckets = new Map();
+    for (const t of tries) tryBuckets.set(Math.floor(t / 100), (tryBuckets.get(Math.floor(t / 100)) ?? 0) + 1);
     const s = summarize(times);
     row.restart = {
       serverUpMs: upMs,
@@ -119,11 +132,15 @@ async function benchTarget(target) {
       peakLoginsPerSec: Math.max(0, ...buckets.values()) * 10,
       meanAttempts: attempts.reduce((a, b) => a + b, 0) / Math.max(1, attempts.length),
       maxAttempts: Math.max(0, ...attempts),
-      backPerSecond: Array.from(perSecond, (n) => n ?? 0),
+      attemptsPerSecond: perSecond(tries),
+      peakAttemptsPerSec: Math.max(0, ...tryBuckets.values()) * 10,
+      backPerSecond: perSecond(times),
     };
     row.allBackSec = row.restart.allBackMs === null ? 'timeout' : row.restart.allBackMs / 1000;
     row.peakRelogins = row.restart.peakLoginsPerSec;
-    console.log(`  ${target}: server up again after ${upMs} ms; ${times.length}/${connected} back online, p50 ${s.p50} ms, p99 ${s.p99} ms, all ${row.allBackSec} s; peak ${row.peakRelogins} re-logins/s`);
+    row.peakAttempts = row.restart.peakAttemptsPerSec;
+    console.log(`  ${target}: server up again after ${upMs} ms; ${times.length}/${connected} back online, p50 ${s.p50} ms, p99 ${s.p99} ms, all ${row.allBackSec} s; peak ${row.peakAttempts} attempts/s, ${row.peakRelogins} re-logins/s (100 ms buckets)`);
+    console.log(`  ${target}: attempts per second after the kill: ${row.restart.attemptsPerSecond.join(' ')}; back online per second: ${row.restart.backPerSecond.join(' ')}`);
   }
 
   await Promise.all(loaders.map((l) => l.stop()));
@@ -150,6 +167,7 @@ console.log(
       { key: 'heartbeatsPerSec', title: 'beats/s' },
       { key: 'cpuPer1000Heartbeats', title: 'CPU s/1k beats' },
       { key: 'allBackSec', title: 'all back s' },
+      { key: 'peakAttempts', title: 'peak attempts/s' },
       { key: 'peakRelogins', title: 'peak relogins/s' },
     ]),
 );

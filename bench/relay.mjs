@@ -78,6 +78,10 @@ async function benchTarget(target, ratesFor) {
       serverCpuPer1000: delivered > 0 ? (serverCpu / delivered) * 1000 : NaN,
       serverCores: serverCpu / wallSec,
       loadCores: sum('loadCpuSec') / wallSec,
+      loopDelayP99: s1.loopDelay.p99Ms,
+      loopDelayMax: s1.loopDelay.maxMs,
+      serverHeapMiB: s1.mem.heapUsed / 1048576,
+      serverRssMiB: s1.mem.rss / 1048576,
       framesIn: s1.frames.in - s0.frames.in,
       framesOut: s1.frames.out - s0.frames.out,
     };
@@ -124,6 +128,7 @@ console.log('\n' + table(rows, [
   { key: 'serverCpuPer1000', title: 'srv CPU s/1k' },
   { key: 'serverCores', title: 'srv cores' },
   { key: 'loadCores', title: 'load cores' },
+  { key: 'loopDelayMax', title: 'srv stall ms' },
   { key: 'refused', title: 'refused' },
   { key: 'undelivered', title: 'undeliv.' },
   { key: 'cpuRatio', title: 'CPU vs raw' },

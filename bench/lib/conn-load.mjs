@@ -10,30 +10,49 @@ import { serveRequests, ROOT } from './common.mjs';
 
 const clients = [];
 
-async function sdkClient(url, userId, o) {
+/**
+ * The WebSocket class for the i-th client: with several source addresses (127.0.0.2, 127.0.0.3, ...)
+ * the clients are spread over them, since one source address has only ~28,000 ephemeral ports towards
+ * one server port.
+ */
+function socketClass(i, o) {
+  if (!o.sourceAddresses || o.sourceAddresses <= 1) return WebSocket;
+  const localAddress = `127.0.0.${2 + (i % o.sourceAddresses)}`;
+  return class extends WebSocket {
+    constructor(url, options = {}) {
+      super(url, { ...options, localAddress });
+    }
+  };
+}
+
+async function sdkClient(url, userId, o, i) {
   const { IMClient } = await import(pathToFileURL(join(ROOT, 'dist/esm/src/index.js')).href);
   const { createBrowserAdapter } = await import(pathToFileURL(join(ROOT, 'dist/esm/adapters/browser.js')).href);
   const client = new IMClient({
     url,
-    adapter: createBrowserAdapter({ WebSocket, window: null, document: null }),
+    adapter: createBrowserAdapter({ WebSocket: socketClass(i, o), window: null, document: null }),
     keepAlive: { intervalMs: o.keepAliveMs, timeoutMs: o.keepAliveMs + 3000 },
     reconnect: { minDelayMs: o.minDelayMs, maxDelayMs: o.maxDelayMs },
     loginTimeoutMs: 20000,
   });
-  const entry = { userId, client, backAt: 0, attempts: 0, close: () => client.destroy() };
+  const entry = { userId, client, backAt: 0, attempts: 0, attemptAt: [], close: () => client.destroy() };
   client.on('state', ({ to }) => {
     if (to === 'online') entry.backAt = Date.now();
   });
-  client.on('reconnect', () => entry.attempts++);
+  client.on('reconnect', ({ delayMs }) => {
+    entry.attempts++;
+    entry.attemptAt.push(Date.now() + delayMs);
+  });
   const t0 = performance.now();
   await client.login({ userId, token: 'bench' });
   entry.loginMs = performance.now() - t0;
   return entry;
 }
 
-async function rawClient(url, userId, o) {
+async function rawClient(url, userId, o, i) {
   const t0 = performance.now();
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+  const WS = socketClass(i, o);
+  const ws = new WS(url, { perMessageDeflate: false });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
@@ -44,7 +63,7 @@ async function rawClient(url, userId, o) {
   await loggedIn;
   const beat = JSON.stringify({ bridge: false, type: 1, dataContent: '{}', from: userId, to: '0', QoS: false, typeu: -1, sm: -1 });
   const timer = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send(beat), o.keepAliveMs);
-  return { userId, loginMs: performance.now() - t0, backAt: 0, attempts: 0, close: () => (clearInterval(timer), ws.terminate()) };
+  return { userId, loginMs: performance.now() - t0, backAt: 0, attempts: 0, attemptAt: [], close: () => (clearInterval(timer), ws.terminate()) };
 }
 
 /** Logs every id in, at most `concurrency` logins at a time, and returns each login's duration. */
@@ -55,9 +74,9 @@ async function setup({ kind, url, ids, concurrency, ...o }) {
   const failures = [];
   const worker = async () => {
     while (next < ids.length) {
-      const id = ids[next++];
+      const i = next++;
       try {
-        clients.push(await make(url, id, o));
+        clients.push(await make(url, ids[i], o, i));
       } catch (err) {
         failures.push(String(err && err.message ? err.message : err));
       }
@@ -74,7 +93,11 @@ serveRequests(async (m) => {
     case 'online':
       return { online: clients.filter((c) => c.client && c.client.state === 'online').length, total: clients.length };
     case 'backTimes':
-      return { backAt: clients.map((c) => (c.backAt >= m.sinceMs ? c.backAt : 0)), attempts: clients.map((c) => c.attempts) };
+      return {
+        backAt: clients.map((c) => (c.backAt >= m.sinceMs ? c.backAt : 0)),
+        attempts: clients.map((c) => c.attempts),
+        attemptAt: clients.flatMap((c) => c.attemptAt.filter((t) => t >= m.sinceMs)),
+      };
     case 'stop':
       for (const c of clients) c.close();
       setImmediate(() => process.exit(0));

@@ -5,6 +5,7 @@
 //
 // usage (through startChild): server-child.mjs <ours|raw> '<json options>'
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { ROOT, serveRequests } from './common.mjs';
 
@@ -77,18 +78,23 @@ async function startOurs() {
   };
 }
 
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 const started = Date.now();
 const server = kind === 'raw' ? await startRaw() : await startOurs();
 process.send({ type: 'ready', port: server.port, startMs: Date.now() - started });
 
 serveRequests(async (m) => {
   switch (m.cmd) {
-    case 'stats':
+    case 'stats': {
       if (m.gc && typeof globalThis.gc === 'function') {
         globalThis.gc();
         globalThis.gc();
       }
-      return { cpu: process.cpuUsage(), mem: process.memoryUsage(), ...server.info() };
+      const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
+      loopDelay.reset();
+      return { cpu: process.cpuUsage(), mem: process.memoryUsage(), loopDelay: lag, ...server.info() };
+    }
     case 'stop':
       await server.close();
       setImmediate(() => process.exit(0));
