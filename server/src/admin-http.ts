@@ -29,8 +29,10 @@ export async function startAdminHttp(
 ): Promise<Gateway> {
   const http = createHttpServer((req, res) => {
     handle(server, opts.adminToken, req, res).catch((err: unknown) => {
-      const status = err instanceof HttpError ? err.status : 500;
-      reply(res, status, { error: err instanceof HttpError ? err.message : 'internal error' });
+      // The library's argument checks (TypeError, RangeError for size) are the caller's mistakes, not ours.
+      const status = err instanceof HttpError ? err.status : err instanceof RangeError ? 413 : err instanceof TypeError ? 400 : 500;
+      if (status === 500) logger.error('admin API request failed', err);
+      reply(res, status, { error: status === 500 ? 'internal error' : (err as Error).message });
     });
   });
   http.on('clientError', (_err, socket) => socket.destroy());

@@ -42,6 +42,11 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
     core.opts.logger.warn('hook beforeC2C returned a message without a user receiver; dropped');
     return;
   }
+  const size = frameBytes(msg);
+  if (size > core.opts.maxMessageBytes) {
+    core.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${core.opts.maxMessageBytes}-byte limit every receiver can read`);
+    return;
+  }
   const result = await deliver(core, msg);
   if (result === 'sent') core.safely('onC2C', () => core.opts.hooks.onC2C?.(msg));
   if (result === 'full') {
@@ -187,6 +192,11 @@ export function resendFrame(core: ServerCore, frame: Protocal): void {
   const target = frame.to ? core.online.get(frame.to) : undefined;
   core.metrics.retransmissions++;
   if (target && !target.closed) core.send(target, frame);
+}
+
+/** The encoded size of a frame in bytes. */
+export function frameBytes(p: Protocal): number {
+  return Buffer.byteLength(encodeFrame(p), 'utf8');
 }
 
 function sendAck(core: ServerCore, s: Session, fp: string, from: string, to: string): void {

@@ -49,6 +49,13 @@ export interface ServerOptions {
   dedup?: { ttlMs?: number; max?: number };
   /** Bytes a connection may have queued for writing before it is dropped as a slow consumer (default 4 MiB). */
   maxBufferedBytes?: number;
+  /**
+   * Largest data frame (encoded, in bytes) the server relays, stores or pushes: larger ones are refused
+   * with error 311. Default: the TCP body limit when the TCP gateway runs (a TCP client cannot read a
+   * larger frame, and a stored one would be replayed at every login), otherwise the WebSocket payload
+   * limit. MobileIMSDK's Java UDP clients read at most 1024 bytes.
+   */
+  maxMessageBytes?: number;
   hooks?: ServerHooks;
   logger?: Logger;
 }
@@ -72,6 +79,7 @@ export interface ResolvedOptions {
   qos: QosOptions;
   dedup: { ttlMs: number; max: number };
   maxBufferedBytes: number;
+  maxMessageBytes: number;
   hooks: ServerHooks;
   logger: Logger;
 }
@@ -110,6 +118,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     qos,
     dedup: { ttlMs: 600000, max: 100000, ...o.dedup },
     maxBufferedBytes: positive(o.maxBufferedBytes ?? 4 * 1024 * 1024, 'maxBufferedBytes'),
+    maxMessageBytes: positive(o.maxMessageBytes ?? (tcp ? tcp.maxBodyBytes : ws ? ws.maxPayloadBytes : 65536), 'maxMessageBytes'),
     hooks: o.hooks ?? {},
     logger: o.logger ?? createConsoleLogger('info'),
   };

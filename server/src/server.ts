@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createFrame, MsgType, SERVER_ID, UNSET_ID } from '../../src/protocol';
 import { startAdminHttp } from './admin-http';
 import { ServerCore } from './core';
-import { deliver } from './delivery';
+import { deliver, frameBytes } from './delivery';
 import type { Gateway } from './gateway';
 import { startTcpGateway } from './gateway-tcp';
 import { startUdpGateway } from './gateway-udp';
@@ -86,6 +86,8 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       const qos = o.qos !== false;
       const fp = qos ? (o.fp ?? randomUUID()) : (o.fp ?? null);
       const frame = createFrame({ type: MsgType.DATA, dataContent: content, from: SERVER_ID, to: userId, fp, QoS: qos, typeu: o.typeu ?? -1 });
+      const size = frameBytes(frame);
+      if (size > opts.maxMessageBytes) throw new RangeError(`sendToUser: the frame is ${size} bytes, over maxMessageBytes (${opts.maxMessageBytes})`);
       let settle: (outcome: QosOutcome) => void = () => undefined;
       const outcome = new Promise<QosOutcome>((resolve) => (settle = resolve));
       const result = await deliver(core, frame, settle);

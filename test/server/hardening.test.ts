@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IMServer, OfflineStore } from '../../server/src/index';
 import { SqliteOfflineStore, ServerErrorCode } from '../../server/src/index';
-import { admin, closeAll, dataFrame, errorOf, login, startServer, UdpClient, WsClient, type RawClient } from './helpers';
+import { admin, closeAll, dataFrame, errorOf, login, startServer, TcpClient, UdpClient, WsClient, type RawClient } from './helpers';
 
 const clients: RawClient[] = [];
 const servers: IMServer[] = [];
@@ -18,6 +18,7 @@ async function setup(opts: Parameters<typeof startServer>[0] = {}) {
   return {
     server,
     ws: async () => track(await WsClient.open(server.ports.ws!)),
+    tcp: async () => track(await TcpClient.open(server.ports.tcp!)),
     udp: async () => track(await UdpClient.open(server.ports.udp!)),
   };
 }
@@ -229,5 +230,35 @@ describe('numbers a Java client cannot parse', () => {
     expect((await a.nextOfType(4)).dataContent).toBe('fp-edge');
     expect((await a.quiet(100)).filter((f) => f.type === 4)).toEqual([]);
     expect(server.metrics().offlineStored).toBe(1);
+  });
+});
+
+describe('messages too large for a TCP receiver', () => {
+  it('refuses (311, connection kept, no ACK) a message a TCP client could not read, instead of storing it for endless replays', async () => {
+    const { server, ws, tcp } = await setup();
+    const a = await ws();
+    await login(a, 'a');
+    const big = 'x'.repeat(6200);
+    a.send(dataFrame('a', 'b', big, 'fp-big'));
+    expect(errorOf(await a.nextOfType(52)).errorCode).toBe(ServerErrorCode.FRAME_TOO_LARGE);
+    expect((await a.quiet(100)).filter((f) => f.type === 4)).toEqual([]);
+    await expect(server.sendToUser('b', big)).rejects.toThrow(RangeError);
+    expect((await admin(server.ports.http!, 'POST', '/api/send', { to: 'b', content: big })).status).toBe(413);
+    expect((await admin(server.ports.http!, 'POST', '/api/send', { to: '0', content: 'to the server itself' })).status).toBe(400);
+    const b = await tcp();
+    await login(b, 'b');
+    a.send(dataFrame('a', 'b', 'small', 'fp-small'));
+    expect((await b.nextOfType(2)).fp).toBe('fp-small');
+    expect(b.closeInfo).toBe(null);
+  });
+
+  it('allows WebSocket-sized messages when no TCP gateway runs', async () => {
+    const { ws } = await setup({ tcp: false });
+    const a = await ws();
+    const b = await ws();
+    await login(a, 'a');
+    await login(b, 'b');
+    a.send(dataFrame('a', 'b', 'x'.repeat(20000), 'fp-20k'));
+    expect((await b.nextOfType(2)).fp).toBe('fp-20k');
   });
 });
