@@ -24,6 +24,8 @@ const RESTARTS = [
 /** Messages each short-deadline client sends while the server is down for the long outage. */
 const OUTAGE_MESSAGES = 25;
 const SETTLE_MS = 15000;
+/** Server pushes (S2C, QoS) to random users during the run, through whichever server instance is up. */
+const PUSHES = 300;
 
 const FAULTS: FaultSettings = {
   dropRate: 0.45,
@@ -103,6 +105,30 @@ describe('QoS through a faulty network and server restarts', () => {
       );
     };
 
+    let pushes = 0;
+    const pushOutcomes: Record<string, number> = {};
+    const push = (): void => {
+      const to = names[Math.floor(pick() * USERS)];
+      const id = `s2c>${to}#${pushes++}`;
+      ledger.sent(id, '0', to);
+      // 'delivered' and 'stored' both promise delivery; anything else tells the caller it was not sent.
+      Promise.resolve()
+        .then(() => server.sendToUser(to, id, { fp: id }))
+        .then(
+          (r) => {
+            pushOutcomes[r.status] = (pushOutcomes[r.status] ?? 0) + 1;
+            if (r.status === 'delivered' || r.status === 'stored') return ledger.acked(id);
+            ledger.lostEvent(id);
+            ledger.rejected(id);
+          },
+          () => {
+            pushOutcomes.threw = (pushOutcomes.threw ?? 0) + 1;
+            ledger.lostEvent(id);
+            ledger.rejected(id);
+          },
+        );
+    };
+
     let restarts = 0;
     const restart = async (downMs: number, whileDown: () => void): Promise<void> => {
       proxy.setAccepting(false);
@@ -139,6 +165,7 @@ describe('QoS through a faulty network and server restarts', () => {
         if (to === from) to = names[(names.indexOf(from) + 1) % USERS];
         send(from, to, `${from}>${to}#${seq}`);
       }
+      if (pushes < (PUSHES * seq) / MESSAGES) push();
       await sleep(TICK_MS);
     }
     await Promise.all(restartsDone);
@@ -150,7 +177,8 @@ describe('QoS through a faulty network and server restarts', () => {
     await sleep(500);
 
     const all = ledger.counts();
-    const main = ledger.counts((id) => !id.startsWith('late'));
+    const main = ledger.counts((id) => !id.startsWith('late') && !id.startsWith('s2c'));
+    const s2c = ledger.counts((id) => id.startsWith('s2c'));
     const outage = ledger.counts((id) => id.startsWith('late'));
     const metrics = server.metrics();
     console.log(
@@ -159,6 +187,7 @@ describe('QoS through a faulty network and server restarts', () => {
         `  proxy: ${JSON.stringify(proxy.counts)}; server restarts: ${restarts}`,
         `  all:    ${JSON.stringify(all)}`,
         `  main:   sent ${main.sent}, delivered ${main.delivered}, lost ${main.lost}, duplicates ${main.duplicates}, silent ${main.silent}`,
+        `  s2c:    sent ${s2c.sent}, delivered ${s2c.delivered}, lost ${s2c.lost}, duplicates ${s2c.duplicates}, silent ${s2c.silent} (sendToUser: ${JSON.stringify(pushOutcomes)})`,
         `  outage: sent ${outage.sent}, delivered ${outage.delivered}, lost ${outage.lost}, duplicates ${outage.duplicates}, silent ${outage.silent}`,
         `  last server instance: retransmissions ${metrics.retransmissions}, lost ${metrics.lost}, offline pending ${metrics.offlinePending}`,
       ].join('\n'),
@@ -168,7 +197,7 @@ describe('QoS through a faulty network and server restarts', () => {
     expect(proxy.counts.stalls).toBeGreaterThan(0);
     expect(proxy.counts.splitChunks).toBeGreaterThan(0);
     expect(restarts).toBe(RESTARTS.length);
-    expect(all.sent).toBe(MESSAGES + lateNames.length * OUTAGE_MESSAGES);
+    expect(all.sent).toBe(MESSAGES + PUSHES + lateNames.length * OUTAGE_MESSAGES);
     expect(all).toMatchObject({ silent: 0, duplicates: 0, lostButDelivered: 0, unsettled: 0, lostEventMismatch: 0, wrongReceiver: 0 });
     expect(all.delivered + all.lost).toBe(all.sent);
     // Sent while the server was down, by clients whose deadline is shorter than the outage: all lost.
