@@ -1,27 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { IMServer, OfflineStore } from '../../server/src/index';
+import type { OfflineStore } from '../../server/src/index';
 import { SqliteOfflineStore, ServerErrorCode } from '../../server/src/index';
-import { admin, closeAll, dataFrame, errorOf, login, startServer, TcpClient, UdpClient, WsClient, type RawClient } from './helpers';
+import { admin, dataFrame, errorOf, login, useServers } from './helpers';
 
-const clients: RawClient[] = [];
-const servers: IMServer[] = [];
+const { setup } = useServers();
 const stores: SqliteOfflineStore[] = [];
-afterEach(async () => {
-  await closeAll(clients.splice(0), servers.splice(0));
+afterEach(() => {
   for (const s of stores.splice(0)) s.close();
 });
-
-async function setup(opts: Parameters<typeof startServer>[0] = {}) {
-  const server = await startServer(opts);
-  servers.push(server);
-  const track = <T extends RawClient>(c: T) => (clients.push(c), c);
-  return {
-    server,
-    ws: async () => track(await WsClient.open(server.ports.ws!)),
-    tcp: async () => track(await TcpClient.open(server.ports.tcp!)),
-    udp: async () => track(await UdpClient.open(server.ports.udp!)),
-  };
-}
 
 /** Settles with the promise's outcome, or 'pending' if it has not settled within `ms`. */
 async function within<T>(p: Promise<T>, ms = 1000): Promise<T | 'pending'> {

@@ -1,5 +1,6 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
 import { encodeLengthPrefixed, LengthPrefixDecoder } from '../../src/length-prefix';
 import { createServer, silentLogger, type IMServer, type ServerOptions } from '../../server/src/index';
@@ -243,4 +244,30 @@ export async function closeAll(clients: RawClient[], servers: IMServer[]): Promi
     }
   }
   await Promise.all(servers.map((s) => s.close()));
+}
+
+/**
+ * Servers and raw clients that are closed after each test. Call once at the top of a test file; `setup`
+ * starts a server (see {@link startServer}) and returns openers for clients of each transport.
+ */
+export function useServers() {
+  const clients: RawClient[] = [];
+  const servers: IMServer[] = [];
+  afterEach(async () => {
+    await closeAll(clients.splice(0), servers.splice(0));
+  });
+  const track = <T extends RawClient>(c: T): T => (clients.push(c), c);
+  async function setup(opts: ServerOptions = {}) {
+    const server = await startServer(opts);
+    servers.push(server);
+    const ws = async () => track(await WsClient.open(server.ports.ws!));
+    return {
+      server,
+      ws,
+      open: ws,
+      tcp: async () => track(await TcpClient.open(server.ports.tcp!)),
+      udp: async () => track(await UdpClient.open(server.ports.udp!)),
+    };
+  }
+  return { setup, track, servers };
 }

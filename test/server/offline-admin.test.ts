@@ -2,28 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { IMServer } from '../../server/src/index';
 import { ServerErrorCode } from '../../server/src/index';
-import { ackFrame, admin, closeAll, dataFrame, errorOf, login, startServer, WsClient, type RawClient } from './helpers';
+import { ackFrame, admin, dataFrame, errorOf, login, startServer, useServers, WsClient } from './helpers';
 
-const clients: RawClient[] = [];
-const servers: IMServer[] = [];
+const { setup, track, servers } = useServers();
 const dirs: string[] = [];
-afterEach(async () => {
-  await closeAll(clients.splice(0), servers.splice(0));
+afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-async function setup(opts: Parameters<typeof startServer>[0] = {}) {
-  const server = await startServer(opts);
-  servers.push(server);
-  const open = async () => {
-    const c = await WsClient.open(server.ports.ws!);
-    clients.push(c);
-    return c;
-  };
-  return { server, open };
-}
 
 describe('offline store', () => {
   it('stores QoS messages for an offline user, ACKs the sender, and delivers them in order with their fp on login', async () => {
@@ -117,7 +103,7 @@ describe('offline store', () => {
     dirs.push(dir);
     const first = await startServer({ dataDir: dir });
     const a = await WsClient.open(first.ports.ws!);
-    clients.push(a);
+    track(a);
     await login(a, 'sender');
     a.send(dataFrame('sender', 'later', 'persisted', 'fp-p'));
     await a.nextOfType(4);
@@ -125,7 +111,7 @@ describe('offline store', () => {
     const second = await startServer({ dataDir: dir });
     servers.push(second);
     const b = await WsClient.open(second.ports.ws!);
-    clients.push(b);
+    track(b);
     await login(b, 'later');
     expect((await b.nextOfType(2)).fp).toBe('fp-p');
   });
@@ -168,7 +154,7 @@ describe('admin HTTP API', () => {
     dirs.push(dir);
     const server = await startServer({ dataDir: dir });
     const a = await WsClient.open(server.ports.ws!);
-    clients.push(a);
+    track(a);
     await login(a, 'quiet');
     const pending = server.sendToUser('quiet', 'never acked');
     await a.nextOfType(2);

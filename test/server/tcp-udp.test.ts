@@ -1,33 +1,16 @@
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { IMServer } from '../../server/src/index';
+import { describe, expect, it } from 'vitest';
 import { ServerErrorCode } from '../../server/src/index';
-import { ackFrame, closeAll, dataFrame, errorOf, login, startServer, TcpClient, UdpClient, WsClient, type RawClient } from './helpers';
+import { ackFrame, dataFrame, errorOf, login, TcpClient, useServers } from './helpers';
 
-const clients: RawClient[] = [];
-const servers: IMServer[] = [];
-afterEach(async () => {
-  await closeAll(clients.splice(0), servers.splice(0));
-});
-
-async function setup(opts: Parameters<typeof startServer>[0] = {}) {
-  const server = await startServer(opts);
-  servers.push(server);
-  const track = <T extends RawClient>(c: T) => (clients.push(c), c);
-  return {
-    server,
-    tcp: async () => track(await TcpClient.open(server.ports.tcp!)),
-    udp: async () => track(await UdpClient.open(server.ports.udp!)),
-    ws: async () => track(await WsClient.open(server.ports.ws!)),
-  };
-}
+const { setup, track } = useServers();
 
 describe('TCP gateway', () => {
   it('reassembles frames split across chunks and several frames in one chunk', async () => {
     const { server } = await setup();
     const socket = connect(server.ports.tcp!, '127.0.0.1');
     const c = new TcpClient(socket);
-    clients.push(c);
+    track(c);
     await new Promise((r) => socket.once('connect', r));
     const body = (o: unknown) => {
       const b = Buffer.from(JSON.stringify(o));

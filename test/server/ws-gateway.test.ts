@@ -1,24 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { IMServer } from '../../server/src/index';
+import { describe, expect, it } from 'vitest';
 import { ServerErrorCode } from '../../server/src/index';
-import { ackFrame, closeAll, dataFrame, errorOf, login, loginFrame, startServer, WsClient, type RawClient } from './helpers';
+import { ackFrame, dataFrame, errorOf, login, loginFrame, useServers, WsClient } from './helpers';
 
-const clients: RawClient[] = [];
-const servers: IMServer[] = [];
-afterEach(async () => {
-  await closeAll(clients.splice(0), servers.splice(0));
-});
-
-async function setup(opts: Parameters<typeof startServer>[0] = {}) {
-  const server = await startServer(opts);
-  servers.push(server);
-  const open = async () => {
-    const c = await WsClient.open(server.ports.ws!);
-    clients.push(c);
-    return c;
-  };
-  return { server, open };
-}
+const { setup } = useServers();
 
 describe('WebSocket gateway: login and session', () => {
   it('logs in, answers keep-alives on the same connection, and lists the user online', async () => {
