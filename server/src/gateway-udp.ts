@@ -13,12 +13,13 @@ import type { Session } from './session';
  * Source addresses are trivially spoofed, so a peer the gateway has never heard from is given a session
  * only for a datagram that decodes as a frame (garbage gets no reply, so the server cannot be used to
  * reflect traffic at a forged address); when the table is full, the oldest peer that has not logged in
- * makes room, never a logged-in one; and a peer's rate limit outlives its session, so ending the session
- * by flooding does not buy a fresh burst.
+ * makes room, never a logged-in one; a peer's rate limit outlives its session, so ending the session
+ * by flooding does not buy a fresh burst; and replies to peers that have not logged in (echo, error 301,
+ * each larger than a bare request) share one budget, so forged sources cannot make it an amplifier.
  */
 export async function startUdpGateway(
   core: ServerCore,
-  opts: { port: number; host?: string; maxDatagramBytes: number; maxSessions: number },
+  opts: { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; unauthRepliesPerSecond: number },
 ): Promise<Gateway> {
   const socket = createSocket({ type: 'udp4' });
   const sessions = new Map<string, Session>();
@@ -27,6 +28,7 @@ export async function startUdpGateway(
   /** Rate-limit buckets of ended sessions, kept until they would have refilled. */
   const retired = new Map<string, { bucket: TokenBucket; untilMs: number }>();
   const rate = core.opts.rateLimit;
+  const unauthReplies = new TokenBucket({ burst: opts.unauthRepliesPerSecond, perSecond: opts.unauthRepliesPerSecond });
 
   const retire = (key: string, s: Session): void => {
     if (!rate || !s.bucket) return;
@@ -63,6 +65,7 @@ export async function startUdpGateway(
         remote: key,
         write(text) {
           if (sessions.get(key) !== s) return false;
+          if (!s.userId && !unauthReplies.take()) return false;
           socket.send(text, rinfo.port, rinfo.address);
           return true;
         },

@@ -18,8 +18,11 @@ export interface ServerOptions {
   ws?: (ListenOptions & { path?: string; maxPayloadBytes?: number }) | false;
   /** TCP gateway (default port 8901, bodies up to 6144 bytes). */
   tcp?: (ListenOptions & { maxBodyBytes?: number }) | false;
-  /** UDP gateway (default port 7901, datagrams up to 2048 bytes, at most 10000 peers). */
-  udp?: (ListenOptions & { maxDatagramBytes?: number; maxSessions?: number }) | false;
+  /**
+   * UDP gateway (default port 7901, datagrams up to 2048 bytes, at most 10000 peers, at most 1000
+   * datagrams a second in all to peers that have not logged in: source addresses can be forged).
+   */
+  udp?: (ListenOptions & { maxDatagramBytes?: number; maxSessions?: number; unauthRepliesPerSecond?: number }) | false;
   /** Admin HTTP API (default port 8080); without `adminToken` every route but `/health` answers 403. */
   http?: (ListenOptions & { adminToken?: string }) | false;
   /** Sense mode that sets the idle expiry of connections (default MODE_15S: 20 s, MobileIMSDK's default). */
@@ -64,7 +67,7 @@ export interface ServerOptions {
 export interface ResolvedOptions {
   ws: { port: number; host?: string; path: string; maxPayloadBytes: number } | false;
   tcp: { port: number; host?: string; maxBodyBytes: number } | false;
-  udp: { port: number; host?: string; maxDatagramBytes: number; maxSessions: number } | false;
+  udp: { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; unauthRepliesPerSecond: number } | false;
   http: { port: number; host?: string; adminToken: string | null } | false;
   expiryMs: number;
   udpExpiryMs: number;
@@ -93,7 +96,8 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   const udp =
     o.udp === false
       ? false
-      : { maxDatagramBytes: 2048, maxSessions: 10000, ...o.udp, port: port(o.udp?.port, 7901, 'udp.port') };
+      : { maxDatagramBytes: 2048, maxSessions: 10000, unauthRepliesPerSecond: 1000, ...o.udp, port: port(o.udp?.port, 7901, 'udp.port') };
+  if (udp) positive(udp.unauthRepliesPerSecond, 'udp.unauthRepliesPerSecond');
   const http =
     o.http === false ? false : { ...o.http, adminToken: o.http?.adminToken || null, port: port(o.http?.port, 8080, 'http.port') };
   const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, ...o.qos };

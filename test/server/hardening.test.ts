@@ -128,6 +128,20 @@ describe('UDP against spoofed sources', () => {
     expect((await member.nextOfType(51)).to).toBe('member');
   });
 
+  it('caps the replies to peers that have not logged in, so forged sources cannot turn it into an amplifier', async () => {
+    const { udp } = await setup({ udp: { port: 0, host: '127.0.0.1', unauthRepliesPerSecond: 3 } });
+    const peers = [await udp(), await udp(), await udp(), await udp(), await udp()];
+    for (const p of peers) p.send({ type: 1, dataContent: '{}', from: 'x', to: '0' });
+    const answered = (await Promise.all(peers.map((p) => p.quiet(200)))).filter((frames) => frames.length > 0);
+    expect(answered).toHaveLength(3);
+    const member = await udp();
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await login(member, 'member')).code).toBe(0);
+    for (let i = 0; i < 5; i++) member.send({ type: 1, dataContent: '{}', from: 'member', to: '0' });
+    await member.quiet(200);
+    expect(member.frames.filter((f) => f.type === 51)).toHaveLength(5);
+  });
+
   it('keeps a peer rate-limited after its session ends, instead of granting a fresh burst', async () => {
     const { udp } = await setup({ rateLimit: { burst: 5, perSecond: 1 } });
     const u = await udp();
