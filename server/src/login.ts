@@ -76,12 +76,12 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   await replayStored(core, s);
 }
 
-/** true or 0 accepts, false is {@link DEFAULT_REJECT_CODE}, an integer is the code; anything else is a hook bug and refuses. */
+/** true or 0 accepts, false is {@link DEFAULT_REJECT_CODE}, an int32 is the code; anything else is a hook bug and refuses. */
 function loginCodeOf(verdict: unknown): number {
   if (verdict === true) return 0;
   if (verdict === false) return DEFAULT_REJECT_CODE;
-  if (Number.isSafeInteger(verdict)) return verdict as number;
-  throw new TypeError(`verifyLogin must return an integer login code or a boolean, got ${String(verdict)}`);
+  if (Number.isInteger(verdict) && (verdict as number) >= -(2 ** 31) && (verdict as number) < 2 ** 31) return verdict as number;
+  throw new TypeError(`verifyLogin must return a 32-bit integer login code or a boolean, got ${String(verdict)}`);
 }
 
 function loginResponse(code: number, firstLoginTime: number, to: string): Protocal {

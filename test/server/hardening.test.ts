@@ -156,7 +156,7 @@ describe('UDP against spoofed sources', () => {
 
 describe('verifyLogin answers that are not a login code', () => {
   it('refuses the login (code 318) instead of letting it in when the hook returns something else', async () => {
-    const answers: unknown[] = ['no', null, undefined, 1.5, Number.NaN, {}];
+    const answers: unknown[] = ['no', null, undefined, 1.5, Number.NaN, {}, 2 ** 31];
     let next = 0;
     const { ws } = await setup({ hooks: { verifyLogin: () => answers[next++] as number } });
     for (const answer of answers) {
