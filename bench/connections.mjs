@@ -58,6 +58,7 @@ async function benchTarget(target) {
   const ids = loaders.map(() => []);
   for (let i = 0; i < flags.clients; i++) ids[i % flags.loaders].push(`${target}-c${i}`);
 
+  const rampStart = await server.request({ cmd: 'stats' });
   const t0 = Date.now();
   const ramp = await Promise.all(
     loaders.map((l, i) =>
@@ -65,6 +66,8 @@ async function benchTarget(target) {
     ),
   );
   const rampMs = Date.now() - t0;
+  const rampEnd = await server.request({ cmd: 'stats' });
+  const rampCpu = cpuSeconds(rampStart.cpu, rampEnd.cpu);
   const failures = ramp.reduce((a, r) => a + r.failures, 0);
   const connected = flags.clients - failures;
   const logins = summarize(ramp.flatMap((r) => r.loginMs));
@@ -85,6 +88,8 @@ async function benchTarget(target) {
     loginRate: connected / (rampMs / 1000),
     loginP50: logins.p50,
     loginP99: logins.p99,
+    serverCpuMsPerLogin: (rampCpu / connected) * 1000,
+    serverCoresDuringRamp: rampCpu / (rampMs / 1000),
     rssMiB: full.mem.rss / MB,
     rssPerConnKiB: (full.mem.rss - idle.mem.rss) / connected / 1024,
     heapPerConnKiB: (full.mem.heapUsed - idle.mem.heapUsed) / connected / 1024,
@@ -162,6 +167,7 @@ console.log(
       { key: 'loginRate', title: 'logins/s' },
       { key: 'loginP50', title: 'login p50 ms' },
       { key: 'loginP99', title: 'login p99 ms' },
+      { key: 'serverCpuMsPerLogin', title: 'srv CPU ms/login' },
       { key: 'rssPerConnKiB', title: 'RSS KiB/conn' },
       { key: 'heapPerConnKiB', title: 'heap KiB/conn' },
       { key: 'heartbeatsPerSec', title: 'beats/s' },
