@@ -118,11 +118,7 @@ export class ServerCore {
     s.closed = true;
     s.clearTimers();
     this.metrics.open[s.transport]--;
-    const uid = s.userId;
-    if (uid && this.online.removeIfCurrent(uid, s)) {
-      const info = s.info();
-      this.safely('onLogout', () => this.opts.hooks.onLogout?.(uid, s.kickCode, info));
-    }
+    this.release(s);
   }
 
   /** Sends an error frame (type 52). */
@@ -145,12 +141,17 @@ export class ServerCore {
     return ok;
   }
 
-  /** Closes a connection (WebSocket: Close 1000 "Bye"), remembering the kickout code for onLogout. */
+  /**
+   * Closes a connection (WebSocket: Close 1000 "Bye"). The user goes offline (onLogout, with the kickout
+   * code) at once: a peer that stops reading can hold the socket itself open for a while (ws waits 30 s
+   * for the closing handshake).
+   */
   closeSession(s: Session, kickCode = -1): void {
     if (s.closed) return;
     if (kickCode !== -1) s.kickCode = kickCode;
     s.closed = true;
     s.clearTimers();
+    this.release(s);
     s.link.close();
   }
 
@@ -173,6 +174,15 @@ export class ServerCore {
   /** Every connection still open, for shutdown. */
   allSessions(): Session[] {
     return [...this.sessions];
+  }
+
+  /** Takes a session's user offline if it is still the user's current session, firing onLogout. */
+  private release(s: Session): void {
+    const uid = s.userId;
+    if (uid && this.online.removeIfCurrent(uid, s)) {
+      const info = s.info();
+      this.safely('onLogout', () => this.opts.hooks.onLogout?.(uid, s.kickCode, info));
+    }
   }
 
   /** Runs an application hook, logging (never propagating) what it throws or rejects with. */

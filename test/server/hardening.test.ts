@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OfflineStore } from '../../server/src/index';
 import { SqliteOfflineStore, ServerErrorCode } from '../../server/src/index';
-import { admin, dataFrame, errorOf, login, useServers } from './helpers';
+import { admin, dataFrame, errorOf, login, useServers, type WsClient } from './helpers';
 
 const { setup } = useServers();
 const stores: SqliteOfflineStore[] = [];
@@ -260,5 +260,20 @@ describe('messages too large for a TCP receiver', () => {
     await login(b, 'b');
     a.send(dataFrame('a', 'b', 'x'.repeat(20000), 'fp-20k'));
     expect((await b.nextOfType(2)).fp).toBe('fp-20k');
+  });
+});
+
+describe('a session the server ends', () => {
+  it('leaves the online list and fires onLogout at once, not when a peer that stopped reading finally lets the socket go', async () => {
+    const logouts: Array<[string, number]> = [];
+    const { server, ws } = await setup({ hooks: { onLogout: (u, code) => void logouts.push([u, code]) } });
+    const c = await ws();
+    await login(c, 'stalled');
+    (c as WsClient).ws.pause();
+    expect(server.kick('stalled', 2, 'bye')).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(server.onlineUsers()).toEqual([]);
+    expect(logouts).toEqual([['stalled', 2]]);
+    expect(server.kick('stalled')).toBe(false);
   });
 });
