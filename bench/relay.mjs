@@ -4,7 +4,8 @@
 // Server and load generators are separate processes; server CPU comes from the server's own
 // process.cpuUsage(). Prints a table and writes a JSON report; it never passes or fails.
 //
-//   npm run bench:relay -- [--pairs 50] [--loaders 2] [--duration 5000] [--rates 1000,2000] [--out file]
+//   npm run bench:relay -- [--pairs 50] [--loaders 2] [--duration 5000] [--rates 1000,2000] [--repeat 3] [--out file]
+// With --repeat, each target runs that many times (alternating) and every figure is the median.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ const flags = parseFlags(process.argv.slice(2), {
   targets: 'ours,raw',
   store: 'disk',
   pin: true,
+  repeat: 1,
   out: '',
 });
 requireBuild();
@@ -95,16 +97,35 @@ async function benchTarget(target, ratesFor) {
   return steps;
 }
 
+/** Per step, the median of every numeric field over the repeated runs (the first run's for the rest). */
+function medianSteps(runs) {
+  return runs[0].map((first, i) => {
+    const out = { ...first, runs: runs.length };
+    for (const [k, v] of Object.entries(first)) {
+      if (typeof v !== 'number') continue;
+      const vals = runs.map((r) => r[i][k]).sort((a, b) => a - b);
+      out[k] = vals[Math.floor((vals.length - 1) / 2)];
+    }
+    return out;
+  });
+}
+
 const targets = flags.targets.split(',');
 const results = {};
 let rates = flags.rates.filter((r) => r > 0);
-for (const target of targets) {
-  console.log(`${target}: ${flags.pairs} pairs over ${flags.loaders} load processes`);
-  results[target] = await benchTarget(target, (saturated) => {
-    if (rates.length === 0) rates = flags.fractions.map((f) => Math.max(100, Math.round((saturated * f) / 100) * 100));
-    return rates;
-  });
+const runs = Object.fromEntries(targets.map((t) => [t, []]));
+for (let round = 0; round < flags.repeat; round++) {
+  for (const target of targets) {
+    console.log(`${target}: ${flags.pairs} pairs over ${flags.loaders} load processes${flags.repeat > 1 ? `, run ${round + 1} of ${flags.repeat}` : ''}`);
+    runs[target].push(
+      await benchTarget(target, (saturated) => {
+        if (rates.length === 0) rates = flags.fractions.map((f) => Math.max(100, Math.round((saturated * f) / 100) * 100));
+        return rates;
+      }),
+    );
+  }
 }
+for (const target of targets) results[target] = medianSteps(runs[target]);
 
 const rows = Object.values(results).flat();
 const ours = results.ours ?? [];
