@@ -102,8 +102,16 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     o.http === false ? false : { ...o.http, adminToken: o.http?.adminToken || null, port: port(o.http?.port, 8080, 'http.port') };
   const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, ...o.qos };
   positive(qos.checkIntervalMs, 'qos.checkIntervalMs');
+  if (!Number.isFinite(qos.resendAfterMs) || qos.resendAfterMs < 0) throw new RangeError(`qos.resendAfterMs must be 0 or more, got ${String(qos.resendAfterMs)}`);
+  if (!Number.isInteger(qos.maxRetries) || qos.maxRetries < 0) throw new RangeError(`qos.maxRetries must be a whole number 0 or more, got ${String(qos.maxRetries)}`);
   const rateLimit = o.rateLimit === false ? null : { burst: 200, perSecond: 100, ...o.rateLimit };
-  if (rateLimit) positive(rateLimit.burst, 'rateLimit.burst');
+  if (rateLimit) {
+    positive(rateLimit.burst, 'rateLimit.burst');
+    positive(rateLimit.perSecond, 'rateLimit.perSecond');
+  }
+  const dedup = { ttlMs: 600000, max: 100000, ...o.dedup };
+  positive(dedup.ttlMs, 'dedup.ttlMs');
+  positive(dedup.max, 'dedup.max');
   return {
     ws,
     tcp,
@@ -120,7 +128,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     hookTimeoutMs: positive(o.hookTimeoutMs ?? 10000, 'hookTimeoutMs'),
     rateLimit,
     qos,
-    dedup: { ttlMs: 600000, max: 100000, ...o.dedup },
+    dedup,
     maxBufferedBytes: positive(o.maxBufferedBytes ?? 4 * 1024 * 1024, 'maxBufferedBytes'),
     maxMessageBytes: positive(o.maxMessageBytes ?? (tcp ? tcp.maxBodyBytes : ws ? ws.maxPayloadBytes : 65536), 'maxMessageBytes'),
     hooks: o.hooks ?? {},

@@ -52,6 +52,16 @@ describe('createServer options and limits', () => {
     await expect(createServer({ ws: { port: 70000 }, logger: silentLogger })).rejects.toThrow(RangeError);
     await expect(createServer({ senseMode: 42, logger: silentLogger })).rejects.toThrow(/senseMode/);
     await expect(createServer({ ws: { port: 0, path: 'websocket' }, logger: silentLogger })).rejects.toThrow(TypeError);
+    const bad: Array<[Parameters<typeof createServer>[0], RegExp]> = [
+      [{ rateLimit: { burst: 10, perSecond: 0 } }, /rateLimit.perSecond/],
+      [{ rateLimit: { burst: 10, perSecond: -5 } }, /rateLimit.perSecond/],
+      [{ qos: { maxRetries: -1 } }, /qos.maxRetries/],
+      [{ qos: { maxRetries: 1.5 } }, /qos.maxRetries/],
+      [{ qos: { resendAfterMs: -1 } }, /qos.resendAfterMs/],
+      [{ dedup: { ttlMs: 0 } }, /dedup.ttlMs/],
+      [{ dedup: { max: Number.NaN } }, /dedup.max/],
+    ];
+    for (const [o, message] of bad) await expect(createServer({ ...o, logger: silentLogger })).rejects.toThrow(message);
   });
 
   it('starts only the gateways asked for and reports their bound ports', async () => {
