@@ -67,30 +67,28 @@ function gatedStore(writeFirst: boolean) {
 }
 
 describe('delivery racing a login', () => {
-  it('writes a message live when its receiver logged in while the store was still writing it', async () => {
-    const { store, release, putCalled } = gatedStore(false);
+  /** A sends `fp` to the offline B; B logs in while the store is writing it; `release` lets the write finish. */
+  async function raceLogin(writeFirst: boolean, fp: string) {
+    const { store, release, putCalled } = gatedStore(writeFirst);
     const { ws } = await setup({ store });
     const a = await ws();
     await login(a, 'a');
-    a.send(dataFrame('a', 'b', 'while you were logging in', 'race-1'));
+    a.send(dataFrame('a', 'b', 'sent while b logs in', fp));
     await putCalled;
     const b = await ws();
     await login(b, 'b');
+    return { a, b, release };
+  }
+
+  it('writes a message live when its receiver logged in while the store was still writing it', async () => {
+    const { a, b, release } = await raceLogin(false, 'race-1');
     release();
     expect((await a.nextOfType(4)).dataContent).toBe('race-1');
-    const got = await b.nextOfType(2, 1500);
-    expect(got.fp).toBe('race-1');
+    expect((await b.nextOfType(2, 1500)).fp).toBe('race-1');
   });
 
   it('does not write it twice when the login replay already handed it over', async () => {
-    const { store, release, putCalled } = gatedStore(true);
-    const { ws } = await setup({ store });
-    const a = await ws();
-    await login(a, 'a');
-    a.send(dataFrame('a', 'b', 'stored before the login', 'race-2'));
-    await putCalled;
-    const b = await ws();
-    await login(b, 'b');
+    const { a, b, release } = await raceLogin(true, 'race-2');
     expect((await b.nextOfType(2)).fp).toBe('race-2');
     release();
     expect((await a.nextOfType(4)).dataContent).toBe('race-2');
