@@ -2,7 +2,7 @@ import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, ty
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
-import type { QosOutcome } from './qos-s2c';
+import { pairKey, type QosOutcome } from './qos-s2c';
 import type { Session } from './session';
 
 const INT32_MIN = -(2 ** 31);
@@ -61,7 +61,7 @@ async function handleC2S(core: ServerCore, s: Session, uid: string, p: Protocal)
   const msg = await runBefore(core, s, 'beforeC2S', p);
   if (!msg) return;
   if (p.QoS && p.fp) {
-    const duplicate = core.dedup.checkAndAdd(`${uid}\n${p.fp}`);
+    const duplicate = core.dedup.checkAndAdd(pairKey(uid, p.fp));
     sendAck(core, s, p.fp, SERVER_ID, uid);
     if (duplicate) return;
   }

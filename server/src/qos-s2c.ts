@@ -59,7 +59,7 @@ export class QosSendDaemon {
    * tracked (a replay after re-login); otherwise an existing entry keeps its timings.
    */
   enrol(frame: Protocal, restart = false, waiter?: (outcome: QosOutcome) => void): void {
-    const key = keyOf(frame.to, frame.fp);
+    const key = pairKey(frame.to, frame.fp);
     const existing = this.pending.get(key);
     if (existing) {
       existing.frame = frame;
@@ -75,7 +75,7 @@ export class QosSendDaemon {
 
   /** Settles the message `fp` sent to `to` as delivered; false when it was not tracked. */
   ack(to: string, fp: string): boolean {
-    const key = keyOf(to, fp);
+    const key = pairKey(to, fp);
     const e = this.pending.get(key);
     if (!e) return false;
     this.pending.delete(key);
@@ -85,12 +85,12 @@ export class QosSendDaemon {
 
   /** Whether the message is still waiting for its ACK. */
   has(to: string, fp: string): boolean {
-    return this.pending.has(keyOf(to, fp));
+    return this.pending.has(pairKey(to, fp));
   }
 
   /** Whether the message is waiting for an ACK and was first written at or after `sinceMs`. */
   sentSince(to: string, fp: string, sinceMs: number): boolean {
-    const e = this.pending.get(keyOf(to, fp));
+    const e = this.pending.get(pairKey(to, fp));
     return !!e && e.firstSentMs >= sinceMs;
   }
 
@@ -117,6 +117,8 @@ export class QosSendDaemon {
   }
 }
 
-function keyOf(to: string | null, fp: string | null): string {
-  return `${to ?? ''}\n${fp ?? ''}`;
+/** A key for (receiver, fp) that no other pair shares, whatever characters either holds. */
+export function pairKey(a: string | null, b: string | null): string {
+  const first = a ?? '';
+  return `${first.length}:${first}${b ?? ''}`;
 }

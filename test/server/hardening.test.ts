@@ -275,3 +275,19 @@ describe('a session the server ends', () => {
     expect(server.kick('stalled')).toBe(false);
   });
 });
+
+describe('user ids and fingerprints with separators in them', () => {
+  it('do not let one user ACK away a push waiting for another user', async () => {
+    const { server, ws } = await setup();
+    const victim = await ws();
+    const other = await ws();
+    await login(victim, 'x\ny');
+    await login(other, 'x');
+    const push = server.sendToUser('x\ny', 'for the victim', { fp: 'z' });
+    expect((await victim.nextOfType(2)).fp).toBe('z');
+    other.send({ type: 4, dataContent: 'y\nz', from: 'x', to: '0' });
+    expect(await within(push, 300)).toBe('pending');
+    victim.send({ type: 4, dataContent: 'z', from: 'x\ny', to: '0' });
+    expect(await push).toEqual({ fp: 'z', status: 'delivered' });
+  });
+});
