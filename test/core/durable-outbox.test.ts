@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createOutboxStore,
   fromAlipayStorage,
@@ -8,23 +8,10 @@ import {
 } from '../../adapters/storage';
 import { MsgType, createFrame } from '../../src/protocol';
 import { IMClient } from '../../src/client';
-import { loginOnline, makeClient } from '../helpers/setup';
+import { loginOnline, makeClient, useFakeTimersPerTest, memoryStorage } from '../helpers/setup';
 
-beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
-afterEach(() => {
-  expect(vi.getTimerCount(), 'timers left behind').toBe(0);
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
-function memoryStorage(): KeyValueStorage & { data: Map<string, string> } {
-  const data = new Map<string, string>();
-  return {
-    data,
-    getItem: (k) => data.get(k) ?? null,
-    setItem: (k, v) => void data.set(k, v),
-    removeItem: (k) => void data.delete(k),
-  };
-}
 
 const keepAliveOff = { keepAlive: { intervalMs: 10_000_000, timeoutMs: 20_000_000 } };
 

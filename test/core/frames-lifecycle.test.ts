@@ -1,14 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { IMClient } from '../../src/client';
 import { MsgType } from '../../src/protocol';
 import { createFakeAdapter } from '../helpers/fake-adapter';
-import { loginOnline, makeClient } from '../helpers/setup';
+import { loginOnline, makeClient, useFakeTimersPerTest } from '../helpers/setup';
 
-beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
-afterEach(() => {
-  expect(vi.getTimerCount(), 'timers left behind').toBe(0);
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
 describe('server frames', () => {
   it('kickout stops everything, emits kicked after the state change, and never reconnects', async () => {

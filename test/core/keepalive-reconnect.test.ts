@@ -1,14 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { backoffDelay } from '../../src/backoff';
 import { MsgType } from '../../src/protocol';
 import { SenseMode, senseModeTimings } from '../../src/sense-mode';
-import { loginOnline, makeClient, seededRandom } from '../helpers/setup';
+import { loginOnline, makeClient, seededRandom, useFakeTimersPerTest } from '../helpers/setup';
 
-beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
-afterEach(() => {
-  expect(vi.getTimerCount(), 'timers left behind').toBe(0);
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
 describe('keep-alive', () => {
   it.each(Object.entries(SenseMode))('%s: beats every interval and declares the link dead at the timeout', async (_name, mode) => {

@@ -1,15 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { IMClient } from '../../src/client';
 import { IMError } from '../../src/errors';
 import { MsgType } from '../../src/protocol';
-import { loginOnline, makeClient } from '../helpers/setup';
+import { loginOnline, makeClient, useFakeTimersPerTest } from '../helpers/setup';
 import { createFakeAdapter } from '../helpers/fake-adapter';
 
-beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
-afterEach(() => {
-  expect(vi.getTimerCount(), 'timers left behind').toBe(0);
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
 describe('login', () => {
   it('sends the type-0 frame with every envelope key and resolves on code 0', async () => {

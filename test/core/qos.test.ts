@@ -1,12 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MsgType } from '../../src/protocol';
-import { loginOnline, makeClient } from '../helpers/setup';
+import { loginOnline, makeClient, useFakeTimersPerTest } from '../helpers/setup';
 
-beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
-afterEach(() => {
-  expect(vi.getTimerCount(), 'timers left behind').toBe(0);
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
 const keepAliveOff = { keepAlive: { intervalMs: 10_000_000, timeoutMs: 20_000_000 } };
 

@@ -1,18 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createOutboxStore, type KeyValueStorage } from '../../adapters/storage';
+import { describe, expect, it, vi } from 'vitest';
+import { createOutboxStore } from '../../adapters/storage';
 import { MsgType } from '../../src/protocol';
-import { loginOnline, makeClient } from '../helpers/setup';
+import { loginOnline, makeClient, useFakeTimersPerTest, memoryStorage } from '../helpers/setup';
 
-beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
-afterEach(() => {
-  expect(vi.getTimerCount(), 'timers left behind').toBe(0);
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
-function memoryStorage(): KeyValueStorage & { data: Map<string, string> } {
-  const data = new Map<string, string>();
-  return { data, getItem: (k) => data.get(k) ?? null, setItem: (k, v) => void data.set(k, v), removeItem: (k) => void data.delete(k) };
-}
 
 describe('listeners that stop or restart the client', () => {
   it('logout() from an error listener after getToken() fails stays logged out', async () => {

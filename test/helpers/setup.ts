@@ -1,4 +1,5 @@
-import { vi } from 'vitest';
+import { afterEach, beforeEach, expect, vi } from 'vitest';
+import type { KeyValueStorage } from '../../adapters/storage';
 import { IMClient } from '../../src/client';
 import type { IMClientOptions } from '../../src/options';
 import { canMove } from '../../src/state';
@@ -44,4 +45,19 @@ export async function loginOnline(ctx: ReturnType<typeof makeClient>, userId = '
   ctx.fake.last.loginResponse(0, firstLoginTime);
   await p;
   return ctx.fake.last;
+}
+
+/** Fake timers for every test of the file, and a check that each test left no timer behind. */
+export function useFakeTimersPerTest(options: { checkTimers?: boolean } = {}): void {
+  beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => {
+    if (options.checkTimers !== false) expect(vi.getTimerCount(), 'timers left behind').toBe(0);
+    vi.useRealTimers();
+  });
+}
+
+/** A synchronous in-memory {@link KeyValueStorage}, with its map exposed for assertions. */
+export function memoryStorage(): KeyValueStorage & { data: Map<string, string> } {
+  const data = new Map<string, string>();
+  return { data, getItem: (k) => data.get(k) ?? null, setItem: (k, v) => void data.set(k, v), removeItem: (k) => void data.delete(k) };
 }
