@@ -18,7 +18,7 @@ import {
   encodeLoginInfo,
   type Protocal,
 } from './protocol';
-import { QosInbox } from './qos-inbox';
+import { DedupWindow } from './dedup-window';
 import { OutboxPersistence } from './outbox-persistence';
 import { QosOutbox, type OutgoingMessage, type SendReceipt } from './qos-outbox';
 import { ClientState, type ClientStateName } from './state';
@@ -102,6 +102,7 @@ interface PendingEcho extends Waiter<{ rttMs: number }> {
   timer: Timer;
 }
 
+const DESTROYED = 'this client was destroyed; create a new one';
 const ACTIVE: readonly ClientStateName[] = [ClientState.CONNECTING, ClientState.AUTHENTICATING, ClientState.ONLINE];
 /** Stops that settle a durable outbox's messages as lost; the others keep them for the next login. */
 const SETTLES_OUTBOX: readonly StateReason[] = ['logout', 'kicked', 'login-rejected', 'reconnect-failed'];
@@ -118,7 +119,7 @@ const SETTLES_OUTBOX: readonly StateReason[] = ['logout', 'kicked', 'login-rejec
 export class IMClient {
   private readonly _o: ResolvedOptions;
   private readonly _events: SafeEmitter<ClientEvents>;
-  private readonly _inbox: QosInbox;
+  private readonly _inbox: DedupWindow;
   private readonly _outbox: QosOutbox;
   private readonly _persistence: OutboxPersistence;
   private readonly _keepAlive: KeepAlive;
@@ -142,7 +143,7 @@ export class IMClient {
   constructor(options: IMClientOptions) {
     const o = (this._o = resolveOptions(options));
     this._events = new SafeEmitter<ClientEvents>((type, error) => o.logger.error(`a "${String(type)}" listener threw`, error));
-    this._inbox = new QosInbox(o.clock, o.qos.dedupTtlMs, o.qos.dedupMax);
+    this._inbox = new DedupWindow(o.qos.dedupTtlMs, o.qos.dedupMax);
     this._outbox = new QosOutbox(o.clock, o.qos, {
       write: (frame) => this._current === ClientState.ONLINE && this._write(frame),
       delivered: (message) => this._events.emit('delivered', { fp: message.fp as string, message }),
@@ -208,7 +209,7 @@ export class IMClient {
     }
     if (params.token !== undefined && typeof params.token !== 'string') throw new TypeError('login(): token must be a string');
     if (params.extra !== undefined && typeof params.extra !== 'string') throw new TypeError('login(): extra must be a string');
-    if (this._destroyed) return Promise.reject(new IMError('DESTROYED', 'this client was destroyed; create a new one'));
+    if (this._destroyed) return Promise.reject(new IMError('DESTROYED', DESTROYED));
     if (this._current !== ClientState.IDLE && this._current !== ClientState.CLOSED) {
       return Promise.reject(new IMError('ALREADY_ACTIVE', `login() needs a logged-out client; the state is ${this._current}`));
     }
@@ -230,7 +231,7 @@ export class IMClient {
     if (typeof to !== 'string' || to === '') throw new TypeError('send(to, content): to must be a user id, or "0" for the server');
     if (typeof content !== 'string') throw new TypeError('send(to, content): content must be a string (JSON.stringify objects first)');
     if (options.typeu !== undefined && !Number.isInteger(options.typeu)) throw new TypeError('send(): typeu must be an integer');
-    if (this._destroyed) return Promise.reject(new IMError('DESTROYED', 'this client was destroyed'));
+    if (this._destroyed) return Promise.reject(new IMError('DESTROYED', DESTROYED));
     if (!this._credentials || this._current === ClientState.IDLE || this._current === ClientState.CLOSED) {
       return Promise.reject(new IMError('NOT_ONLINE', 'send() needs a login first'));
     }
@@ -279,7 +280,7 @@ export class IMClient {
     if (this._destroyed) return;
     this._destroyed = true;
     if (this._current !== ClientState.IDLE && this._current !== ClientState.CLOSED) {
-      this._shutdown('destroyed', new IMError('DESTROYED', 'the client was destroyed'));
+      this._shutdown('destroyed', new IMError('DESTROYED', DESTROYED));
     }
     this._unwatchLifecycle();
     this._events.clear();
@@ -472,7 +473,7 @@ export class IMClient {
       case MsgType.LOGIN_RESPONSE:
         return this._onLoginResponse(frame);
       case MsgType.DATA:
-        if (frame.QoS && frame.fp != null && this._inbox.isDuplicate(frame.fp)) return;
+        if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(frame.fp, this._o.clock.now())) return;
         return this._events.emit('message', {
           fp: frame.fp,
           from: frame.from || '',

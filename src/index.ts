@@ -9,7 +9,7 @@ export { IMError } from './errors';
 export type { IMErrorCode } from './errors';
 export { ClientState } from './state';
 export type { ClientStateName } from './state';
-export { SenseMode, senseModeTimings } from './sense-mode';
+export { SenseMode } from './sense-mode';
 export type { SenseModeValue, SenseModeTimings } from './sense-mode';
 export type { IMClientOptions } from './options';
 export type { Clock } from './clock';

@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from './clock';
 import { silentLogger, type Logger } from './logger';
-import { SenseMode, senseModeTimings, type SenseModeValue } from './sense-mode';
+import { SenseMode, keepAliveTimings, type SenseModeValue } from './sense-mode';
 import type { OutboxStore } from './qos-outbox';
 import type { SocketAdapter } from './transport';
 
@@ -94,7 +94,7 @@ export function resolveOptions(o: IMClientOptions): ResolvedOptions {
   if (!o.adapter || typeof o.adapter.connect !== 'function') {
     throw new TypeError('options.adapter must be a platform adapter, such as createBrowserAdapter()');
   }
-  const mode = senseModeTimings(o.senseMode || SenseMode.MODE_5S);
+  const mode = keepAliveTimings(o.senseMode || SenseMode.MODE_5S);
   const keepAlive = numbers('keepAlive.', o.keepAlive, { intervalMs: mode.intervalMs, timeoutMs: mode.timeoutMs });
   const reconnect = numbers('reconnect.', o.reconnect, { minDelayMs: 1000, maxDelayMs: 30000, maxAttempts: Infinity });
   if (reconnect.maxDelayMs < reconnect.minDelayMs) throw new RangeError('reconnect.maxDelayMs must not be below reconnect.minDelayMs');

@@ -87,6 +87,8 @@ export class QosOutbox {
   private readonly _checkTimer: Timer;
   private readonly _deadlineTimer: Timer;
   private _online = false;
+  /** When the deadline timer fires: the earliest queued message's delivery deadline. */
+  private _deadlineAt = 0;
   private _seq = 0;
 
   constructor(private readonly _clock: Clock, private readonly _opts: OutboxOptions, private readonly _io: OutboxIO) {
@@ -123,7 +125,9 @@ export class QosOutbox {
     const entry: Entry = { frame, enqueuedAt, sentAt: null, retries: 0, promise, resolve, reject };
     this._entries.set(key, entry);
     if (frame.QoS) this._io.changed();
-    this._armDeadline(this._clock.now());
+    // Only a message restored from storage can fall due before the one the timer waits for.
+    const due = enqueuedAt + this._opts.deliverTimeoutMs;
+    if (!this._deadlineTimer.armed || due < this._deadlineAt) this._armDeadline(this._clock.now());
     if (this._online) this._transmit(key, entry);
     return promise;
   }
@@ -243,8 +247,9 @@ export class QosOutbox {
   private _armDeadline(now: number): void {
     let earliest = Infinity;
     this._entries.forEach((e) => (earliest = Math.min(earliest, e.enqueuedAt)));
-    if (earliest === Infinity) this._deadlineTimer.cancel();
-    else this._deadlineTimer.arm(earliest + this._opts.deliverTimeoutMs - now);
+    if (earliest === Infinity) return this._deadlineTimer.cancel();
+    this._deadlineAt = earliest + this._opts.deliverTimeoutMs;
+    this._deadlineTimer.arm(this._deadlineAt - now);
   }
 }
 

@@ -29,20 +29,39 @@ export interface SenseModeTimings {
   udpServerExpiryMs: number | null;
 }
 
-// Per mode: interval, timeout, UDP timeout, server expiry, UDP server expiry (0 = no UDP variant).
-const table: Record<SenseModeValue, readonly number[]> = {
-  1: [3000, 5000, 10000, 7000, 10000],
-  2: [5000, 8000, 0, 11000, 0],
-  3: [10000, 15000, 21000, 15000, 21000],
-  4: [15000, 20000, 0, 20000, 0],
-  5: [30000, 35000, 61000, 35000, 62000],
-  6: [60000, 65000, 121000, 65000, 122000],
-  7: [120000, 125000, 241000, 125000, 242000],
+// Per mode, as the client uses it: keep-alive interval, timeout, UDP timeout (0 = no UDP variant).
+const client: Record<SenseModeValue, readonly number[]> = {
+  1: [3000, 5000, 10000],
+  2: [5000, 8000, 0],
+  3: [10000, 15000, 21000],
+  4: [15000, 20000, 0],
+  5: [30000, 35000, 61000],
+  6: [60000, 65000, 121000],
+  7: [120000, 125000, 241000],
 };
 
-/** The timings of a sense mode; throws a `RangeError` for a value that is not one of {@link SenseMode}. */
-export function senseModeTimings(mode: number): SenseModeTimings {
-  const t = table[mode as SenseModeValue];
+// Per mode, as the server uses it: TCP/WebSocket idle expiry, UDP idle expiry (0 = no UDP variant).
+const server: Record<SenseModeValue, readonly number[]> = {
+  1: [7000, 10000],
+  2: [11000, 0],
+  3: [15000, 21000],
+  4: [20000, 0],
+  5: [35000, 62000],
+  6: [65000, 122000],
+  7: [125000, 242000],
+};
+
+/** The client's keep-alive interval and timeout of a sense mode; a `RangeError` for an unknown mode. */
+export function keepAliveTimings(mode: number): { intervalMs: number; timeoutMs: number } {
+  const t = client[mode as SenseModeValue];
   if (!t) throw new RangeError(`senseMode must be one of SenseMode.MODE_3S … MODE_120S (1–7), got ${String(mode)}`);
-  return { intervalMs: t[0], timeoutMs: t[1], udpTimeoutMs: t[2] || null, serverExpiryMs: t[3], udpServerExpiryMs: t[4] || null };
+  return { intervalMs: t[0], timeoutMs: t[1] };
+}
+
+/** Every timing of a sense mode, client and server; a `RangeError` for an unknown mode. */
+export function senseModeTimings(mode: number): SenseModeTimings {
+  const { intervalMs, timeoutMs } = keepAliveTimings(mode);
+  const udp = client[mode as SenseModeValue][2];
+  const [expiry, udpExpiry] = server[mode as SenseModeValue];
+  return { intervalMs, timeoutMs, udpTimeoutMs: udp || null, serverExpiryMs: expiry, udpServerExpiryMs: udpExpiry || null };
 }
