@@ -4,21 +4,12 @@ import { IMClient } from '../../src/client';
 import type { IMClientOptions } from '../../src/options';
 import { canMove } from '../../src/state';
 import { createFakeAdapter } from './fake-adapter';
+import { seededRandom } from './random';
 
 /** Every state change a test client made that the transition table does not allow. */
 export const illegalMoves: string[] = [];
 
-/** A seeded, repeatable random() (mulberry32). */
-export function seededRandom(seed = 42): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** A client on a fake adapter with fake timers, plus a recorder of its events. */
 export function makeClient(options: Partial<IMClientOptions> = {}, adapterOptions: { lifecycle?: boolean } = {}) {
