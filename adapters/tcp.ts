@@ -16,10 +16,14 @@ export interface NetSocketLike {
   on(event: 'error', listener: (error: Error) => void): unknown;
   on(event: 'close', listener: (hadError: boolean) => void): unknown;
   write(data: Uint8Array, callback?: (error?: Error | null) => void): boolean;
-  end(): unknown;
+  end(callback?: () => void): unknown;
   destroy(): unknown;
   setNoDelay(noDelay?: boolean): unknown;
+  setTimeout(timeoutMs: number, callback?: () => void): unknown;
 }
+
+/** How long a locally closed socket may stay idle while its last frames flush before it is destroyed. */
+const FLUSH_TIMEOUT_MS = 5000;
 
 /** The part of Node's `net` module this adapter uses. */
 export interface NetModuleLike {
@@ -104,11 +108,17 @@ export function createTcpAdapter(net: NetModuleLike): SocketAdapter {
       close(code = 1000, reason = '') {
         if (gate.ended) return;
         gate.closeDeferred({ code, reason });
-        /* end() flushes frames already written (a logout, say) before the FIN; a socket still connecting
-           has nothing to flush and is destroyed. */
+        if (!connected || !socket) {
+          /* a socket still connecting has nothing to flush */
+          destroy();
+          return;
+        }
+        /* end() flushes frames already written (a logout, say) before the FIN, but alone it leaves the
+           socket half-open for as long as the peer keeps its side open: destroy() follows once the flush
+           is done, or once the socket has been idle for FLUSH_TIMEOUT_MS (a peer that stopped reading). */
         try {
-          if (connected) socket?.end();
-          else destroy();
+          socket.setTimeout(FLUSH_TIMEOUT_MS, destroy);
+          socket.end(destroy);
         } catch {
           destroy();
         }

@@ -1,5 +1,6 @@
 /** The TCP adapter over real sockets on 127.0.0.1: MobileIMSDK framing, split and coalesced frames, limits. */
 import net from 'node:net';
+import { once } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { recorder, tick } from './conformance';
 import { startTcpPeer } from './peers';
@@ -93,5 +94,68 @@ describe('tcp adapter', () => {
     expect(() => adapter.connect('tcp://127.0.0.1', rec.handlers)).toThrow(TypeError);
     expect(() => adapter.connect('tcp://127.0.0.1:70000', rec.handlers)).toThrow(TypeError);
     expect(() => createTcpAdapter(undefined as never)).toThrow(TypeError);
+  });
+});
+
+describe('tcp adapter against a peer that never closes its side', () => {
+  it('flushes, then destroys its socket after a local close instead of leaving it half-open', async () => {
+    const server = net.createServer({ allowHalfOpen: true });
+    const far: net.Socket[] = [];
+    const received: Buffer[] = [];
+    let ended = false;
+    server.on('connection', (s) => {
+      far.push(s);
+      s.on('data', (chunk) => received.push(chunk));
+      s.on('end', () => (ended = true));
+      s.on('error', () => {});
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const mine: net.Socket[] = [];
+    const spied = {
+      connect: (options: { host: string; port: number }) => {
+        const s = net.connect(options);
+        mine.push(s);
+        return s;
+      },
+    };
+    const rec = recorder();
+    const conn = createTcpAdapter(spied).connect(`tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`, rec.handlers);
+    try {
+      await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
+      conn.send('{"type":3}');
+      conn.close(1000, 'logout');
+      await vi.waitFor(() => expect(ended).toBe(true));
+      expect(Buffer.concat(received)).toEqual(Buffer.concat([Buffer.from([0, 0, 0, 10]), Buffer.from('{"type":3}')]));
+      await vi.waitFor(() => expect(mine[0].destroyed).toBe(true), { timeout: 500 });
+      expect(rec.closes().map((c) => c.info)).toEqual([{ code: 1000, reason: 'logout' }]);
+    } finally {
+      for (const s of [...far, ...mine]) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
+describe('tcp adapter close over a stalled socket', () => {
+  it('destroys the socket when the flush never finishes (a peer that stopped reading)', async () => {
+    const listeners = new Map<string, (...args: never[]) => void>();
+    const calls: string[] = [];
+    let onIdle: (() => void) | undefined;
+    const socket = {
+      on: (event: string, listener: (...args: never[]) => void) => void listeners.set(event, listener),
+      write: () => true,
+      end: () => void calls.push('end'),
+      destroy: () => void calls.push('destroy'),
+      setNoDelay: () => undefined,
+      setTimeout: (_ms: number, callback?: () => void) => void (onIdle = callback),
+    };
+    const rec = recorder();
+    const conn = createTcpAdapter({ connect: () => socket }).connect('tcp://127.0.0.1:8901', rec.handlers);
+    listeners.get('connect')!();
+    await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
+    conn.close(1000, 'logout');
+    expect(calls).toEqual(['end']);
+    onIdle!();
+    expect(calls).toEqual(['end', 'destroy']);
   });
 });
