@@ -157,7 +157,11 @@ export function createSocketTaskAdapter(
          later, the open event can be missed (WeChat community report in CLIENT-SDK-ANCHORS §4). */
       openedTask.onOpen(() => {
         opened = true;
-        gate.open();
+        /* A close asked for while the handshake was running can fail ("closeSocket:fail WebSocket is not
+           connected") and the socket opens anyway, holding one of the 5 slots with nobody listening: close
+           it now that it can be closed. */
+        if (gate.ended) closeTask(1000, '');
+        else gate.open();
       });
       openedTask.onMessage((result) => {
         try {

@@ -78,6 +78,25 @@ describe('wx adapter', () => {
     recs.forEach((r) => expect(r.late).toEqual([]));
   });
 
+  it('closes a task that opens after a close it refused while connecting, so timed-out connects never use up the 5 sockets', async () => {
+    const fake = new FakeMiniProgram('wx');
+    const adapter = createWxAdapter(fake.api as never);
+    for (let i = 0; i < 5; i++) {
+      const rec = recorder();
+      adapter.connect(WSS, rec.handlers).close(1000, 'connect timed out');
+      fake.lastTask.accept();
+      await tick();
+      expect(rec.types()).toEqual(['close']);
+    }
+    expect(fake.liveTasks).toEqual([]);
+    const rec = recorder();
+    const conn = adapter.connect(WSS, rec.handlers);
+    fake.lastTask.accept();
+    await tick();
+    expect(rec.types()).toEqual(['open']);
+    conn.close();
+  });
+
   it('tracks the current task per adapter instance, not per module', async () => {
     const fake = new FakeMiniProgram('wx');
     const a = createWxAdapter(fake.api as never);

@@ -3,8 +3,8 @@
  * quirks included: success/fail only acknowledge the call and arrive late, listeners registered after
  * connectSocket returned may miss the open event, at most 5 live sockets, uni returns a Promise unless a
  * callback is passed, Alipay returns a task only with `multiple: true` and reports binary as base64,
- * uni's send succeeds while offline and close never completes offline, and a socket can die in the
- * background without SocketTask.onClose. Listeners are called without try/catch, so an adapter that lets
+ * uni's send succeeds while offline and close never completes offline, a close before the socket opened
+ * fails, and a socket can die in the background without SocketTask.onClose. Listeners are called without try/catch, so an adapter that lets
  * an exception escape makes the test fail.
  */
 /** Which platform object the fake imitates. */
@@ -85,7 +85,9 @@ export class FakeSocketTask {
       finish(option, false, { errMsg: 'closeSocket:fail invalid code' });
       return;
     }
-    if (this.state === 'closed') {
+    /* A close while the handshake is still running fails and the socket opens anyway (community reports of
+       "closeSocket:fail WebSocket is not connected" when closing before onOpen). */
+    if (this.state === 'closed' || this.state === 'connecting') {
       finish(option, false, { errMsg: 'closeSocket:fail WebSocket is not connected' });
       return;
     }
