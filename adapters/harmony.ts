@@ -65,6 +65,11 @@ function isFailure(err: unknown): boolean {
   return code !== 0;
 }
 
+/** The `netId` of the NetHandle a NetConnection event carries, if any. */
+function netIdOf(handle: unknown): unknown {
+  return (handle as { netId?: unknown } | null)?.netId;
+}
+
 function describe(err: unknown, fallback: string): string {
   const message = (err as { message?: unknown } | null)?.message;
   return typeof message === 'string' && message !== '' ? message : fallback;
@@ -212,8 +217,21 @@ export function createHarmonyAdapter(
         /* NetConnection delivers netAvailable/netLost/netUnavailable only after register(), and has no
            off(): unregister() drops every subscription, hence a NetConnection dedicated to this adapter
            (@ohos.net.connection NetConnection). */
-        netConnection.on('netAvailable', () => active && network(true));
-        netConnection.on('netLost', () => active && network(false));
+        /* NetConnection documents no order between the new default's netAvailable and the old one's netLost
+           when the default network moves (Wi-Fi to cellular). A netLost for any network but the latest
+           available one must not report offline, or the core would close and wait for an 'online' that
+           never comes. */
+        let defaultNetId: unknown;
+        netConnection.on('netAvailable', (handle) => {
+          if (!active) return;
+          defaultNetId = netIdOf(handle);
+          network(true);
+        });
+        netConnection.on('netLost', (handle) => {
+          const lost = netIdOf(handle);
+          if (!active || (lost !== undefined && defaultNetId !== undefined && lost !== defaultNetId)) return;
+          network(false);
+        });
         netConnection.on('netUnavailable', () => active && network(false));
         netConnection.register(onRegistered);
       }

@@ -70,6 +70,19 @@ describe('harmony adapter', () => {
     expect(seen).toEqual(['offline', 'online']);
   });
 
+  it('ignores the loss of a network the default has already moved away from', async () => {
+    const fake = new FakeHarmony();
+    const seen: string[] = [];
+    const stop = createHarmonyAdapter(fake.module, { netConnection: fake.netConnection }).watchLifecycle!((e) => seen.push(e));
+    fake.setNetwork(true, 100);
+    fake.setNetwork(true, 101);
+    fake.setNetwork(false, 100);
+    expect(seen).toEqual(['online']);
+    fake.setNetwork(false, 101);
+    expect(seen).toEqual(['online', 'offline']);
+    stop();
+  });
+
   it('asks for the webSocket module up front', () => {
     expect(() => createHarmonyAdapter({} as never)).toThrow(TypeError);
   });

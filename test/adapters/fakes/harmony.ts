@@ -132,10 +132,13 @@ export class FakeHarmony {
   background() {
     for (const cb of [...this.stateCallbacks]) cb.onApplicationBackground();
   }
-  /** Network events reach subscribers only while registered, as NetConnection documents. */
-  setNetwork(available: boolean) {
+  /**
+   * Network events reach subscribers only while registered, as NetConnection documents; each carries the
+   * NetHandle of the network it is about.
+   */
+  setNetwork(available: boolean, netId = 100) {
     if (!this.registered) return;
     const type = available ? 'netAvailable' : 'netLost';
-    for (const cb of [...(this.netSubscriptions.get(type) ?? [])]) cb({ netId: 100 });
+    for (const cb of [...(this.netSubscriptions.get(type) ?? [])]) cb({ netId });
   }
 }
