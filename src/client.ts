@@ -18,79 +18,13 @@ import {
   encodeLoginInfo,
   type Protocal,
 } from './protocol';
+import type { ClientEvents, LoginParams, LoginResult, SendOptions, StateReason } from './client-types';
 import { DedupWindow } from './dedup-window';
 import { OutboxPersistence } from './outbox-persistence';
-import { QosOutbox, type OutgoingMessage, type SendReceipt } from './qos-outbox';
+import { QosOutbox, type SendReceipt } from './qos-outbox';
 import { ClientState, type ClientStateName } from './state';
 import type { LifecycleEvent, SocketConnection } from './transport';
 import { decodeText, utf8Length } from './utf8';
-
-/** A data message that arrived (C2C from another user, or S2C from the server, whose id is "0"). */
-export interface IncomingMessage {
-  fp: string | null;
-  from: string;
-  to: string;
-  content: string;
-  typeu: number;
-  qos: boolean;
-  /** The server's timestamp (`sm`) when it sets one, else null. */
-  serverTime: number | null;
-}
-
-/** Why the state changed, as given in `state` events. */
-export type StateReason =
-  | 'login'
-  | 'socket-open'
-  | 'logged-in'
-  | 'socket-closed'
-  | 'connect-failed'
-  | 'login-timeout'
-  | 'keepalive-timeout'
-  | 'probe-timeout'
-  | 'server-unlogin'
-  | 'protocol-error'
-  | 'offline'
-  | 'retry'
-  | 'logout'
-  | 'kicked'
-  | 'login-rejected'
-  | 'reconnect-failed'
-  | 'destroyed';
-
-/** The events of {@link IMClient}, each with one payload object. */
-export type ClientEvents = {
-  state: { from: ClientStateName; to: ClientStateName; reason: StateReason };
-  message: IncomingMessage;
-  delivered: { fp: string; message: OutgoingMessage };
-  lost: { message: OutgoingMessage; error: IMError };
-  kicked: { code: number; reason: string };
-  reconnect: { attempt: number; delayMs: number };
-  error: IMError;
-};
-
-/** What `login()` takes. */
-export interface LoginParams {
-  userId: string;
-  token?: string;
-  extra?: string;
-}
-
-/** What `login()` resolves with. */
-export interface LoginResult {
-  userId: string;
-  /** The server's first-login time for this device, sent again on every re-login. */
-  firstLoginTime: number;
-}
-
-/** Options of `send()`. */
-export interface SendOptions {
-  /** Ask for an ACK and retransmit until it comes (default true, as MobileIMSDK's default overloads). */
-  qos?: boolean;
-  /** Application sub-type, carried untouched (default -1). */
-  typeu?: number;
-  /** Your own fingerprint; a QoS message gets a fresh UUID otherwise. */
-  fp?: string;
-}
 
 interface Waiter<T> {
   resolve(value: T): void;
@@ -238,7 +172,7 @@ export class IMClient {
     const qos = options.qos !== false;
     const fp = options.fp || (qos ? createFingerprint(this._o.random) : null);
     const frame = this._frame(MsgType.DATA, content, to, { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
-    // MobileIMSDK closes a connection that sends an oversize frame (spec §1): refuse it here instead.
+    // MobileIMSDK closes a connection that sends an oversize frame: refuse it here instead.
     const max = this._o.adapter.maxFrameBytes || 65536;
     const bytes = utf8Length(encodeFrame(frame));
     if (bytes > max) return Promise.reject(new IMError('MESSAGE_TOO_LARGE', `a ${bytes}-byte frame exceeds the ${max}-byte limit`));
@@ -465,7 +399,7 @@ export class IMClient {
     }
     this._keepAlive.heard();
     if (frame.QoS && frame.fp != null && frame.type !== MsgType.ACK && frame.type !== MsgType.LOGIN_RESPONSE) {
-      // ACK every QoS frame, duplicates included (spec §6.1). `from` is our own id rather than the frame's
+      // ACK every QoS frame, duplicates included. `from` is our own id rather than the frame's
       // `to`, so a server that checks the sender (ours does) accepts it. MobileIMSDK never ACKs a type 50.
       this._write(this._frame(MsgType.ACK, frame.fp, frame.from || SERVER_ID));
     }
@@ -542,7 +476,7 @@ export class IMClient {
       info = { errorCode: -1, errorMsg: dataContent || '' };
     }
     this._events.emit('error', new IMError('SERVER_ERROR', `server error ${info.errorCode}: ${info.errorMsg}`, info.errorCode));
-    // 301: the server has no session for this socket; log in again (spec §10).
+    // 301: the server has no session for this socket; log in again.
     if (info.errorCode === ERROR_UNLOGIN) this._linkLost('server-unlogin');
   }
 

@@ -20,7 +20,8 @@ export type IMErrorCode =
 
 /**
  * A runtime failure: rejected from the promise that waited for it, or emitted as `error`.
- * `serverCode` carries MobileIMSDK's numeric code where the server sent one (a login-verify code, 301).
+ * `serverCode` carries the server's numeric code where it sent one: the login code (`LOGIN_REJECTED`),
+ * the type-52 error code (`SERVER_ERROR`), or the kickout code (`KICKED`).
  */
 export class IMError extends Error {
   /** @param code what failed  @param message a sentence for people  @param serverCode the server's code */

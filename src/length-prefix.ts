@@ -1,5 +1,5 @@
 /**
- * MobileIMSDK's TCP framing (spec §1.2): a 4-byte big-endian body length, then that many bytes of UTF-8
+ * MobileIMSDK's TCP framing: a 4-byte big-endian body length, then that many bytes of UTF-8
  * JSON. Written over plain `Uint8Array` so the Node TCP adapter and the reference server share it.
  */
 

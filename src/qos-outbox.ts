@@ -2,7 +2,7 @@ import { Timer, type Clock } from './clock';
 import { IMError } from './errors';
 import type { Protocal } from './protocol';
 
-/** A message the application sent, as reported in `lost` events. */
+/** A message the application sent, as reported in `delivered` and `lost` events. */
 export interface OutgoingMessage {
   fp: string | null;
   from: string;

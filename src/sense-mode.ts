@@ -1,6 +1,6 @@
 /**
  * MobileIMSDK's "sense modes": how often the client beats, when it gives the link up, and when the server
- * expires an idle session (spec §7.1, §7.2). The numeric values are the MobileIMSDK-H5 constants.
+ * expires an idle session. The numeric values are the MobileIMSDK-H5 constants.
  */
 export const SenseMode = {
   MODE_3S: 1,

@@ -27,7 +27,7 @@ const MAX_QUEUED_FRAMES = 1000;
 
 /**
  * The transport-agnostic heart of the server: gateways hand it connections ({@link ServerCore.open}),
- * frame texts ({@link ServerCore.receive}) and closes ({@link ServerCore.closed}); it runs the §4
+ * frame texts ({@link ServerCore.receive}) and closes ({@link ServerCore.closed}); it runs the MobileIMSDK
  * dispatch, the timers and the security checks, and leaves login and routing to login.ts and delivery.ts.
  */
 export class ServerCore {

@@ -12,7 +12,7 @@ const INT32_MAX = 2 ** 31 - 1;
 export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full';
 
 /**
- * Type 2 from a logged-in user (spec §8): `from` must be the user (a missing one is filled in); to "0" is
+ * Type 2 from a logged-in user: `from` must be the user (a missing one is filled in); to "0" is
  * C2S (dedup, ACK, `onC2S`), anything else C2C (store, forward, the server's ACK on the receiver's behalf).
  */
 export async function handleData(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {

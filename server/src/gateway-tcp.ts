@@ -8,7 +8,7 @@ import { closeHttp, listen } from './gateway';
 /** How long a closing TCP connection may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 
-/** TCP gateway (spec §1.2): 4-byte big-endian length prefix, bodies up to `maxBodyBytes`. */
+/** TCP gateway: 4-byte big-endian length prefix, bodies up to `maxBodyBytes`. */
 export async function startTcpGateway(core: ServerCore, opts: { port: number; host?: string; maxBodyBytes: number }): Promise<Gateway> {
   const sockets = new Set<Socket>();
   const server = createNetServer((socket) => {

@@ -7,7 +7,7 @@ import { TokenBucket } from './rate-limit';
 import type { Session } from './session';
 
 /**
- * UDP gateway (spec §1.3): one datagram = one frame; each peer address is a session. Unlike MobileIMSDK,
+ * UDP gateway: one datagram = one frame; each peer address is a session. Unlike MobileIMSDK,
  * a kicked, refused or failed UDP session really ends: the peer must log in again.
  *
  * Source addresses are trivially spoofed, so a peer the gateway has never heard from is given a session

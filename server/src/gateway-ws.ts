@@ -10,7 +10,7 @@ import { listen, closeHttp } from './gateway';
 const HANDSHAKE_TIMEOUT_MS = 10000;
 
 /**
- * WebSocket gateway (spec §1.1): one text frame = one frame, only at the exact path. Unlike Netty, a
+ * WebSocket gateway: one text frame = one frame, only at the exact path. Unlike Netty, a
  * request for another path gets a 404 at once instead of hanging, and permessage-deflate is off.
  */
 export async function startWsGateway(

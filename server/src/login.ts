@@ -11,7 +11,7 @@ const MAX_USER_ID_LENGTH = 256;
 export const DEFAULT_REJECT_CODE = 1025;
 
 /**
- * Type 0 (spec §5): verify through the hook, answer with type 50, arbitrate duplicate logins by
+ * Type 0: verify through the hook, answer with type 50, arbitrate duplicate logins by
  * `firstLoginTime`, then deliver what is stored for the user. Unlike MobileIMSDK, a logged-in connection
  * can only repeat its own login; a login for another user id is refused with error 314.
  */

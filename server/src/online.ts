@@ -29,7 +29,7 @@ export class OnlineMap {
   }
 
   /**
-   * Arbitrates a login by the client's raw `firstLoginTime` (spec §5.2): a first login (`<= 0`) or a
+   * Arbitrates a login by the client's raw `firstLoginTime`: a first login (`<= 0`) or a
    * newer one kicks the old session; an equal one is the same device reconnecting, so the old socket is
    * replaced without a kickout; an older one is a stale device and is itself refused.
    */

@@ -86,7 +86,7 @@ describe('payloads', () => {
 });
 
 describe('sense modes', () => {
-  it('has MobileIMSDK timings for every mode (spec §7.1, §7.2)', () => {
+  it('has MobileIMSDK timings for every mode', () => {
     const rows = Object.values(SenseMode).map((m) => {
       const t = senseModeTimings(m);
       return [t.intervalMs, t.timeoutMs, t.serverExpiryMs];

@@ -64,7 +64,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-describe('idle expiry (spec §7.2)', () => {
+describe('idle expiry', () => {
   it('closes a TCP/WS session exactly at the mode expiry after its last frame', async () => {
     const { core, connect } = makeCore({ senseMode: SenseMode.MODE_5S, loginTimeoutMs: 1e9 });
     const link = connect('ws');
@@ -145,7 +145,7 @@ describe('login deadline', () => {
   });
 });
 
-describe('server QoS daemon (spec §6.4: check 5000 ms, just-sent 2000 ms, 1 retry)', () => {
+describe('server QoS daemon (MobileIMSDK: check 5000 ms, just-sent 2000 ms, 1 retry)', () => {
   async function online(uid: string) {
     const ctx = makeCore({ senseMode: SenseMode.MODE_120S });
     const lost: unknown[] = [];
