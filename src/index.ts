@@ -3,7 +3,7 @@
  * (`mobileimsdk-ts/adapters/browser`, `…/wx`, `…/uni`, …).
  */
 export { IMClient } from './client';
-export type { ClientEvents, IncomingMessage, LoginParams, LoginResult, SendOptions, StateReason } from './client';
+export type { ClientEvents, IncomingMessage, LoginParams, LoginResult, SendOptions, StateReason } from './client-types';
 export type { OutgoingMessage, SendReceipt } from './qos-outbox';
 export { IMError } from './errors';
 export type { IMErrorCode } from './errors';
