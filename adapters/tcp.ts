@@ -1,11 +1,11 @@
 /**
  * Node TCP adapter with MobileIMSDK's framing (a 4-byte big-endian length, then at most 6144 bytes of
- * body; spec §1.2), so the same client runs over TCP as over WebSocket. Node's `net` module is passed in:
+ * body, as MobileIMSDK), so the same client runs over TCP as over WebSocket. Node's `net` module is passed in:
  * this file imports nothing from Node.
  */
 import type { SocketAdapter, SocketConnection, SocketHandlers } from '../src/transport';
 import { encodeLengthPrefixed, LengthPrefixDecoder, TCP_MAX_BODY_BYTES } from '../src/length-prefix';
-import { createHandlerGate } from './internal/gate';
+import { createHandlerGate, writeBounded } from './internal/gate';
 import { copyBytes, toBytes } from './internal/bytes';
 import { parseHostPort } from './internal/host-port';
 
@@ -91,19 +91,9 @@ export function createTcpAdapter(net: NetModuleLike): SocketAdapter {
 
     return {
       send(data) {
-        if (gate.ended || !socket) return;
-        const body = toBytes(data);
-        if (body.length > TCP_MAX_BODY_BYTES) {
-          gate.error(new RangeError(`tcp: a ${body.length}-byte frame exceeds the ${TCP_MAX_BODY_BYTES}-byte limit; not sent`));
-          return;
-        }
-        try {
-          socket.write(encodeLengthPrefixed(body), (error) => {
-            if (error) gate.error(error);
-          });
-        } catch (thrown) {
-          gate.error(thrown);
-        }
+        const s = socket;
+        if (gate.ended || !s) return;
+        writeBounded(gate, 'tcp', TCP_MAX_BODY_BYTES, toBytes(data), (body, done) => s.write(encodeLengthPrefixed(body), done));
       },
       close(code = 1000, reason = '') {
         if (gate.ended) return;

@@ -4,7 +4,7 @@
  * locally or on a socket error. Node's `dgram` module is passed in: this file imports nothing from Node.
  */
 import type { SocketAdapter, SocketConnection, SocketHandlers } from '../src/transport';
-import { createHandlerGate } from './internal/gate';
+import { createHandlerGate, writeBounded } from './internal/gate';
 import { copyBytes, toBytes } from './internal/bytes';
 import { parseHostPort } from './internal/host-port';
 
@@ -78,20 +78,10 @@ export function createUdpAdapter(dgram: DgramModuleLike): SocketAdapter {
 
     return {
       send(data) {
-        if (gate.ended || !socket) return;
-        const frame = toBytes(data);
+        const s = socket;
+        if (gate.ended || !s) return;
         /* A datagram is never split or truncated: a frame over the limit is refused as a whole. */
-        if (frame.length > UDP_MAX_FRAME_BYTES) {
-          gate.error(new RangeError(`udp: a ${frame.length}-byte frame exceeds the ${UDP_MAX_FRAME_BYTES}-byte limit; not sent`));
-          return;
-        }
-        try {
-          socket.send(frame, (error) => {
-            if (error) gate.error(error);
-          });
-        } catch (thrown) {
-          gate.error(thrown);
-        }
+        writeBounded(gate, 'udp', UDP_MAX_FRAME_BYTES, toBytes(data), (frame, done) => s.send(frame, done));
       },
       close(code = 1000, reason = '') {
         if (gate.ended) return;

@@ -108,3 +108,28 @@ export function createHandlerGate(handlers: SocketHandlers): HandlerGate {
     },
   };
 }
+
+/**
+ * One frame of a transport with a size limit (the Node TCP and UDP adapters): a frame over `maxBytes` is
+ * refused whole with a RangeError, and a write that throws or calls back with an error is reported
+ * through `onError`; neither closes the connection.
+ */
+export function writeBounded(
+  gate: HandlerGate,
+  name: string,
+  maxBytes: number,
+  bytes: Uint8Array,
+  write: (bytes: Uint8Array, callback: (error?: Error | null) => void) => void,
+): void {
+  if (bytes.length > maxBytes) {
+    gate.error(new RangeError(`${name}: a ${bytes.length}-byte frame exceeds the ${maxBytes}-byte limit; not sent`));
+    return;
+  }
+  try {
+    write(bytes, (error) => {
+      if (error) gate.error(error);
+    });
+  } catch (thrown) {
+    gate.error(thrown);
+  }
+}

@@ -85,7 +85,7 @@ runAdapterConformance('harmony', PLATFORM, async () => {
   };
 });
 
-runAdapterConformance('tcp', { peerClose: true, refusal: true, lifecycle: false }, async () => {
+runAdapterConformance('tcp', { peerClose: true, refusal: true, lifecycle: false, frameLimit: true }, async () => {
   const peer = await startTcpPeer();
   const refusedPort = await closedTcpPort();
   const adapter = createTcpAdapter(net);
@@ -98,7 +98,7 @@ runAdapterConformance('tcp', { peerClose: true, refusal: true, lifecycle: false 
   };
 });
 
-runAdapterConformance('udp', { peerClose: false, refusal: false, lifecycle: false }, async () => {
+runAdapterConformance('udp', { peerClose: false, refusal: false, lifecycle: false, frameLimit: true }, async () => {
   const peer = await startUdpPeer();
   return {
     adapter: createUdpAdapter(peer.dgram),

@@ -95,6 +95,8 @@ export interface Capabilities {
   refusal: boolean;
   /** The adapter has watchLifecycle. */
   lifecycle: boolean;
+  /** The adapter declares maxFrameBytes and refuses larger frames itself (TCP and UDP). */
+  frameLimit?: boolean;
 }
 
 /** Registers the conformance tests for one adapter. */
@@ -158,6 +160,21 @@ export function runAdapterConformance(name: string, caps: Capabilities, makeHarn
       await vi.waitFor(() => expect(peer.received()).toHaveLength(2));
       expect(peer.received().map((b) => [...b])).toEqual([[10, 11, 12], [11, 12]]);
       expect([...backing]).toEqual([9, 9, 10, 11, 12, 9, 9, 9]);
+    });
+
+    it.skipIf(!caps.frameLimit)('sends a frame of maxFrameBytes and refuses a larger one whole, with an error and no close', async () => {
+      h = await makeHarness();
+      const max = h.adapter.maxFrameBytes!;
+      expect(max).toBeGreaterThan(0);
+      const { rec, conn, peer } = await openConnection();
+      conn.send('a'.repeat(max + 1));
+      conn.send('b'.repeat(max));
+      await vi.waitFor(() => expect(peer.received()).toHaveLength(1));
+      await tick();
+      expect(peer.received().map((f) => [f.length, f[0], f[max - 1]])).toEqual([[max, 98, 98]]);
+      const errors = rec.events.filter((e): e is Extract<Event, { type: 'error' }> => e.type === 'error');
+      expect(errors.map((e) => e.error)).toEqual([expect.any(RangeError)]);
+      expect(rec.closes()).toHaveLength(0);
     });
 
     it('delivers text and binary frames whole and in order', async () => {
