@@ -7,9 +7,13 @@ import type { SocketAdapter, SocketConnection, SocketHandlers } from '../../src/
 import { createHandlerGate } from './gate';
 import { toSocketPayload } from './bytes';
 
-/** The result object the mini-program APIs pass to `fail` and `onError`. */
+/**
+ * The result object the mini-program APIs pass to `fail` and `onError`: `errMsg` on WeChat, uni-app and
+ * Douyin, `error` and `errorMessage` on Alipay (https://opendocs.alipay.com/mini/api/vx19c3).
+ */
 export interface PlatformResult {
   errMsg?: string;
+  errorMessage?: string;
 }
 
 /** A SocketTask as every member of the family documents it (typed structurally, the minimum we use). */
@@ -64,8 +68,9 @@ function isSocketTask(value: unknown): value is SocketTaskLike {
 }
 
 function describe(result: unknown, fallback: string): string {
-  const errMsg = (result as PlatformResult | null)?.errMsg;
-  return typeof errMsg === 'string' && errMsg !== '' ? errMsg : fallback;
+  const r = result as PlatformResult | null;
+  for (const text of [r?.errMsg, r?.errorMessage]) if (typeof text === 'string' && text !== '') return text;
+  return fallback;
 }
 
 function defaultReadMessage(result: { data: unknown }): string | ArrayBuffer {
@@ -154,7 +159,7 @@ export function createSocketTaskAdapter(
       /* a `fail` delivered synchronously from connectSocket has already ended this connection */
       if (gate.ended) closeTask(1000, '');
       /* Listeners are registered synchronously, straight after connectSocket returns: registered any
-         later, the open event can be missed (WeChat community report in CLIENT-SDK-ANCHORS §4). */
+         later, the open event can be missed (reported in the WeChat developer community). */
       openedTask.onOpen(() => {
         opened = true;
         /* A close asked for while the handshake was running can fail ("closeSocket:fail WebSocket is not

@@ -252,6 +252,15 @@ describe('alipay adapter', () => {
     conn.close();
   });
 
+  it('reports the errorMessage of an Alipay fail result as the close reason', async () => {
+    const fake = new FakeMiniProgram('alipay');
+    const rec = recorder();
+    createAlipayAdapter(fake.api).connect(WSS, rec.handlers);
+    fake.lastTask.refuse('接口参数无效。');
+    await vi.waitFor(() => expect(rec.closes()).toHaveLength(1));
+    expect(rec.closes()[0].info).toEqual({ code: 1006, reason: '接口参数无效。' });
+  });
+
   it('decodes binary frames Alipay delivers as base64 with isBuffer', async () => {
     const fake = new FakeMiniProgram('alipay');
     const rec = recorder();

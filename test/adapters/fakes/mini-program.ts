@@ -133,7 +133,8 @@ export class FakeSocketTask {
   /** The connectSocket call was refused (fail), and the task never opens. */
   refuse(errMsg: string) {
     this.state = 'closed';
-    finish(this.connectCallbacks, false, { errMsg });
+    /* Alipay's fail result is { error, errorMessage } (my.connectSocket documentation), not { errMsg }. */
+    finish(this.connectCallbacks, false, this.platform.family === 'alipay' ? { error: 2, errorMessage: errMsg } : { errMsg });
   }
 }
 
