@@ -2,9 +2,10 @@
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { vi, expect } from 'vitest';
+import { afterEach, vi, expect } from 'vitest';
 import { encodeLengthPrefixed, LengthPrefixDecoder } from '../../src/length-prefix';
-import type { Peer } from './conformance';
+import { recorder, type Peer } from './conformance';
+import type { SocketAdapter, SocketConnection } from '../../src/transport';
 
 /** A TCP server that speaks MobileIMSDK's length-prefixed framing and records what it receives. */
 export async function startTcpPeer() {
@@ -118,5 +119,33 @@ export async function startUdpPeer() {
       }
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },
+  };
+}
+
+/**
+ * For one describe block: returns `open()`, which starts a fresh peer, connects `adapter(peer)` to it and
+ * waits for the open; the connection and the peer are closed after each test.
+ */
+export function usePeerConnection<P extends { url: string; accept(): Promise<unknown>; close(): Promise<void> }>(
+  start: () => Promise<P>,
+  adapter: (peer: P) => SocketAdapter,
+) {
+  let peer: P | undefined;
+  let conn: SocketConnection | undefined;
+  afterEach(async () => {
+    conn?.close();
+    conn = undefined;
+    await peer?.close();
+    peer = undefined;
+  });
+  return async () => {
+    const p = await start();
+    peer = p;
+    const rec = recorder();
+    const c = adapter(p).connect(p.url, rec.handlers);
+    conn = c;
+    const far = (await p.accept()) as Awaited<ReturnType<P['accept']>>;
+    await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
+    return { rec, far, conn: c };
   };
 }

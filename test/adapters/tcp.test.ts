@@ -1,11 +1,10 @@
 /** The TCP adapter over real sockets on 127.0.0.1: MobileIMSDK framing, split and coalesced frames, limits. */
 import net from 'node:net';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { recorder, tick } from './conformance';
-import { startTcpPeer } from './peers';
+import { startTcpPeer, usePeerConnection } from './peers';
 import { createTcpAdapter } from '../../adapters/tcp';
-import type { SocketConnection } from '../../src/transport';
 
 function frame(body: Uint8Array | string, announced?: number): Buffer {
   const b = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body);
@@ -15,24 +14,7 @@ function frame(body: Uint8Array | string, announced?: number): Buffer {
 }
 
 describe('tcp adapter', () => {
-  let peer: Awaited<ReturnType<typeof startTcpPeer>> | undefined;
-  let conn: SocketConnection | undefined;
-  afterEach(async () => {
-    conn?.close();
-    conn = undefined;
-    await peer?.close();
-    peer = undefined;
-  });
-
-  const open = async () => {
-    const p = await startTcpPeer();
-    peer = p;
-    const rec = recorder();
-    conn = createTcpAdapter(net).connect(p.url, rec.handlers);
-    const far = await p.accept();
-    await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
-    return { rec, far, conn };
-  };
+  const open = usePeerConnection(startTcpPeer, () => createTcpAdapter(net));
 
   it('prefixes each frame with its 4-byte big-endian length', async () => {
     const { far, conn } = await open();

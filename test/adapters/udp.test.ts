@@ -1,30 +1,12 @@
 /** The UDP adapter over real sockets on 127.0.0.1: one datagram per frame, at most 1024 bytes. */
 import dgram from 'node:dgram';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { recorder, tick } from './conformance';
-import { startUdpPeer } from './peers';
+import { startUdpPeer, usePeerConnection } from './peers';
 import { createUdpAdapter, UDP_MAX_FRAME_BYTES } from '../../adapters/udp';
-import type { SocketConnection } from '../../src/transport';
 
 describe('udp adapter', () => {
-  let peer: Awaited<ReturnType<typeof startUdpPeer>> | undefined;
-  let conn: SocketConnection | undefined;
-  afterEach(async () => {
-    conn?.close();
-    conn = undefined;
-    await peer?.close();
-    peer = undefined;
-  });
-
-  const open = async () => {
-    const p = await startUdpPeer();
-    peer = p;
-    const rec = recorder();
-    conn = createUdpAdapter(p.dgram).connect(p.url, rec.handlers);
-    const far = await p.accept();
-    await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
-    return { rec, far, conn };
-  };
+  const open = usePeerConnection(startUdpPeer, (p) => createUdpAdapter(p.dgram));
 
   it('sends each frame as its own datagram', async () => {
     const { far, conn } = await open();
