@@ -17,6 +17,11 @@ import { bytesOf } from './conformance';
 const WSS = 'wss://im.example.com/websocket';
 const PLATFORM = { peerClose: true, refusal: true, lifecycle: true };
 
+/** A Node module function that throws, as `net.connect` does for invalid options. */
+const throwing = (what: string) => (): never => {
+  throw new TypeError(`${what} threw`);
+};
+
 function taskPeer(task: FakeSocketTask | FakeHarmonyWebSocket): Peer {
   return {
     received: () => task.sent.map(bytesOf),
@@ -41,6 +46,17 @@ function miniProgram(family: Family, create: (api: FakeMiniProgram['api']) => So
         const conn = adapter.connect(WSS, handlers);
         fake.lastTask.refuse('connectSocket:fail url not in domain list');
         return conn;
+      },
+      connectFailingSynchronously: (handlers) => {
+        const failing = {
+          ...fake.api,
+          connectSocket: (option: { url: string; fail?: (r: unknown) => void }) => {
+            const task = fake.api.connectSocket(option);
+            option.fail?.({ errMsg: 'connectSocket:fail synchronously' });
+            return task;
+          },
+        };
+        return create(failing as FakeMiniProgram['api']).connect(WSS, handlers);
       },
       lifecycle: {
         foreground: () => fake.appShow(),
@@ -75,6 +91,14 @@ runAdapterConformance('harmony', PLATFORM, async () => {
       fake.failNextConnect = true;
       return adapter.connect(WSS, handlers);
     },
+    connectFailingSynchronously: (handlers) => {
+      const throwing = {
+        createWebSocket: (): never => {
+          throw Object.assign(new Error('createWebSocket failed'), { code: 2302999 });
+        },
+      };
+      return createHarmonyAdapter(throwing).connect(WSS, handlers);
+    },
     lifecycle: {
       foreground: () => fake.foreground(),
       background: () => fake.background(),
@@ -94,6 +118,7 @@ runAdapterConformance('tcp', { peerClose: true, refusal: true, lifecycle: false,
     url: peer.url,
     accept: () => peer.accept(),
     connectRefused: (handlers) => adapter.connect(`tcp://127.0.0.1:${refusedPort}`, handlers),
+    connectFailingSynchronously: (handlers) => createTcpAdapter({ connect: throwing('net.connect') }).connect(peer.url, handlers),
     dispose: () => peer.close(),
   };
 });
@@ -103,6 +128,8 @@ runAdapterConformance('udp', { peerClose: false, refusal: false, lifecycle: fals
   return {
     adapter: createUdpAdapter(peer.dgram),
     url: peer.url,
+    connectFailingSynchronously: (handlers) =>
+      createUdpAdapter({ createSocket: throwing('dgram.createSocket') }).connect(peer.url, handlers),
     accept: () => peer.accept(),
     dispose: () => peer.close(),
   };

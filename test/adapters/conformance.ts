@@ -25,6 +25,8 @@ export interface Harness {
   accept(): Promise<Peer>;
   /** Opens a connection that the platform refuses (undefined where refusal is not observable, as UDP). */
   connectRefused?(handlers: SocketHandlers): SocketConnection;
+  /** Connects through a platform object that fails inside the connect call itself (throws or calls back at once). */
+  connectFailingSynchronously(handlers: SocketHandlers): SocketConnection;
   /** Fires the platform's lifecycle sources (for adapters with watchLifecycle). */
   lifecycle?: {
     foreground(): void;
@@ -133,6 +135,16 @@ export function runAdapterConformance(name: string, caps: Capabilities, makeHarn
       expect(rec.events).toEqual([]);
       await h.accept();
       await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
+    });
+
+    it('reports a failure raised inside the platform connect call only after connect returned, as an error and one close', async () => {
+      h = await makeHarness();
+      const rec = recorder();
+      open.push(h.connectFailingSynchronously(rec.handlers));
+      expect(rec.events).toEqual([]);
+      await vi.waitFor(() => expect(rec.closes()).toHaveLength(1));
+      await tick();
+      expect(rec.types()).toEqual(['error', 'close']);
     });
 
     it('sends text as exactly its UTF-8 bytes', async () => {
