@@ -20,7 +20,7 @@ export interface UniLike extends AppEventApi {
  * SocketTask before opening a new one (mini-program targets limit the number of sockets).
  *
  * On the H5 target, uni-app bundles only the `uni.*` functions the app's own code names, so pass an
- * object that names them (`{ connectSocket: uni.connectSocket, onAppShow: uni.onAppShow, … }`, as
+ * object that names them (`{ connectSocket: (o) => uni.connectSocket(o), onAppShow: (f) => uni.onAppShow(f), … }`, as
  * demo-uniapp does) or the adapter finds `connectSocket` missing and throws.
  *
  * @example

@@ -509,7 +509,11 @@ export class IMClient {
     this._stopLifecycle = null;
     this._networkDown = false;
     this._background = false;
-    if (stop) stop();
+    try {
+      if (stop) stop();
+    } catch (error) {
+      this._o.logger.warn('adapter lifecycle stop failed', error);
+    }
   }
 
   private _onLifecycle(event: LifecycleEvent): void {

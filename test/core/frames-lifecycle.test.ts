@@ -212,6 +212,17 @@ describe('lifecycle', () => {
     await expect(p).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
   });
 
+  it('survives an adapter whose lifecycle stop function throws', async () => {
+    const ctx = makeClient();
+    ctx.fake.adapter.watchLifecycle = () => () => {
+      throw new Error('off failed');
+    };
+    await loginOnline(ctx);
+    await expect(ctx.client.logout()).resolves.toBeUndefined();
+    expect(ctx.client.state).toBe('closed');
+    expect(ctx.logger.warn).toHaveBeenCalledWith('adapter lifecycle stop failed', expect.any(Error));
+  });
+
   it('works with an adapter that has no lifecycle hooks', async () => {
     const ctx = makeClient({}, { lifecycle: false });
     await loginOnline(ctx);
