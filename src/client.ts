@@ -144,7 +144,7 @@ export class IMClient {
     if (params.token !== undefined && typeof params.token !== 'string') throw new TypeError('login(): token must be a string');
     if (params.extra !== undefined && typeof params.extra !== 'string') throw new TypeError('login(): extra must be a string');
     if (this._destroyed) return Promise.reject(new IMError('DESTROYED', DESTROYED));
-    if (this._current !== ClientState.IDLE && this._current !== ClientState.CLOSED) {
+    if (!this._stopped()) {
       return Promise.reject(new IMError('ALREADY_ACTIVE', `login() needs a logged-out client; the state is ${this._current}`));
     }
     this._credentials = { userId: params.userId, token: params.token || '', extra: params.extra };
@@ -166,7 +166,7 @@ export class IMClient {
     if (typeof content !== 'string') throw new TypeError('send(to, content): content must be a string (JSON.stringify objects first)');
     if (options.typeu !== undefined && !Number.isInteger(options.typeu)) throw new TypeError('send(): typeu must be an integer');
     if (this._destroyed) return Promise.reject(new IMError('DESTROYED', DESTROYED));
-    if (!this._credentials || this._current === ClientState.IDLE || this._current === ClientState.CLOSED) {
+    if (!this._credentials || this._stopped()) {
       return Promise.reject(new IMError('NOT_ONLINE', 'send() needs a login first'));
     }
     const qos = options.qos !== false;
@@ -203,7 +203,7 @@ export class IMClient {
 
   /** Sends a logout (type 3) when online, closes the socket and stops everything; waiting messages are lost. */
   logout(): Promise<void> {
-    if (this._current === ClientState.IDLE || this._current === ClientState.CLOSED) return Promise.resolve();
+    if (this._stopped()) return Promise.resolve();
     if (this._current === ClientState.ONLINE) this._write(this._frame(MsgType.LOGOUT, null));
     this._shutdown('logout', new IMError('LOGGED_OUT', 'logged out before the message was delivered'));
     return Promise.resolve();
@@ -213,11 +213,16 @@ export class IMClient {
   destroy(): void {
     if (this._destroyed) return;
     this._destroyed = true;
-    if (this._current !== ClientState.IDLE && this._current !== ClientState.CLOSED) {
+    if (!this._stopped()) {
       this._shutdown('destroyed', new IMError('DESTROYED', DESTROYED));
     }
     this._unwatchLifecycle();
     this._events.clear();
+  }
+
+  /** Before the first login, or after a stop: nothing runs and nothing is sent. */
+  private _stopped(): boolean {
+    return this._current === ClientState.IDLE || this._current === ClientState.CLOSED;
   }
 
   private _frame(type: number, dataContent: string | null, to: string = SERVER_ID, extra: Partial<Protocal> = {}): Protocal {
@@ -315,7 +320,7 @@ export class IMClient {
   }
 
   private _scheduleReconnect(reason: StateReason, immediate: boolean): void {
-    if (this._current === ClientState.CLOSED || this._current === ClientState.IDLE) return;
+    if (this._stopped()) return;
     const r = this._o.reconnect;
     if (this._attempts >= r.maxAttempts) {
       const error = new IMError('RECONNECT_FAILED', `gave up after ${this._attempts} reconnect attempts`);
