@@ -123,6 +123,27 @@ export class FaultProxy {
     return this.pairs.size;
   }
 
+  /**
+   * Cuts (`drop`) or stalls (`stall`: no data, no close either way) the oldest open connection now, so
+   * every run has at least one of each whatever the timing of the random faults; returns whether there
+   * was a connection to act on.
+   */
+  faultOne(kind: 'drop' | 'stall'): boolean {
+    for (const pair of this.pairs) {
+      if (pair.stalled || pair.closed) continue;
+      if (kind === 'drop') {
+        this.counts.drops++;
+        this.finish(pair);
+      } else {
+        if (pair.timer) clearTimeout(pair.timer);
+        pair.stalled = true;
+        this.counts.stalls++;
+      }
+      return true;
+    }
+    return false;
+  }
+
   /** Cuts every connection at once. */
   dropAll(): void {
     for (const p of this.pairs) this.finish(p);

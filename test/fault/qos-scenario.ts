@@ -27,6 +27,11 @@ const OUTAGE_MESSAGES = 25;
 /** The clients with a delivery deadline shorter than the outage. */
 const LATE_NAMES = ['late0', 'late1'];
 const SETTLE_MS = 15000;
+/** When (ms after the first send) one live connection is cut, and one stalled, on purpose. */
+const FORCED_FAULTS = [
+  { atMs: 1500, kind: 'drop' as const },
+  { atMs: 4500, kind: 'stall' as const },
+];
 
 const FAULTS: FaultSettings = {
   dropRate: 0.45,
@@ -168,7 +173,9 @@ export async function runQosFaultScenario(transport: Transport, messages: number
     const restartsDone: Promise<void>[] = [];
     const perTick = Math.ceil((messages * TICK_MS) / SEND_MS);
     let seq = 0;
+    const forced = [...FORCED_FAULTS];
     while (seq < messages) {
+      if (forced.length > 0 && Date.now() - t0 >= forced[0].atMs && proxy.faultOne(forced[0].kind)) forced.shift();
       if (pending.length > 0 && Date.now() - t0 >= pending[0].atMs) {
         const r = pending.shift() as (typeof RESTARTS)[number];
         restartsDone.push(
