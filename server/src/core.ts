@@ -22,6 +22,12 @@ export function decodeUtf8(bytes: Uint8Array): string | null {
   }
 }
 
+/** What an error frame refers to: the refused message's fingerprint and, for size refusals, the limit. */
+export interface ErrorAbout {
+  fp?: string | null;
+  limit?: number;
+}
+
 /** Frames a connection may have waiting behind a slow hook before it is dropped. */
 const MAX_QUEUED_FRAMES = 1000;
 
@@ -121,10 +127,17 @@ export class ServerCore {
     this.release(s);
   }
 
-  /** Sends an error frame (type 52). */
-  sendError(s: Session, code: number, message: string): void {
+  /**
+   * Sends an error frame (type 52). `about` ties the refusal to one data frame: its `fp` (and the byte
+   * `limit` it broke) travel as extra keys after MobileIMSDK's two, which MobileIMSDK clients ignore and
+   * our SDK uses to settle that message as refused at once.
+   */
+  sendError(s: Session, code: number, message: string, about?: ErrorAbout): void {
     this.metrics.errorsSent++;
-    this.send(s, createFrame({ type: MsgType.ERROR, dataContent: JSON.stringify({ errorCode: code, errorMsg: message }), from: SERVER_ID, to: UNSET_ID }));
+    const body: Record<string, unknown> = { errorCode: code, errorMsg: message };
+    if (about?.fp) body.fp = about.fp;
+    if (about?.limit !== undefined) body.limit = about.limit;
+    this.send(s, createFrame({ type: MsgType.ERROR, dataContent: JSON.stringify(body), from: SERVER_ID, to: UNSET_ID }));
   }
 
   /** Sends an error frame, then closes the connection. */

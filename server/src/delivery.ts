@@ -44,13 +44,16 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
   }
   const size = frameBytes(msg);
   if (size > core.opts.maxMessageBytes) {
-    core.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${core.opts.maxMessageBytes}-byte limit every receiver can read`);
+    core.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${core.opts.maxMessageBytes}-byte limit every receiver can read`, {
+      fp: p.fp,
+      limit: core.opts.maxMessageBytes,
+    });
     return;
   }
   const result = await deliver(core, msg);
   if (result === 'sent') core.safely('onC2C', () => core.opts.hooks.onC2C?.(msg));
   if (result === 'full') {
-    core.sendError(s, ServerErrorCode.OFFLINE_BOX_FULL, `the offline box of "${msg.to}" is full`);
+    core.sendError(s, ServerErrorCode.OFFLINE_BOX_FULL, `the offline box of "${msg.to}" is full`, { fp: p.fp });
     return;
   }
   // The ACK answers the frame the sender sent, whatever the hook rewrote: its fp is what the sender retries.
