@@ -28,6 +28,19 @@ export interface ErrorAbout {
   limit?: number;
 }
 
+/**
+ * Characters of the offending frame a 301 error quotes. MobileIMSDK quotes the whole re-serialised frame,
+ * which escaped twice grows up to fourfold: a frame at the limit drew a reply no client of that transport
+ * could read (8,089 bytes for a 2,048-byte UDP datagram). Clients act on the code, not on the quote.
+ */
+const UNLOGIN_QUOTE_CHARS = 128;
+
+/** The frame re-serialised as MobileIMSDK's 301 quotes it, cut to {@link UNLOGIN_QUOTE_CHARS}. */
+function quoteFrame(p: Protocal): string {
+  const text = encodeFrame(p);
+  return text.length <= UNLOGIN_QUOTE_CHARS ? text : text.slice(0, UNLOGIN_QUOTE_CHARS) + '…';
+}
+
 /** Frames a connection may have waiting behind a slow hook before it is dropped. */
 const MAX_QUEUED_FRAMES = 1000;
 
@@ -214,9 +227,14 @@ export class ServerCore {
     switch (p.type) {
       case MsgType.LOGIN:
         return handleLogin(this, s, p);
-      case MsgType.ECHO:
-        this.send(s, { ...p, type: MsgType.ECHO_RESPONSE });
+      case MsgType.ECHO: {
+        const reply: Protocal = { ...p, type: MsgType.ECHO_RESPONSE };
+        // "type":53 is one byte longer than "type":5: an echo at the frame limit would come back over it.
+        const size = Buffer.byteLength(encodeFrame(reply), 'utf8');
+        if (size > this.frameLimit(s)) this.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `the echo reply would be ${size} bytes, over this connection's ${this.frameLimit(s)}-byte frame limit`);
+        else this.send(s, reply);
         return;
+      }
       case MsgType.LOGOUT:
         this.closeSession(s);
         return;
@@ -224,7 +242,7 @@ export class ServerCore {
       case MsgType.DATA:
       case MsgType.ACK:
         if (!s.userId) {
-          this.fail(s, ServerErrorCode.UNLOGIN, encodeFrame(p));
+          this.fail(s, ServerErrorCode.UNLOGIN, quoteFrame(p));
           return;
         }
         if (p.type === MsgType.KEEP_ALIVE) {
@@ -235,6 +253,14 @@ export class ServerCore {
       default:
         this.opts.logger.debug(`session ${s.id}: ignoring frame of unknown type ${p.type}`);
     }
+  }
+
+  /** The largest frame a connection's transport carries: what its client can read. */
+  frameLimit(s: Session): number {
+    const { ws, tcp, udp } = this.opts;
+    if (s.transport === 'ws') return ws ? ws.maxPayloadBytes : 65536;
+    if (s.transport === 'tcp') return tcp ? tcp.maxBodyBytes : 6144;
+    return udp ? udp.maxDatagramBytes : 2048;
   }
 
   /** Idle expiry judged against the last activity, so a busy connection costs no timer churn. */

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ServerErrorCode } from '../../server/src/index';
-import { ackFrame, dataFrame, errorOf, login, TcpClient, useServers } from './helpers';
+import { ackFrame, dataFrame, errorOf, login, loginFrame, TcpClient, useServers } from './helpers';
 
 const { setup, track } = useServers();
 
@@ -41,9 +41,24 @@ describe('TCP gateway', () => {
   it('accepts a body of exactly 6144 bytes', async () => {
     const { tcp } = await setup();
     const c = await tcp();
+    // A login whose `extra` pads the body to the limit ('x' is one byte however often it is escaped).
+    const withExtra = (extra: string) =>
+      JSON.stringify({ ...loginFrame('u-big'), dataContent: JSON.stringify({ loginUserId: 'u-big', loginToken: 't', extra, firstLoginTime: 0 }) });
+    const text = withExtra('x'.repeat(6144 - Buffer.byteLength(withExtra(''))));
+    expect(Buffer.byteLength(text)).toBe(6144);
+    c.sendText(text);
+    expect(JSON.parse((await c.nextOfType(50)).dataContent as string).code).toBe(0);
+  });
+
+  it('answers an echo whose reply would exceed the 6144-byte limit a TCP client reads with error 311, and keeps the connection', async () => {
+    const { tcp } = await setup();
+    const c = await tcp();
     const head = '{"type":5,"dataContent":"';
     c.sendText(head + 'x'.repeat(6144 - head.length - 2) + '"}');
-    expect(((await c.nextOfType(53)).dataContent as string).length).toBe(6144 - head.length - 2);
+    expect(errorOf(await c.nextOfType(52)).errorCode).toBe(ServerErrorCode.FRAME_TOO_LARGE);
+    c.sendText('{"type":5,"dataContent":"ping"}');
+    expect((await c.nextOfType(53)).dataContent).toBe('ping');
+    expect(c.texts.every((t) => Buffer.byteLength(t) <= 6144)).toBe(true);
   });
 
   it('closes on invalid UTF-8 and on an empty body, leaving a WebSocket user untouched', async () => {
