@@ -8,6 +8,7 @@ import type { OfflineStore } from './offline-store';
 import { OnlineMap } from './online';
 import type { ResolvedOptions } from './options';
 import { QosSendDaemon } from './qos-s2c';
+import { ReceiptBacklog } from './receipts';
 import type { TokenBucket } from './rate-limit';
 import { Session, type Link } from './session';
 
@@ -54,10 +55,12 @@ export class ServerCore {
   readonly online = new OnlineMap();
   readonly dedup: DedupWindow;
   readonly qos: QosSendDaemon;
+  readonly receipts: ReceiptBacklog;
   private readonly sessions = new Set<Session>();
 
   constructor(readonly opts: ResolvedOptions, readonly store: OfflineStore) {
     this.dedup = new DedupWindow(opts.dedup.ttlMs, opts.dedup.max);
+    this.receipts = new ReceiptBacklog(opts.receipts);
     this.qos = new QosSendDaemon(
       opts.qos,
       (frame) => resendFrame(this, frame),

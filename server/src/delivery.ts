@@ -3,6 +3,7 @@ import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
 import { pairKey, type QosOutcome } from './qos-s2c';
+import { forwardReceipt } from './receipts';
 import type { Session } from './session';
 
 const INT32_MIN = -(2 ** 31);
@@ -85,6 +86,10 @@ export async function handleAck(core: ServerCore, s: Session, uid: string, p: Pr
   if (settled || removed) {
     core.metrics.delivered++;
     core.safely('onDelivered', () => core.opts.hooks.onDelivered?.(fp, uid));
+    // The sender is the one the settled frame came from; a stored copy not tracked any more (the server
+    // restarted since it was written) names its sender only in the ACK's `to`.
+    const sender = settled ? settled.from : p.to;
+    if (sender && sender !== SERVER_ID && sender !== UNSET_ID) forwardReceipt(core, sender, uid, fp, Date.now());
   }
   await replaySettled(core, uid, fp);
 }

@@ -2,6 +2,7 @@ import { createFrame, decodeLoginInfo, KickoutCode, MsgType, SERVER_ID, UNSET_ID
 import type { ServerCore } from './core';
 import { replayStored } from './delivery';
 import { ServerErrorCode } from './errors';
+import { flushReceipts, requestedCaps, SUPPORTED_CAPS } from './receipts';
 import type { Session } from './session';
 
 /** Longest user id accepted at login. */
@@ -33,7 +34,7 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
       core.sendError(s, ServerErrorCode.ALREADY_LOGGED_IN, `this connection is logged in as "${s.userId}"; log out first`);
       return;
     }
-    core.send(s, loginResponse(0, s.firstLoginTime, uid));
+    core.send(s, loginResponse(0, s.firstLoginTime, uid, core, requestedCaps(p.dataContent)));
     return;
   }
 
@@ -55,7 +56,9 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
 
   const ft = info.firstLoginTime;
   const ftOut = ft <= 0 ? Date.now() : ft;
-  core.send(s, loginResponse(0, ftOut, uid));
+  const caps = requestedCaps(p.dataContent);
+  s.caps = (caps ?? 0) & SUPPORTED_CAPS;
+  core.send(s, loginResponse(0, ftOut, uid, core, caps));
   const verdict = core.online.decide(uid, s, ft);
   if (verdict.kind === 'reject') {
     core.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
@@ -73,6 +76,7 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   core.metrics.logins++;
   const connInfo = s.info();
   core.safely('onLoginSuccess', () => core.opts.hooks.onLoginSuccess?.(uid, info.extra ?? null, connInfo));
+  flushReceipts(core, s, uid, Date.now());
   await replayStored(core, s);
 }
 
@@ -84,6 +88,16 @@ function loginCodeOf(verdict: unknown): number {
   throw new TypeError(`verifyLogin must return a 32-bit integer login code or a boolean, got ${String(verdict)}`);
 }
 
-function loginResponse(code: number, firstLoginTime: number, to: string): Protocal {
-  return createFrame({ type: MsgType.LOGIN_RESPONSE, dataContent: JSON.stringify({ code, firstLoginTime }), from: SERVER_ID, to });
+/**
+ * The type-50 frame. A login that carried `caps` (our SDK) also learns, in keys after MobileIMSDK's two,
+ * the capabilities granted and the largest message the server takes; any other login gets MobileIMSDK's
+ * response byte for byte.
+ */
+function loginResponse(code: number, firstLoginTime: number, to: string, core?: ServerCore, caps: number | null = null): Protocal {
+  const body: Record<string, number> = { code, firstLoginTime };
+  if (core && caps !== null) {
+    body.caps = caps & SUPPORTED_CAPS;
+    body.maxMessageBytes = core.opts.maxMessageBytes;
+  }
+  return createFrame({ type: MsgType.LOGIN_RESPONSE, dataContent: JSON.stringify(body), from: SERVER_ID, to });
 }

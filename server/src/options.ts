@@ -5,6 +5,7 @@ import { createConsoleLogger } from './logger';
 import type { OfflineStore } from './offline-store';
 import type { QosOptions } from './qos-s2c';
 import type { RateLimitOptions } from './rate-limit';
+import type { ReceiptBacklogLimits } from './receipts';
 
 /** Where a gateway listens. `port: 0` picks a free port; read the bound one from `server.ports`. */
 export interface ListenOptions {
@@ -50,6 +51,12 @@ export interface ServerOptions {
   qos?: Partial<QosOptions>;
   /** C2S de-duplication window (default 10 minutes, 100000 entries). */
   dedup?: { ttlMs?: number; max?: number };
+  /**
+   * Device receipts kept for senders who are offline when their receiver's device ACKs (default 1000 per
+   * sender, 100000 in all, 16 MiB, 7 days); beyond a bound the oldest of that sender's give way, or the
+   * new one is dropped.
+   */
+  receipts?: Partial<ReceiptBacklogLimits>;
   /** Bytes a connection may have queued for writing before it is dropped as a slow consumer (default 4 MiB). */
   maxBufferedBytes?: number;
   /**
@@ -81,6 +88,7 @@ export interface ResolvedOptions {
   rateLimit: RateLimitOptions | null;
   qos: QosOptions;
   dedup: { ttlMs: number; max: number };
+  receipts: ReceiptBacklogLimits;
   maxBufferedBytes: number;
   maxMessageBytes: number;
   hooks: ServerHooks;
@@ -112,6 +120,8 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   const dedup = { ttlMs: 600000, max: 100000, ...o.dedup };
   positive(dedup.ttlMs, 'dedup.ttlMs');
   positive(dedup.max, 'dedup.max');
+  const receipts: ReceiptBacklogLimits = { maxPerSender: 1000, maxTotal: 100000, maxBytes: 16 * 1024 * 1024, ttlMs: 7 * 24 * 3600 * 1000, ...o.receipts };
+  for (const key of ['maxPerSender', 'maxTotal', 'maxBytes', 'ttlMs'] as const) positive(receipts[key], `receipts.${key}`);
   return {
     ws,
     tcp,
@@ -129,6 +139,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     rateLimit,
     qos,
     dedup,
+    receipts,
     maxBufferedBytes: positive(o.maxBufferedBytes ?? 4 * 1024 * 1024, 'maxBufferedBytes'),
     maxMessageBytes: positive(o.maxMessageBytes ?? (tcp ? tcp.maxBodyBytes : ws ? ws.maxPayloadBytes : 65536), 'maxMessageBytes'),
     hooks: o.hooks ?? {},

@@ -73,14 +73,14 @@ export class QosSendDaemon {
     this.pending.set(key, { frame, firstSentMs: Date.now(), retries: 0, waiters: waiter ? [waiter] : [] });
   }
 
-  /** Settles the message `fp` sent to `to` as delivered; false when it was not tracked. */
-  ack(to: string, fp: string): boolean {
+  /** Settles the message `fp` sent to `to` as delivered; the frame it settled, or null when none was tracked. */
+  ack(to: string, fp: string): Protocal | null {
     const key = pairKey(to, fp);
     const e = this.pending.get(key);
-    if (!e) return false;
+    if (!e) return null;
     this.pending.delete(key);
     for (const w of e.waiters) w('delivered');
-    return true;
+    return e.frame;
   }
 
   /** Whether the message is still waiting for its ACK. */

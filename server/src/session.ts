@@ -32,6 +32,8 @@ export class Session implements ConnectionInfo {
   userId: string | null = null;
   /** The `firstLoginTime` this session registered with (-1 when unknown). */
   firstLoginTime = -1;
+  /** Capability bits granted at login (see receipts.ts); 0 for MobileIMSDK clients. */
+  caps = 0;
   /** The kickout code to report when this session closes, or -1. */
   kickCode = -1;
   /** True once the session has been closed (it may still be draining). */

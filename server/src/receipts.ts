@@ -1,0 +1,151 @@
+import { createFrame, parseObject, readInt, type Protocal } from '../../src/protocol';
+import type { Session } from './session';
+
+/**
+ * Device receipts, a wire extension MobileIMSDK peers never see. A client that puts `"caps": 1` in its
+ * login payload is told so in the login response, and from then on gets a frame of type
+ * {@link RECEIPT_TYPE} when the receiver's own device ACKs one of its C2C QoS messages, live or replayed
+ * from the store days later:
+ *
+ *   sender ──data fp──> server ──stored, ACK (✓)──> sender
+ *                          └──data fp──> receiver ──ACK fp──> server ──type 60 {fp, at} (✓✓)──> sender
+ *
+ * A sender offline at that moment gets its receipts at its next login (if that login asks for them),
+ * from a backlog bounded in entries and bytes; a receipt that does not fit, outlives the backlog's TTL,
+ * or waits through a server restart is dropped (the message itself is never affected).
+ */
+
+/** The frame type of a device receipt (unused by MobileIMSDK v6, whose server types stop at 54). */
+export const RECEIPT_TYPE = 60;
+/** Capability bit: the client wants device receipts. */
+export const CAP_RECEIPTS = 1;
+/** Every capability bit this server grants. */
+export const SUPPORTED_CAPS = CAP_RECEIPTS;
+
+/** Longest fp a receipt is kept for (MobileIMSDK fps are 36-character UUIDs). */
+const MAX_FP_CHARS = 128;
+
+/** Bounds of the receipts waiting for offline senders. */
+export interface ReceiptBacklogLimits {
+  /** Receipts kept for one sender; the oldest give way (default 1000). */
+  maxPerSender: number;
+  /** Receipts kept in all (default 100000). */
+  maxTotal: number;
+  /** Bytes of user ids and fps kept in all (default 16 MiB). */
+  maxBytes: number;
+  /** How long a receipt waits for its sender to log in (default 7 days). */
+  ttlMs: number;
+}
+
+/** One receipt waiting for its sender. */
+interface Pending {
+  fp: string;
+  receiver: string;
+  atMs: number;
+  bytes: number;
+}
+
+/** The capability bits a login payload asks for, or null when it has no `caps` key (a MobileIMSDK client). */
+export function requestedCaps(loginPayload: string | null): number | null {
+  try {
+    const o = parseObject(loginPayload, 'login info');
+    if (!('caps' in o)) return null;
+    const caps = readInt(o, 'caps');
+    return caps >= 0 && caps <= 0x7fffffff ? caps : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The type-60 frame telling `sender` that `receiver`'s device has message `fp`. */
+export function receiptFrame(sender: string, receiver: string, fp: string, atMs: number): Protocal {
+  return createFrame({ type: RECEIPT_TYPE, dataContent: JSON.stringify({ fp, at: atMs }), from: receiver, to: sender });
+}
+
+/** Receipts for senders who were offline when their receiver's device ACKed, bounded in count and bytes. */
+export class ReceiptBacklog {
+  private readonly bySender = new Map<string, Pending[]>();
+  private total = 0;
+  private bytes = 0;
+  /** Receipts dropped because a bound was reached. */
+  dropped = 0;
+
+  constructor(private readonly limits: ReceiptBacklogLimits) {}
+
+  /** Number of receipts waiting. */
+  get size(): number {
+    return this.total;
+  }
+
+  /** Keeps a receipt for `sender`; false (and counted in {@link dropped}) when it cannot be kept. */
+  add(sender: string, receiver: string, fp: string, atMs: number): boolean {
+    const bytes = 2 * (sender.length + receiver.length + fp.length) + 64;
+    const full = () => this.total >= this.limits.maxTotal || this.bytes + bytes > this.limits.maxBytes;
+    // Expired receipts are swept only when they stand in the way, so a quiet backlog costs no timer.
+    if (full()) this.sweep(atMs);
+    if (fp.length > MAX_FP_CHARS || full()) {
+      this.dropped++;
+      return false;
+    }
+    let list = this.bySender.get(sender);
+    if (!list) this.bySender.set(sender, (list = []));
+    if (list.length >= this.limits.maxPerSender) {
+      this.forget(list.shift() as Pending);
+      this.dropped++;
+    }
+    list.push({ fp, receiver, atMs, bytes });
+    this.total++;
+    this.bytes += bytes;
+    return true;
+  }
+
+  /** Removes and returns what waits for `sender`, oldest first, without what outlived the TTL. */
+  take(sender: string, nowMs: number): Array<{ fp: string; receiver: string; atMs: number }> {
+    const list = this.bySender.get(sender);
+    if (!list) return [];
+    this.bySender.delete(sender);
+    for (const p of list) this.forget(p);
+    return list.filter((p) => nowMs - p.atMs < this.limits.ttlMs);
+  }
+
+  /** Drops receipts that outlived the TTL. */
+  sweep(nowMs: number): void {
+    for (const [sender, list] of this.bySender) {
+      const keep = list.filter((p) => nowMs - p.atMs < this.limits.ttlMs);
+      if (keep.length === list.length) continue;
+      for (const p of list) if (!keep.includes(p)) this.forget(p);
+      if (keep.length === 0) this.bySender.delete(sender);
+      else this.bySender.set(sender, keep);
+    }
+  }
+
+  private forget(p: Pending): void {
+    this.total--;
+    this.bytes -= p.bytes;
+  }
+}
+
+/** What forwarding a receipt needs of the server. */
+export interface ReceiptContext {
+  readonly online: { get(userId: string): Session | undefined };
+  readonly receipts: ReceiptBacklog;
+  send(s: Session, p: Protocal): boolean;
+}
+
+/**
+ * `receiver`'s device ACKed message `fp` from `sender`: tells the sender now if it is online and asked
+ * for receipts, keeps the receipt for its next login if it is offline, and drops it for a session that
+ * did not ask (a MobileIMSDK client must never see a type-60 frame).
+ */
+export function forwardReceipt(ctx: ReceiptContext, sender: string, receiver: string, fp: string, atMs: number): void {
+  const s = ctx.online.get(sender);
+  if (!s || s.closed) ctx.receipts.add(sender, receiver, fp, atMs);
+  else if (s.caps & CAP_RECEIPTS) ctx.send(s, receiptFrame(sender, receiver, fp, atMs));
+}
+
+/** Hands a sender who just logged in (asking for receipts) what waited for it; others' backlog is dropped. */
+export function flushReceipts(ctx: ReceiptContext, s: Session, userId: string, nowMs: number): void {
+  const waiting = ctx.receipts.take(userId, nowMs);
+  if (!(s.caps & CAP_RECEIPTS)) return;
+  for (const r of waiting) if (!ctx.send(s, receiptFrame(userId, r.receiver, r.fp, r.atMs))) return;
+}
