@@ -1,5 +1,6 @@
 import { parseCli, helpText } from './cli-args';
 import { createConsoleLogger } from './logger';
+import type { ServerOptions } from './options';
 import { createServer } from './server';
 
 /** Runs the server from the command line until SIGINT or SIGTERM. */
@@ -17,7 +18,14 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createConsoleLogger(config.logLevel);
-  const server = await createServer({ ...config.options, logger });
+  let server;
+  try {
+    server = await createServer({ ...config.options, logger });
+  } catch (err) {
+    console.error(`error: ${describeStartError(err as NodeJS.ErrnoException & { port?: number }, config.options)}`);
+    process.exitCode = 1;
+    return;
+  }
   const { ws, tcp, udp, http } = server.ports;
   const o = config.options;
   const host = (l: unknown) => (l && typeof l === 'object' && 'host' in l && l.host ? String(l.host) : '0.0.0.0');
@@ -42,6 +50,27 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** The flag and environment variable that move each listener. */
+const PORT_FLAGS = [
+  ['ws', 'WebSocket gateway', '--ws-port', 'IM_WS_PORT'],
+  ['tcp', 'TCP gateway', '--tcp-port', 'IM_TCP_PORT'],
+  ['udp', 'UDP gateway', '--udp-port', 'IM_UDP_PORT'],
+  ['http', 'admin API', '--http-port', 'IM_HTTP_PORT'],
+] as const;
+
+/** A start-up failure in words: a port in use or refused names the flag that changes it. */
+function describeStartError(err: NodeJS.ErrnoException & { port?: number }, options: ServerOptions): string {
+  if (err.code !== 'EADDRINUSE' && err.code !== 'EACCES') return err.message;
+  const hit = PORT_FLAGS.find(([key]) => {
+    const o = options[key];
+    return o && o.port === err.port;
+  });
+  const what = err.code === 'EADDRINUSE' ? 'is already in use' : 'may not be used by this user';
+  if (!hit) return `port ${err.port ?? '?'} ${what} (${err.message})`;
+  const [, name, flag, env] = hit;
+  return `port ${err.port} (${name}) ${what}: stop what uses it, or choose another port with ${flag} <port> (or ${env}); ${flag} -1 turns it off`;
 }
 
 main().catch((err: unknown) => {
