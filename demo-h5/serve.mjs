@@ -4,7 +4,7 @@
 // default 127.0.0.1) for the demo's HTTP server; every other flag goes to the server CLI (see its --help).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startStaticServer } from './static.mjs';
@@ -57,6 +57,28 @@ function startImServer(args, env) {
   });
 }
 
+/**
+ * The admin token of the demo, kept in the data directory so that the printed `curl` keeps working across
+ * restarts of the server and of `npm start` itself.
+ */
+function demoAdminToken(dataDir) {
+  const file = join(dataDir, 'admin-token');
+  try {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (kept) return kept;
+  } catch {
+    /* first start */
+  }
+  const token = randomBytes(18).toString('base64url');
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, token + '\n', { mode: 0o600 });
+  return token;
+}
+
+/** How long to wait before starting a stopped server again: 3 s, doubling while it keeps failing fast. */
+const RESTART_DELAY_MS = Number(process.env.DEMO_RESTART_DELAY_MS ?? 3000);
+const RESTART_MAX_DELAY_MS = 30000;
+
 function stopChild(proc) {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
   return new Promise((ok) => {
@@ -92,19 +114,33 @@ async function main() {
 
   const env = { ...process.env };
   const has = (flag) => opts.forwarded.some((a) => a === flag || a.startsWith(flag + '='));
+  const valueOf = (flag) => {
+    const i = opts.forwarded.findIndex((a) => a === flag || a.startsWith(flag + '='));
+    if (i < 0) return undefined;
+    const a = opts.forwarded[i];
+    return a.includes('=') ? a.slice(a.indexOf('=') + 1) : opts.forwarded[i + 1];
+  };
   const args = [...opts.forwarded];
-  if (!has('--data-dir') && !env.IM_DATA_DIR) args.push('--data-dir', join(here, '.data'));
-  if (!has('--admin-token') && !env.IM_ADMIN_TOKEN) env.IM_ADMIN_TOKEN = randomBytes(12).toString('base64url');
+  const dataDir = resolve(valueOf('--data-dir') ?? env.IM_DATA_DIR ?? join(here, '.data'));
+  if (!has('--data-dir') && !env.IM_DATA_DIR) args.push('--data-dir', dataDir);
+  if (!has('--admin-token') && !env.IM_ADMIN_TOKEN) env.IM_ADMIN_TOKEN = demoAdminToken(dataDir);
   const adminToken = has('--admin-token') ? null : env.IM_ADMIN_TOKEN;
 
-  const im = await startImServer(args, env);
+  let im;
+  try {
+    im = await startImServer(args, env);
+  } catch (err) {
+    console.error(`error: ${err.message}`);
+    process.exit(1);
+  }
   if (!im.ws) {
     console.error('error: the demo needs the WebSocket gateway; do not pass --ws-port -1');
     await stopChild(im.proc);
     process.exit(2);
   }
 
-  const config = JSON.stringify({ wsPort: im.ws.port, wsPath: im.ws.path, adminPort: im.adminPort });
+  // Read at each request: a restarted server with port 0 may listen elsewhere.
+  const config = () => JSON.stringify({ wsPort: im.ws.port, wsPath: im.ws.path, adminPort: im.adminPort });
   let web;
   try {
     web = await startStaticServer({
@@ -114,8 +150,10 @@ async function main() {
       prefixes: ['/demo-h5/', '/dist/umd/', '/dist/esm/'],
       redirects: { '/': '/demo-h5/' },
       routes: {
+        // Browsers ask for /favicon.ico when a page declares no icon (ours declare an empty one).
+        '/favicon.ico': (_req, res) => res.writeHead(204, { 'cache-control': 'max-age=86400' }).end(),
         '/demo-h5/config.json': (_req, res) =>
-          res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(config),
+          res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(config()),
       },
     });
   } catch (err) {
@@ -125,19 +163,59 @@ async function main() {
   }
 
   let stopping = false;
+  let restartTimer = null;
+  let fastFailures = 0;
   const stop = async (code) => {
     if (stopping) return;
     stopping = true;
+    clearTimeout(restartTimer);
+    if (process.stdin.isTTY) process.stdin.setRawMode(false);
+    process.stdin.pause();
     await Promise.all([web.close(), stopChild(im.proc)]);
     process.exit(code);
   };
   process.on('SIGINT', () => stop(0));
   process.on('SIGTERM', () => stop(0));
-  im.proc.once('exit', (code, signal) => {
+
+  // The IM server is supervised: when it stops or crashes, the demo page stays up and the server is
+  // started again after a pause (at once on a key press), so a newcomer who stops it loses nothing.
+  const restart = async () => {
+    clearTimeout(restartTimer);
+    restartTimer = null;
+    if (stopping || (im.proc.exitCode === null && im.proc.signalCode === null)) return;
+    console.log('starting the IM server again…');
+    const startedMs = Date.now();
+    try {
+      const next = await startImServer(args, env);
+      if (stopping) return void stopChild(next.proc);
+      im = next;
+      im.proc.once('exit', (code, signal) => onServerExit(code, signal, startedMs));
+      console.log(`the IM server is back; the demo pages reconnect by themselves (${web.url}/demo-h5/)`);
+    } catch (err) {
+      console.error(`error: ${err.message}`);
+      onServerExit(null, null, startedMs);
+    }
+  };
+  const onServerExit = (code, signal, startedMs) => {
     if (stopping) return;
-    console.error(`the server stopped (${signal ?? `exit code ${code}`}); stopping the demo`);
-    stop(1);
-  });
+    // A server that keeps dying soon after it starts is failing (a port taken, a bad flag): back off.
+    fastFailures = Date.now() - startedMs < 10000 ? fastFailures + 1 : 0;
+    const delayMs = Math.min(RESTART_DELAY_MS * 2 ** Math.max(0, fastFailures - 1), RESTART_MAX_DELAY_MS);
+    const why = signal ?? (code === null ? 'it did not start' : `exit code ${code}`);
+    const keys = process.stdin.isTTY ? '; press r to start it now, q to quit' : '';
+    console.error(`the IM server stopped (${why}); the demo page stays up. Starting the server again in ${(delayMs / 1000).toFixed(1)} s${keys}.`);
+    restartTimer = setTimeout(restart, delayMs);
+  };
+  const firstStartMs = Date.now();
+  im.proc.once('exit', (code, signal) => onServerExit(code, signal, firstStartMs));
+  if (process.stdin.isTTY) {
+    process.stdin.setRawMode(true);
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (key) => {
+      if (key === 'r' || key === 'R') restart();
+      else if (key === 'q' || key === 'Q' || key === '\u0003') stop(0);
+    });
+  }
 
   const page = `${web.url}/demo-h5/`;
   const lines = [
@@ -145,7 +223,7 @@ async function main() {
     'MobileIMSDK-TS demo is ready. Open these two in two browser tabs and chat:',
     `  ${page}?user=alice&to=bob`,
     `  ${page}?user=bob&to=alice`,
-    `  (the same page on the ESM build: ${page}esm.html)`,
+    `  (the same page on the ESM build: ${page}esm.html?user=alice&to=bob)`,
   ];
   if (im.adminPort && adminToken) {
     lines.push(
@@ -154,7 +232,7 @@ async function main() {
       `       -d '{"to":"alice","content":"hello from the server"}' http://127.0.0.1:${im.adminPort}/api/send`,
     );
   }
-  lines.push('Press Ctrl-C to stop.', '');
+  lines.push(process.stdin.isTTY ? 'Press Ctrl-C (or q) to stop.' : 'Press Ctrl-C to stop.', '');
   console.log(lines.join('\n'));
 }
 

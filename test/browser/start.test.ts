@@ -1,20 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { ChatPage } from './chat-flow';
 import { chromiumStatus, ensureRootBuilt, launchChromium, repoRoot } from './harness';
 
 const chromium = chromiumStatus();
 
 /** `npm start` minus the build: the serve script with the server CLI as its child, in its own process group. */
-function startDemo(dataDir: string): { proc: ChildProcess; ready: Promise<string[]>; output: () => string } {
+function startDemo(dataDir: string, env: Record<string, string> = {}): { proc: ChildProcess; ready: Promise<string[]>; output: () => string } {
   const args = ['demo-h5/serve.mjs', '--port', '0', '--ws-port', '0', '--http-port', '0', '--tcp-port', '-1', '--udp-port', '-1'];
   args.push('--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn');
-  const proc = spawn(process.execPath, args, { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, args, { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   const ready = new Promise<string[]>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`the demo did not start: ${out}`)), 15000);
@@ -45,6 +46,81 @@ function listening(port: number): Promise<boolean> {
     socket.once('error', () => ok(false));
   });
 }
+
+/** The process ids of a process's children (Linux). */
+function childPids(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** Polls `check` every 50 ms until it holds, or throws after `timeoutMs`. */
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Logs in over a raw WebSocket and resolves with the login response code. */
+function loginCode(port: number, path: string): Promise<number> {
+  return new Promise((ok, fail) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+    ws.on('error', fail);
+    ws.on('open', () =>
+      ws.send(JSON.stringify({ type: 0, dataContent: JSON.stringify({ loginUserId: 'probe', loginToken: 't', firstLoginTime: 0 }), from: 'probe', to: '0' })),
+    );
+    ws.on('message', (data) => {
+      const f = JSON.parse(data.toString()) as { type: number; dataContent: string };
+      if (f.type !== 50) return;
+      ws.terminate();
+      ok((JSON.parse(f.dataContent) as { code: number }).code);
+    });
+  });
+}
+
+const wsAddress = (out: string) => [...out.matchAll(/websocket\s+ws:\/\/[^:]+:(\d+)(\/\S*)/g)].map((m) => ({ port: Number(m[1]), path: m[2] }));
+const adminTokenOf = (out: string) => /Bearer ([^']+)'/.exec(out)?.[1];
+
+describe('npm start keeps the demo page up when the IM server dies', () => {
+  let dataDir: string;
+  const demos: ChildProcess[] = [];
+
+  beforeAll(() => {
+    ensureRootBuilt();
+    dataDir = mkdtempSync(join(tmpdir(), 'im-start-restart-'));
+  }, 180000);
+
+  afterAll(() => {
+    for (const p of demos) if (p.pid && p.exitCode === null) process.kill(-p.pid, 'SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('says it starts the server again, does so, and keeps the admin token across restarts and runs', async () => {
+    const first = startDemo(dataDir, { DEMO_RESTART_DELAY_MS: '300' });
+    demos.push(first.proc);
+    const urls = await first.ready;
+    expect(first.output()).toMatch(/esm\.html\?user=alice&to=bob/);
+    const token = adminTokenOf(first.output());
+    expect(token).toMatch(/^[\w-]{20,}$/);
+    const [server] = childPids(first.proc.pid!);
+    process.kill(server, 'SIGKILL');
+    await until(() => /the IM server stopped \(SIGKILL\); the demo page stays up\. Starting the server again in 0\.3 s/.test(first.output()), 'the restart notice');
+    expect((await fetch(urls[0])).status).toBe(200);
+    await until(() => first.output().includes('the IM server is back'), 'the restarted server');
+    const [, again] = wsAddress(first.output());
+    expect(await loginCode(again.port, again.path)).toBe(0);
+    expect(adminTokenOf(first.output().slice(first.output().indexOf('the IM server is back')))).toBeUndefined();
+
+    const exited = new Promise<number | null>((ok) => first.proc.once('exit', (code) => ok(code)));
+    process.kill(-first.proc.pid!, 'SIGINT');
+    expect(await exited).toBe(0);
+    const second = startDemo(dataDir);
+    demos.push(second.proc);
+    await second.ready;
+    expect(adminTokenOf(second.output())).toBe(token);
+    process.kill(-second.proc.pid!, 'SIGINT');
+  }, 60000);
+});
 
 describe.skipIf(!chromium.available)('npm start (the serve script)', () => {
   let browser: Browser;
@@ -80,6 +156,10 @@ describe.skipIf(!chromium.available)('npm start (the serve script)', () => {
       await alice.waitForRow('out', 'out of the box', 'delivered');
       await bob.waitForRow('in', 'out of the box');
       expect(await bob.page.locator('.me').innerText()).toBe('as bob');
+      expect([...alice.failedRequests, ...bob.failedRequests]).toEqual([]);
+      // No favicon 404 in a headed browser either: the page declares its icon, and the root one answers.
+      expect(await alice.page.locator('link[rel="icon"]').count()).toBe(1);
+      expect((await fetch(new URL('/favicon.ico', urls[0]))).status).toBe(204);
     } finally {
       await Promise.all(pages.map((p) => p.context.close()));
     }
