@@ -187,6 +187,11 @@
       event.preventDefault();
       ui.loginError.textContent = '';
       notice('');
+      if (!ui.user.value.trim()) {
+        ui.loginError.textContent = 'Enter a user id (spaces alone are not one).';
+        ui.user.focus();
+        return;
+      }
       if (client) client.destroy();
       var c = (client = new sdk.IMClient({ url: ui.server.value.trim(), adapter: sdk.createBrowserAdapter() }));
       c.on('state', function (e) {
@@ -235,7 +240,7 @@
       event.preventDefault();
       var to = ui.to.value.trim();
       var content = ui.text.value;
-      if (!client || !to || !content) return;
+      if (!client || !to || !content.trim()) return;
       var message = { fp: newFingerprint(), to: to, content: content };
       var li = addRow('out', to, content, message.fp, 'sending');
       ui.text.value = '';

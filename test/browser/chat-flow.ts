@@ -21,11 +21,21 @@ export class ChatPage {
     const page = await context.newPage();
     const chat = new ChatPage(page, name);
     page.on('pageerror', (err) => chat.pageErrors.push(err.message));
+    page.on('response', (res) => {
+      if (res.status() >= 400) chat.failedRequests.push(`${res.status()} ${res.url()}`);
+    });
     await page.goto(url);
     return { chat, context };
   }
 
   readonly pageErrors: string[] = [];
+  /** Requests the page made that failed with an HTTP error (a missing favicon included). */
+  readonly failedRequests: string[] = [];
+
+  /** The height of the header bar in CSS pixels. */
+  async barHeight(): Promise<number> {
+    return (await this.page.locator('.bar').boundingBox())?.height ?? -1;
+  }
 
   private input(cls: string) {
     return this.page.locator(`input.${cls}, .${cls} input`).first();
@@ -140,10 +150,13 @@ export function chatFlowSteps(ctx: {
     },
 
     async surviveServerRestart(): Promise<void> {
+      const onlineHeights = [await alice.barHeight(), await bob.barHeight()];
       await ctx.server().kill();
       for (const page of [alice, bob]) {
         await page.page.waitForFunction(() => /reconnecting (in \d+\.\d s|now) \(attempt \d+\)/.test(document.querySelector('.state')?.textContent ?? ''), null, { timeout: 10000 });
       }
+      // The countdown and the Reconnect button stay on the header's one line, on a phone too.
+      expect([await alice.barHeight(), await bob.barHeight()]).toEqual(onlineHeights);
       const during = 'written while the server was down';
       await alice.send('bob', during);
       await alice.waitForRow('out', during, 'sending');
@@ -159,6 +172,21 @@ export function chatFlowSteps(ctx: {
       await bob.page.waitForTimeout(1500);
       expect(await bob.rows('in', during).count()).toBe(1);
       expect(await alice.rows('out', during).count()).toBe(1);
+    },
+
+    /** A user id of only spaces shows an error instead of failing silently; a blank message is not sent. */
+    async blankInput(): Promise<void> {
+      const page = await open('blank', false);
+      await page.page.locator('input.f-user, .f-user input').first().fill('   ');
+      await page.page.locator('.b-login').click();
+      await page.page.locator('.login-error', { hasText: 'Enter a user id' }).waitFor({ timeout: 5000 });
+      expect(await page.page.locator('.state').getAttribute('data-state')).toBe('idle');
+      await page.login(ctx.server().wsUrl, 'blank-sender');
+      await page.send('bob', '   \t ');
+      await page.page.waitForTimeout(300);
+      expect(await page.page.locator('.msg[data-dir="out"]').count()).toBe(0);
+      await page.send('bob', '  not blank  ');
+      await page.waitForRow('out', 'not blank', 'delivered');
     },
 
     async adminPush(): Promise<void> {

@@ -37,6 +37,8 @@ describe.skipIf(!chromium.available)('demo-h5 in headless Chromium against the r
 
   it('an admin-API push appears in the page', () => flow.adminPush(), 30000);
 
+  it('a user id of only spaces shows an error; a message of only spaces is not sent', () => flow.blankInput(), 30000);
+
   it('a third tab logging in as alice gets the first one kicked with a visible notice', async () => {
     const second = await flow.thirdTabKicksFirst();
     await second.screenshot('h5-alice-second-tab');
@@ -106,9 +108,11 @@ describe.skipIf(!chromium.available)('demo-h5 in headless Chromium against the r
     }
   }, 30000);
 
-  it('no page threw an uncaught error during the flow', () => {
+  it('no page threw an uncaught error or met a failed request (no favicon 404) during the flow', () => {
     const { alice, bob } = flow.pages();
     expect([...alice.pageErrors, ...bob.pageErrors]).toEqual([]);
+    // config.json (the ports) is served by `npm start` only, not by this test's static server.
+    expect([...alice.failedRequests, ...bob.failedRequests].filter((r) => !r.endsWith('/demo-h5/config.json'))).toEqual([]);
   });
 });
 

@@ -38,6 +38,13 @@ describe.skipIf(!chromium.available)('demo-uniapp (H5 build) in headless Chromiu
 
   it('an admin-API push appears in the page', () => flow.adminPush(), 30000);
 
+  it('a user id of only spaces shows an error; a message of only spaces is not sent', () => flow.blankInput(), 30000);
+
+  it('shows one title (the navigation bar), not two', async () => {
+    const { alice } = flow.pages();
+    expect(await alice.page.getByText(/MobileIMSDK-TS/).count()).toBe(1);
+  });
+
   it('a third tab logging in as alice gets the first one kicked with a visible notice', async () => {
     const second = await flow.thirdTabKicksFirst();
     await second.screenshot('uniapp-alice-second-tab');
