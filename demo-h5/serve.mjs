@@ -95,6 +95,9 @@ async function main() {
   const args = [...opts.forwarded];
   if (!has('--data-dir') && !env.IM_DATA_DIR) args.push('--data-dir', join(here, '.data'));
   if (!has('--admin-token') && !env.IM_ADMIN_TOKEN) env.IM_ADMIN_TOKEN = randomBytes(12).toString('base64url');
+  // The demo logs users in by name with no token: say so explicitly, unless an authenticator is configured.
+  const authGiven = opts.forwarded.some((a) => a.startsWith('--auth')) || Object.keys(env).some((k) => k.startsWith('IM_AUTH') && env[k]);
+  if (!authGiven) args.push('--auth', 'none');
   const adminToken = has('--admin-token') ? null : env.IM_ADMIN_TOKEN;
 
   const im = await startImServer(args, env);
