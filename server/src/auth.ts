@@ -32,11 +32,11 @@ export function createAuthenticator(auth: AuthOptions | undefined): Authenticato
   return 'jwt' in auth ? createJwtAuth(auth.jwt) : createWebhookAuth(auth.webhook);
 }
 
-/** What the server says at start about authentication: a warning when nothing checks logins. */
+/** What the server says at start about authentication: a warning when nothing checks logins, a notice for `'none'`. */
 export function authNotice(auth: AuthOptions | undefined, authenticator: Authenticator | null, hasVerifyHook: boolean): { level: 'warn' | 'info'; message: string } {
   if (authenticator) return { level: 'info', message: `authentication: ${authenticator.describe()}${hasVerifyHook ? ', then the verifyLogin hook' : ''}` };
   if (hasVerifyHook) return { level: 'info', message: 'authentication: the verifyLogin hook only' };
-  if (auth === 'none') return { level: 'warn', message: "authentication: none (auth: 'none'): every login is accepted, anyone can log in as anyone" };
+  if (auth === 'none') return { level: 'info', message: "authentication: none (auth: 'none'): every login is accepted, anyone can log in as anyone" };
   return {
     level: 'warn',
     message:

@@ -177,6 +177,6 @@ describe('the CLI with authentication', () => {
 
     const none = await runCli(['--auth', 'none']);
     expect(none.stdout()).toMatch(/authentication: none \(auth: 'none'\): every login is accepted/);
-    expect(none.stdout()).not.toContain('NOT CONFIGURED');
+    expect(none.stdout()).not.toContain('WARNING');
   });
 });
