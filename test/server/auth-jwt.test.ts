@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createServer, ServerErrorCode, silentLogger, type JwtAuthOptions } from '../../server/src/index';
-import { dataFrame, login, useServers } from './helpers';
+import { dataFrame, errorOf, login, loginFrame, useServers } from './helpers';
 import { nowSeconds, recordingLogger, tryLogin, unsignedJwt } from './auth-helpers';
 
 const { setup } = useServers();
@@ -32,6 +32,18 @@ describe('JWT authentication (HS256)', () => {
     expect(line).toMatch(/^info: login refused for "alice" .*code 328, bad signature$/);
     expect(logger.lines.join('\n')).not.toContain(forged);
     expect(server.metrics().loginFailures).toBe(1);
+  });
+
+  it('refuses and closes on TCP and UDP too', async () => {
+    const { tcp, udp } = await setup({ auth: { jwt: { secret: SECRET } } });
+    expect(await tryLogin(await tcp(), 'bob', await hs256('mallory'))).toMatchObject({ code: ServerErrorCode.AUTH_INVALID_TOKEN, closed: true });
+    expect(await tryLogin(await tcp(), 'bob', await hs256('bob'))).toMatchObject({ code: 0, closed: false });
+    const u = await udp();
+    u.send(loginFrame('alice', 0, await hs256('mallory')));
+    expect(JSON.parse((await u.nextOfType(50)).dataContent as string)).toEqual({ code: ServerErrorCode.AUTH_INVALID_TOKEN, firstLoginTime: -1 });
+    // The refused peer has no session: a keep-alive is answered with 301 (not logged in), not 51.
+    u.send({ bridge: false, type: 1, dataContent: '{}', from: 'alice', to: '0', QoS: false, typeu: -1, sm: -1 });
+    expect(errorOf(await u.nextOfType(52)).errorCode).toBe(ServerErrorCode.UNLOGIN);
   });
 
   it('stops Mallory from logging in as bob with her own token: bob is not kicked and his messages stay his', async () => {
