@@ -18,9 +18,9 @@ export const FIRST_LOGIN_TIME_SKEW_MS = 60000;
 
 /**
  * Type 0: verify through the authenticator and then the hook (a refusal: type 50 with the code, then
- * close), answer with type 50, arbitrate duplicate logins by
- * `firstLoginTime`, then deliver what is stored for the user. Unlike MobileIMSDK, a logged-in connection
- * can only repeat its own login; a login for another user id is refused with error 314.
+ * close), answer with type 50, arbitrate duplicate logins by `firstLoginTime`, then deliver what is
+ * stored for the user. Unlike MobileIMSDK, a logged-in connection can only repeat its own login; a login
+ * for another user id is refused with error 314.
  */
 export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Promise<void> {
   let info: ReturnType<typeof decodeLoginInfo>;
@@ -81,7 +81,7 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
 
 /**
  * The `firstLoginTime` a login is arbitrated with: the claimed one if it could have come from a server
- * (a safe integer, not negative, at most {@link FIRST_LOGIN_TIME_SKEW_MS} ahead of `nowMs`), otherwise 0
+ * (a positive safe integer, at most {@link FIRST_LOGIN_TIME_SKEW_MS} ahead of `nowMs`), otherwise 0
  * (a first login). So a claim of 9e15 cannot outrank the real user's later logins for ever, and what the
  * server echoes is always a Java `long` in plain digits (never `1e+300`).
  */
