@@ -124,6 +124,9 @@ async function main() {
   const dataDir = resolve(valueOf('--data-dir') ?? env.IM_DATA_DIR ?? join(here, '.data'));
   if (!has('--data-dir') && !env.IM_DATA_DIR) args.push('--data-dir', dataDir);
   if (!has('--admin-token') && !env.IM_ADMIN_TOKEN) env.IM_ADMIN_TOKEN = demoAdminToken(dataDir);
+  // The demo logs users in by name with no token: say so explicitly, unless an authenticator is configured.
+  const authGiven = opts.forwarded.some((a) => a.startsWith('--auth')) || Object.keys(env).some((k) => k.startsWith('IM_AUTH') && env[k]);
+  if (!authGiven) args.push('--auth', 'none');
   const adminToken = has('--admin-token') ? null : env.IM_ADMIN_TOKEN;
 
   let im;

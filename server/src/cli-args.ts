@@ -1,5 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { SenseMode } from '../../src/sense-mode';
+import { createAuthenticator, type AuthOptions } from './auth';
 import type { LogLevel } from './logger';
 import type { ServerOptions } from './options';
 
@@ -25,21 +27,33 @@ const FLAGS: Flag[] = [
   { flag: '--login-timeout-ms', env: 'IM_LOGIN_TIMEOUT_MS', kind: 'int', help: 'a connection must log in within this time (default 15000)' },
   { flag: '--rate-burst', env: 'IM_RATE_BURST', kind: 'int', help: 'frames a connection may send at once (default 200; 0 = no limit)' },
   { flag: '--rate-per-second', env: 'IM_RATE_PER_SECOND', kind: 'int', help: 'frames per second a connection may sustain (default 100)' },
+  { flag: '--auth', env: 'IM_AUTH', kind: 'string', help: '"none": accept every login, on purpose (without an --auth-* flag the server warns)' },
+  { flag: '--auth-jwt-secret', env: 'IM_AUTH_JWT_SECRET', kind: 'string', help: 'login tokens are HS256 JWTs with sub = user id, signed with this secret (32+ bytes)' },
+  { flag: '--auth-jwt-public-key', env: 'IM_AUTH_JWT_PUBLIC_KEY', kind: 'string', help: 'login tokens are RS256/ES256 JWTs with sub = user id; PEM public key file' },
+  { flag: '--auth-jwt-audience', env: 'IM_AUTH_JWT_AUDIENCE', kind: 'string', help: 'required JWT "aud"' },
+  { flag: '--auth-jwt-issuer', env: 'IM_AUTH_JWT_ISSUER', kind: 'string', help: 'required JWT "iss"' },
+  { flag: '--auth-webhook', env: 'IM_AUTH_WEBHOOK', kind: 'string', help: 'POST {userId, token, extra} to this URL; HTTP 200 {"ok":true} accepts' },
+  { flag: '--auth-webhook-timeout-ms', env: 'IM_AUTH_WEBHOOK_TIMEOUT_MS', kind: 'int', help: 'webhook answer deadline, else login code 330 (default 3000)' },
+  { flag: '--auth-webhook-max-in-flight', env: 'IM_AUTH_WEBHOOK_MAX_IN_FLIGHT', kind: 'int', help: 'webhook requests at once, beyond: login code 331 (default 64)' },
+  { flag: '--auth-webhook-cache-ms', env: 'IM_AUTH_WEBHOOK_CACHE_MS', kind: 'int', help: 'reuse an answer for the same user, token and extra this long (default 10000; 0 = off)' },
   { flag: '--log-level', env: 'IM_LOG_LEVEL', kind: 'string', help: 'debug | info | warn | error | silent (default info)' },
 ];
 
 /** The `--help` text. */
 export function helpText(): string {
-  const rows = FLAGS.map((f) => `  ${`${f.flag} <${f.kind === 'string' ? 'value' : 'n'}>`.padEnd(26)} ${f.env.padEnd(20)} ${f.help}`);
+  const label = (f: Flag) => `${f.flag} <${f.kind === 'string' ? 'value' : 'n'}>`;
+  const w1 = Math.max(26, ...FLAGS.map((f) => label(f).length));
+  const w2 = Math.max(20, ...FLAGS.map((f) => f.env.length));
+  const rows = FLAGS.map((f) => `  ${label(f).padEnd(w1)} ${f.env.padEnd(w2)} ${f.help}`);
   return [
     'Usage: mobileimsdk-ts-server [flags]',
     '',
     'MobileIMSDK v6 compatible server: WebSocket, TCP and UDP gateways, offline store, admin HTTP API.',
     'Each flag can also be set by its environment variable; the flag wins.',
     '',
-    `  ${'flag'.padEnd(26)} ${'environment'.padEnd(20)} meaning`,
+    `  ${'flag'.padEnd(w1)} ${'environment'.padEnd(w2)} meaning`,
     ...rows,
-    `  ${'--help'.padEnd(26)} ${''.padEnd(20)} print this text`,
+    `  ${'--help'.padEnd(w1)} ${''.padEnd(w2)} print this text`,
   ].join('\n');
 }
 
@@ -92,6 +106,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const burst = int('--rate-burst', 0, 1e9);
   const durability = values.get('--durability');
   if (durability !== undefined && durability !== 'normal' && durability !== 'full') throw new Error('--durability must be "normal" or "full"');
+  const auth = authOf(values, int);
   const logLevel = (values.get('--log-level') ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn, error or silent`);
   return {
@@ -108,6 +123,69 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       durability,
       loginTimeoutMs: int('--login-timeout-ms', 1, 3600000),
       rateLimit: burst === 0 ? false : { burst: burst ?? 200, perSecond: int('--rate-per-second', 1, 1e9) ?? 100 },
+      auth,
     },
   };
+}
+
+/** The `auth` option from the --auth* flags; undefined when none is given (the server then warns). */
+function authOf(values: Map<string, string>, int: (flag: string, min: number, max: number) => number | undefined): AuthOptions | undefined {
+  const mode = values.get('--auth');
+  if (mode !== undefined && mode !== 'none') throw new Error(`--auth must be "none" (use the --auth-jwt-* or --auth-webhook flags to configure a verifier), got "${mode}"`);
+  const secret = values.get('--auth-jwt-secret');
+  const keyFile = values.get('--auth-jwt-public-key');
+  const webhook = values.get('--auth-webhook');
+  const jwtGiven = secret !== undefined || keyFile !== undefined;
+  const given = [mode !== undefined && '--auth none', jwtGiven && '--auth-jwt-*', webhook !== undefined && '--auth-webhook'].filter(Boolean);
+  if (given.length > 1) throw new Error(`choose one way to authenticate logins, got ${given.join(' and ')}`);
+  if (secret !== undefined && keyFile !== undefined) throw new Error('choose one of --auth-jwt-secret (HS256) and --auth-jwt-public-key (RS256/ES256)');
+  for (const f of ['--auth-jwt-audience', '--auth-jwt-issuer']) {
+    if (values.has(f) && !jwtGiven) throw new Error(`${f} needs --auth-jwt-secret or --auth-jwt-public-key`);
+  }
+  for (const f of ['--auth-webhook-timeout-ms', '--auth-webhook-max-in-flight', '--auth-webhook-cache-ms']) {
+    if (values.has(f) && webhook === undefined) throw new Error(`${f} needs --auth-webhook`);
+  }
+  let auth: AuthOptions | undefined;
+  if (mode === 'none') auth = 'none';
+  else if (jwtGiven) {
+    auth = {
+      jwt: {
+        ...(secret !== undefined ? { secret } : { publicKey: readPublicKey(keyFile as string) }),
+        audience: values.get('--auth-jwt-audience'),
+        issuer: values.get('--auth-jwt-issuer'),
+      },
+    };
+  } else if (webhook !== undefined) {
+    auth = {
+      webhook: {
+        url: webhook,
+        timeoutMs: int('--auth-webhook-timeout-ms', 1, 600000),
+        maxInFlight: int('--auth-webhook-max-in-flight', 1, 1e6),
+        cacheTtlMs: int('--auth-webhook-cache-ms', 0, 3600000),
+      },
+    };
+  }
+  try {
+    createAuthenticator(auth);
+  } catch (err) {
+    const flag = webhook !== undefined ? '--auth-webhook' : secret !== undefined ? '--auth-jwt-secret' : `--auth-jwt-public-key ${keyFile}`;
+    throw new Error(`${flag}: ${(err as Error).message}`);
+  }
+  return auth;
+}
+
+/** Reads and parses a PEM public key file; the error names the path. */
+function readPublicKey(path: string): KeyObject {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`--auth-jwt-public-key: cannot read the key file ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (pem.includes('PRIVATE KEY-----')) throw new Error(`--auth-jwt-public-key: ${path} holds a private key; give the server only the public key`);
+  try {
+    return createPublicKey(pem);
+  } catch (err) {
+    throw new Error(`--auth-jwt-public-key: ${path} is not a PEM public key (${(err as Error).message})`);
+  }
 }

@@ -1,3 +1,4 @@
+import { authNotice, createAuthenticator } from './auth';
 import { parseCli, helpText } from './cli-args';
 import { createConsoleLogger } from './logger';
 import type { ServerOptions } from './options';
@@ -35,6 +36,8 @@ async function main(): Promise<void> {
   if (udp !== undefined) lines.push(`  udp        ${host(o.udp)}:${udp}`);
   if (http !== undefined) lines.push(`  admin api  http://${host(o.http)}:${http}  (GET /health, /metrics, /api/online; POST /api/send, /api/kick)`);
   if (http !== undefined && config.adminTokenGenerated && o.http) lines.push(`  admin token (generated, set IM_ADMIN_TOKEN to fix it): ${o.http.adminToken}`);
+  const auth = authNotice(o.auth, createAuthenticator(o.auth), false);
+  lines.push(`  ${auth.level === 'warn' ? 'WARNING: ' : ''}${auth.message}`);
   lines.push(`  offline store: ${o.dataDir}/offline.db`);
   console.log(lines.join('\n'));
 

@@ -26,6 +26,14 @@ export const ServerErrorCode = {
   SERVER_ERROR: 318,
   /** The receiver's offline box is full; the message was not accepted. */
   OFFLINE_BOX_FULL: 319,
+  /** Login code (type 50): the token is missing, malformed, badly signed, for another user, or fails `aud`/`iss`. */
+  AUTH_INVALID_TOKEN: 328,
+  /** Login code (type 50): the token has expired or is not yet valid (`exp`/`nbf`); get a fresh one. */
+  AUTH_TOKEN_EXPIRED: 329,
+  /** Login code (type 50): the authentication backend failed (timeout, unreachable, bad answer); retry later. */
+  AUTH_UNAVAILABLE: 330,
+  /** Login code (type 50): too many logins are being verified at once; retry later. */
+  AUTH_BUSY: 331,
 } as const;
 
 /** One of the {@link ServerErrorCode} values. */

@@ -12,3 +12,6 @@ export { createConsoleLogger, silentLogger } from './logger';
 export { ServerErrorCode } from './errors';
 export type { QosOptions } from './qos-s2c';
 export type { RateLimitOptions } from './rate-limit';
+export type { AuthOptions } from './auth';
+export type { JwtAuthOptions } from './auth-jwt';
+export type { WebhookAuthOptions } from './auth-webhook';

@@ -12,9 +12,16 @@ const MAX_USER_ID_LENGTH = 256;
 export const DEFAULT_REJECT_CODE = 1025;
 
 /**
- * Type 0: verify through the hook, answer with type 50, arbitrate duplicate logins by
- * `firstLoginTime`, then deliver what is stored for the user. Unlike MobileIMSDK, a logged-in connection
- * can only repeat its own login; a login for another user id is refused with error 314.
+ * How far ahead of this server's clock a claimed `firstLoginTime` may be (clock differences between
+ * the nodes that handed it out, or a clock stepped back). A later one was not handed out by a server.
+ */
+export const FIRST_LOGIN_TIME_SKEW_MS = 60000;
+
+/**
+ * Type 0: verify through the authenticator and then the hook (a refusal: type 50 with the code, then
+ * close), answer with type 50, arbitrate duplicate logins by `firstLoginTime`, then deliver what is
+ * stored for the user. Unlike MobileIMSDK, a logged-in connection can only repeat its own login; a login
+ * for another user id is refused with error 314.
  */
 export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Promise<void> {
   let info: ReturnType<typeof decodeLoginInfo>;
@@ -38,24 +45,20 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
     return;
   }
 
-  let code: number;
-  try {
-    const verdict: unknown = core.opts.hooks.verifyLogin ? await core.opts.hooks.verifyLogin(uid, info.loginToken ?? '', info.extra ?? null, s.info()) : 0;
-    code = loginCodeOf(verdict);
-  } catch (err) {
-    core.opts.logger.error(`verifyLogin failed for "${uid}"`, err);
-    code = ServerErrorCode.SERVER_ERROR;
-  }
+  const { code, reason } = await decideLogin(core, s, uid, info.loginToken ?? '', info.extra ?? null);
   if (s.closed) return;
   if (code !== 0) {
     core.metrics.loginFailures++;
+    const backend = code === ServerErrorCode.AUTH_UNAVAILABLE || code === ServerErrorCode.AUTH_BUSY;
+    core.opts.logger[backend ? 'warn' : 'info'](`login refused for ${JSON.stringify(uid)} (session ${s.id}, ${s.transport} ${s.remote}): code ${code}, ${reason}`);
     core.send(s, loginResponse(code, -1, UNSET_ID));
     core.closeSession(s);
     return;
   }
 
-  const ft = info.firstLoginTime;
-  const ftOut = ft <= 0 ? Date.now() : ft;
+  const now = Date.now();
+  const ft = trustedFirstLoginTime(info.firstLoginTime, now);
+  const ftOut = ft === 0 ? now : ft;
   const caps = requestedCaps(p.dataContent);
   s.caps = (caps ?? 0) & SUPPORTED_CAPS;
   core.send(s, loginResponse(0, ftOut, uid, core, caps));
@@ -78,6 +81,36 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   core.safely('onLoginSuccess', () => core.opts.hooks.onLoginSuccess?.(uid, info.extra ?? null, connInfo));
   flushReceipts(core, s, uid, Date.now());
   await replayStored(core, s);
+}
+
+/**
+ * The `firstLoginTime` a login is arbitrated with: the claimed one if it could have come from a server
+ * (a positive safe integer, at most {@link FIRST_LOGIN_TIME_SKEW_MS} ahead of `nowMs`), otherwise 0
+ * (a first login). So a claim of 9e15 cannot outrank the real user's later logins for ever, and what the
+ * server echoes is always a Java `long` in plain digits (never `1e+300`).
+ */
+export function trustedFirstLoginTime(claimed: number, nowMs: number): number {
+  return Number.isSafeInteger(claimed) && claimed > 0 && claimed <= nowMs + FIRST_LOGIN_TIME_SKEW_MS ? claimed : 0;
+}
+
+/**
+ * The login code and, for a refusal, why: the configured authenticator first (JWT or webhook), then the
+ * `verifyLogin` hook for the logins it accepted.
+ */
+async function decideLogin(core: ServerCore, s: Session, uid: string, token: string, extra: string | null): Promise<{ code: number; reason: string }> {
+  if (core.opts.auth) {
+    const verdict = await core.opts.auth.verify(uid, token, extra);
+    if (!verdict.ok) return { code: verdict.code, reason: verdict.reason };
+    if (s.closed) return { code: 0, reason: '' };
+  }
+  if (!core.opts.hooks.verifyLogin) return { code: 0, reason: '' };
+  try {
+    const code = loginCodeOf(await core.opts.hooks.verifyLogin(uid, token, extra, s.info()));
+    return { code, reason: 'refused by the verifyLogin hook' };
+  } catch (err) {
+    core.opts.logger.error(`verifyLogin failed for ${JSON.stringify(uid)}`, err);
+    return { code: ServerErrorCode.SERVER_ERROR, reason: 'the verifyLogin hook failed' };
+  }
 }
 
 /** true or 0 accepts, false is {@link DEFAULT_REJECT_CODE}, an int32 is the code; anything else is a hook bug and refuses. */

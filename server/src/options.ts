@@ -1,4 +1,5 @@
 import { SenseMode, senseModeTimings } from '../../src/sense-mode';
+import { authNotice, createAuthenticator, logAuthNotice, type AuthOptions, type Authenticator } from './auth';
 import type { ServerHooks } from './hooks';
 import type { Logger } from './logger';
 import { createConsoleLogger } from './logger';
@@ -66,6 +67,11 @@ export interface ServerOptions {
    * limit. MobileIMSDK's Java UDP clients read at most 1024 bytes.
    */
   maxMessageBytes?: number;
+  /**
+   * How logins are authenticated (see {@link AuthOptions}); it runs before `hooks.verifyLogin`. Absent,
+   * with no `verifyLogin` hook either, every login is accepted and the server warns at start.
+   */
+  auth?: AuthOptions;
   hooks?: ServerHooks;
   logger?: Logger;
 }
@@ -91,11 +97,13 @@ export interface ResolvedOptions {
   receipts: ReceiptBacklogLimits;
   maxBufferedBytes: number;
   maxMessageBytes: number;
+  /** The login verifier, or null when none is configured. */
+  auth: Authenticator | null;
   hooks: ServerHooks;
   logger: Logger;
 }
 
-/** Fills in defaults and validates; throws TypeError/RangeError naming the bad option. */
+/** Fills in defaults and validates (throws TypeError/RangeError naming the bad option), then logs how logins are authenticated. */
 export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   const timings = senseModeTimings(o.senseMode ?? SenseMode.MODE_15S);
   const ws = o.ws === false ? false : { path: '/websocket', maxPayloadBytes: 65536, ...o.ws, port: port(o.ws?.port, 3000, 'ws.port') };
@@ -122,6 +130,10 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   positive(dedup.max, 'dedup.max');
   const receipts: ReceiptBacklogLimits = { maxPerSender: 1000, maxTotal: 100000, maxBytes: 16 * 1024 * 1024, ttlMs: 7 * 24 * 3600 * 1000, ...o.receipts };
   for (const key of ['maxPerSender', 'maxTotal', 'maxBytes', 'ttlMs'] as const) positive(receipts[key], `receipts.${key}`);
+  const auth = createAuthenticator(o.auth);
+  const hooks = o.hooks ?? {};
+  const logger = o.logger ?? createConsoleLogger('info');
+  logAuthNotice(logger, authNotice(o.auth, auth, typeof hooks.verifyLogin === 'function'));
   return {
     ws,
     tcp,
@@ -142,8 +154,9 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     receipts,
     maxBufferedBytes: positive(o.maxBufferedBytes ?? 4 * 1024 * 1024, 'maxBufferedBytes'),
     maxMessageBytes: positive(o.maxMessageBytes ?? (tcp ? tcp.maxBodyBytes : ws ? ws.maxPayloadBytes : 65536), 'maxMessageBytes'),
-    hooks: o.hooks ?? {},
-    logger: o.logger ?? createConsoleLogger('info'),
+    auth,
+    hooks,
+    logger,
   };
 }
 
