@@ -26,6 +26,8 @@ export const ServerErrorCode = {
   SERVER_ERROR: 318,
   /** The receiver's offline box is full; the message was not accepted. */
   OFFLINE_BOX_FULL: 319,
+  /** The server is shutting down: reconnect now (with jitter), to this node once it is back or to another. */
+  SERVER_GOING_AWAY: 336,
 } as const;
 
 /** One of the {@link ServerErrorCode} values. */

@@ -47,7 +47,8 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   }
   if (s.closed) return;
   if (code !== 0) {
-    core.metrics.loginFailures++;
+    core.metrics.loginRefused(code);
+    core.opts.logger.info('login refused', { user: uid, code, session: s.id, transport: s.transport, remote: s.remote });
     core.send(s, loginResponse(code, -1, UNSET_ID));
     core.closeSession(s);
     return;
@@ -71,6 +72,7 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   if (s.loginTimer) clearTimeout(s.loginTimer);
   s.loginTimer = null;
   core.metrics.logins++;
+  core.opts.logger.info('login', { user: uid, session: s.id, transport: s.transport, remote: s.remote });
   const connInfo = s.info();
   core.safely('onLoginSuccess', () => core.opts.hooks.onLoginSuccess?.(uid, info.extra ?? null, connInfo));
   await replayStored(core, s);
