@@ -166,7 +166,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
 }
 
 function resolveAdminHttp(h: Exclude<ServerOptions['http'], false | undefined>): ResolvedAdminHttp {
-  return {
+  const r: ResolvedAdminHttp = {
     port: port(h.port, 8080, 'http.port'),
     host: h.host ?? '127.0.0.1',
     adminToken: h.adminToken || null,
@@ -177,6 +177,10 @@ function resolveAdminHttp(h: Exclude<ServerOptions['http'], false | undefined>):
     keepAliveTimeoutMs: positive(h.keepAliveTimeoutMs ?? 5000, 'http.keepAliveTimeoutMs'),
     maxBodyBytes: positive(h.maxBodyBytes ?? 65536, 'http.maxBodyBytes'),
   };
+  if (r.headersTimeoutMs > r.requestTimeoutMs) {
+    throw new RangeError(`http.headersTimeoutMs (${r.headersTimeoutMs}) must not exceed http.requestTimeoutMs (${r.requestTimeoutMs})`);
+  }
+  return r;
 }
 
 function port(value: number | undefined, fallback: number, name: string): number {
