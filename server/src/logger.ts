@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { Writable } from 'node:stream';
 import pino from 'pino';
 import pretty from 'pino-pretty';
 
@@ -52,9 +53,20 @@ export function createLogger(o: LoggerOptions = {}): Logger {
   if (format !== 'json' && format !== 'pretty') throw new RangeError(`logger format must be "json" or "pretty", got ${String(format)}`);
   const stream =
     format === 'pretty'
-      ? pretty({ sync: true, colorize: !o.destination && !!process.stdout.isTTY, destination: (o.destination as NodeJS.WritableStream | undefined) ?? 1 })
+      ? pretty({ sync: true, colorize: !o.destination && !!process.stdout.isTTY, destination: o.destination ? asStream(o.destination) : 1 })
       : (o.destination ?? pino.destination({ dest: 1, sync: true }));
   return wrap(pino({ level, base: { node: o.nodeId ?? defaultNodeId() } }, stream as pino.DestinationStream));
+}
+
+/** A writable stream over anything with `write(string)` (pino-pretty pipes into a stream). */
+function asStream(d: { write(chunk: string): unknown }): NodeJS.WritableStream {
+  if (d instanceof Writable) return d;
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      d.write(chunk.toString());
+      done();
+    },
+  });
 }
 
 function wrap(p: pino.Logger): Logger {

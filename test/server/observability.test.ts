@@ -170,4 +170,14 @@ describe('structured logs', () => {
     expect(log.lines).toHaveLength(2);
     expect(() => createLogger({ level: 'loud' as never })).toThrow(RangeError);
   });
+
+  it('writes readable lines with --log-format pretty', async () => {
+    const out: string[] = [];
+    const logger = createLogger({ format: 'pretty', nodeId: 'n-pretty', destination: { write: (s: string) => out.push(s) } });
+    logger.info('login', { user: 'u1', transport: 'ws' });
+    await expect.poll(() => out.join('')).toMatch(/^\[[\d:.]+\] INFO: login\n/);
+    expect(out.join('')).toMatch(/node: "n-pretty"/);
+    expect(out.join('')).toMatch(/user: "u1"/);
+    expect(out.join('')).not.toMatch(/^\{/);
+  });
 });
