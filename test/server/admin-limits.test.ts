@@ -55,6 +55,15 @@ describe('admin API: bound, and bounded in time and count (issue 9 item 7)', () 
     expect(cli.options.ws).toMatchObject({ host: '0.0.0.0' });
     expect(parseCli(['--http-host', '10.1.2.3'], {}).options.http).toMatchObject({ host: '10.1.2.3' });
     expect(parseCli([], { IM_HTTP_HOST: '::1' }).options.http).toMatchObject({ host: '::1' });
+    expect(parseCli(['--metrics-public'], {}).options.http).toMatchObject({ metricsPublic: true });
+    expect(parseCli([], { IM_METRICS_PUBLIC: 'true' }).options.http).toMatchObject({ metricsPublic: true });
+    expect(parseCli([], {}).options.http).toMatchObject({ metricsPublic: false });
+    expect(() => parseCli(['--metrics-public=maybe'], {})).toThrow(/--metrics-public/);
+    const ops = parseCli(['--drain-ms', '250', '--log-format', 'pretty', '--node-id', 'im-7'], {});
+    expect([ops.drainMs, ops.logFormat, ops.nodeId, ops.options.nodeId]).toEqual([250, 'pretty', 'im-7', 'im-7']);
+    expect(parseCli([], {})).toMatchObject({ drainMs: 5000, logFormat: 'json', nodeId: undefined });
+    expect(() => parseCli(['--log-format', 'xml'], {})).toThrow(/--log-format/);
+    expect(parseCli(['--version'], {}).version).toBe(true);
     // The gateways on every interface, the admin API left at its default: 127.0.0.2 (loopback, but not
     // the address the admin API binds) reaches the gateway and is refused by the admin port.
     const { server } = await setup({ ws: { port: 0, host: '0.0.0.0' }, http: { port: 0, adminToken: ADMIN_TOKEN } });
