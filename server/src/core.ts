@@ -282,9 +282,32 @@ export class ServerCore {
 
 /** Longest refusal reason logged: error texts can quote what the client sent. */
 const MAX_LOGGED_REASON = 160;
+/** Refusal lines logged per second at most: clients choose how many refusals they cause. */
+export const REFUSAL_LOG_LINES_PER_SECOND = 50;
 
-/** One info line per refusal, with the code and a reason that never quotes a frame (301 carries the whole frame). */
+/** Per logger: the current one-second window of refusal lines. */
+const refusalWindows = new WeakMap<Logger, { startMs: number; used: number; suppressed: number }>();
+
+/**
+ * One info line per refusal, with the code and a reason that never quotes a frame (301 carries the whole
+ * frame), at most {@link REFUSAL_LOG_LINES_PER_SECOND}; the next refusal after a window with more logs a
+ * warning with the number left out.
+ */
 function logRefusal(logger: Logger, s: Session, code: number, message: string): void {
+  const now = Date.now();
+  let w = refusalWindows.get(logger);
+  if (!w) refusalWindows.set(logger, (w = { startMs: now, used: 0, suppressed: 0 }));
+  if (now - w.startMs >= 1000) {
+    if (w.suppressed > 0) logger.warn('refusal lines suppressed', { suppressed: w.suppressed, perSecond: REFUSAL_LOG_LINES_PER_SECOND });
+    w.startMs = now;
+    w.used = 0;
+    w.suppressed = 0;
+  }
+  if (w.used >= REFUSAL_LOG_LINES_PER_SECOND) {
+    w.suppressed++;
+    return;
+  }
+  w.used++;
   const reason = code === ServerErrorCode.UNLOGIN ? 'not logged in' : message.slice(0, MAX_LOGGED_REASON);
   logger.info('refused', { code, reason, session: s.id, user: s.userId, transport: s.transport, remote: s.remote });
 }

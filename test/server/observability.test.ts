@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger, SqliteOfflineStore, type OfflineStore } from '../../server/src/index';
-import { ackFrame, ADMIN_TOKEN, admin, dataFrame, loginFrame, useServers } from './helpers';
+import { ackFrame, ADMIN_TOKEN, admin, dataFrame, errorOf, loginFrame, useServers } from './helpers';
 
 const { setup } = useServers();
 
@@ -156,6 +156,35 @@ describe('structured logs', () => {
     expect(byMsg('stopped')).toHaveLength(1);
     const all = log.lines.join('\n');
     for (const secret of ['secret-token', 'secret message content', 'unlogged secret content']) expect(all).not.toContain(secret);
+  });
+
+  it('logs at most 50 refusal lines a second, then how many it left out', async () => {
+    const log = capture();
+    const { ws } = await setup({ logger: log.logger, maxMessageBytes: 300, rateLimit: false });
+    const a = await ws();
+    a.send(loginFrame('noisy'));
+    await a.nextOfType(50);
+    // Only Date is faked: sockets and timers run, and the one-second window moves only when told.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const tooBig = (fp: string) => a.send(dataFrame('noisy', 'bob', 'x'.repeat(400), fp));
+      const refused = () => log.parsed().filter((e) => e.msg === 'refused').length;
+      const suppressed = () => log.parsed().filter((e) => e.msg === 'refusal lines suppressed');
+      for (let i = 0; i < 120; i++) tooBig(`fp-${i}`);
+      for (let i = 0; i < 120; i++) expect(errorOf(await a.nextOfType(52)).errorCode).toBe(311);
+      expect(refused()).toBe(50);
+      vi.setSystemTime(Date.now() + 999);
+      tooBig('fp-999');
+      await a.nextOfType(52);
+      expect([refused(), suppressed()]).toEqual([50, []]);
+      vi.setSystemTime(Date.now() + 1);
+      tooBig('fp-1000');
+      await a.nextOfType(52);
+      expect(suppressed()).toEqual([expect.objectContaining({ level: 40, suppressed: 71 })]);
+      expect(refused()).toBe(51);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('folds extra arguments into the line: fields, an Error as err, the rest into the text', () => {
