@@ -3,10 +3,8 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import type { Gateway } from './gateway';
 import { closeHttp, listen } from './gateway';
 import type { Logger } from './logger';
+import type { ResolvedAdminHttp } from './options';
 import type { IMServer } from './server';
-
-/** Largest request body the admin API reads. */
-const MAX_BODY_BYTES = 64 * 1024;
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -14,44 +12,79 @@ class HttpError extends Error {
   }
 }
 
+/** How often Node checks the header and request deadlines (its default, 30 s, would add up to 30 s to each). */
+const DEADLINE_CHECK_MS = 1000;
+/** At most one "connection limit reached" warning per this period. */
+const DROP_LOG_EVERY_MS = 10000;
+
 /**
- * The admin API, on its own port, behind `Authorization: Bearer <adminToken>`:
- *   GET  /health           (no token needed)  {status, uptimeMs}
- *   GET  /metrics          counters
+ * The admin API, on its own port and by default on 127.0.0.1 only, behind `Authorization: Bearer <adminToken>`:
+ *   GET  /health           (no token)  200 {status:'ok'} while the process serves (503 when the store reports a fault)
+ *   GET  /ready            (no token)  200 once the store is writable and the server is not draining, else 503
+ *   GET  /metrics          Prometheus text format (no token when bound to loopback or `metricsPublic`)
+ *   GET  /api/metrics      the counters as JSON
  *   GET  /api/online       {users}
  *   POST /api/send         {to, content, qos?, typeu?, fp?}  S2C push; answers once delivered, stored or dropped
  *   POST /api/kick         {userId, code?, reason?}
+ * Every connection is bounded in time (headers, whole request, keep-alive idle) and in count, so the admin
+ * port can never hold the descriptors the gateways need.
  */
-export async function startAdminHttp(
-  server: IMServer,
-  opts: { port: number; host?: string; adminToken: string | null },
-  logger: Logger,
-): Promise<Gateway> {
-  const http = createHttpServer((req, res) => {
-    handle(server, opts.adminToken, req, res).catch((err: unknown) => {
+export async function startAdminHttp(server: IMServer, opts: ResolvedAdminHttp, logger: Logger): Promise<Gateway> {
+  const http = createHttpServer({ connectionsCheckingInterval: Math.min(DEADLINE_CHECK_MS, opts.headersTimeoutMs) }, (req, res) => {
+    handle(server, opts, req, res).catch((err: unknown) => {
       // The library's argument checks (TypeError, RangeError for size) are the caller's mistakes, not ours.
       const status = err instanceof HttpError ? err.status : err instanceof RangeError ? 413 : err instanceof TypeError ? 400 : 500;
       if (status === 500) logger.error('admin API request failed', err);
       reply(res, status, { error: status === 500 ? 'internal error' : (err as Error).message });
     });
   });
+  http.headersTimeout = opts.headersTimeoutMs;
+  http.requestTimeout = opts.requestTimeoutMs;
+  http.keepAliveTimeout = opts.keepAliveTimeoutMs;
+  http.maxConnections = opts.maxConnections;
+  http.maxRequestsPerSocket = 100;
+  let lastDropLogMs = 0;
+  http.on('drop', () => {
+    const now = Date.now();
+    if (now - lastDropLogMs < DROP_LOG_EVERY_MS) return;
+    lastDropLogMs = now;
+    logger.warn('admin API connection limit reached: closing new connections', { maxConnections: opts.maxConnections });
+  });
   http.on('clientError', (_err, socket) => socket.destroy());
   const port = await listen(http, opts.port, opts.host, logger);
   return { port, close: () => closeHttp(http) };
 }
 
-async function handle(server: IMServer, token: string | null, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Whether a listen address only accepts connections from this machine. */
+export function isLoopback(host: string | undefined): boolean {
+  return host === 'localhost' || host === '::1' || (host !== undefined && /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
+async function handle(server: IMServer, opts: ResolvedAdminHttp, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const route = `${req.method} ${url.pathname}`;
-  if (route === 'GET /health') return reply(res, 200, { status: 'ok', uptimeMs: server.metrics().uptimeMs });
-  authorize(token, req.headers.authorization);
+  if (route === 'GET /health') {
+    const h = await server.health();
+    return reply(res, h.status === 'ok' ? 200 : 503, h);
+  }
+  if (route === 'GET /ready') {
+    const r = await server.readiness();
+    return reply(res, r.ready ? 200 : 503, r);
+  }
+  if (route === 'GET /metrics') {
+    if (!opts.metricsPublic && !isLoopback(opts.host)) authorize(opts.adminToken, req.headers.authorization);
+    const text = await server.prometheusMetrics();
+    res.writeHead(200, { 'content-type': server.prometheusContentType, 'content-length': Buffer.byteLength(text) }).end(text);
+    return;
+  }
+  authorize(opts.adminToken, req.headers.authorization);
   switch (route) {
-    case 'GET /metrics':
+    case 'GET /api/metrics':
       return reply(res, 200, server.metrics());
     case 'GET /api/online':
       return reply(res, 200, { users: server.onlineUsers() });
     case 'POST /api/send': {
-      const body = await readJson(req);
+      const body = await readJson(req, opts.maxBodyBytes);
       const to = body.to;
       const fpOk = body.fp === undefined || (typeof body.fp === 'string' && body.fp !== '');
       const typeuOk = body.typeu === undefined || Number.isInteger(body.typeu);
@@ -66,7 +99,7 @@ async function handle(server: IMServer, token: string | null, req: IncomingMessa
       return reply(res, 200, result);
     }
     case 'POST /api/kick': {
-      const body = await readJson(req);
+      const body = await readJson(req, opts.maxBodyBytes);
       if (typeof body.userId !== 'string' || (body.code !== undefined && !Number.isInteger(body.code))) {
         throw new HttpError(400, 'body must be {"userId": string, "code"?: integer, "reason"?: string}');
       }
@@ -86,7 +119,7 @@ async function handle(server: IMServer, token: string | null, req: IncomingMessa
 }
 
 /** Every route, as "METHOD /path". */
-const ROUTES = ['GET /health', 'GET /metrics', 'GET /api/online', 'POST /api/send', 'POST /api/kick'];
+const ROUTES = ['GET /health', 'GET /ready', 'GET /metrics', 'GET /api/metrics', 'GET /api/online', 'POST /api/send', 'POST /api/kick'];
 
 function authorize(token: string | null, header: string | undefined): void {
   if (!token) throw new HttpError(403, 'the admin API is disabled: start the server with an admin token');
@@ -95,12 +128,15 @@ function authorize(token: string | null, header: string | undefined): void {
   if (!timingSafeEqual(digest(given), digest(token))) throw new HttpError(401, 'missing or wrong bearer token');
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+/** Reads a JSON object body of at most `maxBytes` (the whole request is bounded by `requestTimeoutMs`). */
+async function readJson(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > maxBytes) throw new HttpError(413, `body over ${maxBytes} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `body over ${MAX_BODY_BYTES} bytes`);
+    if (size > maxBytes) throw new HttpError(413, `body over ${maxBytes} bytes`);
     chunks.push(chunk as Buffer);
   }
   try {
@@ -113,6 +149,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
+  // A request that hit its deadline was already answered (408) or its socket destroyed.
+  if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
 }

@@ -2,7 +2,7 @@ import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { SenseMode } from '../../src/sense-mode';
 import { createAuthenticator, type AuthOptions } from './auth';
-import type { LogLevel } from './logger';
+import type { LogFormat, LogLevel } from './logger';
 import type { ServerOptions } from './options';
 
 /** One CLI flag with its environment variable. */
@@ -19,7 +19,9 @@ const FLAGS: Flag[] = [
   { flag: '--tcp-port', env: 'IM_TCP_PORT', kind: 'port', help: 'TCP port (default 8901; -1 = off)' },
   { flag: '--udp-port', env: 'IM_UDP_PORT', kind: 'port', help: 'UDP port (default 7901; -1 = off)' },
   { flag: '--http-port', env: 'IM_HTTP_PORT', kind: 'port', help: 'admin HTTP port (default 8080; -1 = off)' },
-  { flag: '--host', env: 'IM_HOST', kind: 'string', help: 'address every gateway binds (default all interfaces)' },
+  { flag: '--host', env: 'IM_HOST', kind: 'string', help: 'address the WebSocket, TCP and UDP gateways bind (default all interfaces)' },
+  { flag: '--http-host', env: 'IM_HTTP_HOST', kind: 'string', help: 'address the admin API binds (default 127.0.0.1; not --host)' },
+  { flag: '--metrics-public', env: 'IM_METRICS_PUBLIC', kind: 'bool', help: 'serve GET /metrics without the admin token on a non-loopback --http-host' },
   { flag: '--admin-token', env: 'IM_ADMIN_TOKEN', kind: 'string', help: 'bearer token of the admin API (default: a random one, printed)' },
   { flag: '--sense-mode', env: 'IM_SENSE_MODE', kind: 'int', help: 'sense mode 1-7 = MODE_3S..MODE_120S, sets the idle expiry (default 4 = MODE_15S, 20 s)' },
   { flag: '--data-dir', env: 'IM_DATA_DIR', kind: 'string', help: 'directory of the offline store (default ./data)' },
@@ -37,11 +39,14 @@ const FLAGS: Flag[] = [
   { flag: '--auth-webhook-max-in-flight', env: 'IM_AUTH_WEBHOOK_MAX_IN_FLIGHT', kind: 'int', help: 'webhook requests at once, beyond: login code 331 (default 64)' },
   { flag: '--auth-webhook-cache-ms', env: 'IM_AUTH_WEBHOOK_CACHE_MS', kind: 'int', help: 'reuse an answer for the same user, token and extra this long (default 10000; 0 = off)' },
   { flag: '--log-level', env: 'IM_LOG_LEVEL', kind: 'string', help: 'debug | info | warn | error | silent (default info)' },
+  { flag: '--log-format', env: 'IM_LOG_FORMAT', kind: 'string', help: 'json (one object a line, default) | pretty (for a terminal)' },
+  { flag: '--node-id', env: 'IM_NODE_ID', kind: 'string', help: 'this node\'s id in every log line and /health (default hostname-pid)' },
+  { flag: '--drain-ms', env: 'IM_DRAIN_MS', kind: 'int', help: 'on SIGTERM/SIGINT, time clients get to leave before exit (default 5000; a second signal exits at once)' },
 ];
 
 /** The `--help` text. */
 export function helpText(): string {
-  const label = (f: Flag) => `${f.flag} <${f.kind === 'string' ? 'value' : 'n'}>`;
+  const label = (f: Flag) => (f.kind === 'bool' ? f.flag : `${f.flag} <${f.kind === 'string' ? 'value' : 'n'}>`);
   const w1 = Math.max(26, ...FLAGS.map((f) => label(f).length));
   const w2 = Math.max(20, ...FLAGS.map((f) => f.env.length));
   const rows = FLAGS.map((f) => `  ${label(f).padEnd(w1)} ${f.env.padEnd(w2)} ${f.help}`);
@@ -53,6 +58,7 @@ export function helpText(): string {
     '',
     `  ${'flag'.padEnd(w1)} ${'environment'.padEnd(w2)} meaning`,
     ...rows,
+    `  ${'--version'.padEnd(w1)} ${''.padEnd(w2)} print the version`,
     `  ${'--help'.padEnd(w1)} ${''.padEnd(w2)} print this text`,
   ].join('\n');
 }
@@ -61,8 +67,12 @@ export function helpText(): string {
 export interface CliConfig {
   options: ServerOptions;
   logLevel: LogLevel;
+  logFormat: LogFormat;
+  nodeId: string | undefined;
+  drainMs: number;
   adminTokenGenerated: boolean;
   help: boolean;
+  version: boolean;
 }
 
 /** Parses argv (without node and the script) and the environment; throws with a readable message. */
@@ -73,16 +83,21 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     if (v !== undefined && v !== '') values.set(f.flag, v);
   }
   let help = false;
+  let version = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--help' || arg === '-h') {
       help = true;
       continue;
     }
+    if (arg === '--version' || arg === '-v') {
+      version = true;
+      continue;
+    }
     const [name, inline] = arg.split(/=(.*)/s, 2);
     const f = FLAGS.find((x) => x.flag === name);
     if (!f) throw new Error(`unknown flag ${arg} (see --help)`);
-    const v = inline ?? argv[++i];
+    const v = f.kind === 'bool' ? (inline ?? 'true') : (inline ?? argv[++i]);
     if (v === undefined) throw new Error(`${name} needs a value`);
     values.set(name, v);
   }
@@ -101,7 +116,9 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   let adminToken = values.get('--admin-token');
   const adminTokenGenerated = adminToken === undefined;
   adminToken ??= randomBytes(18).toString('base64url');
-  const http = gw('--http-port', 8080);
+  const httpPort = int('--http-port', -1, 65535) ?? 8080;
+  const metricsPublic = bool('--metrics-public', values.get('--metrics-public'));
+  const http = httpPort === -1 ? false : { port: httpPort, host: values.get('--http-host') ?? '127.0.0.1', metricsPublic };
   const ws = gw('--ws-port', 3000);
   const burst = int('--rate-burst', 0, 1e9);
   const durability = values.get('--durability');
@@ -109,11 +126,19 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const auth = authOf(values, int);
   const logLevel = (values.get('--log-level') ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn, error or silent`);
+  const logFormat = (values.get('--log-format') ?? 'json') as LogFormat;
+  if (logFormat !== 'json' && logFormat !== 'pretty') throw new Error('--log-format must be "json" or "pretty"');
+  const nodeId = values.get('--node-id');
   return {
     help,
+    version,
     logLevel,
+    logFormat,
+    nodeId,
+    drainMs: int('--drain-ms', 0, 3600000) ?? 5000,
     adminTokenGenerated,
     options: {
+      nodeId,
       ws: ws && { ...ws, path: values.get('--ws-path') ?? '/websocket' },
       tcp: gw('--tcp-port', 8901),
       udp: gw('--udp-port', 7901),
@@ -188,4 +213,10 @@ function readPublicKey(path: string): KeyObject {
   } catch (err) {
     throw new Error(`--auth-jwt-public-key: ${path} is not a PEM public key (${(err as Error).message})`);
   }
+}
+
+function bool(flag: string, v: string | undefined): boolean {
+  if (v === undefined || v === 'false' || v === '0') return false;
+  if (v === 'true' || v === '1') return true;
+  throw new Error(`${flag} takes true or false, got "${v}"`);
 }

@@ -1,8 +1,21 @@
+import { readFileSync } from 'node:fs';
 import { authNotice, createAuthenticator } from './auth';
 import { parseCli, helpText } from './cli-args';
-import { createConsoleLogger } from './logger';
+import { createLogger } from './logger';
 import type { ServerOptions } from './options';
 import { createServer } from './server';
+
+/** Extra time past `--drain-ms` for closing the store before the process exits regardless. */
+const EXIT_GRACE_MS = 2000;
+
+/** This package's version, from the package.json beside dist/. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** Runs the server from the command line until SIGINT or SIGTERM. */
 async function main(): Promise<void> {
@@ -18,7 +31,11 @@ async function main(): Promise<void> {
     console.log(helpText());
     return;
   }
-  const logger = createConsoleLogger(config.logLevel);
+  if (config.version) {
+    console.log(packageVersion());
+    return;
+  }
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, nodeId: config.nodeId });
   let server;
   try {
     server = await createServer({ ...config.options, logger });
@@ -30,25 +47,36 @@ async function main(): Promise<void> {
   const { ws, tcp, udp, http } = server.ports;
   const o = config.options;
   const host = (l: unknown) => (l && typeof l === 'object' && 'host' in l && l.host ? String(l.host) : '0.0.0.0');
-  const lines = ['MobileIMSDK-compatible server listening:'];
+  const lines = [`MobileIMSDK-compatible server ${packageVersion()} listening:`];
   if (ws !== undefined) lines.push(`  websocket  ws://${host(o.ws)}:${ws}${o.ws ? (o.ws.path ?? '/websocket') : ''}`);
   if (tcp !== undefined) lines.push(`  tcp        ${host(o.tcp)}:${tcp}`);
   if (udp !== undefined) lines.push(`  udp        ${host(o.udp)}:${udp}`);
-  if (http !== undefined) lines.push(`  admin api  http://${host(o.http)}:${http}  (GET /health, /metrics, /api/online; POST /api/send, /api/kick)`);
+  if (http !== undefined) lines.push(`  admin api  http://${host(o.http)}:${http}  (GET /health, /ready, /metrics, /api/metrics, /api/online; POST /api/send, /api/kick)`);
   if (http !== undefined && config.adminTokenGenerated && o.http) lines.push(`  admin token (generated, set IM_ADMIN_TOKEN to fix it): ${o.http.adminToken}`);
   const auth = authNotice(o.auth, createAuthenticator(o.auth), false);
   lines.push(`  ${auth.level === 'warn' ? 'WARNING: ' : ''}${auth.message}`);
   lines.push(`  offline store: ${o.dataDir}/offline.db`);
+  // The banner is for whoever started the process; the JSON log lines follow it.
   console.log(lines.join('\n'));
 
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      logger.warn(`${signal} again: exiting at once`);
+      process.exit(1);
+    }
     stopping = true;
-    logger.info(`${signal}: shutting down`);
-    server.close().then(
+    logger.info(`${signal}: shutting down`, { drainMs: config.drainMs });
+    setTimeout(() => {
+      logger.error('shutdown took too long: exiting');
+      process.exit(1);
+    }, config.drainMs + EXIT_GRACE_MS).unref();
+    server.shutdown(config.drainMs).then(
       () => process.exit(0),
-      () => process.exit(1),
+      (err: unknown) => {
+        logger.error('shutdown failed', err);
+        process.exit(1);
+      },
     );
   };
   process.on('SIGINT', () => stop('SIGINT'));

@@ -4,6 +4,7 @@ import { ServerErrorCode } from './errors';
 import { handleAck, handleData, replaySettled, resendFrame } from './delivery';
 import { handleLogin } from './login';
 import { Metrics } from './metrics';
+import type { Logger } from './logger';
 import type { OfflineStore } from './offline-store';
 import { OnlineMap } from './online';
 import type { ResolvedOptions } from './options';
@@ -57,6 +58,8 @@ export class ServerCore {
   readonly qos: QosSendDaemon;
   readonly receipts: ReceiptBacklog;
   private readonly sessions = new Set<Session>();
+  /** Set by a graceful shutdown: every new connection is sent error 336 and closed at once. */
+  draining = false;
 
   constructor(readonly opts: ResolvedOptions, readonly store: OfflineStore) {
     this.dedup = new DedupWindow(opts.dedup.ttlMs, opts.dedup.max);
@@ -69,6 +72,7 @@ export class ServerCore {
         this.safely('onLost', () => opts.hooks.onLost?.(frames));
         for (const f of frames) if (f.to && f.fp) this.safely('replay', () => replaySettled(this, f.to as string, f.fp as string));
       },
+      (ageMs) => this.metrics.ackLatency.observe(ageMs / 1000),
     );
   }
 
@@ -83,6 +87,7 @@ export class ServerCore {
       s.loginTimer = null;
       if (!s.userId) this.fail(s, ServerErrorCode.LOGIN_TIMEOUT, `no login within ${this.opts.loginTimeoutMs} ms`);
     }, this.opts.loginTimeoutMs);
+    if (this.draining) this.goAway(s);
     return s;
   }
 
@@ -149,7 +154,8 @@ export class ServerCore {
    * our SDK uses to settle that message as refused at once.
    */
   sendError(s: Session, code: number, message: string, about?: ErrorAbout): void {
-    this.metrics.errorsSent++;
+    this.metrics.errorSent(code);
+    if (code !== ServerErrorCode.SERVER_GOING_AWAY) logRefusal(this.opts.logger, s, code, message);
     const body: Record<string, unknown> = { errorCode: code, errorMsg: message };
     if (about?.fp) body.fp = about.fp;
     if (about?.limit !== undefined) body.limit = about.limit;
@@ -167,6 +173,10 @@ export class ServerCore {
   send(s: Session, p: Protocal): boolean {
     const ok = s.send(p);
     if (ok) this.metrics.messagesOut++;
+    if (ok && p.type === MsgType.DATA) {
+      if (p.from === SERVER_ID) this.metrics.s2cOut++;
+      else this.metrics.c2cOut++;
+    }
     return ok;
   }
 
@@ -175,19 +185,30 @@ export class ServerCore {
    * code) at once: a peer that stops reading can hold the socket itself open for a while (ws waits 30 s
    * for the closing handshake).
    */
-  closeSession(s: Session, kickCode = -1): void {
+  closeSession(s: Session, kickCode = -1, closeCode?: number): void {
     if (s.closed) return;
     if (kickCode !== -1) s.kickCode = kickCode;
     s.closed = true;
     s.clearTimers();
     this.release(s);
-    s.link.close();
+    s.link.close(closeCode);
+  }
+
+  /**
+   * Graceful shutdown of one connection: error 336 (the SDK reconnects at once, with jitter), then close
+   * (WebSocket: 1001 Going Away).
+   */
+  goAway(s: Session): void {
+    if (s.closed) return;
+    this.sendError(s, ServerErrorCode.SERVER_GOING_AWAY, 'server shutting down; reconnect');
+    this.closeSession(s, -1, 1001);
   }
 
   /** Sends a kickout (type 54) to one session and closes it. */
   kickSession(s: Session, userId: string, code: number, reason?: string): void {
     const info = reason == null ? { code } : { code, reason };
     this.metrics.kicks++;
+    this.opts.logger.info('kick', { user: userId, code, session: s.id, transport: s.transport, remote: s.remote });
     this.send(s, createFrame({ type: MsgType.KICKOUT, dataContent: JSON.stringify(info), from: SERVER_ID, to: userId }));
     this.closeSession(s, code);
   }
@@ -210,6 +231,7 @@ export class ServerCore {
     const uid = s.userId;
     if (uid && this.online.removeIfCurrent(uid, s)) {
       const info = s.info();
+      this.opts.logger.info('logout', { user: uid, kickCode: s.kickCode, session: s.id, transport: s.transport });
       this.safely('onLogout', () => this.opts.hooks.onLogout?.(uid, s.kickCode, info));
     }
   }
@@ -248,6 +270,10 @@ export class ServerCore {
           this.fail(s, ServerErrorCode.UNLOGIN, quoteFrame(p));
           return;
         }
+        if (p.type === MsgType.DATA) {
+          if (p.to === SERVER_ID) this.metrics.c2sIn++;
+          else this.metrics.c2cIn++;
+        }
         if (p.type === MsgType.KEEP_ALIVE) {
           this.send(s, createFrame({ type: MsgType.KEEP_ALIVE_RESPONSE, dataContent: '{}', from: SERVER_ID, to: s.userId }));
           return;
@@ -281,4 +307,36 @@ export class ServerCore {
     };
     s.idleTimer = setTimeout(tick, expiry);
   }
+}
+
+/** Longest refusal reason logged: error texts can quote what the client sent. */
+const MAX_LOGGED_REASON = 160;
+/** Refusal lines logged per second at most: clients choose how many refusals they cause. */
+export const REFUSAL_LOG_LINES_PER_SECOND = 50;
+
+/** Per logger: the current one-second window of refusal lines. */
+const refusalWindows = new WeakMap<Logger, { startMs: number; used: number; suppressed: number }>();
+
+/**
+ * One info line per refusal, with the code and a reason that never quotes a frame (301 carries the whole
+ * frame), at most {@link REFUSAL_LOG_LINES_PER_SECOND}; the next refusal after a window with more logs a
+ * warning with the number left out.
+ */
+function logRefusal(logger: Logger, s: Session, code: number, message: string): void {
+  const now = Date.now();
+  let w = refusalWindows.get(logger);
+  if (!w) refusalWindows.set(logger, (w = { startMs: now, used: 0, suppressed: 0 }));
+  if (now - w.startMs >= 1000) {
+    if (w.suppressed > 0) logger.warn('refusal lines suppressed', { suppressed: w.suppressed, perSecond: REFUSAL_LOG_LINES_PER_SECOND });
+    w.startMs = now;
+    w.used = 0;
+    w.suppressed = 0;
+  }
+  if (w.used >= REFUSAL_LOG_LINES_PER_SECOND) {
+    w.suppressed++;
+    return;
+  }
+  w.used++;
+  const reason = code === ServerErrorCode.UNLOGIN ? 'not logged in' : message.slice(0, MAX_LOGGED_REASON);
+  logger.info('refused', { code, reason, session: s.id, user: s.userId, transport: s.transport, remote: s.remote });
 }

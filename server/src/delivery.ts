@@ -17,6 +17,7 @@ export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full';
  * C2S (dedup, ACK, `onC2S`), anything else C2C (store, forward, the server's ACK on the receiver's behalf).
  */
 export async function handleData(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
+  const startMs = performance.now();
   if (p.from == null) p = { ...p, from: uid };
   else if (p.from !== uid) {
     core.sendError(s, ServerErrorCode.SPOOFED_FROM, `refused: from "${p.from}" is not this connection's user "${uid}"`);
@@ -52,6 +53,7 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
     return;
   }
   const result = await deliver(core, msg);
+  if (result === 'sent') core.metrics.relayLatency.observe((performance.now() - startMs) / 1000);
   if (result === 'sent') core.safely('onC2C', () => core.opts.hooks.onC2C?.(msg));
   if (result === 'full') {
     core.sendError(s, ServerErrorCode.OFFLINE_BOX_FULL, `the offline box of "${msg.to}" is full`, { fp: p.fp });
@@ -125,7 +127,9 @@ export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome
     return ok ? 'stored' : 'dropped';
   }
   if ((await core.store.count(to)) >= core.opts.maxOfflinePerUser) return 'full';
+  const putStartMs = performance.now();
   const inserted = await core.store.put(to, msg.fp, encodeFrame(msg));
+  core.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
   if (writeOnline()) {
     core.qos.enrol(msg, false, waiter);
     return 'sent';

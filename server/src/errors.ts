@@ -34,6 +34,8 @@ export const ServerErrorCode = {
   AUTH_UNAVAILABLE: 330,
   /** Login code (type 50): too many logins are being verified at once; retry later. */
   AUTH_BUSY: 331,
+  /** The server is shutting down: reconnect now (with jitter), to this node once it is back or to another. */
+  SERVER_GOING_AWAY: 336,
 } as const;
 
 /** One of the {@link ServerErrorCode} values. */

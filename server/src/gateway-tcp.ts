@@ -19,6 +19,7 @@ export async function startTcpGateway(core: ServerCore, opts: { port: number; ho
   const port = await listen(server, opts.port, opts.host, core.opts.logger);
   return {
     port,
+    stopAccepting: () => server.close(),
     close: async () => {
       for (const s of sockets) s.destroy();
       await closeHttp(server);

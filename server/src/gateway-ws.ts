@@ -36,6 +36,7 @@ export async function startWsGateway(
   const port = await listen(http, opts.port, opts.host, core.opts.logger);
   return {
     port,
+    stopAccepting: () => http.close(),
     close: async () => {
       for (const ws of wss.clients) ws.terminate();
       wss.close();
@@ -60,8 +61,8 @@ function attach(core: ServerCore, ws: WebSocket, req: IncomingMessage): void {
       ws.send(text);
       return true;
     },
-    close() {
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000, 'Bye');
+    close(code) {
+      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code ?? 1000, code === 1001 ? 'Going Away' : 'Bye');
     },
   });
   ws.on('message', (data, isBinary) => {

@@ -6,6 +6,8 @@ import type { Logger } from './logger';
 export interface Gateway {
   readonly port: number;
   close(): Promise<void>;
+  /** Stops accepting new connections, leaving the open ones be (graceful shutdown). */
+  stopAccepting?(): void;
 }
 
 /**
@@ -18,7 +20,11 @@ export function listen(server: HttpServer | NetServer, port: number, host: strin
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
-      server.on('error', (err) => logger.error(`listener on port ${port}: ${err.message}`));
+      server.on('error', (err: NodeJS.ErrnoException) => {
+        const exhausted = err.code === 'EMFILE' || err.code === 'ENFILE';
+        const hint = exhausted ? ': file descriptors exhausted, new connections are refused (raise LimitNOFILE / ulimit -n)' : '';
+        logger.error(`listener on port ${port}: ${err.message}${hint}`, { code: err.code });
+      });
       const addr = server.address();
       resolve(typeof addr === 'object' && addr ? addr.port : port);
     });

@@ -48,9 +48,9 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   const { code, reason } = await decideLogin(core, s, uid, info.loginToken ?? '', info.extra ?? null);
   if (s.closed) return;
   if (code !== 0) {
-    core.metrics.loginFailures++;
+    core.metrics.loginRefused(code);
     const backend = code === ServerErrorCode.AUTH_UNAVAILABLE || code === ServerErrorCode.AUTH_BUSY;
-    core.opts.logger[backend ? 'warn' : 'info'](`login refused for ${JSON.stringify(uid)} (session ${s.id}, ${s.transport} ${s.remote}): code ${code}, ${reason}`);
+    core.opts.logger[backend ? 'warn' : 'info']('login refused', { user: uid, code, reason, session: s.id, transport: s.transport, remote: s.remote });
     core.send(s, loginResponse(code, -1, UNSET_ID));
     core.closeSession(s);
     return;
@@ -77,6 +77,7 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   if (s.loginTimer) clearTimeout(s.loginTimer);
   s.loginTimer = null;
   core.metrics.logins++;
+  core.opts.logger.info('login', { user: uid, session: s.id, transport: s.transport, remote: s.remote });
   const connInfo = s.info();
   core.safely('onLoginSuccess', () => core.opts.hooks.onLoginSuccess?.(uid, info.extra ?? null, connInfo));
   flushReceipts(core, s, uid, Date.now());

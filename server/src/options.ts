@@ -2,7 +2,7 @@ import { SenseMode, senseModeTimings } from '../../src/sense-mode';
 import { authNotice, createAuthenticator, logAuthNotice, type AuthOptions, type Authenticator } from './auth';
 import type { ServerHooks } from './hooks';
 import type { Logger } from './logger';
-import { createConsoleLogger } from './logger';
+import { createLogger, defaultNodeId } from './logger';
 import type { OfflineStore } from './offline-store';
 import type { QosOptions } from './qos-s2c';
 import type { RateLimitOptions } from './rate-limit';
@@ -25,8 +25,13 @@ export interface ServerOptions {
    * datagrams a second in all to peers that have not logged in: source addresses can be forged).
    */
   udp?: (ListenOptions & { maxDatagramBytes?: number; maxSessions?: number; unauthRepliesPerSecond?: number }) | false;
-  /** Admin HTTP API (default port 8080); without `adminToken` every route but `/health` answers 403. */
-  http?: (ListenOptions & { adminToken?: string }) | false;
+  /**
+   * Admin HTTP API (default port 8080 on 127.0.0.1, not the gateways' address); without `adminToken` every
+   * route but `/health`, `/ready` and (on loopback) `/metrics` answers 403.
+   */
+  http?: (ListenOptions & AdminHttpLimits & { adminToken?: string; metricsPublic?: boolean }) | false;
+  /** This node's id, in every log line and in `/health` (default host name and pid). */
+  nodeId?: string;
   /** Sense mode that sets the idle expiry of connections (default MODE_15S: 20 s, MobileIMSDK's default). */
   senseMode?: number;
   /** Directory of the offline store's database; null or absent keeps it in memory. */
@@ -76,12 +81,36 @@ export interface ServerOptions {
   logger?: Logger;
 }
 
+/** Bounds of the admin API's connections: its port must never hold what the gateways need. */
+export interface AdminHttpLimits {
+  /** Connections open at once; more are closed at accept (default 64). */
+  maxConnections?: number;
+  /** A request's headers must arrive within this time (default 5000). */
+  headersTimeoutMs?: number;
+  /** A whole request, body included, must arrive within this time (default 10000). */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this time (default 5000). */
+  keepAliveTimeoutMs?: number;
+  /** Largest request body read (default 65536). */
+  maxBodyBytes?: number;
+}
+
+/** The admin API's options with every default filled in. */
+export interface ResolvedAdminHttp extends Required<AdminHttpLimits> {
+  port: number;
+  host: string;
+  adminToken: string | null;
+  /** `/metrics` without the token even when not bound to loopback. */
+  metricsPublic: boolean;
+}
+
 /** {@link ServerOptions} with every default filled in. */
 export interface ResolvedOptions {
   ws: { port: number; host?: string; path: string; maxPayloadBytes: number } | false;
   tcp: { port: number; host?: string; maxBodyBytes: number } | false;
   udp: { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; unauthRepliesPerSecond: number } | false;
-  http: { port: number; host?: string; adminToken: string | null } | false;
+  http: ResolvedAdminHttp | false;
+  nodeId: string;
   expiryMs: number;
   udpExpiryMs: number;
   dataDir: string | null;
@@ -114,8 +143,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
       ? false
       : { maxDatagramBytes: 2048, maxSessions: 10000, unauthRepliesPerSecond: 1000, ...o.udp, port: port(o.udp?.port, 7901, 'udp.port') };
   if (udp) positive(udp.unauthRepliesPerSecond, 'udp.unauthRepliesPerSecond');
-  const http =
-    o.http === false ? false : { ...o.http, adminToken: o.http?.adminToken || null, port: port(o.http?.port, 8080, 'http.port') };
+  const http = o.http === false ? false : resolveAdminHttp(o.http ?? {});
   const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, ...o.qos };
   positive(qos.checkIntervalMs, 'qos.checkIntervalMs');
   if (!Number.isFinite(qos.resendAfterMs) || qos.resendAfterMs < 0) throw new RangeError(`qos.resendAfterMs must be 0 or more, got ${String(qos.resendAfterMs)}`);
@@ -132,13 +160,14 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   for (const key of ['maxPerSender', 'maxTotal', 'maxBytes', 'ttlMs'] as const) positive(receipts[key], `receipts.${key}`);
   const auth = createAuthenticator(o.auth);
   const hooks = o.hooks ?? {};
-  const logger = o.logger ?? createConsoleLogger('info');
+  const logger = o.logger ?? createLogger({ level: 'info', nodeId: o.nodeId });
   logAuthNotice(logger, authNotice(o.auth, auth, typeof hooks.verifyLogin === 'function'));
   return {
     ws,
     tcp,
     udp,
     http,
+    nodeId: o.nodeId ?? defaultNodeId(),
     expiryMs: timings.serverExpiryMs,
     udpExpiryMs: timings.udpServerExpiryMs ?? timings.serverExpiryMs,
     dataDir: o.dataDir ?? null,
@@ -158,6 +187,24 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     hooks,
     logger,
   };
+}
+
+function resolveAdminHttp(h: Exclude<ServerOptions['http'], false | undefined>): ResolvedAdminHttp {
+  const r: ResolvedAdminHttp = {
+    port: port(h.port, 8080, 'http.port'),
+    host: h.host ?? '127.0.0.1',
+    adminToken: h.adminToken || null,
+    metricsPublic: h.metricsPublic === true,
+    maxConnections: positive(h.maxConnections ?? 64, 'http.maxConnections'),
+    headersTimeoutMs: positive(h.headersTimeoutMs ?? 5000, 'http.headersTimeoutMs'),
+    requestTimeoutMs: positive(h.requestTimeoutMs ?? 10000, 'http.requestTimeoutMs'),
+    keepAliveTimeoutMs: positive(h.keepAliveTimeoutMs ?? 5000, 'http.keepAliveTimeoutMs'),
+    maxBodyBytes: positive(h.maxBodyBytes ?? 65536, 'http.maxBodyBytes'),
+  };
+  if (r.headersTimeoutMs > r.requestTimeoutMs) {
+    throw new RangeError(`http.headersTimeoutMs (${r.headersTimeoutMs}) must not exceed http.requestTimeoutMs (${r.requestTimeoutMs})`);
+  }
+  return r;
 }
 
 function port(value: number | undefined, fallback: number, name: string): number {

@@ -37,6 +37,8 @@ export class QosSendDaemon {
     private readonly opts: QosOptions,
     private readonly resend: (frame: Protocal) => void,
     private readonly onLost: (frames: Protocal[]) => void,
+    /** Called on each ACK of a tracked message with the time since it was (re)written first. */
+    private readonly onAcked?: (ageMs: number) => void,
   ) {}
 
   /** Starts the periodic check; the first runs at once, as MobileIMSDK's does. */
@@ -79,6 +81,7 @@ export class QosSendDaemon {
     const e = this.pending.get(key);
     if (!e) return null;
     this.pending.delete(key);
+    this.onAcked?.(Date.now() - e.firstSentMs);
     for (const w of e.waiters) w('delivered');
     return e.frame;
   }

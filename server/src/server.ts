@@ -7,9 +7,11 @@ import type { Gateway } from './gateway';
 import { startTcpGateway } from './gateway-tcp';
 import { startUdpGateway } from './gateway-udp';
 import { startWsGateway } from './gateway-ws';
+import { watchDescriptors } from './fd-watch';
 import type { MetricsSnapshot } from './metrics';
-import { SqliteOfflineStore } from './offline-store';
+import { SqliteOfflineStore, type OfflineStore } from './offline-store';
 import { resolveOptions, type ServerOptions } from './options';
+import { createPrometheusExporter } from './prometheus';
 import type { QosOutcome } from './qos-s2c';
 
 /** Options of {@link IMServer.sendToUser}. */
@@ -40,6 +42,23 @@ export interface BoundPorts {
   http?: number;
 }
 
+/** What `GET /health` answers: 503 when the store reports a fault. */
+export interface HealthReport {
+  status: 'ok' | 'degraded';
+  node: string;
+  uptimeMs: number;
+  /** The store's own report, when it has a `health()` method. */
+  store?: unknown;
+}
+
+/** What `GET /ready` answers: 503 while the store is not writable or the server drains. */
+export interface ReadinessReport {
+  ready: boolean;
+  node: string;
+  draining: boolean;
+  store?: unknown;
+}
+
 /** A running server, as returned by {@link createServer}. */
 export interface IMServer {
   readonly ports: BoundPorts;
@@ -51,6 +70,19 @@ export interface IMServer {
   onlineUsers(): string[];
   /** Counters for the admin API. */
   metrics(): MetricsSnapshot;
+  /** Every metric in the Prometheus text format. */
+  prometheusMetrics(): Promise<string>;
+  /** The content type of {@link IMServer.prometheusMetrics}. */
+  readonly prometheusContentType: string;
+  /** Liveness, with the store's health when it reports one. */
+  health(): Promise<HealthReport>;
+  /** Readiness: the store is writable and the server is not draining. */
+  readiness(): Promise<ReadinessReport>;
+  /**
+   * Graceful stop: stops accepting, sends every client error 336 and closes it (WebSocket 1001), waits up
+   * to `drainMs` for the connections to go and their pending store writes to finish, then {@link close}s.
+   */
+  shutdown(drainMs: number): Promise<void>;
   /** Stops every gateway, drops every connection and closes the store. */
   close(): Promise<void>;
 }
@@ -70,6 +102,13 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
   const ports: BoundPorts = {};
   let offlinePending = 0;
   let closed = false;
+  const logger = opts.logger;
+  const fdWatch = watchDescriptors(logger);
+  const exporter = createPrometheusExporter(core.metrics, {
+    onlineUsers: () => core.online.size,
+    offlinePending: () => (ownStore && !closed ? ownStore.total() : null),
+    qosPending: () => core.qos.size,
+  });
 
   const server: IMServer = {
     ports,
@@ -101,6 +140,34 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       return core.kick(userId, code, reason);
     },
     onlineUsers: () => core.online.users(),
+    prometheusMetrics: () => exporter.scrape(),
+    prometheusContentType: exporter.contentType,
+    async health() {
+      const h = await storeHealth(store);
+      const ok = !closed && (h === null || h.ok);
+      return { status: ok ? 'ok' : 'degraded', node: opts.nodeId, uptimeMs: core.metrics.uptimeMs(), ...(h ? { store: h.detail } : {}) };
+    },
+    async readiness() {
+      const h = await storeHealth(store);
+      const ready = !closed && !core.draining && (h === null || h.ok);
+      return { ready, node: opts.nodeId, draining: core.draining, ...(h ? { store: h.detail } : {}) };
+    },
+    async shutdown(drainMs) {
+      if (!Number.isFinite(drainMs) || drainMs < 0) throw new RangeError(`shutdown drainMs must be 0 or more, got ${String(drainMs)}`);
+      if (closed || core.draining) return;
+      core.draining = true;
+      const sessions = core.allSessions();
+      logger.info('draining: clients are told to reconnect (error 336)', { sessions: sessions.length, drainMs });
+      for (const g of gateways) g.stopAccepting?.();
+      for (const s of sessions) core.goAway(s);
+      let settled = false;
+      void Promise.allSettled(sessions.map((s) => s.chain)).then(() => (settled = true));
+      const deadline = Date.now() + drainMs;
+      while ((!settled || core.allSessions().length > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+      const left = core.allSessions().length;
+      if (left > 0 || !settled) logger.warn('drain time over: closing what is left', { sessions: left, pendingWrites: !settled });
+      await server.close();
+    },
     metrics: () => {
       if (ownStore && !closed) offlinePending = ownStore.total();
       return core.metrics.snapshot(core.online.size, offlinePending);
@@ -108,11 +175,13 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     async close() {
       if (closed) return;
       closed = true;
+      fdWatch.stop();
       core.qos.stop();
       for (const s of core.allSessions()) core.closeSession(s);
       await Promise.all(gateways.map((g) => g.close()));
       for (const s of core.allSessions()) core.closed(s);
       ownStore?.close();
+      logger.info('stopped');
     },
   };
 
@@ -126,5 +195,34 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     throw err;
   }
   core.qos.start();
+  logger.info('started', { ports });
   return server;
+}
+
+/** Pause between checks while draining. */
+const DRAIN_POLL_MS = 25;
+/** A store's `health()` slower than this counts as unhealthy. */
+const HEALTH_TIMEOUT_MS = 1000;
+
+/**
+ * The store's health when it has a `health()` method (sync or async): `false`, `{ok: false}` or
+ * `{writable: false}`, a throw or no answer within a second count as unhealthy. null when it has none.
+ */
+async function storeHealth(store: OfflineStore): Promise<{ ok: boolean; detail: unknown } | null> {
+  const fn = (store as { health?: () => unknown }).health;
+  if (typeof fn !== 'function') return null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const h = await Promise.race([
+      Promise.resolve(fn.call(store)),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${HEALTH_TIMEOUT_MS} ms`)), HEALTH_TIMEOUT_MS))),
+    ]);
+    const o = h && typeof h === 'object' ? (h as Record<string, unknown>) : null;
+    const ok = h !== false && o?.ok !== false && o?.writable !== false && o?.healthy !== false;
+    return { ok, detail: h };
+  } catch (err) {
+    return { ok: false, detail: { ok: false, error: (err as Error).message } };
+  } finally {
+    clearTimeout(timer);
+  }
 }

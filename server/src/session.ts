@@ -11,8 +11,11 @@ export interface Link {
   readonly remote: string;
   /** Writes one frame's text; false when the connection can no longer take it. */
   write(text: string): boolean;
-  /** Closes the connection gracefully (WebSocket: Close 1000 "Bye"); the gateway then reports it closed. */
-  close(): void;
+  /**
+   * Closes the connection gracefully (WebSocket: Close 1000 "Bye", or `code`, such as 1001 Going Away);
+   * the gateway then reports it closed.
+   */
+  close(code?: number): void;
 }
 
 /** Read-only facts about a connection, passed to hooks. */

@@ -5,7 +5,7 @@ import { loginFrame, type RawClient } from './helpers';
 export function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
   const at = (level: string) => (message: string, ...args: unknown[]) => {
-    lines.push(`${level}: ${message}${args.length ? ` ${args.map(String).join(' ')}` : ''}`);
+    lines.push(`${level}: ${message}${args.length ? ` ${args.map((a) => (a && typeof a === 'object' ? JSON.stringify(a) : String(a))).join(' ')}` : ''}`);
   };
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

@@ -29,7 +29,7 @@ describe('JWT authentication (HS256)', () => {
     expect(await tryLogin(await ws(), 'alice', forged)).toEqual({ code: ServerErrorCode.AUTH_INVALID_TOKEN, firstLoginTime: -1, closed: true });
     expect(server.onlineUsers()).toEqual(['bob']);
     const line = logger.lines.find((l) => l.includes('login refused'));
-    expect(line).toMatch(/^info: login refused for "alice" .*code 328, bad signature$/);
+    expect(line).toMatch(/^info: login refused \{"user":"alice","code":328,"reason":"bad signature",/);
     expect(logger.lines.join('\n')).not.toContain(forged);
     expect(server.metrics().loginFailures).toBe(1);
   });

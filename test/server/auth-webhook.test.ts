@@ -54,7 +54,7 @@ describe('webhook authentication', () => {
     expect(b.requests[0].headers).toMatchObject({ 'content-type': 'application/json', authorization: 'Bearer backend-key' });
     expect(await tryLogin(await ws(), 'bob', 'good-mallory')).toEqual({ code: 1031, firstLoginTime: -1, closed: true });
     expect(server.onlineUsers()).toEqual(['bob']);
-    expect(logger.lines.find((l) => l.includes('login refused'))).toMatch(/^info: login refused for "bob" .*code 1031, backend refused with code 1031$/);
+    expect(logger.lines.find((l) => l.includes('login refused'))).toMatch(/^info: login refused \{"user":"bob","code":1031,"reason":"backend refused with code 1031",/);
     expect(logger.lines.join('\n')).not.toContain('good-mallory');
   });
 

@@ -122,7 +122,7 @@ describe('admin HTTP API', () => {
     const { server } = await setup();
     const port = server.ports.http!;
     expect((await admin(port, 'GET', '/health', undefined, null)).json.status).toBe('ok');
-    expect((await admin(port, 'GET', '/metrics', undefined, null)).status).toBe(401);
+    expect((await admin(port, 'GET', '/api/metrics', undefined, null)).status).toBe(401);
     expect((await admin(port, 'GET', '/api/online', undefined, 'wrong')).status).toBe(401);
     expect((await admin(port, 'GET', '/api/online')).json).toEqual({ users: [] });
     expect((await admin(port, 'GET', '/nope')).status).toBe(404);
@@ -132,7 +132,7 @@ describe('admin HTTP API', () => {
 
   it('answers 403 on every protected route when no token is configured', async () => {
     const { server } = await setup({ http: { port: 0, host: '127.0.0.1' } });
-    expect((await admin(server.ports.http!, 'GET', '/metrics')).status).toBe(403);
+    expect((await admin(server.ports.http!, 'GET', '/api/metrics')).status).toBe(403);
   });
 
   it('pushes S2C with QoS and answers "delivered" once the client ACKs', async () => {
@@ -172,7 +172,7 @@ describe('admin HTTP API', () => {
     expect((await a.nextOfType(2)).fp).toBe(res.json.fp);
   });
 
-  it('kicks a user with code 2, lists online users and counts in /metrics', async () => {
+  it('kicks a user with code 2, lists online users and counts in /api/metrics', async () => {
     const logouts: Array<[string, number]> = [];
     const { server, open } = await setup({ hooks: { onLogout: (u, c) => void logouts.push([u, c]) } });
     const a = await open();
@@ -184,7 +184,7 @@ describe('admin HTTP API', () => {
     await a.closed;
     await expect.poll(() => logouts).toEqual([['k1', 2]]);
     expect((await admin(port, 'POST', '/api/kick', { userId: 'k1' })).status).toBe(404);
-    const m = (await admin(port, 'GET', '/metrics')).json;
+    const m = (await admin(port, 'GET', '/api/metrics')).json;
     expect(m).toMatchObject({ logins: 1, kicks: 1, onlineUsers: 0, connectionsOpened: 1 });
     expect(m.messagesIn).toBeGreaterThanOrEqual(1);
     expect(m.messagesOut).toBeGreaterThanOrEqual(2);

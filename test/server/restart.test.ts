@@ -82,7 +82,7 @@ describe('durability across SIGKILL (server as a real child process)', () => {
 
     for (const fp of got) bob.send(ackFrame('bob', 'alice', fp));
     carol.send(ackFrame('carol', 'alice', 'fp-carol'));
-    await expect.poll(async () => (await admin(child.ports.http, 'GET', '/metrics', undefined, TOKEN)).json.offlinePending).toBe(0);
+    await expect.poll(async () => (await admin(child.ports.http, 'GET', '/api/metrics', undefined, TOKEN)).json.offlinePending).toBe(0);
 
     await sigkill(child);
     child = await start();
