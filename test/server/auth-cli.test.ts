@@ -169,10 +169,11 @@ describe('the CLI with authentication', () => {
     expect(cli.stderr()).toContain(`error: --auth-jwt-public-key: cannot read the key file ${missing} (ENOENT)`);
   });
 
-  it('says loudly, on stdout and as a warning, that every login is accepted when no authentication is configured', async () => {
+  it('says loudly, in the banner and as a warn-level log line, that every login is accepted when no authentication is configured', async () => {
     const cli = await runCli([]);
     expect(cli.stdout()).toMatch(/WARNING: authentication: NOT CONFIGURED: every login is accepted/);
-    await vi.waitFor(() => expect(cli.stderr()).toMatch(/warn: authentication: NOT CONFIGURED/), { timeout: 5000 });
+    // And as a warn-level (40) JSON log line, for whoever reads the logs rather than the terminal.
+    await vi.waitFor(() => expect(cli.stdout()).toMatch(/\{"level":40,[^\n]*"msg":"authentication: NOT CONFIGURED/), { timeout: 5000 });
     expect(await tryLogin(await client(cli.wsPort!), 'bob', 'anything')).toMatchObject({ code: 0 });
 
     const none = await runCli(['--auth', 'none']);
