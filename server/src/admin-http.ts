@@ -43,7 +43,8 @@ export async function startAdminHttp(
 async function handle(server: IMServer, token: string | null, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const route = `${req.method} ${url.pathname}`;
-  if (route === 'GET /health') return reply(res, 200, { status: 'ok', uptimeMs: server.metrics().uptimeMs });
+  const health = route === 'GET /health' ? server.health() : null;
+  if (health) return reply(res, health.ok ? 200 : 503, { status: health.ok ? 'ok' : 'unavailable', ...(health.reason ? { reason: health.reason } : {}), uptimeMs: server.metrics().uptimeMs });
   authorize(token, req.headers.authorization);
   switch (route) {
     case 'GET /metrics':

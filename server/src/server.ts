@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { createFrame, MsgType, SERVER_ID, UNSET_ID } from '../../src/protocol';
+import { createFrame, MsgType, SERVER_ID } from '../../src/protocol';
 import { startAdminHttp } from './admin-http';
 import { ServerCore } from './core';
-import { deliver, frameBytes } from './delivery';
+import { deliver, frameBytes, storedExpired } from './delivery';
 import type { Gateway } from './gateway';
 import { startTcpGateway } from './gateway-tcp';
 import { startUdpGateway } from './gateway-udp';
 import { startWsGateway } from './gateway-ws';
 import type { MetricsSnapshot } from './metrics';
-import { SqliteOfflineStore } from './offline-store';
+import { SqliteOfflineStore, type StoreHealth } from './offline-store';
 import { resolveOptions, type ServerOptions } from './options';
 import type { QosOutcome } from './qos-s2c';
+import { isValidUserId } from './user-id';
 
 /** Options of {@link IMServer.sendToUser}. */
 export interface SendOptions {
@@ -24,12 +25,14 @@ export interface SendOptions {
 
 /**
  * How a push ended: `delivered` (the client ACKed), `stored` (kept durably and delivered on the user's
- * next login), `sent` (written without QoS), `dropped` (not QoS and the user is offline, or the offline
- * hook refused it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full).
+ * next login, unless it expires first: `messageTtlMs` after it was stored, then `onLost` hears of it),
+ * `sent` (written without QoS), `dropped` (not QoS and the user is offline, or the offline hook refused
+ * it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full), `quota` (the whole
+ * store is at its limit), `unavailable` (the store cannot write durably now); the last three store nothing.
  */
 export interface SendResult {
   fp: string | null;
-  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full';
+  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full' | 'quota' | 'unavailable';
 }
 
 /** The bound ports of the gateways that were started. */
@@ -51,6 +54,8 @@ export interface IMServer {
   onlineUsers(): string[];
   /** Counters for the admin API. */
   metrics(): MetricsSnapshot;
+  /** Whether the server can take messages: not ok once closed or while its offline store cannot write. */
+  health(): StoreHealth;
   /** Stops every gateway, drops every connection and closes the store. */
   close(): Promise<void>;
 }
@@ -63,9 +68,19 @@ export interface IMServer {
  */
 export async function createServer(options: ServerOptions = {}): Promise<IMServer> {
   const opts = resolveOptions(options);
-  const ownStore = opts.store ? null : new SqliteOfflineStore(opts.dataDir, opts.durability);
+  let core: ServerCore | null = null;
+  const ownStore = opts.store
+    ? null
+    : new SqliteOfflineStore(opts.dataDir, {
+        synchronous: opts.durability,
+        maxRows: opts.maxStoredMessages,
+        maxBytes: opts.maxStoredBytes,
+        ttlMs: opts.messageTtlMs,
+        logger: opts.logger,
+        onExpired: (messages) => core && storedExpired(core, messages),
+      });
   const store = opts.store ?? (ownStore as SqliteOfflineStore);
-  const core = new ServerCore(opts, store);
+  core = new ServerCore(opts, store);
   const gateways: Gateway[] = [];
   const ports: BoundPorts = {};
   let offlinePending = 0;
@@ -75,8 +90,8 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     ports,
     async sendToUser(userId, content, o = {}) {
       if (closed) throw new Error('the server is closed');
-      if (typeof userId !== 'string' || userId === '' || userId === SERVER_ID || userId === UNSET_ID) {
-        throw new TypeError(`sendToUser needs a user id (not "0" or "-1"), got ${JSON.stringify(userId)}`);
+      if (!isValidUserId(userId)) {
+        throw new TypeError(`sendToUser needs a user id (not blank, "0" or "-1", at most 256 characters), got ${JSON.stringify(userId)}`);
       }
       if (typeof content !== 'string') throw new TypeError('sendToUser content must be a string');
       if (o.fp !== undefined && (typeof o.fp !== 'string' || o.fp === '')) {
@@ -101,6 +116,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       return core.kick(userId, code, reason);
     },
     onlineUsers: () => core.online.users(),
+    health: () => (closed ? { ok: false, reason: 'the server is closed' } : (store.health?.() ?? { ok: true })),
     metrics: () => {
       if (ownStore && !closed) offlinePending = ownStore.total();
       return core.metrics.snapshot(core.online.size, offlinePending);
