@@ -45,7 +45,8 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
   const msg = await runBefore(core, s, 'beforeC2C', p);
   if (!msg) return;
   if (!isValidUserId(msg.to)) {
-    core.opts.logger.warn('hook beforeC2C returned a message without a user receiver; dropped');
+    core.opts.logger.warn('hook beforeC2C returned a message without a valid user receiver; refused with error 318');
+    core.sendError(s, ServerErrorCode.SERVER_ERROR, 'the message could not be handled', { fp: p.fp });
     return;
   }
   const size = frameBytes(msg);

@@ -124,6 +124,9 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   if (o.dataDir != null && (typeof o.dataDir !== 'string' || o.dataDir === '')) {
     throw new TypeError(`dataDir must be a directory path (or null for an in-memory store), got ${JSON.stringify(o.dataDir)}`);
   }
+  if (o.durability !== undefined && o.durability !== 'normal' && o.durability !== 'full') {
+    throw new TypeError(`durability must be "normal" or "full", got ${JSON.stringify(o.durability)}`);
+  }
   const dedup = { ttlMs: 600000, max: 100000, ...o.dedup };
   positive(dedup.ttlMs, 'dedup.ttlMs');
   positive(dedup.max, 'dedup.max');

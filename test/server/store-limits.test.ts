@@ -101,6 +101,15 @@ describe('message receivers follow the login rules for user ids', () => {
     long.send(loginFrame('x'.repeat(257)));
     expect(errorOf(await long.nextOfType(52)).errorCode).toBe(ServerErrorCode.BAD_FRAME);
   });
+
+  it('answers error 318 naming the fp when a beforeC2C hook rewrites the receiver to one no user can be', async () => {
+    const { server, ws } = await setup({ hooks: { beforeC2C: (m) => ({ ...m, to: 'x'.repeat(300) }) } });
+    const a = await ws();
+    await login(a, 'sender');
+    a.send(dataFrame('sender', 'fine', 'hello', 'fp-rewritten'));
+    expect(await answerFor(a, 'fp-rewritten')).toEqual({ error: ServerErrorCode.SERVER_ERROR });
+    expect(server.metrics().offlinePending).toBe(0);
+  });
 });
 
 describe('the data directory', () => {
