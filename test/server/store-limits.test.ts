@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame } from '../../src/protocol';
-import { ServerErrorCode, type Logger } from '../../server/src/index';
+import { ServerErrorCode, silentLogger, SqliteOfflineStore, type Logger, type OfflineStore } from '../../server/src/index';
 import { cliPath, ensureServerBuilt } from './child-server';
 import { ackFrame, admin, dataFrame, errorOf, login, loginFrame, startServer, useServers, type Frame, type RawClient } from './helpers';
 
@@ -140,6 +140,29 @@ describe('the data directory', () => {
     expect(health.json.status).toBe('unavailable');
     expect(server.health().ok).toBe(false);
     expect(errors.filter((m) => m.includes(join(dir, 'offline.db')))).toHaveLength(1);
+  });
+
+  it('answers error 325 and keeps the connection when a custom store fails to write, instead of closing it with 318', async () => {
+    const inner = new SqliteOfflineStore(null, { logger: silentLogger });
+    const failing: OfflineStore = {
+      put: () => Promise.reject(new Error('disk on fire')),
+      list: (to, after, limit) => inner.list(to, after, limit),
+      remove: (to, fp) => inner.remove(to, fp),
+      count: (to) => inner.count(to),
+      total: () => inner.total(),
+      close: () => inner.close(),
+    };
+    try {
+      const { ws } = await setup({ store: failing });
+      const a = await ws();
+      await login(a, 'sender');
+      a.send(dataFrame('sender', 'away', 'x', 'fp-fire'));
+      expect(await answerFor(a, 'fp-fire')).toEqual({ error: ServerErrorCode.STORE_UNAVAILABLE });
+      a.send({ type: 1, dataContent: '{}', from: 'sender', to: '0' });
+      expect((await a.nextOfType(51)).type).toBe(51);
+    } finally {
+      inner.close();
+    }
   });
 
   it('refuses to start on an unusable data directory with an error that names the path', async () => {
