@@ -1,49 +1,17 @@
 import Database from 'better-sqlite3';
 import { dataDirOpenError, fileIdentity, prepareDataDir, sameFile, type FileIdentity } from './data-dir';
-import { createConsoleLogger, type Logger } from './logger';
 import type { ExpiredMessage, OfflineStore, StoredMessage, StoreHealth } from './offline-store';
 import { OfflineStoreError } from './store-error';
+import { ExpirySweeper, unref, type StoreClock } from './store-expiry';
+import { resolveStoreOptions, type ResolvedStoreOptions, type SqliteStoreOptions } from './sqlite-store-options';
 
-/** The time source and timers of the store (tests pass a fake one). */
-export interface StoreClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Options of {@link SqliteOfflineStore}; every field is optional. */
-export interface SqliteStoreOptions {
-  /** SQLite `synchronous`: 'normal' (default) survives a process crash, 'full' also a power loss. */
-  synchronous?: 'normal' | 'full';
-  /** Most messages stored in all; beyond it a put is refused with reason 'quota' (default 1000000). */
-  maxRows?: number;
-  /** Most bytes of stored frames (UTF-8) in all; beyond it a put is refused with 'quota' (default 1 GiB). */
-  maxBytes?: number;
-  /** A message not ACKed this long after it was stored expires: never replayed, then removed (default 14 days). */
-  ttlMs?: number;
-  /** How often expired messages are removed (default 60000, or `ttlMs` when shorter). */
-  sweepIntervalMs?: number;
-  /** Expired messages removed per transaction; the sweeper yields to other work between batches (default 1000). */
-  sweepBatch?: number;
-  /** How often the database file is checked for having been deleted or replaced (default 5000). */
-  checkIntervalMs?: number;
-  clock?: StoreClock;
-  logger?: Logger;
-  /** Called with each batch of expired messages the sweeper removed. */
-  onExpired?(messages: ExpiredMessage[]): void;
-}
+export type { StoreClock } from './store-expiry';
+export type { SqliteStoreOptions } from './sqlite-store-options';
 
 /** The database file's name inside the data directory. */
 const DB_FILE = 'offline.db';
 /** Receivers whose message count is cached at once (each entry holds a user id of up to 256 characters). */
 const MAX_CACHED_COUNTS = 10000;
-const DAY_MS = 24 * 60 * 60 * 1000;
-
-const realClock: StoreClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-};
 
 interface PendingPut {
   to: string;
@@ -60,8 +28,6 @@ interface PendingRemove {
   reject(err: unknown): void;
 }
 
-type Resolved = Required<Omit<SqliteStoreOptions, 'onExpired'>> & Pick<SqliteStoreOptions, 'onExpired'>;
-
 /**
  * The default store: SQLite through better-sqlite3, in WAL mode. Writes are group-committed: every put
  * and remove queued in the same event-loop turn goes into one transaction, and a put's promise resolves
@@ -76,7 +42,7 @@ type Resolved = Required<Omit<SqliteStoreOptions, 'onExpired'>> & Pick<SqliteSto
  * and {@link SqliteOfflineStore.health} report it, because a commit into a deleted file is not durable.
  */
 export class SqliteOfflineStore implements OfflineStore {
-  private readonly o: Resolved;
+  private readonly o: ResolvedStoreOptions;
   private readonly clock: StoreClock;
   private readonly db: Database.Database;
   /** The database file, or null for an in-memory store. */
@@ -102,8 +68,7 @@ export class SqliteOfflineStore implements OfflineStore {
   private lost: string | null = null;
   /** Set while the last commit failed (disk full, I/O error); a later successful commit clears it. */
   private writeFailure: string | null = null;
-  private sweepTimer: unknown = null;
-  private sweepImmediate: ReturnType<typeof setImmediate> | null = null;
+  private readonly sweeper: ExpirySweeper<ExpiredMessage & { bytes: number }>;
   private checkTimer: unknown = null;
   private closed = false;
 
@@ -152,7 +117,13 @@ export class SqliteOfflineStore implements OfflineStore {
     const totals = db.prepare('SELECT COUNT(*) AS n, TOTAL(octet_length(frame)) AS b FROM pending').get() as { n: number; b: number };
     this.rows = totals.n;
     this.bytes = totals.b;
-    this.armSweep();
+    this.sweeper = new ExpirySweeper(
+      {
+        removeExpired: (cutoffMs, limit) => this.stmts.expire.all(cutoffMs, limit) as Array<ExpiredMessage & { bytes: number }>,
+        removed: (rows) => this.expired(rows),
+      },
+      { clock: this.clock, ttlMs: this.o.ttlMs, intervalMs: this.o.sweepIntervalMs, batch: this.o.sweepBatch, logger: this.o.logger },
+    );
     if (this.file) this.armCheck();
   }
 
@@ -224,10 +195,9 @@ export class SqliteOfflineStore implements OfflineStore {
 
   close(): void {
     if (this.closed) return;
-    this.clock.clearTimeout(this.sweepTimer);
+    this.sweeper.stop();
     this.clock.clearTimeout(this.checkTimer);
-    if (this.sweepImmediate) clearImmediate(this.sweepImmediate);
-    this.sweepTimer = this.checkTimer = this.sweepImmediate = null;
+    this.checkTimer = null;
     this.flush();
     this.closed = true;
     this.db.close();
@@ -317,70 +287,14 @@ export class SqliteOfflineStore implements OfflineStore {
     unref(this.checkTimer);
   }
 
-  private armSweep(): void {
-    this.sweepTimer = this.clock.setTimeout(() => this.sweep(), this.o.sweepIntervalMs);
-    unref(this.sweepTimer);
-  }
-
-  /**
-   * Removes one batch of expired messages. A full batch means more may be left: the next batch runs after
-   * the event loop has handled what is waiting (setImmediate), so a large backlog never blocks it for long.
-   */
-  private sweep(): void {
-    this.sweepTimer = this.sweepImmediate = null;
-    if (this.closed) return;
-    let rows: Array<ExpiredMessage & { bytes: number }>;
-    try {
-      rows = this.stmts.expire.all(this.clock.now() - this.o.ttlMs, this.o.sweepBatch) as Array<ExpiredMessage & { bytes: number }>;
-    } catch (err) {
-      this.o.logger.error('offline store: removing expired messages failed', err);
-      this.armSweep();
-      return;
-    }
+  /** Accounts for rows the sweeper removed and reports them. */
+  private expired(rows: Array<ExpiredMessage & { bytes: number }>): void {
     for (const r of rows) this.added(r.to, -1, -r.bytes);
-    if (rows.length > 0) {
-      this.o.logger.info(`offline store: ${rows.length} messages expired unACKed after ${this.o.ttlMs} ms and were removed`);
-      try {
-        this.o.onExpired?.(rows.map(({ to, fp, frame }) => ({ to, fp, frame })));
-      } catch (err) {
-        this.o.logger.error('offline store: onExpired failed', err);
-      }
+    this.o.logger.info(`offline store: ${rows.length} messages expired unACKed after ${this.o.ttlMs} ms and were removed`);
+    try {
+      this.o.onExpired?.(rows.map(({ to, fp, frame }) => ({ to, fp, frame })));
+    } catch (err) {
+      this.o.logger.error('offline store: onExpired failed', err);
     }
-    if (rows.length === this.o.sweepBatch) this.sweepImmediate = setImmediate(() => this.sweep());
-    else this.armSweep();
   }
-}
-
-function resolveStoreOptions(o: SqliteStoreOptions): Resolved {
-  const ttlMs = positive(o.ttlMs ?? 14 * DAY_MS, 'ttlMs');
-  if (o.synchronous !== undefined && o.synchronous !== 'normal' && o.synchronous !== 'full') {
-    throw new TypeError(`synchronous must be "normal" or "full", got ${JSON.stringify(o.synchronous)}`);
-  }
-  return {
-    synchronous: o.synchronous ?? 'normal',
-    maxRows: positive(o.maxRows ?? 1_000_000, 'maxRows'),
-    maxBytes: positive(o.maxBytes ?? 1024 ** 3, 'maxBytes'),
-    ttlMs,
-    sweepIntervalMs: positive(o.sweepIntervalMs ?? Math.min(60_000, ttlMs), 'sweepIntervalMs'),
-    sweepBatch: wholePositive(o.sweepBatch ?? 1000, 'sweepBatch'),
-    checkIntervalMs: positive(o.checkIntervalMs ?? 5000, 'checkIntervalMs'),
-    clock: o.clock ?? realClock,
-    logger: o.logger ?? createConsoleLogger('info'),
-    onExpired: o.onExpired,
-  };
-}
-
-function positive(value: number, name: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${String(value)}`);
-  return value;
-}
-
-function wholePositive(value: number, name: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a whole number above 0, got ${String(value)}`);
-  return value;
-}
-
-/** Lets a real Node timer not keep the process alive (fake timers may not have unref). */
-function unref(handle: unknown): void {
-  (handle as { unref?: () => void } | null)?.unref?.();
 }
