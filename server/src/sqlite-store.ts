@@ -261,9 +261,13 @@ export class SqliteOfflineStore implements OfflineStore {
     else this.counts.set(to, n + rows);
   }
 
-  /** Logs entering and leaving the full state once each, not once per refused message. */
+  /**
+   * Logs entering the full state once, not once per refused message, and leaving it once usage is below
+   * 90 % of both limits again, so a store hovering at its limit does not log every message.
+   */
   private noteFull(full: boolean): void {
     if (full === this.full) return;
+    if (!full && (this.rows >= 0.9 * this.o.maxRows || this.bytes >= 0.9 * this.o.maxBytes)) return;
     this.full = full;
     if (full) this.o.logger.warn(`offline store: full (${this.rows} messages, ${this.bytes} bytes; limits ${this.o.maxRows} / ${this.o.maxBytes}): new messages are refused with error 324`);
     else this.o.logger.info('offline store: below its limits again, accepting messages');
