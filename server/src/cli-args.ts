@@ -34,16 +34,19 @@ const FLAGS: Flag[] = [
 
 /** The `--help` text. */
 export function helpText(): string {
-  const rows = FLAGS.map((f) => `  ${`${f.flag} <${f.kind === 'string' ? 'value' : 'n'}>`.padEnd(26)} ${f.env.padEnd(20)} ${f.help}`);
+  const usage = (f: Flag) => `${f.flag} <${f.kind === 'string' ? 'value' : 'n'}>`;
+  const w1 = Math.max(...FLAGS.map((f) => usage(f).length));
+  const w2 = Math.max(...FLAGS.map((f) => f.env.length));
+  const rows = FLAGS.map((f) => `  ${usage(f).padEnd(w1)} ${f.env.padEnd(w2)} ${f.help}`);
   return [
     'Usage: mobileimsdk-ts-server [flags]',
     '',
     'MobileIMSDK v6 compatible server: WebSocket, TCP and UDP gateways, offline store, admin HTTP API.',
     'Each flag can also be set by its environment variable; the flag wins.',
     '',
-    `  ${'flag'.padEnd(26)} ${'environment'.padEnd(20)} meaning`,
+    `  ${'flag'.padEnd(w1)} ${'environment'.padEnd(w2)} meaning`,
     ...rows,
-    `  ${'--help'.padEnd(26)} ${''.padEnd(20)} print this text`,
+    `  ${'--help'.padEnd(w1)} ${''.padEnd(w2)} print this text`,
   ].join('\n');
 }
 

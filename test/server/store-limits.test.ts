@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame } from '../../src/protocol';
 import { ServerErrorCode, silentLogger, SqliteOfflineStore, type Logger, type OfflineStore } from '../../server/src/index';
+import { parseCli } from '../../server/src/cli-args';
 import { cliPath, ensureServerBuilt } from './child-server';
 import { ackFrame, admin, dataFrame, errorOf, login, loginFrame, startServer, useServers, type Frame, type RawClient } from './helpers';
 
@@ -75,6 +76,15 @@ describe('global offline store quota', () => {
     a.send(dataFrame('sender', 'b8', 'z', 'fp-one-more'));
     expect(await answerFor(a, 'fp-one-more')).toEqual({ error: ServerErrorCode.OFFLINE_STORE_FULL });
     expect(server.metrics().offlinePending).toBe(3);
+  });
+});
+
+describe('store limit flags', () => {
+  it('reads the store limits from flags and environment variables, and refuses values below 1', () => {
+    const { options } = parseCli(['--max-stored-bytes', '1000', '--message-ttl-ms=5000', '--max-offline-per-user', '9'], { IM_MAX_STORED_MESSAGES: '7' });
+    expect(options).toMatchObject({ maxStoredBytes: 1000, messageTtlMs: 5000, maxOfflinePerUser: 9, maxStoredMessages: 7 });
+    expect(() => parseCli(['--message-ttl-ms', '0'], {})).toThrow(/--message-ttl-ms/);
+    expect(() => parseCli([], { IM_MAX_STORED_BYTES: '-5' })).toThrow(/--max-stored-bytes/);
   });
 });
 
