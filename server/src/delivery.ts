@@ -1,16 +1,22 @@
-import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
+import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
 import { pairKey, type QosOutcome } from './qos-s2c';
 import { forwardReceipt } from './receipts';
+import type { ExpiredMessage } from './offline-store';
 import type { Session } from './session';
+import { OfflineStoreError } from './store-error';
+import { isValidUserId } from './user-id';
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
-/** How handing a message to its receiver went. */
-export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full';
+/**
+ * How handing a message to its receiver went: `full` is the receiver's box, `quota` the whole store's
+ * limit, `unavailable` a store that cannot write durably now (nothing was stored, nothing may be ACKed).
+ */
+export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable';
 
 /**
  * Type 2 from a logged-in user: `from` must be the user (a missing one is filled in); to "0" is
@@ -34,14 +40,15 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
     return;
   }
   if (p.to === SERVER_ID) return handleC2S(core, s, uid, p);
-  if (!p.to || p.to === UNSET_ID) {
-    core.sendError(s, ServerErrorCode.BAD_MESSAGE, 'a message needs a receiver in "to"');
+  if (!isValidUserId(p.to)) {
+    core.sendError(s, ServerErrorCode.BAD_MESSAGE, 'a message needs a receiver in "to" that can be a user: not blank, not "-1", at most 256 characters', { fp: p.fp });
     return;
   }
   const msg = await runBefore(core, s, 'beforeC2C', p);
   if (!msg) return;
-  if (!msg.to || msg.to === UNSET_ID || msg.to === SERVER_ID) {
-    core.opts.logger.warn('hook beforeC2C returned a message without a user receiver; dropped');
+  if (!isValidUserId(msg.to)) {
+    core.opts.logger.warn('hook beforeC2C returned a message without a valid user receiver; refused with error 318');
+    core.sendError(s, ServerErrorCode.SERVER_ERROR, 'the message could not be handled', { fp: p.fp });
     return;
   }
   const size = frameBytes(msg);
@@ -57,6 +64,14 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
   if (result === 'sent') core.safely('onC2C', () => core.opts.hooks.onC2C?.(msg));
   if (result === 'full') {
     core.sendError(s, ServerErrorCode.OFFLINE_BOX_FULL, `the offline box of "${msg.to}" is full`, { fp: p.fp });
+    return;
+  }
+  if (result === 'quota') {
+    core.sendError(s, ServerErrorCode.OFFLINE_STORE_FULL, 'the server cannot store more messages now; retry later', { fp: p.fp });
+    return;
+  }
+  if (result === 'unavailable') {
+    core.sendError(s, ServerErrorCode.STORE_UNAVAILABLE, 'the server cannot store messages durably now; retry later', { fp: p.fp });
     return;
   }
   // The ACK answers the frame the sender sent, whatever the hook rewrote: its fp is what the sender retries.
@@ -84,14 +99,20 @@ export async function handleAck(core: ServerCore, s: Session, uid: string, p: Pr
   const fp = p.dataContent;
   if (!fp) return;
   const settled = core.qos.ack(uid, fp);
-  const removed = core.opts.hooks.onOffline ? false : await core.store.remove(uid, fp);
+  let removed = false;
+  try {
+    removed = core.opts.hooks.onOffline ? false : await core.store.remove(uid, fp);
+  } catch (err) {
+    // The stored copy stays and comes again at the next login: at least once, never lost.
+    core.opts.logger.error(`removing the ACKed message ${fp} of "${uid}" from the offline store failed`, err);
+  }
   if (settled || removed) {
     core.metrics.delivered++;
     core.safely('onDelivered', () => core.opts.hooks.onDelivered?.(fp, uid));
     // The sender is the one the settled frame came from; a stored copy not tracked any more (the server
     // restarted since it was written) names its sender only in the ACK's `to`.
     const sender = settled ? settled.from : p.to;
-    if (sender && sender !== SERVER_ID && sender !== UNSET_ID) forwardReceipt(core, sender, uid, fp, Date.now());
+    if (sender && isValidUserId(sender)) forwardReceipt(core, sender, uid, fp, Date.now());
   }
   await replaySettled(core, uid, fp);
 }
@@ -126,10 +147,15 @@ export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome
     if (ok) core.metrics.offlineStored++;
     return ok ? 'stored' : 'dropped';
   }
-  if ((await core.store.count(to)) >= core.opts.maxOfflinePerUser) return 'full';
-  const putStartMs = performance.now();
-  const inserted = await core.store.put(to, msg.fp, encodeFrame(msg));
-  core.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
+  let inserted: boolean;
+  try {
+    if ((await core.store.count(to)) >= core.opts.maxOfflinePerUser) return 'full';
+    const putStartMs = performance.now();
+    inserted = await core.store.put(to, msg.fp, encodeFrame(msg));
+    core.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
+  } catch (err) {
+    return storeRefused(core, to, msg.fp, err);
+  }
   if (writeOnline()) {
     core.qos.enrol(msg, false, waiter);
     return 'sent';
@@ -204,6 +230,33 @@ export function resendFrame(core: ServerCore, frame: Protocal): void {
   const target = frame.to ? core.online.get(frame.to) : undefined;
   core.metrics.retransmissions++;
   if (target && !target.closed) core.send(target, frame);
+}
+
+/** A put the store refused: the global quota, or (for any other failure) unavailable; logged either way. */
+function storeRefused(core: ServerCore, to: string, fp: string, err: unknown): 'quota' | 'unavailable' {
+  if (err instanceof OfflineStoreError && err.reason === 'quota') {
+    core.opts.logger.debug(`message ${fp} to "${to}" refused: ${err.message}`);
+    return 'quota';
+  }
+  if (err instanceof OfflineStoreError) core.opts.logger.debug(`message ${fp} to "${to}" refused: ${err.message}`);
+  else core.opts.logger.error(`storing message ${fp} for "${to}" failed; refused with error ${ServerErrorCode.STORE_UNAVAILABLE}`, err);
+  return 'unavailable';
+}
+
+/**
+ * Stored messages that expired before their receiver ACKed them (the sender had its ACK when they were
+ * stored): they are gone for good, so `onLost` hears of them, as of any other lost QoS message.
+ */
+export function storedExpired(core: ServerCore, messages: ExpiredMessage[]): void {
+  const frames: Protocal[] = [];
+  for (const m of messages) {
+    try {
+      frames.push(decodeFrame(m.frame));
+    } catch {
+      core.opts.logger.error(`an expired stored message ${m.fp} for "${m.to}" is unreadable`);
+    }
+  }
+  if (frames.length > 0) core.safely('onLost', () => core.opts.hooks.onLost?.(frames));
 }
 
 /** The encoded size of a frame in bytes. */

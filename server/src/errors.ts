@@ -20,12 +20,19 @@ export const ServerErrorCode = {
   RATE_LIMITED: 315,
   /** The connection did not log in within the login deadline. */
   LOGIN_TIMEOUT: 316,
-  /** A data frame the server cannot route: QoS without `fp`, or no receiver. */
+  /** A data frame the server cannot route: QoS without `fp`, or a receiver no user can be (the login rules for user ids). */
   BAD_MESSAGE: 317,
   /** A server hook failed while handling the frame. */
   SERVER_ERROR: 318,
   /** The receiver's offline box is full; the message was not accepted. */
   OFFLINE_BOX_FULL: 319,
+  /** The server's offline store reached its global limit (messages or bytes); the message was not accepted. */
+  OFFLINE_STORE_FULL: 324,
+  /**
+   * The offline store cannot write durably now (its data directory was deleted, the disk is full or
+   * failing); the message was not accepted. It lasts until the operator fixes the store (or restarts).
+   */
+  STORE_UNAVAILABLE: 325,
   /** Login code (type 50): the token is missing, malformed, badly signed, for another user, or fails `aud`/`iss`. */
   AUTH_INVALID_TOKEN: 328,
   /** Login code (type 50): the token has expired or is not yet valid (`exp`/`nbf`); get a fresh one. */

@@ -29,7 +29,10 @@ export interface ServerHooks {
   onOffline?(message: Protocal): MaybePromise<boolean>;
   /** A client ACKed a QoS message the server had written to it. */
   onDelivered?(fp: string, userId: string): void;
-  /** QoS messages that got no ACK after the retransmissions (they stay stored if the store holds them). */
+  /**
+   * QoS messages that got no ACK after the retransmissions (they stay stored if the store holds them), and
+   * stored messages that expired (`messageTtlMs`) before their receiver ACKed them: those are gone for good.
+   */
   onLost?(messages: Protocal[]): void;
 }
 

@@ -4,8 +4,9 @@ export type { IMServer, SendOptions, SendResult, BoundPorts, HealthReport, Readi
 export type { ServerOptions, ListenOptions, AdminHttpLimits } from './options';
 export type { ServerHooks, BeforeVerdict } from './hooks';
 export type { ConnectionInfo, TransportName } from './session';
-export type { OfflineStore, StoredMessage } from './offline-store';
-export { SqliteOfflineStore } from './offline-store';
+export type { OfflineStore, StoredMessage, ExpiredMessage, StoreHealth, OfflineStoreRefusal, SqliteStoreOptions, StoreClock } from './offline-store';
+export { SqliteOfflineStore, OfflineStoreError } from './offline-store';
+export { DataDirError } from './data-dir';
 export type { MetricsSnapshot } from './metrics';
 export type { Logger, LogLevel, LogFormat, LoggerOptions } from './logger';
 export { createConsoleLogger, createLogger, defaultNodeId, silentLogger } from './logger';

@@ -4,9 +4,7 @@ import { replayStored } from './delivery';
 import { ServerErrorCode } from './errors';
 import { flushReceipts, requestedCaps, SUPPORTED_CAPS } from './receipts';
 import type { Session } from './session';
-
-/** Longest user id accepted at login. */
-const MAX_USER_ID_LENGTH = 256;
+import { isValidUserId } from './user-id';
 
 /** The login code sent when `verifyLogin` returns false. */
 export const DEFAULT_REJECT_CODE = 1025;
@@ -32,7 +30,7 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
     return;
   }
   const uid = info.loginUserId;
-  if (!uid || uid.trim() === '' || uid === SERVER_ID || uid === UNSET_ID || uid.length > MAX_USER_ID_LENGTH) {
+  if (!isValidUserId(uid)) {
     core.rejectInput(s, ServerErrorCode.BAD_FRAME, 'bad login: loginUserId is missing, reserved ("0", "-1") or too long');
     return;
   }

@@ -42,6 +42,15 @@ export interface ServerOptions {
   store?: OfflineStore;
   /** Most messages kept for one receiver; beyond it the sender gets error 319 and no ACK (default 10000). */
   maxOfflinePerUser?: number;
+  /** Most messages the built-in store keeps in all; beyond it the sender gets error 324 and no ACK (default 1000000). */
+  maxStoredMessages?: number;
+  /** Most bytes of stored frames (UTF-8) the built-in store keeps in all; beyond it error 324, no ACK (default 1 GiB). */
+  maxStoredBytes?: number;
+  /**
+   * A stored message not ACKed by its receiver within this time after it was stored expires: it is never
+   * delivered again and is removed in the background; `onLost` hears of it (default 14 days).
+   */
+  messageTtlMs?: number;
   /** Stored messages in flight at once while a user's backlog is handed over after login (default 100). */
   replayWindow?: number;
   /** A connection must log in within this time (default 15000). */
@@ -117,6 +126,9 @@ export interface ResolvedOptions {
   durability: 'normal' | 'full';
   store: OfflineStore | null;
   maxOfflinePerUser: number;
+  maxStoredMessages: number;
+  maxStoredBytes: number;
+  messageTtlMs: number;
   replayWindow: number;
   loginTimeoutMs: number;
   hookTimeoutMs: number;
@@ -153,6 +165,12 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     positive(rateLimit.burst, 'rateLimit.burst');
     positive(rateLimit.perSecond, 'rateLimit.perSecond');
   }
+  if (o.dataDir != null && (typeof o.dataDir !== 'string' || o.dataDir === '')) {
+    throw new TypeError(`dataDir must be a directory path (or null for an in-memory store), got ${JSON.stringify(o.dataDir)}`);
+  }
+  if (o.durability !== undefined && o.durability !== 'normal' && o.durability !== 'full') {
+    throw new TypeError(`durability must be "normal" or "full", got ${JSON.stringify(o.durability)}`);
+  }
   const dedup = { ttlMs: 600000, max: 100000, ...o.dedup };
   positive(dedup.ttlMs, 'dedup.ttlMs');
   positive(dedup.max, 'dedup.max');
@@ -174,6 +192,9 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     durability: o.durability ?? 'normal',
     store: o.store ?? null,
     maxOfflinePerUser: positive(o.maxOfflinePerUser ?? 10000, 'maxOfflinePerUser'),
+    maxStoredMessages: positive(o.maxStoredMessages ?? 1_000_000, 'maxStoredMessages'),
+    maxStoredBytes: positive(o.maxStoredBytes ?? 1024 ** 3, 'maxStoredBytes'),
+    messageTtlMs: positive(o.messageTtlMs ?? 14 * 24 * 60 * 60 * 1000, 'messageTtlMs'),
     replayWindow: positive(o.replayWindow ?? 100, 'replayWindow'),
     loginTimeoutMs: positive(o.loginTimeoutMs ?? 15000, 'loginTimeoutMs'),
     hookTimeoutMs: positive(o.hookTimeoutMs ?? 10000, 'hookTimeoutMs'),

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { createFrame, MsgType, SERVER_ID, UNSET_ID } from '../../src/protocol';
+import { createFrame, MsgType, SERVER_ID } from '../../src/protocol';
 import { startAdminHttp } from './admin-http';
 import { ServerCore } from './core';
-import { deliver, frameBytes } from './delivery';
+import { deliver, frameBytes, storedExpired } from './delivery';
 import type { Gateway } from './gateway';
 import { startTcpGateway } from './gateway-tcp';
 import { startUdpGateway } from './gateway-udp';
@@ -13,6 +13,7 @@ import { SqliteOfflineStore, type OfflineStore } from './offline-store';
 import { resolveOptions, type ServerOptions } from './options';
 import { createPrometheusExporter } from './prometheus';
 import type { QosOutcome } from './qos-s2c';
+import { isValidUserId } from './user-id';
 
 /** Options of {@link IMServer.sendToUser}. */
 export interface SendOptions {
@@ -26,12 +27,14 @@ export interface SendOptions {
 
 /**
  * How a push ended: `delivered` (the client ACKed), `stored` (kept durably and delivered on the user's
- * next login), `sent` (written without QoS), `dropped` (not QoS and the user is offline, or the offline
- * hook refused it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full).
+ * next login, unless it expires first: `messageTtlMs` after it was stored, then `onLost` hears of it),
+ * `sent` (written without QoS), `dropped` (not QoS and the user is offline, or the offline hook refused
+ * it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full), `quota` (the whole
+ * store is at its limit), `unavailable` (the store cannot write durably now); the last three store nothing.
  */
 export interface SendResult {
   fp: string | null;
-  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full';
+  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full' | 'quota' | 'unavailable';
 }
 
 /** The bound ports of the gateways that were started. */
@@ -95,9 +98,19 @@ export interface IMServer {
  */
 export async function createServer(options: ServerOptions = {}): Promise<IMServer> {
   const opts = resolveOptions(options);
-  const ownStore = opts.store ? null : new SqliteOfflineStore(opts.dataDir, opts.durability);
+  let core: ServerCore | null = null;
+  const ownStore = opts.store
+    ? null
+    : new SqliteOfflineStore(opts.dataDir, {
+        synchronous: opts.durability,
+        maxRows: opts.maxStoredMessages,
+        maxBytes: opts.maxStoredBytes,
+        ttlMs: opts.messageTtlMs,
+        logger: opts.logger,
+        onExpired: (messages) => core && storedExpired(core, messages),
+      });
   const store = opts.store ?? (ownStore as SqliteOfflineStore);
-  const core = new ServerCore(opts, store);
+  core = new ServerCore(opts, store);
   const gateways: Gateway[] = [];
   const ports: BoundPorts = {};
   let offlinePending = 0;
@@ -114,8 +127,8 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     ports,
     async sendToUser(userId, content, o = {}) {
       if (closed) throw new Error('the server is closed');
-      if (typeof userId !== 'string' || userId === '' || userId === SERVER_ID || userId === UNSET_ID) {
-        throw new TypeError(`sendToUser needs a user id (not "0" or "-1"), got ${JSON.stringify(userId)}`);
+      if (!isValidUserId(userId)) {
+        throw new TypeError(`sendToUser needs a user id (not blank, "0" or "-1", at most 256 characters), got ${JSON.stringify(userId)}`);
       }
       if (typeof content !== 'string') throw new TypeError('sendToUser content must be a string');
       if (o.fp !== undefined && (typeof o.fp !== 'string' || o.fp === '')) {

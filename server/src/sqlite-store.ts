@@ -1,0 +1,304 @@
+import Database from 'better-sqlite3';
+import { dataDirOpenError, fileIdentity, prepareDataDir, sameFile, type FileIdentity } from './data-dir';
+import type { ExpiredMessage, OfflineStore, StoredMessage, StoreHealth } from './offline-store';
+import { OfflineStoreError } from './store-error';
+import { ExpirySweeper, unref, type StoreClock } from './store-expiry';
+import { resolveStoreOptions, type ResolvedStoreOptions, type SqliteStoreOptions } from './sqlite-store-options';
+
+export type { StoreClock } from './store-expiry';
+export type { SqliteStoreOptions } from './sqlite-store-options';
+
+/** The database file's name inside the data directory. */
+const DB_FILE = 'offline.db';
+/** Receivers whose message count is cached at once (each entry holds a user id of up to 256 characters). */
+const MAX_CACHED_COUNTS = 10000;
+
+interface PendingPut {
+  to: string;
+  fp: string;
+  frame: string;
+  resolve(inserted: boolean): void;
+  reject(err: unknown): void;
+}
+
+interface PendingRemove {
+  to: string;
+  fp: string;
+  resolve(removed: boolean): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The default store: SQLite through better-sqlite3, in WAL mode. Writes are group-committed: every put
+ * and remove queued in the same event-loop turn goes into one transaction, and a put's promise resolves
+ * only after that transaction committed, so the sender's ACK still follows a durable write. A commit is
+ * in the OS before it returns, so a SIGKILL of the process loses nothing; `synchronous: 'full'` also
+ * survives power loss. A null `dataDir` keeps the database in memory (for tests and throwaway servers).
+ *
+ * Bounded: at most `maxRows` messages and `maxBytes` bytes in all (a put beyond either is refused, never
+ * dropped later); a message expires `ttlMs` after it was stored (it is never listed again, and a sweeper
+ * removes expired rows in small batches). Before each commit of new messages it checks that the database
+ * file is still the one it opened: a deleted data directory makes every later put fail ('unavailable')
+ * and {@link SqliteOfflineStore.health} report it, because a commit into a deleted file is not durable.
+ */
+export class SqliteOfflineStore implements OfflineStore {
+  private readonly o: ResolvedStoreOptions;
+  private readonly clock: StoreClock;
+  private readonly db: Database.Database;
+  /** The database file, or null for an in-memory store. */
+  private readonly file: string | null;
+  private readonly identity: FileIdentity | null;
+  private readonly stmts: Record<'put' | 'list' | 'remove' | 'has' | 'count' | 'expire', Database.Statement>;
+  private readonly commit: (puts: PendingPut[], removes: PendingRemove[]) => { inserted: number[]; removed: number[] };
+  private puts: PendingPut[] = [];
+  private removes: PendingRemove[] = [];
+  private scheduled = false;
+  /** Committed messages per receiver, cached for at most {@link MAX_CACHED_COUNTS} receivers that have some. */
+  private readonly counts = new Map<string, number>();
+  /** Puts per receiver waiting for the next commit. */
+  private readonly queued = new Map<string, number>();
+  /** Committed messages and their frame bytes in all. */
+  private rows = 0;
+  private bytes = 0;
+  /** Messages and bytes waiting for the next commit. */
+  private queuedRows = 0;
+  private queuedBytes = 0;
+  private full = false;
+  /** Set for good once the database file is gone or replaced. */
+  private lost: string | null = null;
+  /** Set while the last commit failed (disk full, I/O error); a later successful commit clears it. */
+  private writeFailure: string | null = null;
+  private readonly sweeper: ExpirySweeper<ExpiredMessage & { bytes: number }>;
+  private checkTimer: unknown = null;
+  private closed = false;
+
+  constructor(dataDir: string | null, options: SqliteStoreOptions = {}) {
+    this.o = resolveStoreOptions(options);
+    this.clock = this.o.clock;
+    this.file = dataDir == null ? null : prepareDataDir(dataDir, DB_FILE);
+    let db: Database.Database | null = null;
+    try {
+      db = new Database(this.file ?? ':memory:');
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${this.o.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.exec(`CREATE TABLE IF NOT EXISTS pending (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        to_uid TEXT NOT NULL,
+        fp TEXT NOT NULL,
+        frame TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        UNIQUE (to_uid, fp)
+      )`);
+      db.exec('CREATE INDEX IF NOT EXISTS pending_by_user ON pending (to_uid, seq)');
+      db.exec('CREATE INDEX IF NOT EXISTS pending_by_created ON pending (created_ms)');
+    } catch (err) {
+      db?.close();
+      throw this.file ? dataDirOpenError(this.file, err) : err;
+    }
+    this.db = db;
+    this.identity = this.file ? fileIdentity(this.file) : null;
+    this.stmts = {
+      put: db.prepare('INSERT OR IGNORE INTO pending (to_uid, fp, frame, created_ms) VALUES (?, ?, ?, ?) RETURNING octet_length(frame) AS bytes'),
+      list: db.prepare('SELECT seq, fp, frame FROM pending WHERE to_uid = ? AND seq > ? AND created_ms > ? ORDER BY seq LIMIT ?'),
+      remove: db.prepare('DELETE FROM pending WHERE to_uid = ? AND fp = ? RETURNING octet_length(frame) AS bytes'),
+      has: db.prepare('SELECT 1 FROM pending WHERE to_uid = ? AND fp = ?'),
+      count: db.prepare('SELECT COUNT(*) AS n FROM pending WHERE to_uid = ?'),
+      expire: db.prepare(
+        `DELETE FROM pending WHERE seq IN (SELECT seq FROM pending WHERE created_ms <= ? ORDER BY created_ms LIMIT ?)
+         RETURNING to_uid AS "to", fp, frame, octet_length(frame) AS bytes`,
+      ),
+    };
+    this.commit = db.transaction((puts: PendingPut[], removes: PendingRemove[]) => {
+      const now = this.clock.now();
+      const inserted = puts.map((p) => (this.stmts.put.get(p.to, p.fp, p.frame, now) as { bytes: number } | undefined)?.bytes ?? -1);
+      const removed = removes.map((r) => (this.stmts.remove.get(r.to, r.fp) as { bytes: number } | undefined)?.bytes ?? -1);
+      return { inserted, removed };
+    });
+    const totals = db.prepare('SELECT COUNT(*) AS n, TOTAL(octet_length(frame)) AS b FROM pending').get() as { n: number; b: number };
+    this.rows = totals.n;
+    this.bytes = totals.b;
+    this.sweeper = new ExpirySweeper(
+      {
+        removeExpired: (cutoffMs, limit) => this.stmts.expire.all(cutoffMs, limit) as Array<ExpiredMessage & { bytes: number }>,
+        removed: (rows) => this.expired(rows),
+      },
+      { clock: this.clock, ttlMs: this.o.ttlMs, intervalMs: this.o.sweepIntervalMs, batch: this.o.sweepBatch, logger: this.o.logger },
+    );
+    if (this.file) this.armCheck();
+  }
+
+  put(to: string, fp: string, frame: string): Promise<boolean> {
+    if (this.closed) return Promise.reject(new OfflineStoreError('unavailable', 'the offline store is closed'));
+    if (this.lost) return Promise.reject(new OfflineStoreError('unavailable', this.lost));
+    const size = Buffer.byteLength(frame, 'utf8');
+    if (this.rows + this.queuedRows + 1 > this.o.maxRows || this.bytes + this.queuedBytes + size > this.o.maxBytes) {
+      // A retransmission of a message already stored adds nothing: it is still accepted (and ACKed).
+      if (!this.stmts.has.get(to, fp)) {
+        this.noteFull(true);
+        return Promise.reject(new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`));
+      }
+    } else this.noteFull(false);
+    return new Promise((resolve, reject) => {
+      this.puts.push({ to, fp, frame, resolve, reject });
+      this.queued.set(to, (this.queued.get(to) ?? 0) + 1);
+      this.queuedRows++;
+      this.queuedBytes += size;
+      this.schedule();
+    });
+  }
+
+  remove(to: string, fp: string): Promise<boolean> {
+    if (this.closed) return Promise.reject(new OfflineStoreError('unavailable', 'the offline store is closed'));
+    return new Promise((resolve, reject) => {
+      this.removes.push({ to, fp, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  list(to: string, afterSeq: number, limit: number): StoredMessage[] {
+    this.flush();
+    return this.stmts.list.all(to, afterSeq, this.clock.now() - this.o.ttlMs, limit) as StoredMessage[];
+  }
+
+  count(to: string): number {
+    let n = this.counts.get(to);
+    if (n === undefined) {
+      n = (this.stmts.count.get(to) as { n: number }).n;
+      if (n > 0) {
+        if (this.counts.size >= MAX_CACHED_COUNTS) this.counts.delete(this.counts.keys().next().value as string);
+        this.counts.set(to, n);
+      }
+    }
+    return n + (this.queued.get(to) ?? 0);
+  }
+
+  total(): number {
+    this.flush();
+    return this.rows;
+  }
+
+  /** Stored messages and their frame bytes in all (committed ones). */
+  usage(): { rows: number; bytes: number } {
+    return { rows: this.rows, bytes: this.bytes };
+  }
+
+  /**
+   * Whether a put can succeed now. Not ok for good once the database file was deleted or replaced (the
+   * server must be restarted on a usable data directory), and while the last commit failed.
+   */
+  health(): StoreHealth {
+    if (this.closed) return { ok: false, reason: 'the offline store is closed' };
+    this.checkFile();
+    const reason = this.lost ?? this.writeFailure;
+    return reason ? { ok: false, reason } : { ok: true };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.sweeper.stop();
+    this.clock.clearTimeout(this.checkTimer);
+    this.checkTimer = null;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Commits every queued write in one transaction and settles their promises. */
+  private flush(): void {
+    this.scheduled = false;
+    let puts = this.puts;
+    const removes = this.removes;
+    if (this.closed || (puts.length === 0 && removes.length === 0)) return;
+    this.puts = [];
+    this.removes = [];
+    this.queued.clear();
+    this.queuedRows = this.queuedBytes = 0;
+    if (puts.length > 0) this.checkFile();
+    if (this.lost && puts.length > 0) {
+      const refusal = new OfflineStoreError('unavailable', this.lost);
+      for (const p of puts) p.reject(refusal);
+      puts = [];
+      if (removes.length === 0) return;
+    }
+    let result: { inserted: number[]; removed: number[] };
+    try {
+      result = this.commit(puts, removes);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? (err as Error).message;
+      if (!this.writeFailure) this.o.logger.error(`offline store: a write to ${this.file ?? 'the in-memory database'} failed (${code}); QoS messages are refused with error 325 until a write succeeds`, err);
+      this.writeFailure = `the last write to the offline store failed (${code})`;
+      const refusal = new OfflineStoreError('unavailable', this.writeFailure, { cause: err });
+      for (const p of [...puts, ...removes]) p.reject(refusal);
+      return;
+    }
+    if (this.writeFailure) this.o.logger.info('offline store: writes succeed again');
+    this.writeFailure = null;
+    puts.forEach((p, i) => {
+      const size = result.inserted[i];
+      if (size >= 0) this.added(p.to, 1, size);
+      p.resolve(size >= 0);
+    });
+    removes.forEach((r, i) => {
+      const size = result.removed[i];
+      if (size >= 0) this.added(r.to, -1, -size);
+      r.resolve(size >= 0);
+    });
+  }
+
+  /** Keeps the totals and the cached count of `to` in step with a committed change. */
+  private added(to: string, rows: number, bytes: number): void {
+    this.rows += rows;
+    this.bytes += bytes;
+    const n = this.counts.get(to);
+    if (n === undefined) return;
+    if (n + rows <= 0) this.counts.delete(to);
+    else this.counts.set(to, n + rows);
+  }
+
+  /**
+   * Logs entering the full state once, not once per refused message, and leaving it once usage is below
+   * 90 % of both limits again, so a store hovering at its limit does not log every message.
+   */
+  private noteFull(full: boolean): void {
+    if (full === this.full) return;
+    if (!full && (this.rows >= 0.9 * this.o.maxRows || this.bytes >= 0.9 * this.o.maxBytes)) return;
+    this.full = full;
+    if (full) this.o.logger.warn(`offline store: full (${this.rows} messages, ${this.bytes} bytes; limits ${this.o.maxRows} / ${this.o.maxBytes}): new messages are refused with error 324`);
+    else this.o.logger.info('offline store: below its limits again, accepting messages');
+  }
+
+  /** Marks the store lost (for good) when its database file is no longer the one it opened. */
+  private checkFile(): void {
+    if (!this.file || this.lost || sameFile(fileIdentity(this.file), this.identity)) return;
+    this.lost = `the database file ${DB_FILE} was deleted or replaced while the server ran; restart the server on a usable data directory`;
+    this.o.logger.error(
+      `offline store: ${this.file} was deleted or replaced while the server ran. Writes into it would be lost at the next start, ` +
+        `so every QoS message is refused with error 325 (no ACK) until the server is restarted; the ${this.rows} messages it held are lost`,
+    );
+  }
+
+  private armCheck(): void {
+    this.checkTimer = this.clock.setTimeout(() => {
+      this.checkFile();
+      if (!this.closed && !this.lost) this.armCheck();
+    }, this.o.checkIntervalMs);
+    unref(this.checkTimer);
+  }
+
+  /** Accounts for rows the sweeper removed and reports them. */
+  private expired(rows: Array<ExpiredMessage & { bytes: number }>): void {
+    for (const r of rows) this.added(r.to, -1, -r.bytes);
+    this.o.logger.info(`offline store: ${rows.length} messages expired unACKed after ${this.o.ttlMs} ms and were removed`);
+    try {
+      this.o.onExpired?.(rows.map(({ to, fp, frame }) => ({ to, fp, frame })));
+    } catch (err) {
+      this.o.logger.error('offline store: onExpired failed', err);
+    }
+  }
+}

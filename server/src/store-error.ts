@@ -1,0 +1,10 @@
+/** Why a put was refused: the global quota is reached, or the store cannot write durably now. */
+export type OfflineStoreRefusal = 'quota' | 'unavailable';
+
+/** A put the store refused; `reason` picks the error code the sender gets (324 quota, 325 unavailable). */
+export class OfflineStoreError extends Error {
+  constructor(readonly reason: OfflineStoreRefusal, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'OfflineStoreError';
+  }
+}
