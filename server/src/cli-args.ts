@@ -25,6 +25,8 @@ const FLAGS: Flag[] = [
   { flag: '--login-timeout-ms', env: 'IM_LOGIN_TIMEOUT_MS', kind: 'int', help: 'a connection must log in within this time (default 15000)' },
   { flag: '--rate-burst', env: 'IM_RATE_BURST', kind: 'int', help: 'frames a connection may send at once (default 200; 0 = no limit)' },
   { flag: '--rate-per-second', env: 'IM_RATE_PER_SECOND', kind: 'int', help: 'frames per second a connection may sustain (default 100)' },
+  { flag: '--rate-control-burst', env: 'IM_RATE_CONTROL_BURST', kind: 'int', help: 'keep-alives and unsolicited ACKs a connection may send at once (default 100)' },
+  { flag: '--rate-control-per-second', env: 'IM_RATE_CONTROL_PER_SECOND', kind: 'int', help: 'keep-alives and unsolicited ACKs per second, sustained (default 10)' },
   { flag: '--log-level', env: 'IM_LOG_LEVEL', kind: 'string', help: 'debug | info | warn | error | silent (default info)' },
 ];
 
@@ -107,7 +109,15 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       dataDir: values.get('--data-dir') ?? 'data',
       durability,
       loginTimeoutMs: int('--login-timeout-ms', 1, 3600000),
-      rateLimit: burst === 0 ? false : { burst: burst ?? 200, perSecond: int('--rate-per-second', 1, 1e9) ?? 100 },
+      rateLimit:
+        burst === 0
+          ? false
+          : {
+              burst: burst ?? 200,
+              perSecond: int('--rate-per-second', 1, 1e9) ?? 100,
+              controlBurst: int('--rate-control-burst', 1, 1e9) ?? 100,
+              controlPerSecond: int('--rate-control-per-second', 1, 1e9) ?? 10,
+            },
     },
   };
 }

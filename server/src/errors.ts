@@ -26,6 +26,8 @@ export const ServerErrorCode = {
   SERVER_ERROR: 318,
   /** The receiver's offline box is full; the message was not accepted. */
   OFFLINE_BOX_FULL: 319,
+  /** Keep-alives, or ACKs for messages the connection was not sent, faster than the control budget allows. */
+  CONTROL_RATE_LIMITED: 332,
 } as const;
 
 /** One of the {@link ServerErrorCode} values. */

@@ -3,7 +3,7 @@ import { decodeFrame } from '../../src/protocol';
 import { decodeUtf8, type ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
-import { TokenBucket } from './rate-limit';
+import { TokenBucket, type FrameBudget } from './rate-limit';
 import type { Session } from './session';
 
 /**
@@ -26,14 +26,14 @@ export async function startUdpGateway(
   /** Sessions not known to be logged in, oldest first: the ones that may be evicted. */
   const unproven = new Map<string, Session>();
   /** Rate-limit buckets of ended sessions, kept until they would have refilled. */
-  const retired = new Map<string, { bucket: TokenBucket; untilMs: number }>();
+  const retired = new Map<string, { bucket: FrameBudget; untilMs: number }>();
   const rate = core.opts.rateLimit;
   const unauthReplies = new TokenBucket({ burst: opts.unauthRepliesPerSecond, perSecond: opts.unauthRepliesPerSecond });
 
   const retire = (key: string, s: Session): void => {
-    if (!rate || !s.bucket) return;
+    if (!rate || !s.budget) return;
     retired.delete(key);
-    retired.set(key, { bucket: s.bucket, untilMs: Date.now() + (rate.burst / rate.perSecond) * 1000 });
+    retired.set(key, { bucket: s.budget, untilMs: Date.now() + (rate.burst / rate.perSecond) * 1000 });
     for (const [k, r] of retired) {
       if (retired.size <= opts.maxSessions && r.untilMs > Date.now()) break;
       retired.delete(k);

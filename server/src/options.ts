@@ -4,7 +4,7 @@ import type { Logger } from './logger';
 import { createConsoleLogger } from './logger';
 import type { OfflineStore } from './offline-store';
 import type { QosOptions } from './qos-s2c';
-import type { RateLimitOptions } from './rate-limit';
+import { resolveRateLimit, type RateLimitOptions, type ResolvedRateLimit } from './rate-limit';
 
 /** Where a gateway listens. `port: 0` picks a free port; read the bound one from `server.ports`. */
 export interface ListenOptions {
@@ -44,7 +44,11 @@ export interface ServerOptions {
    * on it (a before hook: error 318, no ACK; `onOffline`: not stored) and moves on (default 10000).
    */
   hookTimeoutMs?: number;
-  /** Per-connection frame rate limit (default burst 200, 100/s); false disables it. */
+  /**
+   * Per-connection frame rate limits; false disables them. Frames a connection originates (data, echo,
+   * login, logout): burst 200, 100/s, then error 315. ACKs of QoS frames the server wrote to it: free.
+   * Keep-alives and ACKs beyond those: burst 100, 10/s (`controlBurst`, `controlPerSecond`), then error 332.
+   */
   rateLimit?: RateLimitOptions | false;
   /** Server QoS daemon timings (default 5000 / 2000 / 1, as MobileIMSDK). */
   qos?: Partial<QosOptions>;
@@ -78,7 +82,7 @@ export interface ResolvedOptions {
   replayWindow: number;
   loginTimeoutMs: number;
   hookTimeoutMs: number;
-  rateLimit: RateLimitOptions | null;
+  rateLimit: ResolvedRateLimit | null;
   qos: QosOptions;
   dedup: { ttlMs: number; max: number };
   maxBufferedBytes: number;
@@ -104,10 +108,12 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   positive(qos.checkIntervalMs, 'qos.checkIntervalMs');
   if (!Number.isFinite(qos.resendAfterMs) || qos.resendAfterMs < 0) throw new RangeError(`qos.resendAfterMs must be 0 or more, got ${String(qos.resendAfterMs)}`);
   if (!Number.isInteger(qos.maxRetries) || qos.maxRetries < 0) throw new RangeError(`qos.maxRetries must be a whole number 0 or more, got ${String(qos.maxRetries)}`);
-  const rateLimit = o.rateLimit === false ? null : { burst: 200, perSecond: 100, ...o.rateLimit };
+  const rateLimit = o.rateLimit === false ? null : resolveRateLimit({ burst: 200, perSecond: 100, ...o.rateLimit });
   if (rateLimit) {
     positive(rateLimit.burst, 'rateLimit.burst');
     positive(rateLimit.perSecond, 'rateLimit.perSecond');
+    positive(rateLimit.controlBurst, 'rateLimit.controlBurst');
+    positive(rateLimit.controlPerSecond, 'rateLimit.controlPerSecond');
   }
   const dedup = { ttlMs: 600000, max: 100000, ...o.dedup };
   positive(dedup.ttlMs, 'dedup.ttlMs');
