@@ -19,10 +19,13 @@ export interface ServerOptions {
   /** TCP gateway (default port 8901, bodies up to 6144 bytes). */
   tcp?: (ListenOptions & { maxBodyBytes?: number }) | false;
   /**
-   * UDP gateway (default port 7901, datagrams up to 2048 bytes, at most 10000 peers, at most 1000
-   * datagrams a second in all to peers that have not logged in: source addresses can be forged).
+   * UDP gateway (default port 7901, datagrams up to 2048 bytes, at most 10000 peers, at most 1000 of them
+   * from one source IP, at most 1000 datagrams a second in all to peers that have not logged in: source
+   * addresses can be forged).
    */
-  udp?: (ListenOptions & { maxDatagramBytes?: number; maxSessions?: number; unauthRepliesPerSecond?: number }) | false;
+  udp?:
+    | (ListenOptions & { maxDatagramBytes?: number; maxSessions?: number; maxSessionsPerAddress?: number; unauthRepliesPerSecond?: number })
+    | false;
   /** Admin HTTP API (default port 8080); without `adminToken` every route but `/health` answers 403. */
   http?: (ListenOptions & { adminToken?: string }) | false;
   /** Sense mode that sets the idle expiry of connections (default MODE_15S: 20 s, MobileIMSDK's default). */
@@ -71,7 +74,9 @@ export interface ServerOptions {
 export interface ResolvedOptions {
   ws: { port: number; host?: string; path: string; maxPayloadBytes: number } | false;
   tcp: { port: number; host?: string; maxBodyBytes: number } | false;
-  udp: { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; unauthRepliesPerSecond: number } | false;
+  udp:
+    | { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; maxSessionsPerAddress: number; unauthRepliesPerSecond: number }
+    | false;
   http: { port: number; host?: string; adminToken: string | null } | false;
   expiryMs: number;
   udpExpiryMs: number;
@@ -100,8 +105,19 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   const udp =
     o.udp === false
       ? false
-      : { maxDatagramBytes: 2048, maxSessions: 10000, unauthRepliesPerSecond: 1000, ...o.udp, port: port(o.udp?.port, 7901, 'udp.port') };
-  if (udp) positive(udp.unauthRepliesPerSecond, 'udp.unauthRepliesPerSecond');
+      : {
+          maxDatagramBytes: 2048,
+          maxSessions: 10000,
+          maxSessionsPerAddress: 1000,
+          unauthRepliesPerSecond: 1000,
+          ...o.udp,
+          port: port(o.udp?.port, 7901, 'udp.port'),
+        };
+  if (udp) {
+    positive(udp.unauthRepliesPerSecond, 'udp.unauthRepliesPerSecond');
+    positiveInt(udp.maxSessions, 'udp.maxSessions');
+    positiveInt(udp.maxSessionsPerAddress, 'udp.maxSessionsPerAddress');
+  }
   const http =
     o.http === false ? false : { ...o.http, adminToken: o.http?.adminToken || null, port: port(o.http?.port, 8080, 'http.port') };
   const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, ...o.qos };
@@ -146,6 +162,11 @@ function port(value: number | undefined, fallback: number, name: string): number
   const p = value ?? fallback;
   if (!Number.isInteger(p) || p < 0 || p > 65535) throw new RangeError(`${name} must be an integer 0–65535 (0 = any free port), got ${String(value)}`);
   return p;
+}
+
+function positiveInt(value: number, name: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a whole number 1 or more, got ${String(value)}`);
+  return value;
 }
 
 function positive(value: number, name: string): number {

@@ -79,7 +79,7 @@ describe('a busy receiver', () => {
     const seen = watch(bob);
     await bob.login({ userId: 'bob', token: 't' });
     seen.states.length = 0;
-    const senders = await Promise.all(['s1', 's2', 's3'].map((id) => raw(port)));
+    const senders = await Promise.all(['s1', 's2', 's3'].map(() => raw(port)));
     await Promise.all(senders.map((c, i) => login(c, `s${i + 1}`)));
     // 10 messages per sender every 100 ms for 3 s: 100/s each, the default sustained rate.
     const rounds = 30;
