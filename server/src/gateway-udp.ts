@@ -81,14 +81,12 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
     }
   };
 
-  const proven = (key: string, p: Peer, how: string): void => {
-    p.proven = true;
-    p.probes.clear();
-    log(key, `address proven (${how})`);
+  /** After the frame that proved the address has been handled: hand over again what was held back. */
+  const afterProof = (key: string, p: Peer): void => {
     const s = p.session;
     if (!p.withheld || !s.userId || core.online.get(s.userId) !== s) return;
     p.withheld = false;
-    // Hand over again what was held back: it stayed stored. Queued behind the frame being handled.
+    // It stayed stored; queued behind the proving frame, so an ACK settles its message before the replay.
     s.chain = s.chain.then(() => (s.closed ? undefined : replayStored(core, s))).catch((err: unknown) => core.opts.logger.error(`udp ${key}: replay failed`, err));
   };
 
@@ -146,13 +144,13 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
     return peer;
   };
 
-  /** Counts what an unproven peer sent: its bytes as credit, and whether it answers what it was sent. */
-  const hear = (key: string, p: Peer, msg: Buffer): void => {
+  /** Counts what an unproven peer sent: its bytes as credit; true when it answers what it was sent. */
+  const proves = (p: Peer, msg: Buffer): boolean => {
     p.credit = Math.min(maxCredit, p.credit + msg.length);
     const f = tryDecode(decodeUtf8(msg));
-    if (!f) return;
-    if (f.type === MsgType.ACK && f.dataContent && p.probes.has(f.dataContent)) proven(key, p, 'ACK of a QoS frame it was sent');
-    else if (f.type === MsgType.KEEP_ALIVE && p.session.userId && ++p.keepAlives >= 2) proven(key, p, 'second keep-alive');
+    if (!f) return false;
+    if (f.type === MsgType.ACK && f.dataContent && p.probes.has(f.dataContent)) return true;
+    return f.type === MsgType.KEEP_ALIVE && !!p.session.userId && ++p.keepAlives >= 2;
   };
 
   socket.on('message', (msg, rinfo) => {
@@ -165,13 +163,19 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
       }
       p = admit(key, rinfo);
     }
-    if (!p.proven) hear(key, p, msg);
+    const proof = !p.proven && proves(p, msg);
+    if (proof) {
+      p.proven = true;
+      p.probes.clear();
+      log(key, 'address proven: it answered what it was sent');
+    }
     peers.heard(key);
     if (msg.length > opts.maxDatagramBytes) {
       core.rejectInput(p.session, ServerErrorCode.FRAME_TOO_LARGE, `datagram of ${msg.length} bytes exceeds the ${opts.maxDatagramBytes}-byte limit`);
       return;
     }
     core.receiveBytes(p.session, msg);
+    if (proof) afterProof(key, p);
   });
   socket.on('error', (err) => core.opts.logger.warn(`udp: ${err.message}`));
   await new Promise<void>((resolve, reject) => {
