@@ -16,6 +16,8 @@ const FLAGS: Flag[] = [
   { flag: '--ws-path', env: 'IM_WS_PATH', kind: 'string', help: 'WebSocket path (default /websocket)' },
   { flag: '--tcp-port', env: 'IM_TCP_PORT', kind: 'port', help: 'TCP port (default 8901; -1 = off)' },
   { flag: '--udp-port', env: 'IM_UDP_PORT', kind: 'port', help: 'UDP port (default 7901; -1 = off)' },
+  { flag: '--udp-max-peers', env: 'IM_UDP_MAX_PEERS', kind: 'int', help: 'UDP peer addresses held at once; a newcomer evicts the least valuable (default 10000)' },
+  { flag: '--udp-max-peers-per-address', env: 'IM_UDP_MAX_PEERS_PER_ADDRESS', kind: 'int', help: 'UDP peers one source IP may hold (default 1000)' },
   { flag: '--http-port', env: 'IM_HTTP_PORT', kind: 'port', help: 'admin HTTP port (default 8080; -1 = off)' },
   { flag: '--host', env: 'IM_HOST', kind: 'string', help: 'address every gateway binds (default all interfaces)' },
   { flag: '--admin-token', env: 'IM_ADMIN_TOKEN', kind: 'string', help: 'bearer token of the admin API (default: a random one, printed)' },
@@ -92,6 +94,9 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const http = gw('--http-port', 8080);
   const ws = gw('--ws-port', 3000);
   const burst = int('--rate-burst', 0, 1e9);
+  const udp = gw('--udp-port', 7901);
+  const maxPeers = int('--udp-max-peers', 1, 1e7);
+  const maxPerAddress = int('--udp-max-peers-per-address', 1, 1e7);
   const durability = values.get('--durability');
   if (durability !== undefined && durability !== 'normal' && durability !== 'full') throw new Error('--durability must be "normal" or "full"');
   const logLevel = (values.get('--log-level') ?? 'info') as LogLevel;
@@ -103,7 +108,11 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     options: {
       ws: ws && { ...ws, path: values.get('--ws-path') ?? '/websocket' },
       tcp: gw('--tcp-port', 8901),
-      udp: gw('--udp-port', 7901),
+      udp: udp && {
+        ...udp,
+        ...(maxPeers === undefined ? {} : { maxSessions: maxPeers }),
+        ...(maxPerAddress === undefined ? {} : { maxSessionsPerAddress: maxPerAddress }),
+      },
       http: http && { ...http, adminToken },
       senseMode: int('--sense-mode', 1, 7) ?? SenseMode.MODE_15S,
       dataDir: values.get('--data-dir') ?? 'data',

@@ -1,5 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
+import { helpText, parseCli } from '../../server/src/cli-args';
+import { createServer, silentLogger } from '../../server/src/index';
 import { dataFrame, login, loginFrame, UdpClient, useServers, type Frame } from './helpers';
 
 /**
@@ -217,5 +219,19 @@ describe('a legitimate client during a forged-login flood', () => {
     // Every forger's login got its answer: the table turned over instead of refusing newcomers.
     const answered = forgers.filter((f) => f.frames.some((x) => x.type === 50)).length;
     expect(answered).toBe(forgers.length);
+  });
+});
+
+describe('UDP and rate-limit options', () => {
+  it('reads the peer-table and control-budget flags, and validates the options up front', async () => {
+    const c = parseCli(['--udp-max-peers', '500', '--rate-control-burst', '50'], { IM_UDP_MAX_PEERS_PER_ADDRESS: '20', IM_RATE_CONTROL_PER_SECOND: '5' });
+    expect(c.options.udp).toEqual({ port: 7901, host: undefined, maxSessions: 500, maxSessionsPerAddress: 20 });
+    expect(c.options.rateLimit).toEqual({ burst: 200, perSecond: 100, controlBurst: 50, controlPerSecond: 5 });
+    expect(() => parseCli(['--udp-max-peers-per-address', '0'], {})).toThrow(/--udp-max-peers-per-address/);
+    const text = helpText();
+    for (const s of ['--udp-max-peers', 'IM_UDP_MAX_PEERS_PER_ADDRESS', '--rate-control-burst', 'IM_RATE_CONTROL_PER_SECOND']) expect(text).toContain(s);
+    await expect(createServer({ udp: { port: 0, maxSessionsPerAddress: 0 }, logger: silentLogger })).rejects.toThrow(/udp.maxSessionsPerAddress/);
+    await expect(createServer({ udp: { port: 0, maxSessions: 1.5 }, logger: silentLogger })).rejects.toThrow(/udp.maxSessions/);
+    await expect(createServer({ rateLimit: { burst: 1, perSecond: 1, controlBurst: 0 }, logger: silentLogger })).rejects.toThrow(/rateLimit.controlBurst/);
   });
 });
