@@ -2,6 +2,7 @@ import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { helpText, parseCli } from '../../server/src/cli-args';
 import { createServer, silentLogger } from '../../server/src/index';
+import { UdpPeerTable, type PeerRank } from '../../server/src/udp-peer-table';
 import { dataFrame, login, loginFrame, UdpClient, useServers, type Frame } from './helpers';
 
 /**
@@ -233,5 +234,45 @@ describe('UDP and rate-limit options', () => {
     await expect(createServer({ udp: { port: 0, maxSessionsPerAddress: 0 }, logger: silentLogger })).rejects.toThrow(/udp.maxSessionsPerAddress/);
     await expect(createServer({ udp: { port: 0, maxSessions: 1.5 }, logger: silentLogger })).rejects.toThrow(/udp.maxSessions/);
     await expect(createServer({ rateLimit: { burst: 1, perSecond: 1, controlBurst: 0 }, logger: silentLogger })).rejects.toThrow(/rateLimit.controlBurst/);
+  });
+});
+
+describe('UdpPeerTable', () => {
+  const peer = (ip: string, rank: PeerRank = 0) => ({ ip, r: rank, rank(): PeerRank { return this.r; } });
+
+  it('picks the least recently heard of the lowest rank, re-filing peers whose rank rose since', () => {
+    const t = new UdpPeerTable<ReturnType<typeof peer>>(3, 3);
+    const a = peer('1.1.1.1');
+    const b = peer('1.1.1.1');
+    const c = peer('1.1.1.1');
+    t.add('a', a);
+    t.add('b', b);
+    t.add('c', c);
+    expect(t.victimFor('2.2.2.2')?.[0]).toBe('a');
+    a.r = 2;
+    b.r = 1;
+    expect(t.victimFor('2.2.2.2')?.[0]).toBe('c');
+    t.heard('c');
+    c.r = 1;
+    expect(t.victimFor('2.2.2.2')?.[0]).toBe('b');
+    t.heard('b');
+    expect(t.victimFor('2.2.2.2')?.[0]).toBe('c');
+    t.remove('c');
+    expect(t.victimFor('2.2.2.2')).toBeNull();
+    expect(t.size).toBe(2);
+  });
+
+  it('holds each address to its share and forgets an address with its last peer', () => {
+    const t = new UdpPeerTable<ReturnType<typeof peer>>(10, 2);
+    t.add('x1', peer('9.9.9.9', 1));
+    t.add('x2', peer('9.9.9.9', 0));
+    t.add('y1', peer('8.8.8.8', 0));
+    expect(t.victimFor('9.9.9.9')?.[0]).toBe('x2');
+    expect(t.victimFor('8.8.8.8')).toBeNull();
+    t.remove('x2');
+    t.remove('x1');
+    expect(t.countOf('9.9.9.9')).toBe(0);
+    expect(t.victimFor('9.9.9.9')).toBeNull();
+    expect(t.values().map((p) => p.ip)).toEqual(['8.8.8.8']);
   });
 });
