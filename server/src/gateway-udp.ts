@@ -93,7 +93,7 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
   const write = (key: string, rinfo: RemoteInfo, p: Peer, text: string): boolean => {
     if (peers.get(key) !== p) return false;
     if (!p.proven) {
-      if (Buffer.byteLength(text, 'utf8') > p.credit) text = withoutErrorMessage(text) ?? text;
+      if (Buffer.byteLength(text, 'utf8') > p.credit) text = shrinkReply(text) ?? text;
       const bytes = Buffer.byteLength(text, 'utf8');
       if (bytes > p.credit) {
         p.withheld = true;
@@ -196,16 +196,19 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
 }
 
 /**
- * An error frame (type 52) without its `errorMsg` text, code kept, or null for any other frame: error 301
- * quotes the whole refused frame, so it is always larger than what it answers, yet it is what tells a
- * MobileIMSDK client to log in again.
+ * The smallest form of a reply that still does its job, or null when it has none: an error frame (type 52)
+ * without its `errorMsg` text (error 301 quotes the whole refused frame, so it is always larger than what
+ * it answers, yet it is what tells a MobileIMSDK client to log in again), and a login response (type 50)
+ * with only MobileIMSDK's keys (`code`, `firstLoginTime`; extension keys such as `caps` make it larger than
+ * a login with a short token). Both stay frames MobileIMSDK clients read as before.
  */
-function withoutErrorMessage(text: string): string | null {
+export function shrinkReply(text: string): string | null {
   const f = tryDecode(text);
-  if (!f || f.type !== MsgType.ERROR || !f.dataContent) return null;
+  if (!f || !f.dataContent || (f.type !== MsgType.ERROR && f.type !== MsgType.LOGIN_RESPONSE)) return null;
   try {
     const body = JSON.parse(f.dataContent) as Record<string, unknown>;
-    return encodeFrame({ ...f, dataContent: JSON.stringify({ ...body, errorMsg: '' }) });
+    const small = f.type === MsgType.ERROR ? { ...body, errorMsg: '' } : { code: body.code, firstLoginTime: body.firstLoginTime };
+    return encodeFrame({ ...f, dataContent: JSON.stringify(small) });
   } catch {
     return null;
   }

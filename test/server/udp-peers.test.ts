@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { helpText, parseCli } from '../../server/src/cli-args';
 import { createServer, silentLogger } from '../../server/src/index';
 import { UdpPeerTable, type PeerRank } from '../../server/src/udp-peer-table';
+import { shrinkReply } from '../../server/src/gateway-udp';
+import { createFrame, decodeFrame, encodeFrame } from '../../src/protocol';
 import { dataFrame, login, loginFrame, UdpClient, useServers, type Frame } from './helpers';
 
 /**
@@ -274,5 +276,20 @@ describe('UdpPeerTable', () => {
     expect(t.countOf('9.9.9.9')).toBe(0);
     expect(t.victimFor('9.9.9.9')).toBeNull();
     expect(t.values().map((p) => p.ip)).toEqual(['8.8.8.8']);
+  });
+});
+
+describe('shrinkReply', () => {
+  it('drops an error text and login-response extension keys, keeping what MobileIMSDK clients read', () => {
+    const error = encodeFrame(createFrame({ type: 52, dataContent: JSON.stringify({ errorCode: 301, errorMsg: 'x'.repeat(100) }), from: '0', to: '-1' }));
+    expect(decodeFrame(shrinkReply(error)!).dataContent).toBe('{"errorCode":301,"errorMsg":""}');
+    const response = encodeFrame(
+      createFrame({ type: 50, dataContent: JSON.stringify({ code: 0, firstLoginTime: 1795301271172, caps: 1, maxMessageBytes: 6144 }), from: '0', to: 'bob' }),
+    );
+    const small = shrinkReply(response)!;
+    expect(decodeFrame(small)).toMatchObject({ type: 50, to: 'bob', dataContent: '{"code":0,"firstLoginTime":1795301271172}' });
+    expect(small.length).toBe(141);
+    expect(shrinkReply(encodeFrame(createFrame({ type: 51, dataContent: '{}', from: '0', to: 'bob' })))).toBeNull();
+    expect(shrinkReply(encodeFrame(createFrame({ type: 52, dataContent: 'not json', from: '0', to: 'bob' })))).toBeNull();
   });
 });
