@@ -18,6 +18,8 @@ const FLAGS: Flag[] = [
   { flag: '--ws-path', env: 'IM_WS_PATH', kind: 'string', help: 'WebSocket path (default /websocket)' },
   { flag: '--tcp-port', env: 'IM_TCP_PORT', kind: 'port', help: 'TCP port (default 8901; -1 = off)' },
   { flag: '--udp-port', env: 'IM_UDP_PORT', kind: 'port', help: 'UDP port (default 7901; -1 = off)' },
+  { flag: '--udp-max-peers', env: 'IM_UDP_MAX_PEERS', kind: 'int', help: 'UDP peer addresses held at once; a newcomer evicts the least valuable (default 10000)' },
+  { flag: '--udp-max-peers-per-address', env: 'IM_UDP_MAX_PEERS_PER_ADDRESS', kind: 'int', help: 'UDP peers one source IP may hold (default 1000)' },
   { flag: '--http-port', env: 'IM_HTTP_PORT', kind: 'port', help: 'admin HTTP port (default 8080; -1 = off)' },
   { flag: '--host', env: 'IM_HOST', kind: 'string', help: 'address the WebSocket, TCP and UDP gateways bind (default all interfaces)' },
   { flag: '--http-host', env: 'IM_HTTP_HOST', kind: 'string', help: 'address the admin API binds (default 127.0.0.1; not --host)' },
@@ -42,6 +44,8 @@ const FLAGS: Flag[] = [
   { flag: '--auth-webhook-timeout-ms', env: 'IM_AUTH_WEBHOOK_TIMEOUT_MS', kind: 'int', help: 'webhook answer deadline, else login code 330 (default 3000)' },
   { flag: '--auth-webhook-max-in-flight', env: 'IM_AUTH_WEBHOOK_MAX_IN_FLIGHT', kind: 'int', help: 'webhook requests at once, beyond: login code 331 (default 64)' },
   { flag: '--auth-webhook-cache-ms', env: 'IM_AUTH_WEBHOOK_CACHE_MS', kind: 'int', help: 'reuse an answer for the same user, token and extra this long (default 10000; 0 = off)' },
+  { flag: '--rate-control-burst', env: 'IM_RATE_CONTROL_BURST', kind: 'int', help: 'keep-alives and unsolicited ACKs a connection may send at once (default 100)' },
+  { flag: '--rate-control-per-second', env: 'IM_RATE_CONTROL_PER_SECOND', kind: 'int', help: 'keep-alives and unsolicited ACKs per second, sustained (default 10)' },
   { flag: '--log-level', env: 'IM_LOG_LEVEL', kind: 'string', help: 'debug | info | warn | error | silent (default info)' },
   { flag: '--log-format', env: 'IM_LOG_FORMAT', kind: 'string', help: 'json (one object a line, default) | pretty (for a terminal)' },
   { flag: '--node-id', env: 'IM_NODE_ID', kind: 'string', help: 'this node\'s id in every log line and /health (default hostname-pid)' },
@@ -125,6 +129,9 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const http = httpPort === -1 ? false : { port: httpPort, host: values.get('--http-host') ?? '127.0.0.1', metricsPublic };
   const ws = gw('--ws-port', 3000);
   const burst = int('--rate-burst', 0, 1e9);
+  const udp = gw('--udp-port', 7901);
+  const maxPeers = int('--udp-max-peers', 1, 1e7);
+  const maxPerAddress = int('--udp-max-peers-per-address', 1, 1e7);
   const durability = values.get('--durability');
   if (durability !== undefined && durability !== 'normal' && durability !== 'full') throw new Error('--durability must be "normal" or "full"');
   const auth = authOf(values, int);
@@ -145,7 +152,11 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       nodeId,
       ws: ws && { ...ws, path: values.get('--ws-path') ?? '/websocket' },
       tcp: gw('--tcp-port', 8901),
-      udp: gw('--udp-port', 7901),
+      udp: udp && {
+        ...udp,
+        ...(maxPeers === undefined ? {} : { maxSessions: maxPeers }),
+        ...(maxPerAddress === undefined ? {} : { maxSessionsPerAddress: maxPerAddress }),
+      },
       http: http && { ...http, adminToken },
       senseMode: int('--sense-mode', 1, 7) ?? SenseMode.MODE_15S,
       dataDir: values.get('--data-dir') ?? 'data',
@@ -155,7 +166,15 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       maxStoredBytes: int('--max-stored-bytes', 1, Number.MAX_SAFE_INTEGER),
       messageTtlMs: int('--message-ttl-ms', 1, Number.MAX_SAFE_INTEGER),
       loginTimeoutMs: int('--login-timeout-ms', 1, 3600000),
-      rateLimit: burst === 0 ? false : { burst: burst ?? 200, perSecond: int('--rate-per-second', 1, 1e9) ?? 100 },
+      rateLimit:
+        burst === 0
+          ? false
+          : {
+              burst: burst ?? 200,
+              perSecond: int('--rate-per-second', 1, 1e9) ?? 100,
+              controlBurst: int('--rate-control-burst', 1, 1e9) ?? 100,
+              controlPerSecond: int('--rate-control-per-second', 1, 1e9) ?? 10,
+            },
       auth,
     },
   };

@@ -10,7 +10,7 @@ import { OnlineMap } from './online';
 import type { ResolvedOptions } from './options';
 import { QosSendDaemon } from './qos-s2c';
 import { ReceiptBacklog } from './receipts';
-import type { TokenBucket } from './rate-limit';
+import type { FrameBudget } from './rate-limit';
 import { Session, type Link } from './session';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -76,9 +76,9 @@ export class ServerCore {
     );
   }
 
-  /** Registers a new connection and starts its idle and login timers; `bucket` continues a peer's rate limit. */
-  open(link: Link, bucket?: TokenBucket): Session {
-    const s = new Session(link, this.opts.rateLimit, bucket);
+  /** Registers a new connection and starts its idle and login timers; `budget` continues a peer's rate limit. */
+  open(link: Link, budget?: FrameBudget): Session {
+    const s = new Session(link, this.opts.rateLimit, budget);
     this.sessions.add(s);
     this.metrics.open[link.transport]++;
     this.metrics.connectionsOpened++;
@@ -94,16 +94,19 @@ export class ServerCore {
   /** Handles one frame's text from a connection; never throws. */
   receive(s: Session, text: string): void {
     if (s.closed) return;
-    if (s.bucket && !s.bucket.take()) {
-      this.metrics.rateLimited++;
-      this.fail(s, ServerErrorCode.RATE_LIMITED, 'too many frames: rate limit exceeded');
-      return;
-    }
     let p: Protocal;
     try {
       p = decodeFrame(text);
     } catch (err) {
       this.rejectInput(s, ServerErrorCode.BAD_FRAME, `bad frame: ${(err as Error).message}`);
+      return;
+    }
+    // Charged by what the frame is: an ACK of a frame the server sent costs nothing (see FrameBudget).
+    const refusal = s.budget?.admit(p.type);
+    if (refusal) {
+      this.metrics.rateLimited++;
+      this.opts.logger.debug(`session ${s.id} (${s.transport} ${s.remote}): ${refusal.message}`);
+      this.fail(s, refusal.code, refusal.message);
       return;
     }
     s.lastActivityMs = Date.now();
@@ -177,6 +180,7 @@ export class ServerCore {
       if (p.from === SERVER_ID) this.metrics.s2cOut++;
       else this.metrics.c2cOut++;
     }
+    if (ok && p.QoS && p.type === MsgType.DATA) s.budget?.sentQos();
     return ok;
   }
 

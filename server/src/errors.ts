@@ -41,6 +41,8 @@ export const ServerErrorCode = {
   AUTH_UNAVAILABLE: 330,
   /** Login code (type 50): too many logins are being verified at once; retry later. */
   AUTH_BUSY: 331,
+  /** Keep-alives, or ACKs for messages the connection was not sent, faster than the control budget allows. */
+  CONTROL_RATE_LIMITED: 332,
   /** The server is shutting down: reconnect now (with jitter), to this node once it is back or to another. */
   SERVER_GOING_AWAY: 336,
 } as const;

@@ -5,7 +5,7 @@ import type { Logger } from './logger';
 import { createLogger, defaultNodeId } from './logger';
 import type { OfflineStore } from './offline-store';
 import type { QosOptions } from './qos-s2c';
-import type { RateLimitOptions } from './rate-limit';
+import { resolveRateLimit, type RateLimitOptions, type ResolvedRateLimit } from './rate-limit';
 import type { ReceiptBacklogLimits } from './receipts';
 
 /** Where a gateway listens. `port: 0` picks a free port; read the bound one from `server.ports`. */
@@ -21,10 +21,13 @@ export interface ServerOptions {
   /** TCP gateway (default port 8901, bodies up to 6144 bytes). */
   tcp?: (ListenOptions & { maxBodyBytes?: number }) | false;
   /**
-   * UDP gateway (default port 7901, datagrams up to 2048 bytes, at most 10000 peers, at most 1000
-   * datagrams a second in all to peers that have not logged in: source addresses can be forged).
+   * UDP gateway (default port 7901, datagrams up to 2048 bytes, at most 10000 peers, at most 1000 of them
+   * from one source IP, at most 1000 datagrams a second in all to peers that have not logged in: source
+   * addresses can be forged).
    */
-  udp?: (ListenOptions & { maxDatagramBytes?: number; maxSessions?: number; unauthRepliesPerSecond?: number }) | false;
+  udp?:
+    | (ListenOptions & { maxDatagramBytes?: number; maxSessions?: number; maxSessionsPerAddress?: number; unauthRepliesPerSecond?: number })
+    | false;
   /**
    * Admin HTTP API (default port 8080 on 127.0.0.1, not the gateways' address); without `adminToken` every
    * route but `/health`, `/ready` and (on loopback) `/metrics` answers 403.
@@ -60,7 +63,11 @@ export interface ServerOptions {
    * on it (a before hook: error 318, no ACK; `onOffline`: not stored) and moves on (default 10000).
    */
   hookTimeoutMs?: number;
-  /** Per-connection frame rate limit (default burst 200, 100/s); false disables it. */
+  /**
+   * Per-connection frame rate limits; false disables them. Frames a connection originates (data, echo,
+   * login, logout): burst 200, 100/s, then error 315. ACKs of QoS frames the server wrote to it: free.
+   * Keep-alives and ACKs beyond those: burst 100, 10/s (`controlBurst`, `controlPerSecond`), then error 332.
+   */
   rateLimit?: RateLimitOptions | false;
   /** Server QoS daemon timings (default 5000 / 2000 / 1, as MobileIMSDK). */
   qos?: Partial<QosOptions>;
@@ -117,7 +124,9 @@ export interface ResolvedAdminHttp extends Required<AdminHttpLimits> {
 export interface ResolvedOptions {
   ws: { port: number; host?: string; path: string; maxPayloadBytes: number } | false;
   tcp: { port: number; host?: string; maxBodyBytes: number } | false;
-  udp: { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; unauthRepliesPerSecond: number } | false;
+  udp:
+    | { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; maxSessionsPerAddress: number; unauthRepliesPerSecond: number }
+    | false;
   http: ResolvedAdminHttp | false;
   nodeId: string;
   expiryMs: number;
@@ -132,7 +141,7 @@ export interface ResolvedOptions {
   replayWindow: number;
   loginTimeoutMs: number;
   hookTimeoutMs: number;
-  rateLimit: RateLimitOptions | null;
+  rateLimit: ResolvedRateLimit | null;
   qos: QosOptions;
   dedup: { ttlMs: number; max: number };
   receipts: ReceiptBacklogLimits;
@@ -153,17 +162,30 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   const udp =
     o.udp === false
       ? false
-      : { maxDatagramBytes: 2048, maxSessions: 10000, unauthRepliesPerSecond: 1000, ...o.udp, port: port(o.udp?.port, 7901, 'udp.port') };
-  if (udp) positive(udp.unauthRepliesPerSecond, 'udp.unauthRepliesPerSecond');
+      : {
+          maxDatagramBytes: 2048,
+          maxSessions: 10000,
+          maxSessionsPerAddress: 1000,
+          unauthRepliesPerSecond: 1000,
+          ...o.udp,
+          port: port(o.udp?.port, 7901, 'udp.port'),
+        };
+  if (udp) {
+    positive(udp.unauthRepliesPerSecond, 'udp.unauthRepliesPerSecond');
+    positiveInt(udp.maxSessions, 'udp.maxSessions');
+    positiveInt(udp.maxSessionsPerAddress, 'udp.maxSessionsPerAddress');
+  }
   const http = o.http === false ? false : resolveAdminHttp(o.http ?? {});
   const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, ...o.qos };
   positive(qos.checkIntervalMs, 'qos.checkIntervalMs');
   if (!Number.isFinite(qos.resendAfterMs) || qos.resendAfterMs < 0) throw new RangeError(`qos.resendAfterMs must be 0 or more, got ${String(qos.resendAfterMs)}`);
   if (!Number.isInteger(qos.maxRetries) || qos.maxRetries < 0) throw new RangeError(`qos.maxRetries must be a whole number 0 or more, got ${String(qos.maxRetries)}`);
-  const rateLimit = o.rateLimit === false ? null : { burst: 200, perSecond: 100, ...o.rateLimit };
+  const rateLimit = o.rateLimit === false ? null : resolveRateLimit({ burst: 200, perSecond: 100, ...o.rateLimit });
   if (rateLimit) {
     positive(rateLimit.burst, 'rateLimit.burst');
     positive(rateLimit.perSecond, 'rateLimit.perSecond');
+    positive(rateLimit.controlBurst, 'rateLimit.controlBurst');
+    positive(rateLimit.controlPerSecond, 'rateLimit.controlPerSecond');
   }
   if (o.dataDir != null && (typeof o.dataDir !== 'string' || o.dataDir === '')) {
     throw new TypeError(`dataDir must be a directory path (or null for an in-memory store), got ${JSON.stringify(o.dataDir)}`);
@@ -232,6 +254,11 @@ function port(value: number | undefined, fallback: number, name: string): number
   const p = value ?? fallback;
   if (!Number.isInteger(p) || p < 0 || p > 65535) throw new RangeError(`${name} must be an integer 0–65535 (0 = any free port), got ${String(value)}`);
   return p;
+}
+
+function positiveInt(value: number, name: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a whole number 1 or more, got ${String(value)}`);
+  return value;
 }
 
 function positive(value: number, name: string): number {

@@ -1,5 +1,5 @@
 import { encodeFrame, type Protocal } from '../../src/protocol';
-import { TokenBucket } from './rate-limit';
+import { FrameBudget, type ResolvedRateLimit } from './rate-limit';
 
 /** The transports a session can arrive on. */
 export type TransportName = 'ws' | 'tcp' | 'udp';
@@ -50,13 +50,14 @@ export class Session implements ConnectionInfo {
   chain: Promise<void> = Promise.resolve();
   /** Frames queued on {@link Session.chain} and not yet handled. */
   queued = 0;
-  readonly bucket: TokenBucket | null;
+  /** What this connection may still send (null: no rate limit). */
+  readonly budget: FrameBudget | null;
   /** Progress of handing this user's stored messages over after login, or null when there is none. */
   replay: { cursor: number; startedMs: number; inFlight: Set<string>; pumping: boolean; again: boolean } | null = null;
 
-  /** `bucket` carries a rate limit over from an earlier session of the same peer (UDP). */
-  constructor(readonly link: Link, rate: { burst: number; perSecond: number } | null, bucket?: TokenBucket) {
-    this.bucket = rate ? (bucket ?? new TokenBucket(rate)) : null;
+  /** `budget` carries a rate limit over from an earlier session of the same peer (UDP). */
+  constructor(readonly link: Link, rate: ResolvedRateLimit | null, budget?: FrameBudget) {
+    this.budget = rate ? (budget ?? new FrameBudget(rate)) : null;
   }
 
   get transport(): TransportName {

@@ -107,35 +107,39 @@ describe('UDP against spoofed sources', () => {
     expect(server.metrics().badInput).toBe(2);
   });
 
-  it('makes room for a new peer by dropping the oldest peer that has not logged in, never a logged-in one', async () => {
+  it('makes room for a new peer by dropping the least recently heard: not logged in, then unproven, never refusing', async () => {
     const { server, udp } = await setup({ udp: { port: 0, host: '127.0.0.1', maxSessions: 3 } });
     const member = await udp();
     await login(member, 'member');
+    for (let i = 0; i < 2; i++) member.send(keepAlive('member'));
+    await member.nextOfType(51);
+    await member.nextOfType(51);
     const squatters = [await udp(), await udp()];
-    for (const s of squatters) s.send({ type: 5, dataContent: 'hello' });
+    for (const s of squatters) s.send(echo('hello'));
     for (const s of squatters) await s.nextOfType(53);
     const newcomer = await udp();
     expect((await login(newcomer, 'newcomer')).code).toBe(0);
     const late = await udp();
     expect((await login(late, 'late')).code).toBe(0);
     expect(server.onlineUsers().sort()).toEqual(['late', 'member', 'newcomer']);
-    const refused = await udp();
-    refused.send({ type: 5, dataContent: 'full' });
-    expect(await refused.quiet(200)).toEqual([]);
-    member.send({ type: 1, dataContent: '{}', from: 'member', to: '0' });
+    const pushy = await udp();
+    pushy.send(echo('full'));
+    expect((await pushy.nextOfType(53)).dataContent).toBe('full');
+    expect(server.onlineUsers().sort()).toEqual(['late', 'member']);
+    member.send(keepAlive('member'));
     expect((await member.nextOfType(51)).to).toBe('member');
   });
 
   it('caps the replies to peers that have not logged in, so forged sources cannot turn it into an amplifier', async () => {
     const { udp } = await setup({ udp: { port: 0, host: '127.0.0.1', unauthRepliesPerSecond: 3 } });
     const peers = [await udp(), await udp(), await udp(), await udp(), await udp()];
-    for (const p of peers) p.send({ type: 1, dataContent: '{}', from: 'x', to: '0' });
+    for (const p of peers) p.send(echo('x'));
     const answered = (await Promise.all(peers.map((p) => p.quiet(200)))).filter((frames) => frames.length > 0);
     expect(answered).toHaveLength(3);
     const member = await udp();
     await new Promise((r) => setTimeout(r, 400));
     expect((await login(member, 'member')).code).toBe(0);
-    for (let i = 0; i < 5; i++) member.send({ type: 1, dataContent: '{}', from: 'member', to: '0' });
+    for (let i = 0; i < 5; i++) member.send(keepAlive('member'));
     await member.quiet(200);
     expect(member.frames.filter((f) => f.type === 51)).toHaveLength(5);
   });
@@ -143,14 +147,24 @@ describe('UDP against spoofed sources', () => {
   it('keeps a peer rate-limited after its session ends, instead of granting a fresh burst', async () => {
     const { udp } = await setup({ rateLimit: { burst: 5, perSecond: 1 } });
     const u = await udp();
-    for (let i = 0; i < 6; i++) u.send({ type: 5, dataContent: `e${i}` });
+    for (let i = 0; i < 6; i++) u.send(echo(`e${i}`));
     expect(errorOf(await u.nextOfType(52)).errorCode).toBe(ServerErrorCode.RATE_LIMITED);
     await u.quiet(100);
-    for (let i = 0; i < 5; i++) u.send({ type: 5, dataContent: `again${i}` });
+    for (let i = 0; i < 5; i++) u.send(echo(`again${i}`));
     const after = await u.quiet(200);
     expect(after.filter((f) => f.type === 53)).toEqual([]);
   });
 });
+
+/** A keep-alive as a MobileIMSDK client writes it. */
+function keepAlive(userId: string) {
+  return { type: 1, dataContent: '{}', from: userId, to: '0' };
+}
+
+/** An echo request padded with a key the reply leaves out, so the reply is no larger than the request. */
+function echo(content: string) {
+  return { type: 5, dataContent: content, pad: 'p'.repeat(200) };
+}
 
 describe('verifyLogin answers that are not a login code', () => {
   it('refuses the login (code 318) instead of letting it in when the hook returns something else', async () => {

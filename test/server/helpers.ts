@@ -174,6 +174,15 @@ export class UdpClient extends RawClient {
     return new UdpClient(socket, port);
   }
 
+  /**
+   * Sends a frame as MobileIMSDK's clients write it, with every Gson key (unknown keys kept): until a peer
+   * proves its address the server answers no more bytes than it was sent, and a real client's frames carry
+   * all the keys the server's replies do.
+   */
+  override send(frame: Frame): void {
+    this.sendText(JSON.stringify({ bridge: false, type: frame.type, dataContent: undefined, from: undefined, to: undefined, fp: undefined, QoS: false, typeu: -1, sm: -1, ...frame }));
+  }
+
   sendText(text: string): void {
     this.socket.send(text, this.port, '127.0.0.1');
   }
