@@ -1,25 +1,51 @@
-import { createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { encodeLengthPrefixed, FrameTooLargeError, LengthPrefixDecoder } from '../../src/length-prefix';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
 import { closeHttp, listen } from './gateway';
+import { loadTlsMaterial, startTlsReloader, type TlsReloader } from './tls';
 
 /** How long a closing TCP connection may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
+/** How long a client may take to finish its TLS handshake (Node's default is 120 s). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10000;
 
-/** TCP gateway: 4-byte big-endian length prefix, bodies up to `maxBodyBytes`. */
+/**
+ * TCP gateway: 4-byte big-endian length prefix, bodies up to `maxBodyBytes`. With `core.opts.tls` the
+ * same framing runs inside TLS, and the certificate is reloaded without dropping connections.
+ */
 export async function startTcpGateway(core: ServerCore, opts: { port: number; host?: string; maxBodyBytes: number }): Promise<Gateway> {
   const sockets = new Set<Socket>();
-  const server = createNetServer((socket) => {
+  const onSocket = (socket: Socket): void => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     attach(core, socket, opts.maxBodyBytes);
-  });
-  const port = await listen(server, opts.port, opts.host, core.opts.logger);
+  };
+  const tls = core.opts.tls;
+  let reloader: TlsReloader | null = null;
+  let server: NetServer;
+  if (tls) {
+    const material = loadTlsMaterial(tls);
+    const secure = createTlsServer({ ...material.context, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, onSocket);
+    secure.on('tlsClientError', (err) => core.opts.logger.debug(`tls tcp handshake failed: ${err.message}`));
+    reloader = startTlsReloader(tls, material, core.opts.logger, 'tls tcp gateway', (m) => secure.setSecureContext(m.context));
+    server = secure;
+  } else {
+    server = createNetServer(onSocket);
+  }
+  let port: number;
+  try {
+    port = await listen(server, opts.port, opts.host, core.opts.logger);
+  } catch (err) {
+    reloader?.close();
+    throw err;
+  }
   return {
     port,
     close: async () => {
+      reloader?.close();
       for (const s of sockets) s.destroy();
       await closeHttp(server);
     },
