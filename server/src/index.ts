@@ -12,3 +12,4 @@ export { createConsoleLogger, silentLogger } from './logger';
 export { ServerErrorCode } from './errors';
 export type { QosOptions } from './qos-s2c';
 export type { RateLimitOptions } from './rate-limit';
+export type { TlsOptions } from './tls';

@@ -131,8 +131,8 @@ export function startTlsReloader(
     const at = current.validTo.toISOString();
     if (leftMs <= 0) logger.error(`${label}: TLS certificate ${o.cert} (serial ${current.serial}) EXPIRED at ${at}: clients refuse it; renew it now`);
     else if (leftMs < o.expiryWarningMs) {
-      const days = Math.floor(leftMs / DAY_MS);
-      logger.warn(`${label}: TLS certificate ${o.cert} (serial ${current.serial}) expires in ${days} days (at ${at}); renew it`);
+      const days = Math.ceil(leftMs / DAY_MS);
+      logger.warn(`${label}: TLS certificate ${o.cert} (serial ${current.serial}) expires in ${days} day${days === 1 ? '' : 's'} (at ${at}); renew it`);
     }
   };
   const armDaily = (): void => {
