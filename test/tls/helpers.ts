@@ -18,7 +18,7 @@ export function captureLogger(): { logger: Logger; lines: string[] } {
  * `ws`'s WebSocket trusting our test CA: the browser adapter calls `new WebSocket(url)`, and `ws` takes TLS
  * options only as a constructor argument, so a subclass adds them (a browser trusts its own store instead).
  */
-export function webSocketTrusting(ca: string, extra: Record<string, unknown> = {}): typeof WebSocket {
+export function webSocketTrusting(ca: string, extra: Record<string, unknown> = {}): new (url: string) => WebSocket {
   return class TrustingWebSocket extends WebSocket {
     constructor(url: string) {
       super(url, { ca, ...extra });

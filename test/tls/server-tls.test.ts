@@ -156,7 +156,7 @@ describe('TLS on the WebSocket and TCP gateways', () => {
     const chain = await new Promise<string[]>((resolve, reject) => {
       const s = tls.connect({ host: '127.0.0.1', port: tcpPort, ca: pki.caPem }, () => {
         const leaf = s.getPeerCertificate(true);
-        resolve([leaf.serialNumber, leaf.issuerCertificate?.subject?.CN ?? '']);
+        resolve([leaf.serialNumber, String(leaf.issuerCertificate?.subject?.CN ?? '')]);
         s.destroy();
       });
       s.on('error', reject);
