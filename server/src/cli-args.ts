@@ -26,6 +26,10 @@ const FLAGS: Flag[] = [
   { flag: '--rate-burst', env: 'IM_RATE_BURST', kind: 'int', help: 'frames a connection may send at once (default 200; 0 = no limit)' },
   { flag: '--rate-per-second', env: 'IM_RATE_PER_SECOND', kind: 'int', help: 'frames per second a connection may sustain (default 100)' },
   { flag: '--log-level', env: 'IM_LOG_LEVEL', kind: 'string', help: 'debug | info | warn | error | silent (default info)' },
+  { flag: '--tls-cert', env: 'IM_TLS_CERT', kind: 'string', help: 'PEM certificate file: the WebSocket gateway serves wss://, TCP runs TLS (reloaded on SIGHUP and change)' },
+  { flag: '--tls-key', env: 'IM_TLS_KEY', kind: 'string', help: 'PEM private key file of --tls-cert' },
+  { flag: '--tls-ca', env: 'IM_TLS_CA', kind: 'string', help: 'PEM file of intermediate certificates sent after --tls-cert (the chain)' },
+  { flag: '--trusted-proxies', env: 'IM_TRUSTED_PROXIES', kind: 'string', help: 'comma-separated proxy addresses whose X-Forwarded-For/X-Real-IP name WebSocket clients in logs (default none)' },
 ];
 
 /** The `--help` text. */
@@ -92,6 +96,13 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const burst = int('--rate-burst', 0, 1e9);
   const durability = values.get('--durability');
   if (durability !== undefined && durability !== 'normal' && durability !== 'full') throw new Error('--durability must be "normal" or "full"');
+  const tlsCert = values.get('--tls-cert');
+  const tlsKey = values.get('--tls-key');
+  const tlsCa = values.get('--tls-ca');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together: pass both PEM files, or neither');
+  if (tlsCa !== undefined && tlsCert === undefined) throw new Error('--tls-ca needs --tls-cert and --tls-key');
+  const proxies = values.get('--trusted-proxies');
+  const trustedProxies = proxies === undefined ? undefined : proxies.split(',').map((a) => a.trim()).filter((a) => a !== '');
   const logLevel = (values.get('--log-level') ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn, error or silent`);
   return {
@@ -99,7 +110,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     logLevel,
     adminTokenGenerated,
     options: {
-      ws: ws && { ...ws, path: values.get('--ws-path') ?? '/websocket' },
+      ws: ws && { ...ws, path: values.get('--ws-path') ?? '/websocket', ...(trustedProxies && { trustedProxies }) },
       tcp: gw('--tcp-port', 8901),
       udp: gw('--udp-port', 7901),
       http: http && { ...http, adminToken },
@@ -108,6 +119,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       durability,
       loginTimeoutMs: int('--login-timeout-ms', 1, 3600000),
       rateLimit: burst === 0 ? false : { burst: burst ?? 200, perSecond: int('--rate-per-second', 1, 1e9) ?? 100 },
+      ...(tlsCert !== undefined && tlsKey !== undefined && { tls: { cert: tlsCert, key: tlsKey, ...(tlsCa !== undefined && { ca: tlsCa }) } }),
     },
   };
 }
