@@ -9,8 +9,8 @@ import { WebSocket } from 'ws';
 import type { IMClient } from '../../src/index';
 import { SenseMode, senseModeTimings } from '../../src/sense-mode';
 import { createServer, type ConnectionInfo, type IMServer, type ServerOptions } from '../../server/src/index';
-import { captureLogger, wssClient } from './helpers';
-import { shippedConfig, startNginx, type Nginx } from './nginx';
+import { captureLogger, tlsTcpClient, wssClient } from './helpers';
+import { shippedConfig, shippedStreamConfig, startNginx, type Nginx } from './nginx';
 import { TestPki, type ServerCert } from './pki';
 
 let pki: TestPki;
@@ -30,12 +30,12 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
 });
 
-/** A plain-WebSocket server on loopback (as behind nginx) and nginx in front of it. */
-async function setup(ws: ServerOptions['ws'] = {}, hooks: ServerOptions['hooks'] = {}) {
+/** A plain server on loopback (as behind nginx) and nginx in front of it (of its TCP port too with `tcp`). */
+async function setup(ws: ServerOptions['ws'] = {}, hooks: ServerOptions['hooks'] = {}, tcp = false) {
   const { logger, lines } = captureLogger();
-  const server = await createServer({ ws: { port: 0, host: '127.0.0.1', ...ws }, tcp: false, udp: false, http: false, logger, hooks });
+  const server = await createServer({ ws: { port: 0, host: '127.0.0.1', ...ws }, tcp: tcp && { port: 0, host: '127.0.0.1' }, udp: false, http: false, logger, hooks });
   servers.push(server);
-  const nginx = await startNginx({ upstreamPort: server.ports.ws!, cert: cert.certPath, key: cert.keyPath });
+  const nginx = await startNginx({ upstreamPort: server.ports.ws!, tcpUpstreamPort: server.ports.tcp, cert: cert.certPath, key: cert.keyPath });
   proxies.push(nginx);
   return { server, nginx, lines, url: `wss://127.0.0.1:${nginx.port}/websocket` };
 }
@@ -53,8 +53,8 @@ function rawLogin(url: string, userId: string, options: ConstructorParameters<ty
 }
 
 describe('behind nginx (deploy/nginx/mobileimsdk.conf)', () => {
-  it('carries a wss:// session of the SDK, and a raw MobileIMSDK login, to the plain WebSocket server', async () => {
-    const { server, url } = await setup();
+  it('carries wss:// and TLS TCP sessions of the SDK, and a raw MobileIMSDK login, to the plain server', async () => {
+    const { server, url, nginx } = await setup({}, {}, true);
     const { text, ws } = await rawLogin(url, 'raw-user');
     console.log(`wss via nginx, login response: ${text}`);
     expect(JSON.parse(text)).toMatchObject({ type: 50, from: '0', to: 'raw-user' });
@@ -71,7 +71,14 @@ describe('behind nginx (deploy/nginx/mobileimsdk.conf)', () => {
     await bob.login({ userId: 'bob', token: 't' });
     expect((await alice.send('bob', 'through nginx')).acked).toBe(true);
     await expect.poll(() => got).toEqual(['alice: through nginx']);
-    expect(server.onlineUsers().sort()).toEqual(['alice', 'bob']);
+
+    // TLS TCP through nginx's stream proxy (deploy/nginx/mobileimsdk-stream.conf), verified against the CA.
+    const carol = tlsTcpClient(nginx.tcpPort!, pki.caPem);
+    clients.push(carol);
+    await carol.login({ userId: 'carol', token: 't' });
+    expect((await carol.send('bob', 'tls tcp through nginx')).acked).toBe(true);
+    await expect.poll(() => got).toEqual(['alice: through nginx', 'carol: tls tcp through nginx']);
+    expect(server.onlineUsers().sort()).toEqual(['alice', 'bob', 'carol']);
   });
 
   it('answers 404 for any other path, without reaching the server', async () => {
@@ -84,11 +91,15 @@ describe('behind nginx (deploy/nginx/mobileimsdk.conf)', () => {
     expect(lines).toEqual([]);
   });
 
-  it('keeps a proxied WebSocket open well past the longest idle expiry of any sense mode', () => {
-    const text = readFileSync(shippedConfig, 'utf8');
+  it('keeps a proxied connection open well past the longest idle expiry of any sense mode', () => {
     const longest = Math.max(...Object.values(SenseMode).map((m) => senseModeTimings(m).serverExpiryMs));
-    for (const directive of ['proxy_read_timeout', 'proxy_send_timeout']) {
-      const seconds = Number(new RegExp(`^\\s*${directive} (\\d+)s;`, 'm').exec(text)?.[1]);
+    const checks: Array<[string, string]> = [
+      [shippedConfig, 'proxy_read_timeout'],
+      [shippedConfig, 'proxy_send_timeout'],
+      [shippedStreamConfig, 'proxy_timeout'],
+    ];
+    for (const [file, directive] of checks) {
+      const seconds = Number(new RegExp(`^\\s*${directive} (\\d+)s;`, 'm').exec(readFileSync(file, 'utf8'))?.[1]);
       // nginx's default, 60 s, would cut a quiet MODE_60S/MODE_120S session that the server still holds.
       expect(seconds * 1000).toBeGreaterThanOrEqual(2 * longest);
     }

@@ -4,7 +4,7 @@
  * prefix. `daemon off` and `master_process off` keep it one process, stopped by its pid.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -12,23 +12,29 @@ import { fileURLToPath } from 'node:url';
 import { requireTool } from './pki';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-/** The shipped config, read by the test exactly as an administrator would install it. */
+/** The shipped configs, read by the test exactly as an administrator would install them. */
 export const shippedConfig = join(repoRoot, 'deploy', 'nginx', 'mobileimsdk.conf');
+export const shippedStreamConfig = join(repoRoot, 'deploy', 'nginx', 'mobileimsdk-stream.conf');
+/** Debian's dynamic stream module (package libnginx-mod-stream). */
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 /** Replaces `from` in `text`, which must occur exactly once: the test fails if the shipped config changes shape. */
-function replaceOnce(text: string, from: string, to: string): string {
+function replaceOnce(file: string, text: string, from: string, to: string): string {
   const parts = text.split(from);
-  if (parts.length !== 2) throw new Error(`${shippedConfig}: expected "${from}" exactly once, found ${parts.length - 1}`);
+  if (parts.length !== 2) throw new Error(`${file}: expected "${from}" exactly once, found ${parts.length - 1}`);
   return parts.join(to);
 }
 
-/** The shipped config with the test's listen port, upstream port and certificate files. */
-export function renderConfig(o: { listenPort: number; upstreamPort: number; cert: string; key: string }): string {
-  let text = readFileSync(shippedConfig, 'utf8');
-  text = replaceOnce(text, 'listen 443 ssl;', `listen 127.0.0.1:${o.listenPort} ssl;`);
-  text = replaceOnce(text, 'server 127.0.0.1:3000;', `server 127.0.0.1:${o.upstreamPort};`);
-  text = replaceOnce(text, '/etc/letsencrypt/live/im.example.com/fullchain.pem;', `${o.cert};`);
-  text = replaceOnce(text, '/etc/letsencrypt/live/im.example.com/privkey.pem;', `${o.key};`);
+/** A shipped config with the test's listen port, upstream port and certificate files. */
+export function renderConfig(
+  file: string,
+  o: { listen: string; listenPort: number; upstream: string; upstreamPort: number; cert: string; key: string },
+): string {
+  let text = readFileSync(file, 'utf8');
+  text = replaceOnce(file, text, `listen ${o.listen} ssl;`, `listen 127.0.0.1:${o.listenPort} ssl;`);
+  text = replaceOnce(file, text, `server ${o.upstream};`, `server 127.0.0.1:${o.upstreamPort};`);
+  text = replaceOnce(file, text, '/etc/letsencrypt/live/im.example.com/fullchain.pem;', `${o.cert};`);
+  text = replaceOnce(file, text, '/etc/letsencrypt/live/im.example.com/privkey.pem;', `${o.key};`);
   return text;
 }
 
@@ -57,23 +63,39 @@ function accepts(port: number): Promise<boolean> {
 
 /** A running nginx. */
 export interface Nginx {
+  /** The https:// / wss:// port. */
   port: number;
+  /** The TLS TCP port, when started with `tcpUpstreamPort`. */
+  tcpPort: number | null;
   /** nginx's error log so far. */
   errorLog(): string;
   stop(): Promise<void>;
 }
 
-/** Starts nginx in front of `upstreamPort` with the shipped config; fails (never skips) without nginx. */
-export async function startNginx(o: { upstreamPort: number; cert: string; key: string }): Promise<Nginx> {
+/**
+ * Starts nginx in front of the server's WebSocket port `upstreamPort` with the shipped config, and with
+ * `tcpUpstreamPort` also the shipped stream config in front of its TCP port; fails (never skips) without nginx.
+ */
+export async function startNginx(o: { upstreamPort: number; tcpUpstreamPort?: number; cert: string; key: string }): Promise<Nginx> {
   const nginx = requireTool('nginx');
+  if (o.tcpUpstreamPort !== undefined && !existsSync(STREAM_MODULE)) {
+    throw new Error(`the TLS TCP proxy test needs nginx's stream module at ${STREAM_MODULE}: apt-get install -y libnginx-mod-stream (.ci/run installs it)`);
+  }
   const prefix = mkdtempSync(join(tmpdir(), 'im-nginx-'));
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, d));
   const errorLogPath = join(prefix, 'error.log');
   const port = await freePort();
-  writeFileSync(join(prefix, 'mobileimsdk.conf'), renderConfig({ listenPort: port, ...o }));
+  const tcpPort = o.tcpUpstreamPort === undefined ? null : await freePort();
+  const certs = { cert: o.cert, key: o.key };
+  writeFileSync(join(prefix, 'mobileimsdk.conf'), renderConfig(shippedConfig, { listen: '443', listenPort: port, upstream: '127.0.0.1:3000', upstreamPort: o.upstreamPort, ...certs }));
+  if (tcpPort !== null) {
+    const rendered = renderConfig(shippedStreamConfig, { listen: '8901', listenPort: tcpPort, upstream: '127.0.0.1:9901', upstreamPort: o.tcpUpstreamPort!, ...certs });
+    writeFileSync(join(prefix, 'mobileimsdk-stream.conf'), rendered);
+  }
   writeFileSync(
     join(prefix, 'nginx.conf'),
     [
+      ...(tcpPort === null ? [] : [`load_module ${STREAM_MODULE};`]),
       'daemon off;',
       'master_process off;',
       `pid ${join(prefix, 'nginx.pid')};`,
@@ -84,6 +106,7 @@ export async function startNginx(o: { upstreamPort: number; cert: string; key: s
       ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${join(prefix, t === 'client_body' ? 'body' : t)};`),
       `  include ${join(prefix, 'mobileimsdk.conf')};`,
       '}',
+      ...(tcpPort === null ? [] : [`stream { include ${join(prefix, 'mobileimsdk-stream.conf')}; }`]),
       '',
     ].join('\n'),
   );
@@ -100,7 +123,7 @@ export async function startNginx(o: { upstreamPort: number; cert: string; key: s
   };
   const exited = new Promise<void>((ok) => proc.once('exit', () => ok()));
   const deadline = Date.now() + 10000;
-  while (!(await accepts(port))) {
+  while (!(await accepts(port)) || (tcpPort !== null && !(await accepts(tcpPort)))) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill('SIGKILL');
       rmSync(prefix, { recursive: true, force: true });
@@ -110,6 +133,7 @@ export async function startNginx(o: { upstreamPort: number; cert: string; key: s
   }
   return {
     port,
+    tcpPort,
     errorLog,
     async stop() {
       if (proc.exitCode === null) proc.kill('SIGTERM');
