@@ -9,8 +9,6 @@ import { loadTlsMaterial, startTlsReloader, type TlsReloader } from './tls';
 
 /** How long a closing TCP connection may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
-/** How long a client may take to finish its TLS handshake (Node's default is 120 s). */
-const TLS_HANDSHAKE_TIMEOUT_MS = 10000;
 
 /**
  * TCP gateway: 4-byte big-endian length prefix, bodies up to `maxBodyBytes`. With `core.opts.tls` the
@@ -25,12 +23,23 @@ export async function startTcpGateway(core: ServerCore, opts: { port: number; ho
   };
   const tls = core.opts.tls;
   let reloader: TlsReloader | null = null;
+  const tcpSockets = new Set<Socket>();
   let server: NetServer;
   if (tls) {
     const material = loadTlsMaterial(tls);
-    const secure = createTlsServer({ ...material.context, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, onSocket);
-    secure.on('tlsClientError', (err) => core.opts.logger.debug(`tls tcp handshake failed: ${err.message}`));
+    const secure = createTlsServer({ ...material.context, handshakeTimeout: tls.handshakeTimeoutMs }, onSocket);
+    secure.on('tlsClientError', (err, socket) => {
+      // A listener here replaces Node's own handling: the socket must be destroyed, or a client that never
+      // finishes its handshake keeps it open past handshakeTimeout.
+      socket.destroy();
+      core.opts.logger.debug(`tls tcp handshake failed: ${err.message}`);
+    });
     reloader = startTlsReloader(tls, material, core.opts.logger, 'tls tcp gateway', (m) => secure.setSecureContext(m.context));
+    // `sockets` holds connections past their handshake; close() must not wait for the others.
+    secure.on('connection', (raw: Socket) => {
+      tcpSockets.add(raw);
+      raw.once('close', () => tcpSockets.delete(raw));
+    });
     server = secure;
   } else {
     server = createNetServer(onSocket);
@@ -46,6 +55,7 @@ export async function startTcpGateway(core: ServerCore, opts: { port: number; ho
     port,
     close: async () => {
       reloader?.close();
+      for (const raw of tcpSockets) raw.destroy();
       for (const s of sockets) s.destroy();
       await closeHttp(server);
     },

@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { ServerCore } from './core';
@@ -26,13 +27,24 @@ export async function startWsGateway(
   };
   const tls = core.opts.tls;
   let reloader: TlsReloader | null = null;
+  const tcpSockets = new Set<Socket>();
   let http: HttpServer;
   if (tls) {
     const material = loadTlsMaterial(tls);
-    // Node waits 120 s for a TLS handshake by default: as long a slow-loris hold as the headers timeout.
-    const https = createHttpsServer({ ...material.context, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, onRequest);
-    https.on('tlsClientError', (err) => core.opts.logger.debug(`wss handshake failed: ${err.message}`));
+    // Node waits 120 s for a TLS handshake by default: bounded like the upgrade request (10 s).
+    const https = createHttpsServer({ ...material.context, handshakeTimeout: tls.handshakeTimeoutMs }, onRequest);
+    https.on('tlsClientError', (err, socket) => {
+      // A listener here replaces Node's own handling: the socket must be destroyed, or a client that never
+      // finishes its handshake keeps it open past handshakeTimeout.
+      socket.destroy();
+      core.opts.logger.debug(`wss handshake failed: ${err.message}`);
+    });
     reloader = startTlsReloader(tls, material, core.opts.logger, 'wss gateway', (m) => https.setSecureContext(m.context));
+    // closeAllConnections() knows only connections past their handshake; close() must not wait for the rest.
+    https.on('connection', (raw: Socket) => {
+      tcpSockets.add(raw);
+      raw.once('close', () => tcpSockets.delete(raw));
+    });
     http = https;
   } else {
     http = createHttpServer(onRequest);
@@ -61,6 +73,7 @@ export async function startWsGateway(
     port,
     close: async () => {
       reloader?.close();
+      for (const raw of tcpSockets) raw.destroy();
       for (const ws of wss.clients) ws.terminate();
       wss.close();
       await closeHttp(http);

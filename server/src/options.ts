@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { SenseMode, senseModeTimings } from '../../src/sense-mode';
 import type { ServerHooks } from './hooks';
 import type { Logger } from './logger';
@@ -102,7 +103,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   const timings = senseModeTimings(o.senseMode ?? SenseMode.MODE_15S);
   const ws = o.ws === false ? false : { path: '/websocket', maxPayloadBytes: 65536, ...o.ws, port: port(o.ws?.port, 3000, 'ws.port') };
   if (ws && !ws.path.startsWith('/')) throw new TypeError(`ws.path must start with "/", got ${JSON.stringify(ws.path)}`);
-  if (ws && ws.trustedProxies !== undefined && (!Array.isArray(ws.trustedProxies) || !ws.trustedProxies.every((a) => typeof a === 'string' && a !== ''))) {
+  if (ws && ws.trustedProxies !== undefined && (!Array.isArray(ws.trustedProxies) || !ws.trustedProxies.every((a) => typeof a === 'string' && isIP(a) !== 0))) {
     throw new TypeError(`ws.trustedProxies must be an array of IP addresses such as ["127.0.0.1"], got ${JSON.stringify(ws.trustedProxies)}`);
   }
   const tcp = o.tcp === false ? false : { maxBodyBytes: 6144, ...o.tcp, port: port(o.tcp?.port, 8901, 'tcp.port') };

@@ -24,6 +24,8 @@ export interface TlsOptions {
   reloadOnSighup?: boolean;
   /** Warn (at start, then daily) when the certificate expires within this time (default 14 days). */
   expiryWarningMs?: number;
+  /** A connection that has not finished its TLS handshake in this time is dropped (default 10000; Node's is 120 s). */
+  handshakeTimeoutMs?: number;
 }
 
 /** {@link TlsOptions} with every default filled in. */
@@ -35,6 +37,7 @@ export interface ResolvedTlsOptions {
   watchIntervalMs: number;
   reloadOnSighup: boolean;
   expiryWarningMs: number;
+  handshakeTimeoutMs: number;
 }
 
 /** One loaded certificate: the options for a secure context and what the logs say about it. */
@@ -69,6 +72,10 @@ export function resolveTlsOptions(o: TlsOptions | null | undefined): ResolvedTls
   if (!Number.isFinite(watchIntervalMs) || watchIntervalMs <= 0) throw new RangeError(`tls.watchIntervalMs must be a positive number, got ${String(o.watchIntervalMs)}`);
   const expiryWarningMs = o.expiryWarningMs ?? 14 * DAY_MS;
   if (!Number.isFinite(expiryWarningMs) || expiryWarningMs < 0) throw new RangeError(`tls.expiryWarningMs must be 0 or more, got ${String(o.expiryWarningMs)}`);
+  const handshakeTimeoutMs = o.handshakeTimeoutMs ?? 10000;
+  if (!Number.isFinite(handshakeTimeoutMs) || handshakeTimeoutMs <= 0) {
+    throw new RangeError(`tls.handshakeTimeoutMs must be a positive number, got ${String(o.handshakeTimeoutMs)}`);
+  }
   return {
     cert: o.cert,
     key: o.key,
@@ -77,6 +84,7 @@ export function resolveTlsOptions(o: TlsOptions | null | undefined): ResolvedTls
     watchIntervalMs,
     reloadOnSighup: o.reloadOnSighup !== false,
     expiryWarningMs,
+    handshakeTimeoutMs,
   };
 }
 

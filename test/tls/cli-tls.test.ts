@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IMClient } from '../../src/index';
 import { parseCli } from '../../server/src/cli-args';
+import { resolveOptions } from '../../server/src/options';
 import { cliPath, ensureServerBuilt } from '../server/child-server';
 import { peerSerial, tlsTcpClient, wssClient } from './helpers';
 import { TestPki, type ServerCert } from './pki';
@@ -76,6 +77,7 @@ describe('TLS flags', () => {
     expect(parseCli([], {}).options.tls).toBeUndefined();
     expect(() => parseCli(['--tls-cert', 'c.pem'], {})).toThrow('--tls-cert and --tls-key go together');
     expect(() => parseCli(['--tls-ca', 'chain.pem'], {})).toThrow('--tls-ca needs --tls-cert');
+    expect(() => resolveOptions(parseCli(['--trusted-proxies', 'nginx.local'], {}).options)).toThrow('ws.trustedProxies must be an array of IP addresses');
   });
 });
 

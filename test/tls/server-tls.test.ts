@@ -3,7 +3,9 @@
  * adapter with node:tls), certificate reload without dropping connections, start-up errors, expiry logs.
  * Certificates come from a throwaway CA made with openssl at run time.
  */
+import { once } from 'node:events';
 import { copyFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import tls from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -162,6 +164,32 @@ describe('TLS on the WebSocket and TCP gateways', () => {
       s.on('error', reject);
     });
     expect(chain).toEqual([first.serial, 'mobileimsdk-ts test CA']);
+  });
+
+  it('drops a client that never finishes its TLS handshake after handshakeTimeoutMs, on both ports', async () => {
+    const { server } = await start({ ...liveFiles('stall', first), watch: false, reloadOnSighup: false, handshakeTimeoutMs: 300 });
+    const stalled = [server.ports.ws!, server.ports.tcp!].map((port) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => undefined);
+      return s;
+    });
+    await Promise.all(stalled.map((s) => once(s, 'connect')));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stalled.map((s) => s.closed)).toEqual([false, false]);
+    await expect.poll(() => stalled.map((s) => s.closed), { timeout: 5000 }).toEqual([true, true]);
+  });
+
+  it('close() does not wait for a connection still in its handshake', async () => {
+    const { server } = await start({ ...liveFiles('closing', first), watch: false, reloadOnSighup: false });
+    const stalled = [server.ports.ws!, server.ports.tcp!].map((port) => connect(port, '127.0.0.1').on('error', () => undefined));
+    await Promise.all(stalled.map((s) => once(s, 'connect')));
+    servers.splice(servers.indexOf(server), 1);
+    // The handshake limit is 10 s; before the fix close() waited for it (the TCP side for ever).
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise((_, reject) => (deadline = setTimeout(() => reject(new Error('close() waited for a pending handshake')), 3000)));
+    await Promise.race([server.close(), late]);
+    clearTimeout(deadline);
+    await expect.poll(() => stalled.map((s) => s.closed)).toEqual([true, true]);
   });
 
   it('logs a certificate that expires within 14 days at start', async () => {
