@@ -97,6 +97,7 @@ describe('TLS on the WebSocket and TCP gateways', () => {
   });
 
   it('reloads on SIGHUP: open connections stay up, new handshakes get the new certificate', async () => {
+    const listenersBefore = process.listenerCount('SIGHUP');
     const files = liveFiles('hup', first);
     const { wssUrl, tcpPort, server, lines } = await start({ ...files, watch: false });
     const alice = track(wssClient(wssUrl, pki.caPem));
@@ -120,6 +121,10 @@ describe('TLS on the WebSocket and TCP gateways', () => {
     expect((await bob.echo()).rttMs).toBeGreaterThanOrEqual(0);
     expect(transitions.slice(before)).toEqual([]);
     expect(server.onlineUsers().sort()).toEqual(['alice', 'bob']);
+    // One SIGHUP listener per TLS gateway, removed again by close().
+    expect(process.listenerCount('SIGHUP')).toBe(listenersBefore + 2);
+    await server.close();
+    expect(process.listenerCount('SIGHUP')).toBe(listenersBefore);
   });
 
   it('reloads when the files change, and keeps the old certificate when the new one is broken', async () => {
