@@ -16,18 +16,23 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/**
+ * Issues a certificate valid for `days`, then fakes time from `validTo - days + 1 ms` (openssl's dates have
+ * whole seconds, so the real clock would put each boundary a fraction of a second off) and starts a reloader.
+ */
 function startFor(days: number) {
   const cert = pki.issue(`days-${days}`, days);
   const opts = resolveTlsOptions({ cert: cert.certPath, key: cert.keyPath, watch: false, reloadOnSighup: false })!;
+  const material = loadTlsMaterial(opts);
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: material.validTo.getTime() - days * DAY_MS + 1 });
   const { logger, lines } = captureLogger();
-  reloader = startTlsReloader(opts, loadTlsMaterial(opts), logger, 'test', () => undefined);
+  reloader = startTlsReloader(opts, material, logger, 'test', () => undefined);
   return { lines, warnings: () => lines.filter((l) => l.startsWith('warn: ')) };
 }
 
 describe('TLS certificate expiry warning', () => {
   it('checks again every 24 hours on a re-armed timer, warning once under 14 days are left', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    // openssl's -days 15 starts now: 15 days less the seconds since issue are left, so no warning yet.
+    // 15 days less 1 ms are left: no warning yet; one day later 14 days less 1 ms, under the threshold.
     const { warnings } = startFor(15);
     expect(warnings()).toEqual([]);
     vi.advanceTimersByTime(DAY_MS - 1);
@@ -42,7 +47,6 @@ describe('TLS certificate expiry warning', () => {
   });
 
   it('says EXPIRED as an error once the certificate is past its end', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const { lines, warnings } = startFor(1);
     expect(warnings()).toEqual([expect.stringContaining('expires in 1 day (')]);
     vi.advanceTimersByTime(DAY_MS);
@@ -50,7 +54,6 @@ describe('TLS certificate expiry warning', () => {
   });
 
   it('leaves no timer behind once closed', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     startFor(5);
     expect(vi.getTimerCount()).toBe(1);
     reloader!.close();
