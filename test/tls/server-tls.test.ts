@@ -172,7 +172,7 @@ describe('TLS on the WebSocket and TCP gateways', () => {
   });
 
   it('drops a client that never finishes its TLS handshake after handshakeTimeoutMs, on both ports', async () => {
-    const { server } = await start({ ...liveFiles('stall', first), watch: false, reloadOnSighup: false, handshakeTimeoutMs: 300 });
+    const { server } = await start({ ...liveFiles('stall', first), watch: false, reloadOnSighup: false, handshakeTimeoutMs: 1000 });
     const stalled = [server.ports.ws!, server.ports.tcp!].map((port) => {
       const s = connect(port, '127.0.0.1');
       s.on('error', () => undefined);
