@@ -1,7 +1,7 @@
 /**
  * Node TCP adapter with MobileIMSDK's framing (a 4-byte big-endian length, then at most 6144 bytes of
- * body, as MobileIMSDK), so the same client runs over TCP as over WebSocket. Node's `net` module is passed in:
- * this file imports nothing from Node.
+ * body, as MobileIMSDK), so the same client runs over TCP as over WebSocket. Node's `net` module (or `tls`,
+ * for `tls://` URLs) is passed in: this file imports nothing from Node.
  */
 import type { SocketAdapter, SocketConnection, SocketHandlers } from '../src/transport';
 import { encodeLengthPrefixed, LengthPrefixDecoder, TCP_MAX_BODY_BYTES } from '../src/length-prefix';
@@ -11,7 +11,7 @@ import { parseHostPort } from './internal/host-port';
 
 /** The part of a Node `net.Socket` this adapter uses. */
 export interface NetSocketLike {
-  on(event: 'connect', listener: () => void): unknown;
+  on(event: 'connect' | 'secureConnect', listener: () => void): unknown;
   on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
   on(event: 'close', listener: (hadError: boolean) => void): unknown;
@@ -25,28 +25,51 @@ export interface NetSocketLike {
 /** How long a locally closed socket may stay idle while its last frames flush before it is destroyed. */
 const FLUSH_TIMEOUT_MS = 5000;
 
-/** The part of Node's `net` module this adapter uses. */
+/** What a TLS connection checks; Node verifies the server's certificate and name unless told otherwise. */
+export interface TcpTlsOptions {
+  /** PEM text of the CA(s) to trust instead of Node's bundled public CAs (a private CA): `readFileSync(path, 'utf8')`. */
+  ca?: string | string[];
+  /** The name the certificate must carry and the SNI sent (default: the URL's host). */
+  servername?: string;
+  /** false accepts any certificate: only for tests against a throwaway one (default true). */
+  rejectUnauthorized?: boolean;
+}
+
+/** The options the adapter passes to `connect`: `host` and `port`, plus {@link TcpTlsOptions} for `tls://`. */
+export type NetConnectOptions = { host: string; port: number } & TcpTlsOptions;
+
+/** The part of Node's `net` module (or `tls` module) this adapter uses. */
 export interface NetModuleLike {
-  connect(options: { host: string; port: number }): NetSocketLike;
+  connect(options: NetConnectOptions): NetSocketLike;
 }
 
 /**
- * Creates the TCP adapter; URLs look like `tcp://127.0.0.1:8901`.
+ * Creates the TCP adapter; URLs look like `tcp://127.0.0.1:8901` with Node's `net`, or
+ * `tls://im.example.com:8901` with Node's `tls` (the certificate is verified unless `tls` options say not).
  *
  * @example
  * import net from 'node:net';
  * const client = new IMClient({ url: 'tcp://127.0.0.1:8901', adapter: createTcpAdapter(net) });
+ * // TLS: import tls from 'node:tls';
+ * // new IMClient({ url: 'tls://im.example.com:8901', adapter: createTcpAdapter(tls) });
+ * // private CA: createTcpAdapter(tls, { ca: readFileSync('ca.pem', 'utf8') })
  */
-export function createTcpAdapter(net: NetModuleLike): SocketAdapter {
+export function createTcpAdapter(net: NetModuleLike, tls: TcpTlsOptions = {}): SocketAdapter {
   if (!net || typeof net.connect !== 'function') {
-    throw new TypeError("createTcpAdapter(net): pass Node's `net` module (import net from 'node:net')");
+    throw new TypeError("createTcpAdapter(net): pass Node's `net` module (import net from 'node:net'), or `tls` for tls:// URLs");
+  }
+  if (!tls || typeof tls !== 'object') throw new TypeError('createTcpAdapter(net, tls): tls must be an object { ca?, servername?, rejectUnauthorized? }');
+  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
+    throw new TypeError(`createTcpAdapter: tls.rejectUnauthorized must be true or false, got ${String(tls.rejectUnauthorized)}`);
   }
   const connect = (url: string, handlers: SocketHandlers): SocketConnection => {
-    const { host, port } = parseHostPort(url, 'tcp');
+    const secure = url.startsWith('tls:');
+    const { host, port } = parseHostPort(url, secure ? 'tls' : 'tcp');
     const gate = createHandlerGate(handlers);
     const decoder = new LengthPrefixDecoder(TCP_MAX_BODY_BYTES);
     let socket: NetSocketLike | null = null;
     let connected = false;
+    let misuse: TypeError | null = null;
 
     const destroy = (): void => {
       try {
@@ -57,10 +80,21 @@ export function createTcpAdapter(net: NetModuleLike): SocketAdapter {
     };
 
     try {
-      const s = net.connect({ host, port });
+      const s = net.connect(secure ? { ...tls, host, port } : { host, port });
+      /* Node's net.connect ignores TLS options: a tls:// URL with the net module would talk plain text to a
+         TLS port. A TLSSocket says `encrypted`; refuse anything else before a byte is sent. */
+      const encrypted = (s as { encrypted?: unknown }).encrypted === true;
+      if (secure !== encrypted) {
+        s.destroy();
+        misuse = new TypeError(
+          secure ? "a tls:// URL needs createTcpAdapter(tls) with Node's `tls` module (import tls from 'node:tls')" : "a tcp:// URL needs createTcpAdapter(net); use tls:// with Node's `tls` module",
+        );
+        throw misuse;
+      }
       socket = s;
       s.setNoDelay(true);
-      s.on('connect', () => {
+      /* A TLSSocket emits 'connect' once TCP is up, 'secureConnect' once the certificate has been verified. */
+      s.on(secure ? 'secureConnect' : 'connect', () => {
         connected = true;
         gate.open();
       });
@@ -84,6 +118,7 @@ export function createTcpAdapter(net: NetModuleLike): SocketAdapter {
         gate.close(hadError ? { code: 1006, reason: 'socket error' } : { code: 1000, reason: 'connection closed' });
       });
     } catch (thrown) {
+      if (misuse) throw misuse;
       gate.error(thrown);
       gate.close({ code: 1006, reason: 'connect threw' });
     }

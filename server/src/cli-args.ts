@@ -50,6 +50,10 @@ const FLAGS: Flag[] = [
   { flag: '--log-format', env: 'IM_LOG_FORMAT', kind: 'string', help: 'json (one object a line, default) | pretty (for a terminal)' },
   { flag: '--node-id', env: 'IM_NODE_ID', kind: 'string', help: 'this node\'s id in every log line and /health (default hostname-pid)' },
   { flag: '--drain-ms', env: 'IM_DRAIN_MS', kind: 'int', help: 'on SIGTERM/SIGINT, time clients get to leave before exit (default 5000; a second signal exits at once)' },
+  { flag: '--tls-cert', env: 'IM_TLS_CERT', kind: 'string', help: 'PEM certificate file: the WebSocket gateway serves wss://, TCP runs TLS (reloaded on SIGHUP and change)' },
+  { flag: '--tls-key', env: 'IM_TLS_KEY', kind: 'string', help: 'PEM private key file of --tls-cert' },
+  { flag: '--tls-ca', env: 'IM_TLS_CA', kind: 'string', help: 'PEM file of intermediate certificates sent after --tls-cert (the chain)' },
+  { flag: '--trusted-proxies', env: 'IM_TRUSTED_PROXIES', kind: 'string', help: 'comma-separated proxy addresses whose X-Forwarded-For/X-Real-IP name WebSocket clients in logs (default none)' },
 ];
 
 /** The `--help` text. */
@@ -135,6 +139,13 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const durability = values.get('--durability');
   if (durability !== undefined && durability !== 'normal' && durability !== 'full') throw new Error('--durability must be "normal" or "full"');
   const auth = authOf(values, int);
+  const tlsCert = values.get('--tls-cert');
+  const tlsKey = values.get('--tls-key');
+  const tlsCa = values.get('--tls-ca');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together: pass both PEM files, or neither');
+  if (tlsCa !== undefined && tlsCert === undefined) throw new Error('--tls-ca needs --tls-cert and --tls-key');
+  const proxies = values.get('--trusted-proxies');
+  const trustedProxies = proxies === undefined ? undefined : proxies.split(',').map((a) => a.trim()).filter((a) => a !== '');
   const logLevel = (values.get('--log-level') ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn, error or silent`);
   const logFormat = (values.get('--log-format') ?? 'json') as LogFormat;
@@ -150,7 +161,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     adminTokenGenerated,
     options: {
       nodeId,
-      ws: ws && { ...ws, path: values.get('--ws-path') ?? '/websocket' },
+      ws: ws && { ...ws, path: values.get('--ws-path') ?? '/websocket', ...(trustedProxies && { trustedProxies }) },
       tcp: gw('--tcp-port', 8901),
       udp: udp && {
         ...udp,
@@ -176,6 +187,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
               controlPerSecond: int('--rate-control-per-second', 1, 1e9) ?? 10,
             },
       auth,
+      ...(tlsCert !== undefined && tlsKey !== undefined && { tls: { cert: tlsCert, key: tlsKey, ...(tlsCa !== undefined && { ca: tlsCa }) } }),
     },
   };
 }

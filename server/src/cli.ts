@@ -48,8 +48,8 @@ async function main(): Promise<void> {
   const o = config.options;
   const host = (l: unknown) => (l && typeof l === 'object' && 'host' in l && l.host ? String(l.host) : '0.0.0.0');
   const lines = [`MobileIMSDK-compatible server ${packageVersion()} listening:`];
-  if (ws !== undefined) lines.push(`  websocket  ws://${host(o.ws)}:${ws}${o.ws ? (o.ws.path ?? '/websocket') : ''}`);
-  if (tcp !== undefined) lines.push(`  tcp        ${host(o.tcp)}:${tcp}`);
+  if (ws !== undefined) lines.push(`  websocket  ${o.tls ? 'wss' : 'ws'}://${host(o.ws)}:${ws}${o.ws ? (o.ws.path ?? '/websocket') : ''}`);
+  if (tcp !== undefined) lines.push(`  tcp        ${o.tls ? 'tls://' : ''}${host(o.tcp)}:${tcp}`);
   if (udp !== undefined) lines.push(`  udp        ${host(o.udp)}:${udp}`);
   if (http !== undefined) lines.push(`  admin api  http://${host(o.http)}:${http}  (GET /health, /ready, /metrics, /api/metrics, /api/online; POST /api/send, /api/kick)`);
   if (http !== undefined && config.adminTokenGenerated && o.http) lines.push(`  admin token (generated, set IM_ADMIN_TOKEN to fix it): ${o.http.adminToken}`);

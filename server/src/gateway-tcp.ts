@@ -1,26 +1,62 @@
-import { createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { encodeLengthPrefixed, FrameTooLargeError, LengthPrefixDecoder } from '../../src/length-prefix';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
 import { closeHttp, listen } from './gateway';
+import { loadTlsMaterial, startTlsReloader, type TlsReloader } from './tls';
 
 /** How long a closing TCP connection may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 
-/** TCP gateway: 4-byte big-endian length prefix, bodies up to `maxBodyBytes`. */
+/**
+ * TCP gateway: 4-byte big-endian length prefix, bodies up to `maxBodyBytes`. With `core.opts.tls` the
+ * same framing runs inside TLS, and the certificate is reloaded without dropping connections.
+ */
 export async function startTcpGateway(core: ServerCore, opts: { port: number; host?: string; maxBodyBytes: number }): Promise<Gateway> {
   const sockets = new Set<Socket>();
-  const server = createNetServer((socket) => {
+  const onSocket = (socket: Socket): void => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     attach(core, socket, opts.maxBodyBytes);
-  });
-  const port = await listen(server, opts.port, opts.host, core.opts.logger);
+  };
+  const tls = core.opts.tls;
+  let reloader: TlsReloader | null = null;
+  const tcpSockets = new Set<Socket>();
+  let server: NetServer;
+  if (tls) {
+    const material = loadTlsMaterial(tls);
+    const secure = createTlsServer({ ...material.context, handshakeTimeout: tls.handshakeTimeoutMs }, onSocket);
+    secure.on('tlsClientError', (err, socket) => {
+      // A listener here replaces Node's own handling: the socket must be destroyed, or a client that never
+      // finishes its handshake keeps it open past handshakeTimeout.
+      socket.destroy();
+      core.opts.logger.debug(`tls tcp handshake failed: ${err.message}`);
+    });
+    reloader = startTlsReloader(tls, material, core.opts.logger, 'tls tcp gateway', (m) => secure.setSecureContext(m.context));
+    // `sockets` holds connections past their handshake; close() must not wait for the others.
+    secure.on('connection', (raw: Socket) => {
+      tcpSockets.add(raw);
+      raw.once('close', () => tcpSockets.delete(raw));
+    });
+    server = secure;
+  } else {
+    server = createNetServer(onSocket);
+  }
+  let port: number;
+  try {
+    port = await listen(server, opts.port, opts.host, core.opts.logger);
+  } catch (err) {
+    reloader?.close();
+    throw err;
+  }
   return {
     port,
     stopAccepting: () => server.close(),
     close: async () => {
+      reloader?.close();
+      for (const raw of tcpSockets) raw.destroy();
       for (const s of sockets) s.destroy();
       await closeHttp(server);
     },

@@ -1,10 +1,13 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
 import { listen, closeHttp } from './gateway';
+import { loadTlsMaterial, startTlsReloader, type TlsReloader } from './tls';
 
 /** How long a client may take to send its upgrade request. */
 const HANDSHAKE_TIMEOUT_MS = 10000;
@@ -12,32 +15,66 @@ const HANDSHAKE_TIMEOUT_MS = 10000;
 /**
  * WebSocket gateway: one text frame = one frame, only at the exact path. Unlike Netty, a
  * request for another path gets a 404 at once instead of hanging, and permessage-deflate is off.
+ * With `core.opts.tls` it serves wss:// and reloads its certificate without dropping connections.
  */
 export async function startWsGateway(
   core: ServerCore,
-  opts: { port: number; host?: string; path: string; maxPayloadBytes: number },
+  opts: { port: number; host?: string; path: string; maxPayloadBytes: number; trustedProxies?: readonly string[] },
 ): Promise<Gateway> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayloadBytes, perMessageDeflate: false, clientTracking: true });
-  const http: HttpServer = createHttpServer((_req, res) => {
+  const onRequest: RequestListener = (_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end(`WebSocket endpoint: ${opts.path}\n`);
-  });
+  };
+  const tls = core.opts.tls;
+  let reloader: TlsReloader | null = null;
+  const tcpSockets = new Set<Socket>();
+  let http: HttpServer;
+  if (tls) {
+    const material = loadTlsMaterial(tls);
+    // Node waits 120 s for a TLS handshake by default: bounded like the upgrade request (10 s).
+    const https = createHttpsServer({ ...material.context, handshakeTimeout: tls.handshakeTimeoutMs }, onRequest);
+    https.on('tlsClientError', (err, socket) => {
+      // A listener here replaces Node's own handling: the socket must be destroyed, or a client that never
+      // finishes its handshake keeps it open past handshakeTimeout.
+      socket.destroy();
+      core.opts.logger.debug(`wss handshake failed: ${err.message}`);
+    });
+    reloader = startTlsReloader(tls, material, core.opts.logger, 'wss gateway', (m) => https.setSecureContext(m.context));
+    // closeAllConnections() knows only connections past their handshake; close() must not wait for the rest.
+    https.on('connection', (raw: Socket) => {
+      tcpSockets.add(raw);
+      raw.once('close', () => tcpSockets.delete(raw));
+    });
+    http = https;
+  } else {
+    http = createHttpServer(onRequest);
+  }
+  const trusted = new Set((opts.trustedProxies ?? []).map(plainAddress));
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     if (req.url !== opts.path) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => attach(core, ws, req));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(core, ws, remoteOf(req, trusted)));
   });
   http.on('clientError', (_err, socket) => socket.destroy());
   // Netty gives the handshake 10 s; Node's own defaults (60 s headers, 300 s request) invite slow-loris.
   http.headersTimeout = HANDSHAKE_TIMEOUT_MS;
   http.requestTimeout = HANDSHAKE_TIMEOUT_MS;
-  const port = await listen(http, opts.port, opts.host, core.opts.logger);
+  let port: number;
+  try {
+    port = await listen(http, opts.port, opts.host, core.opts.logger);
+  } catch (err) {
+    reloader?.close();
+    throw err;
+  }
   return {
     port,
     stopAccepting: () => http.close(),
     close: async () => {
+      reloader?.close();
+      for (const raw of tcpSockets) raw.destroy();
       for (const ws of wss.clients) ws.terminate();
       wss.close();
       await closeHttp(http);
@@ -45,8 +82,30 @@ export async function startWsGateway(
   };
 }
 
-function attach(core: ServerCore, ws: WebSocket, req: IncomingMessage): void {
-  const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+/** `::ffff:127.0.0.1` (an IPv4 peer of a dual-stack socket) as `127.0.0.1`. */
+function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/**
+ * The peer as logs name it. Only when the direct peer is one of `trustedProxies` (opt-in) is the client
+ * address taken from the proxy's headers: the rightmost X-Forwarded-For entry that is not itself a trusted
+ * proxy (what nginx's `$proxy_add_x_forwarded_for` appended), else X-Real-IP. Anyone else could forge them.
+ */
+function remoteOf(req: IncomingMessage, trusted: ReadonlySet<string>): string {
+  const direct = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+  if (trusted.size === 0 || !trusted.has(plainAddress(req.socket.remoteAddress ?? ''))) return direct;
+  const forwarded = String(req.headers['x-forwarded-for'] ?? '')
+    .split(',')
+    .map((a) => plainAddress(a.trim()))
+    .filter((a) => a !== '');
+  let client = forwarded.reverse().find((a) => !trusted.has(a));
+  const realIp = req.headers['x-real-ip'];
+  if (!client && typeof realIp === 'string' && realIp.trim() !== '') client = plainAddress(realIp.trim());
+  return client ? `${client.slice(0, 64)} via ${direct}` : direct;
+}
+
+function attach(core: ServerCore, ws: WebSocket, remote: string): void {
   const limit = core.opts.maxBufferedBytes;
   const session = core.open({
     transport: 'ws',

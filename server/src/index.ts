@@ -16,3 +16,4 @@ export type { RateLimitOptions } from './rate-limit';
 export type { AuthOptions } from './auth';
 export type { JwtAuthOptions } from './auth-jwt';
 export type { WebhookAuthOptions } from './auth-webhook';
+export type { TlsOptions } from './tls';

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { SenseMode, senseModeTimings } from '../../src/sense-mode';
 import { authNotice, createAuthenticator, logAuthNotice, type AuthOptions, type Authenticator } from './auth';
 import type { ServerHooks } from './hooks';
@@ -7,6 +8,7 @@ import type { OfflineStore } from './offline-store';
 import type { QosOptions } from './qos-s2c';
 import { resolveRateLimit, type RateLimitOptions, type ResolvedRateLimit } from './rate-limit';
 import type { ReceiptBacklogLimits } from './receipts';
+import { resolveTlsOptions, type ResolvedTlsOptions, type TlsOptions } from './tls';
 
 /** Where a gateway listens. `port: 0` picks a free port; read the bound one from `server.ports`. */
 export interface ListenOptions {
@@ -16,8 +18,11 @@ export interface ListenOptions {
 
 /** Options of {@link createServer}; every field is optional. A gateway set to false is not started. */
 export interface ServerOptions {
-  /** WebSocket gateway (default port 3000, path `/websocket`, 65536-byte frames). */
-  ws?: (ListenOptions & { path?: string; maxPayloadBytes?: number }) | false;
+  /**
+   * WebSocket gateway (default port 3000, path `/websocket`, 65536-byte frames). `trustedProxies`
+   * (default none): addresses of reverse proxies whose X-Forwarded-For / X-Real-IP name the client in logs.
+   */
+  ws?: (ListenOptions & { path?: string; maxPayloadBytes?: number; trustedProxies?: readonly string[] }) | false;
   /** TCP gateway (default port 8901, bodies up to 6144 bytes). */
   tcp?: (ListenOptions & { maxBodyBytes?: number }) | false;
   /**
@@ -93,6 +98,11 @@ export interface ServerOptions {
    * with no `verifyLogin` hook either, every login is accepted and the server warns at start.
    */
   auth?: AuthOptions;
+  /**
+   * TLS for the WebSocket gateway (then `wss://`) and the TCP gateway, from PEM file paths; reloaded on
+   * SIGHUP and when the files change. UDP stays plain. Absent: both serve plain text.
+   */
+  tls?: TlsOptions | null;
   hooks?: ServerHooks;
   logger?: Logger;
 }
@@ -122,7 +132,7 @@ export interface ResolvedAdminHttp extends Required<AdminHttpLimits> {
 
 /** {@link ServerOptions} with every default filled in. */
 export interface ResolvedOptions {
-  ws: { port: number; host?: string; path: string; maxPayloadBytes: number } | false;
+  ws: { port: number; host?: string; path: string; maxPayloadBytes: number; trustedProxies?: readonly string[] } | false;
   tcp: { port: number; host?: string; maxBodyBytes: number } | false;
   udp:
     | { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; maxSessionsPerAddress: number; unauthRepliesPerSecond: number }
@@ -149,6 +159,7 @@ export interface ResolvedOptions {
   maxMessageBytes: number;
   /** The login verifier, or null when none is configured. */
   auth: Authenticator | null;
+  tls: ResolvedTlsOptions | null;
   hooks: ServerHooks;
   logger: Logger;
 }
@@ -158,6 +169,9 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   const timings = senseModeTimings(o.senseMode ?? SenseMode.MODE_15S);
   const ws = o.ws === false ? false : { path: '/websocket', maxPayloadBytes: 65536, ...o.ws, port: port(o.ws?.port, 3000, 'ws.port') };
   if (ws && !ws.path.startsWith('/')) throw new TypeError(`ws.path must start with "/", got ${JSON.stringify(ws.path)}`);
+  if (ws && ws.trustedProxies !== undefined && (!Array.isArray(ws.trustedProxies) || !ws.trustedProxies.every((a) => typeof a === 'string' && isIP(a) !== 0))) {
+    throw new TypeError(`ws.trustedProxies must be an array of IP addresses such as ["127.0.0.1"], got ${JSON.stringify(ws.trustedProxies)}`);
+  }
   const tcp = o.tcp === false ? false : { maxBodyBytes: 6144, ...o.tcp, port: port(o.tcp?.port, 8901, 'tcp.port') };
   const udp =
     o.udp === false
@@ -226,6 +240,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     receipts,
     maxBufferedBytes: positive(o.maxBufferedBytes ?? 4 * 1024 * 1024, 'maxBufferedBytes'),
     maxMessageBytes: positive(o.maxMessageBytes ?? (tcp ? tcp.maxBodyBytes : ws ? ws.maxPayloadBytes : 65536), 'maxMessageBytes'),
+    tls: resolveTlsOptions(o.tls),
     auth,
     hooks,
     logger,
