@@ -1,7 +1,8 @@
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
+import { MAX_FP_LENGTH, MAX_KICK_REASON_LENGTH } from './bounds';
 import { DedupWindow } from './dedup';
 import { ServerErrorCode } from './errors';
-import { handleAck, handleData, replaySettled, resendFrame } from './delivery';
+import { frameBytes, handleAck, handleData, replaySettled, resendFrame } from './delivery';
 import { handleLogin } from './login';
 import { Metrics } from './metrics';
 import type { OfflineStore } from './offline-store';
@@ -9,7 +10,7 @@ import { OnlineMap } from './online';
 import type { ResolvedOptions } from './options';
 import { QosSendDaemon } from './qos-s2c';
 import type { TokenBucket } from './rate-limit';
-import { Session, type Link } from './session';
+import { Session, overBytes, type Link, type TransportName } from './session';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -39,19 +40,25 @@ const MAX_QUEUED_FRAMES = 1000;
 export class ServerCore {
   readonly metrics = new Metrics();
   readonly online = new OnlineMap();
+  /** C2S de-duplication: (sender, fp) of messages to the server. */
   readonly dedup: DedupWindow;
+  /** C2C de-duplication: (sender, fp) of messages accepted for another user. */
+  readonly c2cDedup: DedupWindow;
   readonly qos: QosSendDaemon;
   private readonly sessions = new Set<Session>();
 
   constructor(readonly opts: ResolvedOptions, readonly store: OfflineStore) {
-    this.dedup = new DedupWindow(opts.dedup.ttlMs, opts.dedup.max);
+    this.dedup = new DedupWindow(opts.dedup.ttlMs, opts.dedup.max, opts.dedup.maxBytes);
+    this.c2cDedup = new DedupWindow(opts.c2cDedup.ttlMs, opts.c2cDedup.max, opts.c2cDedup.maxBytes);
     this.qos = new QosSendDaemon(
       opts.qos,
       (frame) => resendFrame(this, frame),
       (frames) => {
         this.metrics.lost += frames.length;
         this.safely('onLost', () => opts.hooks.onLost?.(frames));
-        for (const f of frames) if (f.to && f.fp) this.safely('replay', () => replaySettled(this, f.to as string, f.fp as string));
+        for (const f of frames) {
+          if (f.to && f.fp) this.safely('replay', () => replaySettled(this, f.to as string, f.from ?? SERVER_ID, f.fp as string));
+        }
       },
     );
   }
@@ -87,12 +94,20 @@ export class ServerCore {
     }
     s.lastActivityMs = Date.now();
     this.metrics.messagesIn++;
+    if ((p.type === MsgType.DATA || p.type === MsgType.ACK) && !this.admit(s, p)) return;
     if (s.queued >= MAX_QUEUED_FRAMES) {
       this.metrics.rateLimited++;
       this.fail(s, ServerErrorCode.RATE_LIMITED, 'too many frames waiting to be handled');
       return;
     }
+    if (s.queuedChars + text.length > this.opts.maxQueuedBytes) {
+      this.metrics.badInput++;
+      this.opts.logger.warn(`session ${s.id} (${s.transport} ${s.remote}): over ${this.opts.maxQueuedBytes} bytes of frames waiting to be handled, closing`);
+      this.fail(s, ServerErrorCode.INPUT_BACKLOG, `too many bytes of frames waiting to be handled (limit ${this.opts.maxQueuedBytes})`);
+      return;
+    }
     s.queued++;
+    s.queuedChars += text.length;
     s.chain = s.chain
       .then(() => (s.closed ? undefined : this.dispatch(s, p)))
       .catch((err: unknown) => {
@@ -101,7 +116,32 @@ export class ServerCore {
       })
       .finally(() => {
         s.queued--;
+        s.queuedChars -= text.length;
       });
+  }
+
+  /**
+   * The bounds every data and ACK frame passes before any bookkeeping (dedup, QoS table, store, queue):
+   * an fp of at most {@link MAX_FP_LENGTH} characters (error 320, the fp not echoed) and an encoded size
+   * of at most `maxMessageBytes` (error 311 naming the fp and the limit). The connection stays.
+   */
+  private admit(s: Session, p: Protocal): boolean {
+    const fp = p.type === MsgType.ACK ? p.dataContent : p.fp;
+    if (fp != null && fp.length > MAX_FP_LENGTH) {
+      this.metrics.badInput++;
+      this.opts.logger.debug(`session ${s.id} (${s.transport} ${s.remote}): refused a type-${p.type} frame with a ${fp.length}-character fp`);
+      this.sendError(s, ServerErrorCode.FP_TOO_LONG, `an fp longer than ${MAX_FP_LENGTH} characters is refused`);
+      return false;
+    }
+    const size = frameBytes(p);
+    if (size > this.opts.maxMessageBytes) {
+      this.metrics.badInput++;
+      this.opts.logger.debug(`session ${s.id} (${s.transport} ${s.remote}): refused a type-${p.type} frame of ${size} bytes`);
+      const about = { fp: p.type === MsgType.DATA ? p.fp : null, limit: this.opts.maxMessageBytes };
+      this.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${this.opts.maxMessageBytes}-byte limit every receiver can read`, about);
+      return false;
+    }
+    return true;
   }
 
   /** Handles one frame's bytes: invalid UTF-8 is refused with error 310, anything else goes to {@link receive}. */
@@ -137,7 +177,10 @@ export class ServerCore {
     const body: Record<string, unknown> = { errorCode: code, errorMsg: message };
     if (about?.fp) body.fp = about.fp;
     if (about?.limit !== undefined) body.limit = about.limit;
-    this.send(s, createFrame({ type: MsgType.ERROR, dataContent: JSON.stringify(body), from: SERVER_ID, to: UNSET_ID }));
+    const frame = (): Protocal => createFrame({ type: MsgType.ERROR, dataContent: JSON.stringify(body), from: SERVER_ID, to: UNSET_ID });
+    // The message may quote the client's frame (301 does): shortened rather than not sent when it cannot fit.
+    if (!this.fits(s, frame())) body.errorMsg = `${message.slice(0, 200)}…`;
+    this.send(s, frame());
   }
 
   /** Sends an error frame, then closes the connection. */
@@ -147,11 +190,27 @@ export class ServerCore {
     this.closeSession(s);
   }
 
-  /** Writes a frame to a session, counting it. */
+  /** Writes a frame to a session, counting it; a frame over the session's transport limit is not written. */
   send(s: Session, p: Protocal): boolean {
-    const ok = s.send(p);
+    const ok = s.send(p, this.frameLimit(s.transport));
     if (ok) this.metrics.messagesOut++;
+    else if (!s.closed && !this.fits(s, p)) {
+      this.opts.logger.warn(`session ${s.id} (${s.transport} ${s.remote}): a type-${p.type} frame is over the ${this.frameLimit(s.transport)}-byte transport limit; not sent`);
+    }
     return ok;
+  }
+
+  /** Whether a frame's encoding fits the largest frame the session's transport carries. */
+  fits(s: Session, p: Protocal): boolean {
+    return !overBytes(encodeFrame(p), this.frameLimit(s.transport));
+  }
+
+  /** The largest frame (encoded bytes) a client on `transport` reads: the gateway's own input limit. */
+  frameLimit(transport: TransportName): number {
+    const o = this.opts;
+    if (transport === 'ws') return o.ws ? o.ws.maxPayloadBytes : Number.POSITIVE_INFINITY;
+    if (transport === 'tcp') return o.tcp ? o.tcp.maxBodyBytes : Number.POSITIVE_INFINITY;
+    return o.udp ? o.udp.maxDatagramBytes : Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -168,16 +227,25 @@ export class ServerCore {
     s.link.close();
   }
 
-  /** Sends a kickout (type 54) to one session and closes it. */
+  /** Sends a kickout (type 54) to one session and closes it; a reason that would not fit the transport is left out. */
   kickSession(s: Session, userId: string, code: number, reason?: string): void {
-    const info = reason == null ? { code } : { code, reason };
+    const frame = (info: object) => createFrame({ type: MsgType.KICKOUT, dataContent: JSON.stringify(info), from: SERVER_ID, to: userId });
+    let kickout = frame(reason == null ? { code } : { code, reason });
+    if (!this.fits(s, kickout)) kickout = frame({ code });
     this.metrics.kicks++;
-    this.send(s, createFrame({ type: MsgType.KICKOUT, dataContent: JSON.stringify(info), from: SERVER_ID, to: userId }));
+    this.send(s, kickout);
     this.closeSession(s, code);
   }
 
-  /** Kicks a user's current session; false when the user is not online. */
+  /**
+   * Kicks a user's current session; false when the user is not online. A reason longer than
+   * {@link MAX_KICK_REASON_LENGTH} characters is a RangeError (the admin API answers 413).
+   */
   kick(userId: string, code: number, reason?: string): boolean {
+    if (reason != null && typeof reason !== 'string') throw new TypeError(`kick reason must be a string, got ${typeof reason}`);
+    if (reason != null && reason.length > MAX_KICK_REASON_LENGTH) {
+      throw new RangeError(`kick reason is ${reason.length} characters; at most ${MAX_KICK_REASON_LENGTH}`);
+    }
     const s = this.online.get(userId);
     if (!s) return false;
     this.kickSession(s, userId, code, reason);

@@ -1,19 +1,24 @@
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
+import { MAX_USER_ID_LENGTH, tupleKey } from './bounds';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
-import { pairKey, type QosOutcome } from './qos-s2c';
+import type { QosOutcome } from './qos-s2c';
 import type { Session } from './session';
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
-/** How handing a message to its receiver went. */
-export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full';
+/**
+ * How handing a message to its receiver went; `busy`: the receiver is online but the QoS table is at
+ * its bound, so the message was neither written nor stored.
+ */
+export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'busy';
 
 /**
- * Type 2 from a logged-in user: `from` must be the user (a missing one is filled in); to "0" is
- * C2S (dedup, ACK, `onC2S`), anything else C2C (store, forward, the server's ACK on the receiver's behalf).
+ * Type 2 from a logged-in user (its fp and size already checked by the core): `from` must be the user
+ * (a missing one is filled in); to "0" is C2S (dedup, ACK, `onC2S`), anything else C2C (dedup, store,
+ * forward, the server's ACK on the receiver's behalf).
  */
 export async function handleData(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
   if (p.from == null) p = { ...p, from: uid };
@@ -36,13 +41,24 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
     core.sendError(s, ServerErrorCode.BAD_MESSAGE, 'a message needs a receiver in "to"');
     return;
   }
+  if (p.to.length > MAX_USER_ID_LENGTH) {
+    core.sendError(s, ServerErrorCode.BAD_MESSAGE, `no user id is longer than ${MAX_USER_ID_LENGTH} characters`, { fp: p.fp });
+    return;
+  }
+  // A retransmission of a message already accepted (its ACK was lost) is ACKed again, not handed on again:
+  // the first copy is delivered or stored until its receiver ACKs it.
+  const dedupKey = p.QoS && p.fp ? tupleKey(uid, p.fp) : null;
+  if (dedupKey && core.c2cDedup.has(dedupKey)) {
+    sendAck(core, s, p.fp as string, p.to, uid);
+    return;
+  }
   const msg = await runBefore(core, s, 'beforeC2C', p);
   if (!msg) return;
-  if (!msg.to || msg.to === UNSET_ID || msg.to === SERVER_ID) {
+  if (!msg.to || msg.to === UNSET_ID || msg.to === SERVER_ID || msg.to.length > MAX_USER_ID_LENGTH) {
     core.opts.logger.warn('hook beforeC2C returned a message without a user receiver; dropped');
     return;
   }
-  const size = frameBytes(msg);
+  const size = msg === p ? 0 : frameBytes(msg);
   if (size > core.opts.maxMessageBytes) {
     core.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${core.opts.maxMessageBytes}-byte limit every receiver can read`, {
       fp: p.fp,
@@ -56,15 +72,23 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
     core.sendError(s, ServerErrorCode.OFFLINE_BOX_FULL, `the offline box of "${msg.to}" is full`, { fp: p.fp });
     return;
   }
+  if (result === 'busy') {
+    core.opts.logger.warn(`too many messages wait for an ACK (${core.qos.size}, ${core.qos.bytes} bytes); refused one from "${uid}"`);
+    core.sendError(s, ServerErrorCode.SERVER_BUSY, 'too many messages are waiting for delivery; retry later', { fp: p.fp });
+    return;
+  }
   // The ACK answers the frame the sender sent, whatever the hook rewrote: its fp is what the sender retries.
-  if (p.QoS && p.fp && (result === 'sent' || result === 'stored')) sendAck(core, s, p.fp, p.to, uid);
+  if (dedupKey && (result === 'sent' || result === 'stored')) {
+    core.c2cDedup.add(dedupKey);
+    sendAck(core, s, p.fp as string, p.to, uid);
+  }
 }
 
 async function handleC2S(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
   const msg = await runBefore(core, s, 'beforeC2S', p);
   if (!msg) return;
   if (p.QoS && p.fp) {
-    const duplicate = core.dedup.checkAndAdd(pairKey(uid, p.fp));
+    const duplicate = core.dedup.checkAndAdd(tupleKey(uid, p.fp));
     sendAck(core, s, p.fp, SERVER_ID, uid);
     if (duplicate) return;
   }
@@ -72,21 +96,30 @@ async function handleC2S(core: ServerCore, s: Session, uid: string, p: Protocal)
   core.safely('onC2S', () => core.opts.hooks.onC2S?.(msg, info));
 }
 
-/** Type 4 from a logged-in user: settles the server's own QoS entry and the stored copy. Never forwarded. */
+/**
+ * Type 4 from a logged-in user: settles the server's own QoS entry and the stored copy of the message
+ * `fp` that the ACK's `to` sent (a MobileIMSDK ACK's `to` is the acknowledged message's `from`; "0" for
+ * the server's pushes), so one sender's message never settles another's with the same fp. Never forwarded.
+ */
 export async function handleAck(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
   if (p.from != null && p.from !== uid) {
     core.sendError(s, ServerErrorCode.SPOOFED_FROM, `refused: ACK from "${p.from}" is not this connection's user "${uid}"`);
     return;
   }
   const fp = p.dataContent;
+  const sender = p.to;
   if (!fp) return;
-  const settled = core.qos.ack(uid, fp);
-  const removed = core.opts.hooks.onOffline ? false : await core.store.remove(uid, fp);
+  if (!sender) {
+    core.opts.logger.debug(`session ${s.id}: an ACK without "to" names no sender; ignored`);
+    return;
+  }
+  const settled = core.qos.ack(uid, sender, fp);
+  const removed = core.opts.hooks.onOffline ? false : await core.store.remove(uid, sender, fp);
   if (settled || removed) {
     core.metrics.delivered++;
     core.safely('onDelivered', () => core.opts.hooks.onDelivered?.(fp, uid));
   }
-  await replaySettled(core, uid, fp);
+  await replaySettled(core, uid, sender, fp);
 }
 
 /**
@@ -96,18 +129,27 @@ export async function handleAck(core: ServerCore, s: Session, uid: string, p: Pr
  */
 export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome: QosOutcome) => void): Promise<DeliveryResult> {
   const to = msg.to as string;
+  const from = msg.from ?? SERVER_ID;
+  const replayKey = msg.fp ? tupleKey(from, msg.fp) : '';
   // Looked up at write time, not before the awaits below: the receiver may log in while the message is
   // being stored, after its replay has already listed the store (or before, and the replay sent it).
   const writeOnline = (): boolean => {
     const target = core.online.get(to);
     if (!target || target.closed) return false;
-    return (!!msg.fp && !!target.replay?.inFlight.has(msg.fp)) || core.send(target, msg);
+    return (!!msg.fp && !!target.replay?.inFlight.has(replayKey)) || core.send(target, msg);
+  };
+  // Tracked until ACKed if written: past the QoS table's bounds it is refused, not stored behind the
+  // back of a receiver who is online and would not see it before its next login.
+  const track = (): void => {
+    if (!core.qos.enrol(msg, false, waiter)) waiter?.('lost');
   };
   if (!msg.QoS || !msg.fp) return writeOnline() ? 'sent' : 'dropped';
+  const target = core.online.get(to);
+  if (target && !target.closed && !core.qos.has(to, from, msg.fp) && !core.qos.hasRoom(frameBytes(msg))) return 'busy';
   const hook = core.opts.hooks.onOffline;
   if (hook) {
     if (writeOnline()) {
-      core.qos.enrol(msg, false, waiter);
+      track();
       return 'sent';
     }
     let ok = false;
@@ -120,9 +162,9 @@ export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome
     return ok ? 'stored' : 'dropped';
   }
   if ((await core.store.count(to)) >= core.opts.maxOfflinePerUser) return 'full';
-  const inserted = await core.store.put(to, msg.fp, encodeFrame(msg));
+  const inserted = await core.store.put(to, from, msg.fp, encodeFrame(msg));
   if (writeOnline()) {
-    core.qos.enrol(msg, false, waiter);
+    track();
     return 'sent';
   }
   if (inserted) core.metrics.offlineStored++;
@@ -164,17 +206,22 @@ export async function pumpReplay(core: ServerCore, s: Session): Promise<void> {
       for (const row of rows) {
         if (s.closed || core.online.get(uid) !== s) return;
         r.cursor = row.seq;
-        if (core.qos.sentSince(uid, row.fp, r.startedMs)) continue;
+        if (core.qos.sentSince(uid, row.from, row.fp, r.startedMs)) continue;
         let frame: Protocal;
         try {
           frame = decodeFrame(row.frame);
         } catch {
           core.opts.logger.error(`stored message ${row.fp} for "${uid}" is unreadable; removing it`);
-          await core.store.remove(uid, row.fp);
+          await core.store.remove(uid, row.from, row.fp);
+          continue;
+        }
+        if (!core.fits(s, frame)) {
+          // Left stored (another transport may carry it) rather than let it stall the rest of the backlog.
+          core.opts.logger.warn(`stored message ${row.fp} for "${uid}" is over the ${s.transport} frame limit; skipped`);
           continue;
         }
         if (!core.send(s, frame)) return;
-        r.inFlight.add(row.fp);
+        r.inFlight.add(tupleKey(row.from, row.fp));
         core.qos.enrol(frame, true);
         core.metrics.offlineDelivered++;
       }
@@ -184,10 +231,10 @@ export async function pumpReplay(core: ServerCore, s: Session): Promise<void> {
   }
 }
 
-/** A replayed message was ACKed or given up on: it leaves the window and the next may go. */
-export async function replaySettled(core: ServerCore, userId: string, fp: string): Promise<void> {
+/** A replayed message (`from`'s `fp`) was ACKed or given up on: it leaves the window and the next may go. */
+export async function replaySettled(core: ServerCore, userId: string, from: string, fp: string): Promise<void> {
   const s = core.online.get(userId);
-  if (s?.replay?.inFlight.delete(fp)) await pumpReplay(core, s);
+  if (s?.replay?.inFlight.delete(tupleKey(from, fp))) await pumpReplay(core, s);
 }
 
 /** The QoS daemon's retransmission: to whatever session the receiver is online with now. */

@@ -6,6 +6,8 @@ import Database from 'better-sqlite3';
 export interface StoredMessage {
   /** Position in the store: later messages have larger values. */
   seq: number;
+  /** The sender's user id ("0" for the server's own pushes). */
+  from: string;
   fp: string;
   /** The frame's text exactly as it will be sent. */
   frame: string;
@@ -17,12 +19,15 @@ export interface StoredMessage {
  * right after it.
  */
 export interface OfflineStore {
-  /** Stores a message for `to`; false when one with the same fp is already stored for `to`. */
-  put(to: string, fp: string, frame: string): boolean | Promise<boolean>;
+  /**
+   * Stores a message from `from` for `to`; false when one with the same fp from the same sender is
+   * already stored for `to` (two senders' messages never collide, whatever fps they pick).
+   */
+  put(to: string, from: string, fp: string, frame: string): boolean | Promise<boolean>;
   /** The messages stored for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
   list(to: string, afterSeq: number, limit: number): StoredMessage[] | Promise<StoredMessage[]>;
   /** Removes one message; true when it was there. */
-  remove(to: string, fp: string): boolean | Promise<boolean>;
+  remove(to: string, from: string, fp: string): boolean | Promise<boolean>;
   /** Number of messages stored for `to`. */
   count(to: string): number | Promise<number>;
   /** Number of messages stored in all. */
@@ -33,6 +38,7 @@ export interface OfflineStore {
 
 interface PendingPut {
   to: string;
+  from: string;
   fp: string;
   frame: string;
   resolve(inserted: boolean): void;
@@ -41,6 +47,7 @@ interface PendingPut {
 
 interface PendingRemove {
   to: string;
+  from: string;
   fp: string;
   resolve(removed: boolean): void;
   reject(err: unknown): void;
@@ -80,41 +87,33 @@ export class SqliteOfflineStore implements OfflineStore {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    this.db.exec(`CREATE TABLE IF NOT EXISTS pending (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-      to_uid TEXT NOT NULL,
-      fp TEXT NOT NULL,
-      frame TEXT NOT NULL,
-      created_ms INTEGER NOT NULL,
-      UNIQUE (to_uid, fp)
-    )`);
-    this.db.exec('CREATE INDEX IF NOT EXISTS pending_by_user ON pending (to_uid, seq)');
+    createPendingTable(this.db);
     this.stmts = {
-      put: this.db.prepare('INSERT OR IGNORE INTO pending (to_uid, fp, frame, created_ms) VALUES (?, ?, ?, ?)'),
-      list: this.db.prepare('SELECT seq, fp, frame FROM pending WHERE to_uid = ? AND seq > ? ORDER BY seq LIMIT ?'),
-      remove: this.db.prepare('DELETE FROM pending WHERE to_uid = ? AND fp = ?'),
+      put: this.db.prepare('INSERT OR IGNORE INTO pending (to_uid, from_uid, fp, frame, created_ms) VALUES (?, ?, ?, ?, ?)'),
+      list: this.db.prepare('SELECT seq, from_uid AS "from", fp, frame FROM pending WHERE to_uid = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      remove: this.db.prepare('DELETE FROM pending WHERE to_uid = ? AND from_uid = ? AND fp = ?'),
       count: this.db.prepare('SELECT COUNT(*) AS n FROM pending WHERE to_uid = ?'),
       total: this.db.prepare('SELECT COUNT(*) AS n FROM pending'),
     };
     this.commit = this.db.transaction((puts: PendingPut[], removes: PendingRemove[]) => {
       const now = Date.now();
-      const inserted = puts.map((p) => this.stmts.put.run(p.to, p.fp, p.frame, now).changes > 0);
-      const removed = removes.map((r) => this.stmts.remove.run(r.to, r.fp).changes > 0);
+      const inserted = puts.map((p) => this.stmts.put.run(p.to, p.from, p.fp, p.frame, now).changes > 0);
+      const removed = removes.map((r) => this.stmts.remove.run(r.to, r.from, r.fp).changes > 0);
       return { inserted, removed };
     });
   }
 
-  put(to: string, fp: string, frame: string): Promise<boolean> {
+  put(to: string, from: string, fp: string, frame: string): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.puts.push({ to, fp, frame, resolve, reject });
+      this.puts.push({ to, from, fp, frame, resolve, reject });
       this.queued.set(to, (this.queued.get(to) ?? 0) + 1);
       this.schedule();
     });
   }
 
-  remove(to: string, fp: string): Promise<boolean> {
+  remove(to: string, from: string, fp: string): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.removes.push({ to, fp, resolve, reject });
+      this.removes.push({ to, from, fp, resolve, reject });
       this.schedule();
     });
   }
@@ -182,4 +181,33 @@ export class SqliteOfflineStore implements OfflineStore {
     if (n + delta <= 0) this.counts.delete(to);
     else this.counts.set(to, n + delta);
   }
+}
+
+/**
+ * Creates the `pending` table, keyed by (receiver, sender, fp). A database from before the sender was
+ * part of the key (no `from_uid` column) is migrated in one transaction: each row's sender is read from
+ * its stored frame, and `seq` values (the delivery order) are kept.
+ */
+function createPendingTable(db: Database.Database): void {
+  const columns = (db.prepare("SELECT name FROM pragma_table_info('pending')").all() as Array<{ name: string }>).map((c) => c.name);
+  const create = (name: string) => `CREATE TABLE ${name} (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      to_uid TEXT NOT NULL,
+      from_uid TEXT NOT NULL,
+      fp TEXT NOT NULL,
+      frame TEXT NOT NULL,
+      created_ms INTEGER NOT NULL,
+      UNIQUE (to_uid, from_uid, fp)
+    )`;
+  if (columns.length === 0) db.exec(create('pending'));
+  else if (!columns.includes('from_uid')) {
+    db.transaction(() => {
+      db.exec(create('pending_keyed'));
+      db.exec(`INSERT INTO pending_keyed (seq, to_uid, from_uid, fp, frame, created_ms)
+        SELECT seq, to_uid, COALESCE(CASE WHEN json_valid(frame) THEN json_extract(frame, '$.from') END, ''), fp, frame, created_ms FROM pending ORDER BY seq`);
+      db.exec('DROP TABLE pending');
+      db.exec('ALTER TABLE pending_keyed RENAME TO pending');
+    })();
+  }
+  db.exec('CREATE INDEX IF NOT EXISTS pending_by_user ON pending (to_uid, seq)');
 }

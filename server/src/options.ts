@@ -14,8 +14,11 @@ export interface ListenOptions {
 
 /** Options of {@link createServer}; every field is optional. A gateway set to false is not started. */
 export interface ServerOptions {
-  /** WebSocket gateway (default port 3000, path `/websocket`, 65536-byte frames). */
-  ws?: (ListenOptions & { path?: string; maxPayloadBytes?: number }) | false;
+  /**
+   * WebSocket gateway (default port 3000, path `/websocket`, 65536-byte frames); a connection must finish
+   * its HTTP upgrade within `handshakeTimeoutMs` (default 10000, as Netty) or it is dropped.
+   */
+  ws?: (ListenOptions & { path?: string; maxPayloadBytes?: number; handshakeTimeoutMs?: number }) | false;
   /** TCP gateway (default port 8901, bodies up to 6144 bytes). */
   tcp?: (ListenOptions & { maxBodyBytes?: number }) | false;
   /**
@@ -46,10 +49,18 @@ export interface ServerOptions {
   hookTimeoutMs?: number;
   /** Per-connection frame rate limit (default burst 200, 100/s); false disables it. */
   rateLimit?: RateLimitOptions | false;
-  /** Server QoS daemon timings (default 5000 / 2000 / 1, as MobileIMSDK). */
+  /**
+   * Server QoS daemon timings (default 5000 / 2000 / 1, as MobileIMSDK) and its bounds: at most
+   * `maxEntries` (default 100000) messages and `maxBytes` (default 32 MiB) waiting for an ACK server-wide;
+   * a message to an online receiver beyond them is refused with error 321.
+   */
   qos?: Partial<QosOptions>;
-  /** C2S de-duplication window (default 10 minutes, 100000 entries). */
-  dedup?: { ttlMs?: number; max?: number };
+  /** C2S de-duplication window (default 10 minutes, 100000 entries, 16 MiB). */
+  dedup?: { ttlMs?: number; max?: number; maxBytes?: number };
+  /** C2C de-duplication window of (sender, fp) (default 10 minutes, 100000 entries, 16 MiB). */
+  c2cDedup?: { ttlMs?: number; max?: number; maxBytes?: number };
+  /** Characters of frames one connection may have waiting behind slow hooks before error 322 closes it (default 1 MiB). */
+  maxQueuedBytes?: number;
   /** Bytes a connection may have queued for writing before it is dropped as a slow consumer (default 4 MiB). */
   maxBufferedBytes?: number;
   /**
@@ -65,7 +76,7 @@ export interface ServerOptions {
 
 /** {@link ServerOptions} with every default filled in. */
 export interface ResolvedOptions {
-  ws: { port: number; host?: string; path: string; maxPayloadBytes: number } | false;
+  ws: { port: number; host?: string; path: string; maxPayloadBytes: number; handshakeTimeoutMs: number } | false;
   tcp: { port: number; host?: string; maxBodyBytes: number } | false;
   udp: { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; unauthRepliesPerSecond: number } | false;
   http: { port: number; host?: string; adminToken: string | null } | false;
@@ -80,7 +91,9 @@ export interface ResolvedOptions {
   hookTimeoutMs: number;
   rateLimit: RateLimitOptions | null;
   qos: QosOptions;
-  dedup: { ttlMs: number; max: number };
+  dedup: { ttlMs: number; max: number; maxBytes: number };
+  c2cDedup: { ttlMs: number; max: number; maxBytes: number };
+  maxQueuedBytes: number;
   maxBufferedBytes: number;
   maxMessageBytes: number;
   hooks: ServerHooks;
@@ -90,8 +103,10 @@ export interface ResolvedOptions {
 /** Fills in defaults and validates; throws TypeError/RangeError naming the bad option. */
 export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   const timings = senseModeTimings(o.senseMode ?? SenseMode.MODE_15S);
-  const ws = o.ws === false ? false : { path: '/websocket', maxPayloadBytes: 65536, ...o.ws, port: port(o.ws?.port, 3000, 'ws.port') };
+  const ws =
+    o.ws === false ? false : { path: '/websocket', maxPayloadBytes: 65536, handshakeTimeoutMs: 10000, ...o.ws, port: port(o.ws?.port, 3000, 'ws.port') };
   if (ws && !ws.path.startsWith('/')) throw new TypeError(`ws.path must start with "/", got ${JSON.stringify(ws.path)}`);
+  if (ws) positive(ws.handshakeTimeoutMs, 'ws.handshakeTimeoutMs');
   const tcp = o.tcp === false ? false : { maxBodyBytes: 6144, ...o.tcp, port: port(o.tcp?.port, 8901, 'tcp.port') };
   const udp =
     o.udp === false
@@ -100,8 +115,10 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   if (udp) positive(udp.unauthRepliesPerSecond, 'udp.unauthRepliesPerSecond');
   const http =
     o.http === false ? false : { ...o.http, adminToken: o.http?.adminToken || null, port: port(o.http?.port, 8080, 'http.port') };
-  const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, ...o.qos };
+  const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, maxEntries: 100000, maxBytes: 32 * MIB, ...o.qos };
   positive(qos.checkIntervalMs, 'qos.checkIntervalMs');
+  positive(qos.maxEntries, 'qos.maxEntries');
+  positive(qos.maxBytes, 'qos.maxBytes');
   if (!Number.isFinite(qos.resendAfterMs) || qos.resendAfterMs < 0) throw new RangeError(`qos.resendAfterMs must be 0 or more, got ${String(qos.resendAfterMs)}`);
   if (!Number.isInteger(qos.maxRetries) || qos.maxRetries < 0) throw new RangeError(`qos.maxRetries must be a whole number 0 or more, got ${String(qos.maxRetries)}`);
   const rateLimit = o.rateLimit === false ? null : { burst: 200, perSecond: 100, ...o.rateLimit };
@@ -109,9 +126,8 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     positive(rateLimit.burst, 'rateLimit.burst');
     positive(rateLimit.perSecond, 'rateLimit.perSecond');
   }
-  const dedup = { ttlMs: 600000, max: 100000, ...o.dedup };
-  positive(dedup.ttlMs, 'dedup.ttlMs');
-  positive(dedup.max, 'dedup.max');
+  const dedup = dedupOptions(o.dedup, 'dedup');
+  const c2cDedup = dedupOptions(o.c2cDedup, 'c2cDedup');
   return {
     ws,
     tcp,
@@ -129,11 +145,23 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     rateLimit,
     qos,
     dedup,
+    c2cDedup,
+    maxQueuedBytes: positive(o.maxQueuedBytes ?? MIB, 'maxQueuedBytes'),
     maxBufferedBytes: positive(o.maxBufferedBytes ?? 4 * 1024 * 1024, 'maxBufferedBytes'),
     maxMessageBytes: positive(o.maxMessageBytes ?? (tcp ? tcp.maxBodyBytes : ws ? ws.maxPayloadBytes : 65536), 'maxMessageBytes'),
     hooks: o.hooks ?? {},
     logger: o.logger ?? createConsoleLogger('info'),
   };
+}
+
+const MIB = 1024 * 1024;
+
+function dedupOptions(given: ServerOptions['dedup'], name: string): { ttlMs: number; max: number; maxBytes: number } {
+  const d = { ttlMs: 600000, max: 100000, maxBytes: 16 * MIB, ...given };
+  positive(d.ttlMs, `${name}.ttlMs`);
+  positive(d.max, `${name}.max`);
+  positive(d.maxBytes, `${name}.maxBytes`);
+  return d;
 }
 
 function port(value: number | undefined, fallback: number, name: string): number {

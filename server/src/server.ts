@@ -25,11 +25,12 @@ export interface SendOptions {
 /**
  * How a push ended: `delivered` (the client ACKed), `stored` (kept durably and delivered on the user's
  * next login), `sent` (written without QoS), `dropped` (not QoS and the user is offline, or the offline
- * hook refused it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full).
+ * hook refused it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full),
+ * `busy` (the user is online but too many messages wait for an ACK server-wide; nothing was sent or stored).
  */
 export interface SendResult {
   fp: string | null;
-  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full';
+  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full' | 'busy';
 }
 
 /** The bound ports of the gateways that were started. */
