@@ -149,7 +149,7 @@ export class IMClient {
     }
     // The received-message window outlives a logout, so a message replayed after the next login is not
     // shown twice; only another user's login starts it afresh.
-    if (!this._credentials || this._credentials.userId !== params.userId) this._inbox.clear();
+    if (this.userId !== params.userId) this._inbox.clear();
     this._credentials = { userId: params.userId, token: params.token || '', extra: params.extra };
     this._firstLogin = 0;
     this._attempts = 0;
@@ -414,8 +414,8 @@ export class IMClient {
       case MsgType.LOGIN_RESPONSE:
         return this._onLoginResponse(frame);
       case MsgType.DATA:
-        // Keyed by sender (length-prefixed) and fp: another user's message with the same fp is not a duplicate.
-        if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(`${(frame.from || '').length}:${frame.from || ''}${frame.fp}`, this._o.clock.now())) return;
+        // Keyed by sender and fp: another user's message with the same fp is not a duplicate.
+        if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(JSON.stringify([frame.from, frame.fp]), this._o.clock.now())) return;
         return this._events.emit('message', {
           fp: frame.fp,
           from: frame.from || '',
