@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createFrame, MsgType, SERVER_ID, UNSET_ID } from '../../src/protocol';
 import { startAdminHttp } from './admin-http';
+import { MAX_FP_LENGTH } from './bounds';
 import { ServerCore } from './core';
 import { deliver, frameBytes } from './delivery';
 import type { Gateway } from './gateway';
@@ -83,6 +84,8 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       if (o.fp !== undefined && (typeof o.fp !== 'string' || o.fp === '')) {
         throw new TypeError(`sendToUser fp must be a non-empty string (omit it for a random UUID), got ${JSON.stringify(o.fp)}`);
       }
+      // The client's ACK would carry it back, and an ACK with a longer fp is refused (error 320).
+      if (o.fp !== undefined && o.fp.length > MAX_FP_LENGTH) throw new RangeError(`sendToUser fp is ${o.fp.length} characters; at most ${MAX_FP_LENGTH}`);
       if (o.typeu !== undefined && !Number.isInteger(o.typeu)) throw new TypeError(`sendToUser typeu must be an integer, got ${String(o.typeu)}`);
       const qos = o.qos !== false;
       const fp = qos ? (o.fp ?? randomUUID()) : (o.fp ?? null);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ServerErrorCode } from '../../server/src/index';
 import { DedupWindow } from '../../server/src/dedup';
-import { ackFrame, dataFrame, errorOf, login, useServers, type Frame } from './helpers';
+import { ackFrame, admin, dataFrame, errorOf, login, useServers, type Frame } from './helpers';
 
 const { setup } = useServers();
 
@@ -23,6 +23,13 @@ describe('fingerprint bound (128 characters)', () => {
     c.send(c2s('u1', fpOf(128, 'g')));
     expect((await c.nextOfType(4)).dataContent).toBe(fpOf(128, 'g'));
     expect(seen).toEqual([fpOf(128, 'g'), `on ${fpOf(128, 'g')}`]);
+  });
+
+  it('refuses a push whose fp is over 128 characters (its ACK would be refused), in the library and the admin API', async () => {
+    const { server } = await setup();
+    await expect(server.sendToUser('u1', 'x', { fp: fpOf(129) })).rejects.toThrow(RangeError);
+    expect((await admin(server.ports.http!, 'POST', '/api/send', { to: 'u1', content: 'x', fp: fpOf(129) })).status).toBe(413);
+    expect(await server.sendToUser('u1', 'x', { fp: fpOf(128) })).toEqual({ fp: fpOf(128), status: 'stored' });
   });
 
   it('refuses a C2C fp and an ACK fp of 129 characters with error 320', async () => {
