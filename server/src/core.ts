@@ -1,8 +1,8 @@
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
-import { MAX_FP_LENGTH, MAX_KICK_REASON_LENGTH } from './bounds';
+import { MAX_KICK_REASON_LENGTH } from './bounds';
 import { DedupWindow } from './dedup';
 import { ServerErrorCode } from './errors';
-import { frameBytes, handleAck, handleData, replaySettled, resendFrame } from './delivery';
+import { admitFrame, handleAck, handleData, replaySettled, resendFrame } from './delivery';
 import { handleLogin } from './login';
 import { Metrics } from './metrics';
 import type { OfflineStore } from './offline-store';
@@ -94,13 +94,13 @@ export class ServerCore {
     }
     s.lastActivityMs = Date.now();
     this.metrics.messagesIn++;
-    if ((p.type === MsgType.DATA || p.type === MsgType.ACK) && !this.admit(s, p)) return;
+    if ((p.type === MsgType.DATA || p.type === MsgType.ACK) && !admitFrame(this, s, p)) return;
     if (s.queued >= MAX_QUEUED_FRAMES) {
       this.metrics.rateLimited++;
       this.fail(s, ServerErrorCode.RATE_LIMITED, 'too many frames waiting to be handled');
       return;
     }
-    if (s.queuedChars + text.length > this.opts.maxQueuedBytes) {
+    if (s.queued > 0 && s.queuedChars + text.length > this.opts.maxQueuedBytes) {
       this.metrics.badInput++;
       this.opts.logger.warn(`session ${s.id} (${s.transport} ${s.remote}): over ${this.opts.maxQueuedBytes} bytes of frames waiting to be handled, closing`);
       this.fail(s, ServerErrorCode.INPUT_BACKLOG, `too many bytes of frames waiting to be handled (limit ${this.opts.maxQueuedBytes})`);
@@ -118,30 +118,6 @@ export class ServerCore {
         s.queued--;
         s.queuedChars -= text.length;
       });
-  }
-
-  /**
-   * The bounds every data and ACK frame passes before any bookkeeping (dedup, QoS table, store, queue):
-   * an fp of at most {@link MAX_FP_LENGTH} characters (error 320, the fp not echoed) and an encoded size
-   * of at most `maxMessageBytes` (error 311 naming the fp and the limit). The connection stays.
-   */
-  private admit(s: Session, p: Protocal): boolean {
-    const fp = p.type === MsgType.ACK ? p.dataContent : p.fp;
-    if (fp != null && fp.length > MAX_FP_LENGTH) {
-      this.metrics.badInput++;
-      this.opts.logger.debug(`session ${s.id} (${s.transport} ${s.remote}): refused a type-${p.type} frame with a ${fp.length}-character fp`);
-      this.sendError(s, ServerErrorCode.FP_TOO_LONG, `an fp longer than ${MAX_FP_LENGTH} characters is refused`);
-      return false;
-    }
-    const size = frameBytes(p);
-    if (size > this.opts.maxMessageBytes) {
-      this.metrics.badInput++;
-      this.opts.logger.debug(`session ${s.id} (${s.transport} ${s.remote}): refused a type-${p.type} frame of ${size} bytes`);
-      const about = { fp: p.type === MsgType.DATA ? p.fp : null, limit: this.opts.maxMessageBytes };
-      this.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${this.opts.maxMessageBytes}-byte limit every receiver can read`, about);
-      return false;
-    }
-    return true;
   }
 
   /** Handles one frame's bytes: invalid UTF-8 is refused with error 310, anything else goes to {@link receive}. */

@@ -1,5 +1,5 @@
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
-import { MAX_USER_ID_LENGTH, tupleKey } from './bounds';
+import { MAX_FP_LENGTH, MAX_USER_ID_LENGTH, tupleKey } from './bounds';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
@@ -16,7 +16,34 @@ const INT32_MAX = 2 ** 31 - 1;
 export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'busy';
 
 /**
- * Type 2 from a logged-in user (its fp and size already checked by the core): `from` must be the user
+ * The bounds every data and ACK frame passes before any bookkeeping (dedup, QoS table, store, the
+ * connection's queue): an fp of at most {@link MAX_FP_LENGTH} characters (error 320, the fp not echoed)
+ * and an encoded size of at most `maxMessageBytes` (error 311 naming the fp and the limit). The
+ * connection stays; false when the frame was refused.
+ */
+export function admitFrame(core: ServerCore, s: Session, p: Protocal): boolean {
+  const fp = p.type === MsgType.ACK ? p.dataContent : p.fp;
+  const where = `session ${s.id} (${s.transport} ${s.remote})`;
+  if (fp != null && fp.length > MAX_FP_LENGTH) {
+    core.metrics.badInput++;
+    core.opts.logger.debug(`${where}: refused a type-${p.type} frame with a ${fp.length}-character fp`);
+    core.sendError(s, ServerErrorCode.FP_TOO_LONG, `an fp longer than ${MAX_FP_LENGTH} characters is refused`);
+    return false;
+  }
+  const size = frameBytes(p);
+  const limit = core.opts.maxMessageBytes;
+  if (size > limit) {
+    core.metrics.badInput++;
+    core.opts.logger.debug(`${where}: refused a type-${p.type} frame of ${size} bytes`);
+    const about = { fp: p.type === MsgType.DATA ? p.fp : null, limit };
+    core.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${limit}-byte limit every receiver can read`, about);
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Type 2 from a logged-in user (already through {@link admitFrame}): `from` must be the user
  * (a missing one is filled in); to "0" is C2S (dedup, ACK, `onC2S`), anything else C2C (dedup, store,
  * forward, the server's ACK on the receiver's behalf).
  */
