@@ -147,6 +147,9 @@ export class IMClient {
     if (!this._stopped()) {
       return Promise.reject(new IMError('ALREADY_ACTIVE', `login() needs a logged-out client; the state is ${this._current}`));
     }
+    // The received-message window outlives a logout, so a message replayed after the next login is not
+    // shown twice; only another user's login starts it afresh.
+    if (this.userId !== params.userId) this._inbox.clear();
     this._credentials = { userId: params.userId, token: params.token || '', extra: params.extra };
     this._firstLogin = 0;
     this._attempts = 0;
@@ -379,7 +382,6 @@ export class IMClient {
     const keep = this._o.outboxStore !== null && SETTLES_OUTBOX.indexOf(reason) < 0;
     this._persistence.stop(keep);
     const lost = this._outbox.drain();
-    this._inbox.clear();
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
     this._unwatchLifecycle();
@@ -412,7 +414,8 @@ export class IMClient {
       case MsgType.LOGIN_RESPONSE:
         return this._onLoginResponse(frame);
       case MsgType.DATA:
-        if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(frame.fp, this._o.clock.now())) return;
+        // Keyed by sender and fp: another user's message with the same fp is not a duplicate.
+        if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(JSON.stringify([frame.from, frame.fp]), this._o.clock.now())) return;
         return this._events.emit('message', {
           fp: frame.fp,
           from: frame.from || '',

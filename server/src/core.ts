@@ -1,7 +1,8 @@
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
+import { MAX_KICK_REASON_LENGTH } from './bounds';
 import { DedupWindow } from './dedup';
 import { ServerErrorCode } from './errors';
-import { handleAck, handleData, replaySettled, resendFrame } from './delivery';
+import { admitFrame, handleAck, handleData, replaySettled, resendFrame } from './delivery';
 import { handleLogin } from './login';
 import { Metrics } from './metrics';
 import type { Logger } from './logger';
@@ -11,7 +12,7 @@ import type { ResolvedOptions } from './options';
 import { QosSendDaemon } from './qos-s2c';
 import { ReceiptBacklog } from './receipts';
 import type { FrameBudget } from './rate-limit';
-import { Session, type Link } from './session';
+import { Session, overBytes, type Link, type TransportName } from './session';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -54,7 +55,10 @@ const MAX_QUEUED_FRAMES = 1000;
 export class ServerCore {
   readonly metrics = new Metrics();
   readonly online = new OnlineMap();
+  /** C2S de-duplication: (sender, fp) of messages to the server. */
   readonly dedup: DedupWindow;
+  /** C2C de-duplication: (sender, fp) of messages accepted for another user. */
+  readonly c2cDedup: DedupWindow;
   readonly qos: QosSendDaemon;
   readonly receipts: ReceiptBacklog;
   private readonly sessions = new Set<Session>();
@@ -62,7 +66,8 @@ export class ServerCore {
   draining = false;
 
   constructor(readonly opts: ResolvedOptions, readonly store: OfflineStore) {
-    this.dedup = new DedupWindow(opts.dedup.ttlMs, opts.dedup.max);
+    this.dedup = new DedupWindow(opts.dedup.ttlMs, opts.dedup.max, opts.dedup.maxBytes);
+    this.c2cDedup = new DedupWindow(opts.c2cDedup.ttlMs, opts.c2cDedup.max, opts.c2cDedup.maxBytes);
     this.receipts = new ReceiptBacklog(opts.receipts);
     this.qos = new QosSendDaemon(
       opts.qos,
@@ -70,7 +75,9 @@ export class ServerCore {
       (frames) => {
         this.metrics.lost += frames.length;
         this.safely('onLost', () => opts.hooks.onLost?.(frames));
-        for (const f of frames) if (f.to && f.fp) this.safely('replay', () => replaySettled(this, f.to as string, f.fp as string));
+        for (const f of frames) {
+          if (f.to && f.fp) this.safely('replay', () => replaySettled(this, f.to as string, f.from ?? SERVER_ID, f.fp as string));
+        }
       },
       (ageMs) => this.metrics.ackLatency.observe(ageMs / 1000),
     );
@@ -111,12 +118,20 @@ export class ServerCore {
     }
     s.lastActivityMs = Date.now();
     this.metrics.messagesIn++;
+    if ((p.type === MsgType.DATA || p.type === MsgType.ACK) && !admitFrame(this, s, p)) return;
     if (s.queued >= MAX_QUEUED_FRAMES) {
       this.metrics.rateLimited++;
       this.fail(s, ServerErrorCode.RATE_LIMITED, 'too many frames waiting to be handled');
       return;
     }
+    if (s.queued > 0 && s.queuedChars + text.length > this.opts.maxQueuedBytes) {
+      this.metrics.badInput++;
+      this.opts.logger.warn(`session ${s.id} (${s.transport} ${s.remote}): over ${this.opts.maxQueuedBytes} bytes of frames waiting to be handled, closing`);
+      this.fail(s, ServerErrorCode.INPUT_BACKLOG, `too many bytes of frames waiting to be handled (limit ${this.opts.maxQueuedBytes})`);
+      return;
+    }
     s.queued++;
+    s.queuedChars += text.length;
     s.chain = s.chain
       .then(() => (s.closed ? undefined : this.dispatch(s, p)))
       .catch((err: unknown) => {
@@ -125,6 +140,7 @@ export class ServerCore {
       })
       .finally(() => {
         s.queued--;
+        s.queuedChars -= text.length;
       });
   }
 
@@ -162,7 +178,10 @@ export class ServerCore {
     const body: Record<string, unknown> = { errorCode: code, errorMsg: message };
     if (about?.fp) body.fp = about.fp;
     if (about?.limit !== undefined) body.limit = about.limit;
-    this.send(s, createFrame({ type: MsgType.ERROR, dataContent: JSON.stringify(body), from: SERVER_ID, to: UNSET_ID }));
+    const frame = (): Protocal => createFrame({ type: MsgType.ERROR, dataContent: JSON.stringify(body), from: SERVER_ID, to: UNSET_ID });
+    // The message may quote the client's frame (301 does): shortened rather than not sent when it cannot fit.
+    if (!this.fits(s, frame())) body.errorMsg = `${message.slice(0, 200)}…`;
+    this.send(s, frame());
   }
 
   /** Sends an error frame, then closes the connection. */
@@ -172,16 +191,34 @@ export class ServerCore {
     this.closeSession(s);
   }
 
-  /** Writes a frame to a session, counting it. */
+  /** Writes a frame to a session, counting it; a frame over the session's transport limit is not written. */
   send(s: Session, p: Protocal): boolean {
-    const ok = s.send(p);
-    if (ok) this.metrics.messagesOut++;
-    if (ok && p.type === MsgType.DATA) {
+    if (!s.send(p, this.frameLimit(s.transport))) {
+      if (!s.closed && !this.fits(s, p)) {
+        this.opts.logger.warn(`session ${s.id} (${s.transport} ${s.remote}): a type-${p.type} frame is over the ${this.frameLimit(s.transport)}-byte transport limit; not sent`);
+      }
+      return false;
+    }
+    this.metrics.messagesOut++;
+    if (p.type === MsgType.DATA) {
       if (p.from === SERVER_ID) this.metrics.s2cOut++;
       else this.metrics.c2cOut++;
+      if (p.QoS) s.budget?.sentQos();
     }
-    if (ok && p.QoS && p.type === MsgType.DATA) s.budget?.sentQos();
-    return ok;
+    return true;
+  }
+
+  /** Whether a frame's encoding fits the largest frame the session's transport carries. */
+  fits(s: Session, p: Protocal): boolean {
+    return !overBytes(encodeFrame(p), this.frameLimit(s.transport));
+  }
+
+  /** The largest frame (encoded bytes) a client on `transport` reads: the gateway's own input limit. */
+  frameLimit(transport: TransportName): number {
+    const o = this.opts;
+    if (transport === 'ws') return o.ws ? o.ws.maxPayloadBytes : Number.POSITIVE_INFINITY;
+    if (transport === 'tcp') return o.tcp ? o.tcp.maxBodyBytes : Number.POSITIVE_INFINITY;
+    return o.udp ? o.udp.maxDatagramBytes : Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -208,17 +245,26 @@ export class ServerCore {
     this.closeSession(s, -1, 1001);
   }
 
-  /** Sends a kickout (type 54) to one session and closes it. */
+  /** Sends a kickout (type 54) to one session and closes it; a reason that would not fit the transport is left out. */
   kickSession(s: Session, userId: string, code: number, reason?: string): void {
-    const info = reason == null ? { code } : { code, reason };
+    const frame = (info: object) => createFrame({ type: MsgType.KICKOUT, dataContent: JSON.stringify(info), from: SERVER_ID, to: userId });
+    let kickout = frame(reason == null ? { code } : { code, reason });
+    if (!this.fits(s, kickout)) kickout = frame({ code });
     this.metrics.kicks++;
     this.opts.logger.info('kick', { user: userId, code, session: s.id, transport: s.transport, remote: s.remote });
-    this.send(s, createFrame({ type: MsgType.KICKOUT, dataContent: JSON.stringify(info), from: SERVER_ID, to: userId }));
+    this.send(s, kickout);
     this.closeSession(s, code);
   }
 
-  /** Kicks a user's current session; false when the user is not online. */
+  /**
+   * Kicks a user's current session; false when the user is not online. A reason longer than
+   * {@link MAX_KICK_REASON_LENGTH} characters is a RangeError (the admin API answers 413).
+   */
   kick(userId: string, code: number, reason?: string): boolean {
+    if (reason != null && typeof reason !== 'string') throw new TypeError(`kick reason must be a string, got ${typeof reason}`);
+    if (reason != null && reason.length > MAX_KICK_REASON_LENGTH) {
+      throw new RangeError(`kick reason is ${reason.length} characters; at most ${MAX_KICK_REASON_LENGTH}`);
+    }
     const s = this.online.get(userId);
     if (!s) return false;
     this.kickSession(s, userId, code, reason);
@@ -260,7 +306,7 @@ export class ServerCore {
         const reply: Protocal = { ...p, type: MsgType.ECHO_RESPONSE };
         // "type":53 is one byte longer than "type":5: an echo at the frame limit would come back over it.
         const size = Buffer.byteLength(encodeFrame(reply), 'utf8');
-        if (size > this.frameLimit(s)) this.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `the echo reply would be ${size} bytes, over this connection's ${this.frameLimit(s)}-byte frame limit`);
+        if (size > this.frameLimit(s.transport)) this.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `the echo reply would be ${size} bytes, over this connection's ${this.frameLimit(s.transport)}-byte frame limit`);
         else this.send(s, reply);
         return;
       }
@@ -286,14 +332,6 @@ export class ServerCore {
       default:
         this.opts.logger.debug(`session ${s.id}: ignoring frame of unknown type ${p.type}`);
     }
-  }
-
-  /** The largest frame a connection's transport carries: what its client can read. */
-  frameLimit(s: Session): number {
-    const { ws, tcp, udp } = this.opts;
-    if (s.transport === 'ws') return ws ? ws.maxPayloadBytes : 65536;
-    if (s.transport === 'tcp') return tcp ? tcp.maxBodyBytes : 6144;
-    return udp ? udp.maxDatagramBytes : 2048;
   }
 
   /** Idle expiry judged against the last activity, so a busy connection costs no timer churn. */

@@ -1,8 +1,9 @@
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
+import { MAX_FP_LENGTH, tupleKey } from './bounds';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
-import { pairKey, type QosOutcome } from './qos-s2c';
+import type { QosOutcome } from './qos-s2c';
 import { forwardReceipt } from './receipts';
 import type { ExpiredMessage } from './offline-store';
 import type { Session } from './session';
@@ -14,13 +15,42 @@ const INT32_MAX = 2 ** 31 - 1;
 
 /**
  * How handing a message to its receiver went: `full` is the receiver's box, `quota` the whole store's
- * limit, `unavailable` a store that cannot write durably now (nothing was stored, nothing may be ACKed).
+ * limit, `unavailable` a store that cannot write durably now (nothing was stored, nothing may be ACKed),
+ * `busy` a receiver online while the QoS table is at its bound (neither written nor stored).
  */
-export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable';
+export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable' | 'busy';
 
 /**
- * Type 2 from a logged-in user: `from` must be the user (a missing one is filled in); to "0" is
- * C2S (dedup, ACK, `onC2S`), anything else C2C (store, forward, the server's ACK on the receiver's behalf).
+ * The bounds every data and ACK frame passes before any bookkeeping (dedup, QoS table, store, the
+ * connection's queue): an fp of at most {@link MAX_FP_LENGTH} characters (error 320, the fp not echoed)
+ * and an encoded size of at most `maxMessageBytes` (error 311 naming the fp and the limit). The
+ * connection stays; false when the frame was refused.
+ */
+export function admitFrame(core: ServerCore, s: Session, p: Protocal): boolean {
+  const fp = p.type === MsgType.ACK ? p.dataContent : p.fp;
+  const where = `session ${s.id} (${s.transport} ${s.remote})`;
+  if (fp != null && fp.length > MAX_FP_LENGTH) {
+    core.metrics.badInput++;
+    core.opts.logger.debug(`${where}: refused a type-${p.type} frame with a ${fp.length}-character fp`);
+    core.sendError(s, ServerErrorCode.FP_TOO_LONG, `an fp longer than ${MAX_FP_LENGTH} characters is refused`);
+    return false;
+  }
+  const size = frameBytes(p);
+  const limit = core.opts.maxMessageBytes;
+  if (size > limit) {
+    core.metrics.badInput++;
+    core.opts.logger.debug(`${where}: refused a type-${p.type} frame of ${size} bytes`);
+    const about = { fp: p.type === MsgType.DATA ? p.fp : null, limit };
+    core.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${limit}-byte limit every receiver can read`, about);
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Type 2 from a logged-in user (already through {@link admitFrame}): `from` must be the user
+ * (a missing one is filled in); to "0" is C2S (dedup, ACK, `onC2S`), anything else C2C (dedup, store,
+ * forward, the server's ACK on the receiver's behalf).
  */
 export async function handleData(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
   const startMs = performance.now();
@@ -44,6 +74,13 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
     core.sendError(s, ServerErrorCode.BAD_MESSAGE, 'a message needs a receiver in "to" that can be a user: not blank, not "-1", at most 256 characters', { fp: p.fp });
     return;
   }
+  // A retransmission of a message already accepted (its ACK was lost) is ACKed again, not handed on again:
+  // the first copy is delivered or stored until its receiver ACKs it.
+  const dedupKey = p.QoS && p.fp ? tupleKey(uid, p.fp) : null;
+  if (dedupKey && core.c2cDedup.has(dedupKey)) {
+    sendAck(core, s, p.fp as string, p.to, uid);
+    return;
+  }
   const msg = await runBefore(core, s, 'beforeC2C', p);
   if (!msg) return;
   if (!isValidUserId(msg.to)) {
@@ -51,7 +88,7 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
     core.sendError(s, ServerErrorCode.SERVER_ERROR, 'the message could not be handled', { fp: p.fp });
     return;
   }
-  const size = frameBytes(msg);
+  const size = msg === p ? 0 : frameBytes(msg);
   if (size > core.opts.maxMessageBytes) {
     core.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${core.opts.maxMessageBytes}-byte limit every receiver can read`, {
       fp: p.fp,
@@ -74,15 +111,23 @@ export async function handleData(core: ServerCore, s: Session, uid: string, p: P
     core.sendError(s, ServerErrorCode.STORE_UNAVAILABLE, 'the server cannot store messages durably now; retry later', { fp: p.fp });
     return;
   }
+  if (result === 'busy') {
+    core.opts.logger.warn(`too many messages wait for an ACK (${core.qos.size}, ${core.qos.bytes} bytes); refused one from "${uid}"`);
+    core.sendError(s, ServerErrorCode.SERVER_BUSY, 'too many messages are waiting for delivery; retry later', { fp: p.fp });
+    return;
+  }
   // The ACK answers the frame the sender sent, whatever the hook rewrote: its fp is what the sender retries.
-  if (p.QoS && p.fp && (result === 'sent' || result === 'stored')) sendAck(core, s, p.fp, p.to, uid);
+  if (dedupKey && (result === 'sent' || result === 'stored')) {
+    core.c2cDedup.add(dedupKey);
+    sendAck(core, s, p.fp as string, p.to, uid);
+  }
 }
 
 async function handleC2S(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
   const msg = await runBefore(core, s, 'beforeC2S', p);
   if (!msg) return;
   if (p.QoS && p.fp) {
-    const duplicate = core.dedup.checkAndAdd(pairKey(uid, p.fp));
+    const duplicate = core.dedup.checkAndAdd(tupleKey(uid, p.fp));
     sendAck(core, s, p.fp, SERVER_ID, uid);
     if (duplicate) return;
   }
@@ -90,18 +135,27 @@ async function handleC2S(core: ServerCore, s: Session, uid: string, p: Protocal)
   core.safely('onC2S', () => core.opts.hooks.onC2S?.(msg, info));
 }
 
-/** Type 4 from a logged-in user: settles the server's own QoS entry and the stored copy. Never forwarded. */
+/**
+ * Type 4 from a logged-in user: settles the server's own QoS entry and the stored copy of the message
+ * `fp` that the ACK's `to` sent (a MobileIMSDK ACK's `to` is the acknowledged message's `from`; "0" for
+ * the server's pushes), so one sender's message never settles another's with the same fp. Never forwarded.
+ */
 export async function handleAck(core: ServerCore, s: Session, uid: string, p: Protocal): Promise<void> {
   if (p.from != null && p.from !== uid) {
     core.sendError(s, ServerErrorCode.SPOOFED_FROM, `refused: ACK from "${p.from}" is not this connection's user "${uid}"`);
     return;
   }
   const fp = p.dataContent;
+  const sender = p.to;
   if (!fp) return;
-  const settled = core.qos.ack(uid, fp);
+  if (!sender) {
+    core.opts.logger.debug(`session ${s.id}: an ACK without "to" names no sender; ignored`);
+    return;
+  }
+  const settled = core.qos.ack(uid, sender, fp);
   let removed = false;
   try {
-    removed = core.opts.hooks.onOffline ? false : await core.store.remove(uid, fp);
+    removed = core.opts.hooks.onOffline ? false : await core.store.remove(uid, sender, fp);
   } catch (err) {
     // The stored copy stays and comes again at the next login: at least once, never lost.
     core.opts.logger.error(`removing the ACKed message ${fp} of "${uid}" from the offline store failed`, err);
@@ -109,12 +163,10 @@ export async function handleAck(core: ServerCore, s: Session, uid: string, p: Pr
   if (settled || removed) {
     core.metrics.delivered++;
     core.safely('onDelivered', () => core.opts.hooks.onDelivered?.(fp, uid));
-    // The sender is the one the settled frame came from; a stored copy not tracked any more (the server
-    // restarted since it was written) names its sender only in the ACK's `to`.
-    const sender = settled ? settled.from : p.to;
-    if (sender && isValidUserId(sender)) forwardReceipt(core, sender, uid, fp, Date.now());
+    // The ACK names the sender in `to`, and it settled (or removed) only that sender's message.
+    if (isValidUserId(sender)) forwardReceipt(core, sender, uid, fp, Date.now());
   }
-  await replaySettled(core, uid, fp);
+  await replaySettled(core, uid, sender, fp);
 }
 
 /**
@@ -124,18 +176,27 @@ export async function handleAck(core: ServerCore, s: Session, uid: string, p: Pr
  */
 export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome: QosOutcome) => void): Promise<DeliveryResult> {
   const to = msg.to as string;
+  const from = msg.from ?? SERVER_ID;
+  const replayKey = msg.fp ? tupleKey(from, msg.fp) : '';
   // Looked up at write time, not before the awaits below: the receiver may log in while the message is
   // being stored, after its replay has already listed the store (or before, and the replay sent it).
   const writeOnline = (): boolean => {
     const target = core.online.get(to);
     if (!target || target.closed) return false;
-    return (!!msg.fp && !!target.replay?.inFlight.has(msg.fp)) || core.send(target, msg);
+    return (!!msg.fp && !!target.replay?.inFlight.has(replayKey)) || core.send(target, msg);
+  };
+  // Tracked until ACKed if written: past the QoS table's bounds it is refused, not stored behind the
+  // back of a receiver who is online and would not see it before its next login.
+  const track = (): void => {
+    if (!core.qos.enrol(msg, false, waiter)) waiter?.('lost');
   };
   if (!msg.QoS || !msg.fp) return writeOnline() ? 'sent' : 'dropped';
+  const target = core.online.get(to);
+  if (target && !target.closed && !core.qos.has(to, from, msg.fp) && !core.qos.hasRoom(frameBytes(msg))) return 'busy';
   const hook = core.opts.hooks.onOffline;
   if (hook) {
     if (writeOnline()) {
-      core.qos.enrol(msg, false, waiter);
+      track();
       return 'sent';
     }
     let ok = false;
@@ -151,13 +212,13 @@ export async function deliver(core: ServerCore, msg: Protocal, waiter?: (outcome
   try {
     if ((await core.store.count(to)) >= core.opts.maxOfflinePerUser) return 'full';
     const putStartMs = performance.now();
-    inserted = await core.store.put(to, msg.fp, encodeFrame(msg));
+    inserted = await core.store.put(to, from, msg.fp, encodeFrame(msg));
     core.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
   } catch (err) {
     return storeRefused(core, to, msg.fp, err);
   }
   if (writeOnline()) {
-    core.qos.enrol(msg, false, waiter);
+    track();
     return 'sent';
   }
   if (inserted) core.metrics.offlineStored++;
@@ -199,17 +260,22 @@ export async function pumpReplay(core: ServerCore, s: Session): Promise<void> {
       for (const row of rows) {
         if (s.closed || core.online.get(uid) !== s) return;
         r.cursor = row.seq;
-        if (core.qos.sentSince(uid, row.fp, r.startedMs)) continue;
+        if (core.qos.sentSince(uid, row.from, row.fp, r.startedMs)) continue;
         let frame: Protocal;
         try {
           frame = decodeFrame(row.frame);
         } catch {
           core.opts.logger.error(`stored message ${row.fp} for "${uid}" is unreadable; removing it`);
-          await core.store.remove(uid, row.fp);
+          await core.store.remove(uid, row.from, row.fp);
+          continue;
+        }
+        if (!core.fits(s, frame)) {
+          // Left stored (another transport may carry it) rather than let it stall the rest of the backlog.
+          core.opts.logger.warn(`stored message ${row.fp} for "${uid}" is over the ${s.transport} frame limit; skipped`);
           continue;
         }
         if (!core.send(s, frame)) return;
-        r.inFlight.add(row.fp);
+        r.inFlight.add(tupleKey(row.from, row.fp));
         core.qos.enrol(frame, true);
         core.metrics.offlineDelivered++;
       }
@@ -219,10 +285,10 @@ export async function pumpReplay(core: ServerCore, s: Session): Promise<void> {
   }
 }
 
-/** A replayed message was ACKed or given up on: it leaves the window and the next may go. */
-export async function replaySettled(core: ServerCore, userId: string, fp: string): Promise<void> {
+/** A replayed message (`from`'s `fp`) was ACKed or given up on: it leaves the window and the next may go. */
+export async function replaySettled(core: ServerCore, userId: string, from: string, fp: string): Promise<void> {
   const s = core.online.get(userId);
-  if (s?.replay?.inFlight.delete(fp)) await pumpReplay(core, s);
+  if (s?.replay?.inFlight.delete(tupleKey(from, fp))) await pumpReplay(core, s);
 }
 
 /** The QoS daemon's retransmission: to whatever session the receiver is online with now. */

@@ -26,6 +26,12 @@ export const ServerErrorCode = {
   SERVER_ERROR: 318,
   /** The receiver's offline box is full; the message was not accepted. */
   OFFLINE_BOX_FULL: 319,
+  /** A data frame's fp, or an ACK's, is longer than the server keeps (128 characters; MobileIMSDK fps are 36). */
+  FP_TOO_LONG: 320,
+  /** Too many messages (or bytes) wait for a receiver's ACK server-wide; the message was not accepted, retry later. */
+  SERVER_BUSY: 321,
+  /** The connection has more bytes of frames waiting to be handled than it may (behind slow hooks); it is closed. */
+  INPUT_BACKLOG: 322,
   /** The server's offline store reached its global limit (messages or bytes); the message was not accepted. */
   OFFLINE_STORE_FULL: 324,
   /**

@@ -9,19 +9,46 @@ import type { Gateway } from './gateway';
 import { listen, closeHttp } from './gateway';
 import { loadTlsMaterial, startTlsReloader, type TlsReloader } from './tls';
 
-/** How long a client may take to send its upgrade request. */
-const HANDSHAKE_TIMEOUT_MS = 10000;
+/** WebSocket close code for a message over the size limit (RFC 6455 "Message Too Big"). */
+const CLOSE_TOO_BIG = 1009;
+
+/**
+ * ws closes a connection whose frame is over `maxPayload` with 1009 by itself, before any event reaches
+ * us. This subclass (ws's `WebSocket` option) hears that close first, while the socket is still open,
+ * so the client gets error 311 naming the limit before the Close frame.
+ */
+class LimitedWebSocket extends WebSocket {
+  onTooBig: (() => void) | null = null;
+
+  override close(code?: number, data?: string | Buffer): void {
+    if (code === CLOSE_TOO_BIG && this.readyState === WebSocket.OPEN && this.onTooBig) {
+      const notify = this.onTooBig;
+      this.onTooBig = null;
+      notify();
+    }
+    super.close(code, data);
+  }
+}
+
 
 /**
  * WebSocket gateway: one text frame = one frame, only at the exact path. Unlike Netty, a
  * request for another path gets a 404 at once instead of hanging, and permessage-deflate is off.
  * With `core.opts.tls` it serves wss:// and reloads its certificate without dropping connections.
+ * A connection that has not completed its upgrade `handshakeTimeoutMs` after it opened (after its TLS
+ * handshake, with TLS) is destroyed.
  */
 export async function startWsGateway(
   core: ServerCore,
-  opts: { port: number; host?: string; path: string; maxPayloadBytes: number; trustedProxies?: readonly string[] },
+  opts: { port: number; host?: string; path: string; maxPayloadBytes: number; handshakeTimeoutMs: number; trustedProxies?: readonly string[] },
 ): Promise<Gateway> {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayloadBytes, perMessageDeflate: false, clientTracking: true });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: opts.maxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: true,
+    WebSocket: LimitedWebSocket,
+  });
   const onRequest: RequestListener = (_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end(`WebSocket endpoint: ${opts.path}\n`);
   };
@@ -49,6 +76,26 @@ export async function startWsGateway(
   } else {
     http = createHttpServer(onRequest);
   }
+  // Netty gives the handshake 10 s. Node's own headersTimeout/requestTimeout are only checked every
+  // connectionsCheckingInterval (30 s), which let a silent connection live 28 s and more: each
+  // connection gets its own deadline instead, cleared once the upgrade is done. With TLS it starts once the
+  // TLS handshake is done (bounded by tls.handshakeTimeoutMs), on the socket the upgrade then arrives on.
+  const deadlines = new Map<Duplex, ReturnType<typeof setTimeout>>();
+  const settle = (socket: Duplex): void => {
+    clearTimeout(deadlines.get(socket));
+    deadlines.delete(socket);
+  };
+  http.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    deadlines.set(
+      socket,
+      setTimeout(() => {
+        deadlines.delete(socket);
+        core.opts.logger.debug(`ws ${socket.remoteAddress ?? '?'}: no WebSocket handshake within ${opts.handshakeTimeoutMs} ms, dropped`);
+        socket.destroy();
+      }, opts.handshakeTimeoutMs),
+    );
+    socket.once('close', () => settle(socket));
+  });
   const trusted = new Set((opts.trustedProxies ?? []).map(plainAddress));
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
@@ -56,12 +103,14 @@ export async function startWsGateway(
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => attach(core, ws, remoteOf(req, trusted)));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      settle(socket);
+      attach(core, ws as LimitedWebSocket, remoteOf(req, trusted), opts.maxPayloadBytes);
+    });
   });
   http.on('clientError', (_err, socket) => socket.destroy());
-  // Netty gives the handshake 10 s; Node's own defaults (60 s headers, 300 s request) invite slow-loris.
-  http.headersTimeout = HANDSHAKE_TIMEOUT_MS;
-  http.requestTimeout = HANDSHAKE_TIMEOUT_MS;
+  http.headersTimeout = opts.handshakeTimeoutMs;
+  http.requestTimeout = opts.handshakeTimeoutMs;
   let port: number;
   try {
     port = await listen(http, opts.port, opts.host, core.opts.logger);
@@ -74,6 +123,8 @@ export async function startWsGateway(
     stopAccepting: () => http.close(),
     close: async () => {
       reloader?.close();
+      for (const t of deadlines.values()) clearTimeout(t);
+      deadlines.clear();
       for (const raw of tcpSockets) raw.destroy();
       for (const ws of wss.clients) ws.terminate();
       wss.close();
@@ -105,7 +156,7 @@ function remoteOf(req: IncomingMessage, trusted: ReadonlySet<string>): string {
   return client ? `${client.slice(0, 64)} via ${direct}` : direct;
 }
 
-function attach(core: ServerCore, ws: WebSocket, remote: string): void {
+function attach(core: ServerCore, ws: LimitedWebSocket, remote: string, maxPayloadBytes: number): void {
   const limit = core.opts.maxBufferedBytes;
   const session = core.open({
     transport: 'ws',
@@ -124,6 +175,13 @@ function attach(core: ServerCore, ws: WebSocket, remote: string): void {
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code ?? 1000, code === 1001 ? 'Going Away' : 'Bye');
     },
   });
+  ws.onTooBig = () => {
+    core.metrics.badInput++;
+    core.opts.logger.debug(`ws ${remote}: a frame over the ${maxPayloadBytes}-byte limit, closing with 1009`);
+    core.sendError(session, ServerErrorCode.FRAME_TOO_LARGE, `a frame over the ${maxPayloadBytes}-byte limit; closing`, { limit: maxPayloadBytes });
+    // The user goes offline now, not when the client answers the Close frame (ws waits up to 30 s).
+    core.closed(session);
+  };
   ws.on('message', (data, isBinary) => {
     if (isBinary) {
       core.rejectInput(session, ServerErrorCode.BINARY_FRAME, 'binary frames are not supported: send each frame as text');

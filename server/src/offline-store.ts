@@ -2,6 +2,8 @@
 export interface StoredMessage {
   /** Position in the store: later messages have larger values. */
   seq: number;
+  /** The sender's user id ("0" for the server's own pushes). */
+  from: string;
   fp: string;
   /** The frame's text exactly as it will be sent. */
   frame: string;
@@ -28,12 +30,15 @@ export interface StoreHealth {
  * `put` is treated as "unavailable" too.
  */
 export interface OfflineStore {
-  /** Stores a message for `to`; false when one with the same fp is already stored for `to`. */
-  put(to: string, fp: string, frame: string): boolean | Promise<boolean>;
+  /**
+   * Stores a message from `from` for `to`; false when one with the same fp from the same sender is
+   * already stored for `to` (two senders' messages never collide, whatever fps they pick).
+   */
+  put(to: string, from: string, fp: string, frame: string): boolean | Promise<boolean>;
   /** The unexpired messages stored for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
   list(to: string, afterSeq: number, limit: number): StoredMessage[] | Promise<StoredMessage[]>;
   /** Removes one message; true when it was there. */
-  remove(to: string, fp: string): boolean | Promise<boolean>;
+  remove(to: string, from: string, fp: string): boolean | Promise<boolean>;
   /** Number of messages stored for `to`. */
   count(to: string): number | Promise<number>;
   /** Number of messages stored in all. */

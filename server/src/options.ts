@@ -19,10 +19,11 @@ export interface ListenOptions {
 /** Options of {@link createServer}; every field is optional. A gateway set to false is not started. */
 export interface ServerOptions {
   /**
-   * WebSocket gateway (default port 3000, path `/websocket`, 65536-byte frames). `trustedProxies`
+   * WebSocket gateway (default port 3000, path `/websocket`, 65536-byte frames); a connection must finish
+   * its HTTP upgrade within `handshakeTimeoutMs` (default 10000, as Netty) or it is dropped. `trustedProxies`
    * (default none): addresses of reverse proxies whose X-Forwarded-For / X-Real-IP name the client in logs.
    */
-  ws?: (ListenOptions & { path?: string; maxPayloadBytes?: number; trustedProxies?: readonly string[] }) | false;
+  ws?: (ListenOptions & { path?: string; maxPayloadBytes?: number; handshakeTimeoutMs?: number; trustedProxies?: readonly string[] }) | false;
   /** TCP gateway (default port 8901, bodies up to 6144 bytes). */
   tcp?: (ListenOptions & { maxBodyBytes?: number }) | false;
   /**
@@ -74,10 +75,18 @@ export interface ServerOptions {
    * Keep-alives and ACKs beyond those: burst 100, 10/s (`controlBurst`, `controlPerSecond`), then error 332.
    */
   rateLimit?: RateLimitOptions | false;
-  /** Server QoS daemon timings (default 5000 / 2000 / 1, as MobileIMSDK). */
+  /**
+   * Server QoS daemon timings (default 5000 / 2000 / 1, as MobileIMSDK) and its bounds: at most
+   * `maxEntries` (default 100000) messages and `maxBytes` (default 32 MiB) waiting for an ACK server-wide;
+   * a message to an online receiver beyond them is refused with error 321.
+   */
   qos?: Partial<QosOptions>;
-  /** C2S de-duplication window (default 10 minutes, 100000 entries). */
-  dedup?: { ttlMs?: number; max?: number };
+  /** C2S de-duplication window (default 10 minutes, 100000 entries, 16 MiB). */
+  dedup?: { ttlMs?: number; max?: number; maxBytes?: number };
+  /** C2C de-duplication window of (sender, fp) (default 10 minutes, 100000 entries, 16 MiB). */
+  c2cDedup?: { ttlMs?: number; max?: number; maxBytes?: number };
+  /** Characters of frames one connection may have waiting behind slow hooks before error 322 closes it (default 1 MiB). */
+  maxQueuedBytes?: number;
   /**
    * Device receipts kept for senders who are offline when their receiver's device ACKs (default 1000 per
    * sender, 100000 in all, 16 MiB, 7 days); beyond a bound the oldest of that sender's give way, or the
@@ -132,7 +141,7 @@ export interface ResolvedAdminHttp extends Required<AdminHttpLimits> {
 
 /** {@link ServerOptions} with every default filled in. */
 export interface ResolvedOptions {
-  ws: { port: number; host?: string; path: string; maxPayloadBytes: number; trustedProxies?: readonly string[] } | false;
+  ws: { port: number; host?: string; path: string; maxPayloadBytes: number; handshakeTimeoutMs: number; trustedProxies?: readonly string[] } | false;
   tcp: { port: number; host?: string; maxBodyBytes: number } | false;
   udp:
     | { port: number; host?: string; maxDatagramBytes: number; maxSessions: number; maxSessionsPerAddress: number; unauthRepliesPerSecond: number }
@@ -153,7 +162,9 @@ export interface ResolvedOptions {
   hookTimeoutMs: number;
   rateLimit: ResolvedRateLimit | null;
   qos: QosOptions;
-  dedup: { ttlMs: number; max: number };
+  dedup: { ttlMs: number; max: number; maxBytes: number };
+  c2cDedup: { ttlMs: number; max: number; maxBytes: number };
+  maxQueuedBytes: number;
   receipts: ReceiptBacklogLimits;
   maxBufferedBytes: number;
   maxMessageBytes: number;
@@ -167,11 +178,13 @@ export interface ResolvedOptions {
 /** Fills in defaults and validates (throws TypeError/RangeError naming the bad option), then logs how logins are authenticated. */
 export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   const timings = senseModeTimings(o.senseMode ?? SenseMode.MODE_15S);
-  const ws = o.ws === false ? false : { path: '/websocket', maxPayloadBytes: 65536, ...o.ws, port: port(o.ws?.port, 3000, 'ws.port') };
+  const ws =
+    o.ws === false ? false : { path: '/websocket', maxPayloadBytes: 65536, handshakeTimeoutMs: 10000, ...o.ws, port: port(o.ws?.port, 3000, 'ws.port') };
   if (ws && !ws.path.startsWith('/')) throw new TypeError(`ws.path must start with "/", got ${JSON.stringify(ws.path)}`);
   if (ws && ws.trustedProxies !== undefined && (!Array.isArray(ws.trustedProxies) || !ws.trustedProxies.every((a) => typeof a === 'string' && isIP(a) !== 0))) {
     throw new TypeError(`ws.trustedProxies must be an array of IP addresses such as ["127.0.0.1"], got ${JSON.stringify(ws.trustedProxies)}`);
   }
+  if (ws) positive(ws.handshakeTimeoutMs, 'ws.handshakeTimeoutMs');
   const tcp = o.tcp === false ? false : { maxBodyBytes: 6144, ...o.tcp, port: port(o.tcp?.port, 8901, 'tcp.port') };
   const udp =
     o.udp === false
@@ -190,8 +203,10 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     positiveInt(udp.maxSessionsPerAddress, 'udp.maxSessionsPerAddress');
   }
   const http = o.http === false ? false : resolveAdminHttp(o.http ?? {});
-  const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, ...o.qos };
+  const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, maxEntries: 100000, maxBytes: 32 * MIB, ...o.qos };
   positive(qos.checkIntervalMs, 'qos.checkIntervalMs');
+  positive(qos.maxEntries, 'qos.maxEntries');
+  positive(qos.maxBytes, 'qos.maxBytes');
   if (!Number.isFinite(qos.resendAfterMs) || qos.resendAfterMs < 0) throw new RangeError(`qos.resendAfterMs must be 0 or more, got ${String(qos.resendAfterMs)}`);
   if (!Number.isInteger(qos.maxRetries) || qos.maxRetries < 0) throw new RangeError(`qos.maxRetries must be a whole number 0 or more, got ${String(qos.maxRetries)}`);
   const rateLimit = o.rateLimit === false ? null : resolveRateLimit({ burst: 200, perSecond: 100, ...o.rateLimit });
@@ -207,9 +222,8 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
   if (o.durability !== undefined && o.durability !== 'normal' && o.durability !== 'full') {
     throw new TypeError(`durability must be "normal" or "full", got ${JSON.stringify(o.durability)}`);
   }
-  const dedup = { ttlMs: 600000, max: 100000, ...o.dedup };
-  positive(dedup.ttlMs, 'dedup.ttlMs');
-  positive(dedup.max, 'dedup.max');
+  const dedup = dedupOptions(o.dedup, 'dedup');
+  const c2cDedup = dedupOptions(o.c2cDedup, 'c2cDedup');
   const receipts: ReceiptBacklogLimits = { maxPerSender: 1000, maxTotal: 100000, maxBytes: 16 * 1024 * 1024, ttlMs: 7 * 24 * 3600 * 1000, ...o.receipts };
   for (const key of ['maxPerSender', 'maxTotal', 'maxBytes', 'ttlMs'] as const) positive(receipts[key], `receipts.${key}`);
   const auth = createAuthenticator(o.auth);
@@ -238,6 +252,8 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     qos,
     dedup,
     receipts,
+    c2cDedup,
+    maxQueuedBytes: positive(o.maxQueuedBytes ?? MIB, 'maxQueuedBytes'),
     maxBufferedBytes: positive(o.maxBufferedBytes ?? 4 * 1024 * 1024, 'maxBufferedBytes'),
     maxMessageBytes: positive(o.maxMessageBytes ?? (tcp ? tcp.maxBodyBytes : ws ? ws.maxPayloadBytes : 65536), 'maxMessageBytes'),
     tls: resolveTlsOptions(o.tls),
@@ -263,6 +279,16 @@ function resolveAdminHttp(h: Exclude<ServerOptions['http'], false | undefined>):
     throw new RangeError(`http.headersTimeoutMs (${r.headersTimeoutMs}) must not exceed http.requestTimeoutMs (${r.requestTimeoutMs})`);
   }
   return r;
+}
+
+const MIB = 1024 * 1024;
+
+function dedupOptions(given: ServerOptions['dedup'], name: string): { ttlMs: number; max: number; maxBytes: number } {
+  const d = { ttlMs: 600000, max: 100000, maxBytes: 16 * MIB, ...given };
+  positive(d.ttlMs, `${name}.ttlMs`);
+  positive(d.max, `${name}.max`);
+  positive(d.maxBytes, `${name}.maxBytes`);
+  return d;
 }
 
 function port(value: number | undefined, fallback: number, name: string): number {

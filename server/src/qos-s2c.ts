@@ -1,4 +1,5 @@
-import type { Protocal } from '../../src/protocol';
+import { encodeFrame, type Protocal } from '../../src/protocol';
+import { entryBytes, tupleKey } from './bounds';
 
 /** Timings of the server's QoS send daemon (MobileIMSDK `QoS4SendDaemonS2C`: 5000 / 2000 / 1). */
 export interface QosOptions {
@@ -8,6 +9,10 @@ export interface QosOptions {
   resendAfterMs: number;
   /** Retransmissions before the message is declared lost. */
   maxRetries: number;
+  /** Most messages waiting for an ACK, server-wide; beyond it a new message is refused (error 321). */
+  maxEntries: number;
+  /** Most bytes (frames and keys, as charged by `entryBytes`) waiting for an ACK, server-wide. */
+  maxBytes: number;
 }
 
 /** How a tracked message ended. */
@@ -15,6 +20,7 @@ export type QosOutcome = 'delivered' | 'lost';
 
 interface Entry {
   frame: Protocal;
+  bytes: number;
   firstSentMs: number;
   retries: number;
   waiters: Array<(outcome: QosOutcome) => void>;
@@ -27,10 +33,15 @@ interface Entry {
  *                 │                      └─check: retries >= maxRetries──> lost (onLost)
  *                 └── ack(to, fp) ──> delivered
  *
- * Entries are keyed by receiver and fp, so one user cannot settle another's message.
+ * Entries are keyed by receiver, sender and fp: one user cannot settle another's message, and two
+ * senders that pick the same fp for one receiver do not share an entry. The table is bounded in entries
+ * and bytes: {@link QosSendDaemon.hasRoom} says whether a new message may be written, and a live
+ * {@link QosSendDaemon.enrol} beyond the bounds is refused. Replays (`restart`) are bounded by each
+ * session's replay window instead, so they may go past the bounds by at most that much.
  */
 export class QosSendDaemon {
   private readonly pending = new Map<string, Entry>();
+  private charged = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
@@ -53,15 +64,22 @@ export class QosSendDaemon {
     this.timer = null;
     const entries = [...this.pending.values()];
     this.pending.clear();
+    this.charged = 0;
     for (const e of entries) for (const w of e.waiters) w('lost');
   }
 
+  /** Whether one more message of `frameBytes` encoded bytes fits the table's bounds. */
+  hasRoom(frameBytes: number): boolean {
+    return this.pending.size < this.opts.maxEntries && this.charged + frameBytes + entryBytes() <= this.opts.maxBytes;
+  }
+
   /**
-   * Tracks a frame just written to its receiver. `restart` resets the timings of an entry already
-   * tracked (a replay after re-login); otherwise an existing entry keeps its timings.
+   * Tracks a frame just written to its receiver; false (nothing tracked, the waiter untouched) when a new
+   * entry would break the bounds. `restart` resets the timings of an entry already tracked (a replay
+   * after re-login) and is always accepted; otherwise an existing entry keeps its timings.
    */
-  enrol(frame: Protocal, restart = false, waiter?: (outcome: QosOutcome) => void): void {
-    const key = pairKey(frame.to, frame.fp);
+  enrol(frame: Protocal, restart = false, waiter?: (outcome: QosOutcome) => void): boolean {
+    const key = qosKey(frame.to, frame.from, frame.fp);
     const existing = this.pending.get(key);
     if (existing) {
       existing.frame = frame;
@@ -70,30 +88,35 @@ export class QosSendDaemon {
         existing.retries = 0;
       }
       if (waiter) existing.waiters.push(waiter);
-      return;
+      return true;
     }
-    this.pending.set(key, { frame, firstSentMs: Date.now(), retries: 0, waiters: waiter ? [waiter] : [] });
+    const size = Buffer.byteLength(encodeFrame(frame), 'utf8');
+    if (!restart && !this.hasRoom(size)) return false;
+    const bytes = size + entryBytes(key);
+    this.charged += bytes;
+    this.pending.set(key, { frame, bytes, firstSentMs: Date.now(), retries: 0, waiters: waiter ? [waiter] : [] });
+    return true;
   }
 
-  /** Settles the message `fp` sent to `to` as delivered; the frame it settled, or null when none was tracked. */
-  ack(to: string, fp: string): Protocal | null {
-    const key = pairKey(to, fp);
+  /** Settles the message `fp` that `from` sent to `to` as delivered; false when it was not tracked. */
+  ack(to: string, from: string, fp: string): boolean {
+    const key = qosKey(to, from, fp);
     const e = this.pending.get(key);
-    if (!e) return null;
-    this.pending.delete(key);
+    if (!e) return false;
+    this.remove(key, e);
     this.onAcked?.(Date.now() - e.firstSentMs);
     for (const w of e.waiters) w('delivered');
-    return e.frame;
+    return true;
   }
 
   /** Whether the message is still waiting for its ACK. */
-  has(to: string, fp: string): boolean {
-    return this.pending.has(pairKey(to, fp));
+  has(to: string, from: string, fp: string): boolean {
+    return this.pending.has(qosKey(to, from, fp));
   }
 
   /** Whether the message is waiting for an ACK and was first written at or after `sinceMs`. */
-  sentSince(to: string, fp: string, sinceMs: number): boolean {
-    const e = this.pending.get(pairKey(to, fp));
+  sentSince(to: string, from: string, fp: string, sinceMs: number): boolean {
+    const e = this.pending.get(qosKey(to, from, fp));
     return !!e && e.firstSentMs >= sinceMs;
   }
 
@@ -102,12 +125,22 @@ export class QosSendDaemon {
     return this.pending.size;
   }
 
+  /** The bytes the waiting messages are charged. */
+  get bytes(): number {
+    return this.charged;
+  }
+
+  private remove(key: string, e: Entry): void {
+    this.pending.delete(key);
+    this.charged -= e.bytes;
+  }
+
   private check(): void {
     const now = Date.now();
     const lost: Protocal[] = [];
     for (const [key, e] of this.pending) {
       if (e.retries >= this.opts.maxRetries) {
-        this.pending.delete(key);
+        this.remove(key, e);
         lost.push({ ...e.frame });
         for (const w of e.waiters) w('lost');
       } else if (now - e.firstSentMs > this.opts.resendAfterMs) {
@@ -120,8 +153,7 @@ export class QosSendDaemon {
   }
 }
 
-/** A key for (receiver, fp) that no other pair shares, whatever characters either holds. */
-export function pairKey(a: string | null, b: string | null): string {
-  const first = a ?? '';
-  return `${first.length}:${first}${b ?? ''}`;
+/** A key for (receiver, sender, fp) that no other triple shares, whatever characters they hold. */
+export function qosKey(to: string | null, from: string | null, fp: string | null): string {
+  return tupleKey(to, from, fp);
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createFrame, MsgType, SERVER_ID } from '../../src/protocol';
 import { startAdminHttp } from './admin-http';
+import { MAX_FP_LENGTH } from './bounds';
 import { ServerCore } from './core';
 import { deliver, frameBytes, storedExpired } from './delivery';
 import type { Gateway } from './gateway';
@@ -30,11 +31,12 @@ export interface SendOptions {
  * next login, unless it expires first: `messageTtlMs` after it was stored, then `onLost` hears of it),
  * `sent` (written without QoS), `dropped` (not QoS and the user is offline, or the offline hook refused
  * it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full), `quota` (the whole
- * store is at its limit), `unavailable` (the store cannot write durably now); the last three store nothing.
+ * store is at its limit), `unavailable` (the store cannot write durably now), `busy` (the user is online
+ * but too many messages wait for an ACK server-wide); the last four send and store nothing.
  */
 export interface SendResult {
   fp: string | null;
-  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full' | 'quota' | 'unavailable';
+  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full' | 'quota' | 'unavailable' | 'busy';
 }
 
 /** The bound ports of the gateways that were started. */
@@ -134,6 +136,8 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       if (o.fp !== undefined && (typeof o.fp !== 'string' || o.fp === '')) {
         throw new TypeError(`sendToUser fp must be a non-empty string (omit it for a random UUID), got ${JSON.stringify(o.fp)}`);
       }
+      // The client's ACK would carry it back, and an ACK with a longer fp is refused (error 320).
+      if (o.fp !== undefined && o.fp.length > MAX_FP_LENGTH) throw new RangeError(`sendToUser fp is ${o.fp.length} characters; at most ${MAX_FP_LENGTH}`);
       if (o.typeu !== undefined && !Number.isInteger(o.typeu)) throw new TypeError(`sendToUser typeu must be an integer, got ${String(o.typeu)}`);
       const qos = o.qos !== false;
       const fp = qos ? (o.fp ?? randomUUID()) : (o.fp ?? null);

@@ -50,9 +50,14 @@ export class Session implements ConnectionInfo {
   chain: Promise<void> = Promise.resolve();
   /** Frames queued on {@link Session.chain} and not yet handled. */
   queued = 0;
+  /** Characters of the frames queued on {@link Session.chain} and not yet handled. */
+  queuedChars = 0;
   /** What this connection may still send (null: no rate limit). */
   readonly budget: FrameBudget | null;
-  /** Progress of handing this user's stored messages over after login, or null when there is none. */
+  /**
+   * Progress of handing this user's stored messages over after login, or null when there is none.
+   * `inFlight` holds `tupleKey(sender, fp)` of each replayed message not yet ACKed (at most `replayWindow`).
+   */
   replay: { cursor: number; startedMs: number; inFlight: Set<string>; pumping: boolean; again: boolean } | null = null;
 
   /** `budget` carries a rate limit over from an earlier session of the same peer (UDP). */
@@ -68,10 +73,12 @@ export class Session implements ConnectionInfo {
     return this.link.remote;
   }
 
-  /** Encodes and writes a frame; false when it could not be written. */
-  send(p: Protocal): boolean {
+  /** Encodes and writes a frame; false when it could not be written or is over `maxBytes` encoded. */
+  send(p: Protocal, maxBytes = Number.POSITIVE_INFINITY): boolean {
     if (this.closed) return false;
-    return this.link.write(encodeFrame(p));
+    const text = encodeFrame(p);
+    if (overBytes(text, maxBytes)) return false;
+    return this.link.write(text);
   }
 
   /** Stops this session's timers. */
@@ -86,4 +93,10 @@ export class Session implements ConnectionInfo {
   info(): ConnectionInfo {
     return Object.freeze({ id: this.id, transport: this.transport, remote: this.remote, userId: this.userId });
   }
+}
+
+/** Whether a text's UTF-8 encoding is over `maxBytes` (counted only when its length cannot settle it). */
+export function overBytes(text: string, maxBytes: number): boolean {
+  if (text.length * 3 <= maxBytes) return false;
+  return text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes;
 }

@@ -15,6 +15,7 @@ const MAX_CACHED_COUNTS = 10000;
 
 interface PendingPut {
   to: string;
+  from: string;
   fp: string;
   frame: string;
   resolve(inserted: boolean): void;
@@ -23,6 +24,7 @@ interface PendingPut {
 
 interface PendingRemove {
   to: string;
+  from: string;
   fp: string;
   resolve(removed: boolean): void;
   reject(err: unknown): void;
@@ -81,15 +83,7 @@ export class SqliteOfflineStore implements OfflineStore {
       db = new Database(this.file ?? ':memory:');
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.o.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-      db.exec(`CREATE TABLE IF NOT EXISTS pending (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        to_uid TEXT NOT NULL,
-        fp TEXT NOT NULL,
-        frame TEXT NOT NULL,
-        created_ms INTEGER NOT NULL,
-        UNIQUE (to_uid, fp)
-      )`);
-      db.exec('CREATE INDEX IF NOT EXISTS pending_by_user ON pending (to_uid, seq)');
+      createPendingTable(db);
       db.exec('CREATE INDEX IF NOT EXISTS pending_by_created ON pending (created_ms)');
     } catch (err) {
       db?.close();
@@ -98,10 +92,10 @@ export class SqliteOfflineStore implements OfflineStore {
     this.db = db;
     this.identity = this.file ? fileIdentity(this.file) : null;
     this.stmts = {
-      put: db.prepare('INSERT OR IGNORE INTO pending (to_uid, fp, frame, created_ms) VALUES (?, ?, ?, ?) RETURNING octet_length(frame) AS bytes'),
-      list: db.prepare('SELECT seq, fp, frame FROM pending WHERE to_uid = ? AND seq > ? AND created_ms > ? ORDER BY seq LIMIT ?'),
-      remove: db.prepare('DELETE FROM pending WHERE to_uid = ? AND fp = ? RETURNING octet_length(frame) AS bytes'),
-      has: db.prepare('SELECT 1 FROM pending WHERE to_uid = ? AND fp = ?'),
+      put: db.prepare('INSERT OR IGNORE INTO pending (to_uid, from_uid, fp, frame, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING octet_length(frame) AS bytes'),
+      list: db.prepare('SELECT seq, from_uid AS "from", fp, frame FROM pending WHERE to_uid = ? AND seq > ? AND created_ms > ? ORDER BY seq LIMIT ?'),
+      remove: db.prepare('DELETE FROM pending WHERE to_uid = ? AND from_uid = ? AND fp = ? RETURNING octet_length(frame) AS bytes'),
+      has: db.prepare('SELECT 1 FROM pending WHERE to_uid = ? AND from_uid = ? AND fp = ?'),
       count: db.prepare('SELECT COUNT(*) AS n FROM pending WHERE to_uid = ?'),
       expire: db.prepare(
         `DELETE FROM pending WHERE seq IN (SELECT seq FROM pending WHERE created_ms <= ? ORDER BY created_ms LIMIT ?)
@@ -110,8 +104,8 @@ export class SqliteOfflineStore implements OfflineStore {
     };
     this.commit = db.transaction((puts: PendingPut[], removes: PendingRemove[]) => {
       const now = this.clock.now();
-      const inserted = puts.map((p) => (this.stmts.put.get(p.to, p.fp, p.frame, now) as { bytes: number } | undefined)?.bytes ?? -1);
-      const removed = removes.map((r) => (this.stmts.remove.get(r.to, r.fp) as { bytes: number } | undefined)?.bytes ?? -1);
+      const inserted = puts.map((p) => (this.stmts.put.get(p.to, p.from, p.fp, p.frame, now) as { bytes: number } | undefined)?.bytes ?? -1);
+      const removed = removes.map((r) => (this.stmts.remove.get(r.to, r.from, r.fp) as { bytes: number } | undefined)?.bytes ?? -1);
       return { inserted, removed };
     });
     const totals = db.prepare('SELECT COUNT(*) AS n, TOTAL(octet_length(frame)) AS b FROM pending').get() as { n: number; b: number };
@@ -127,19 +121,19 @@ export class SqliteOfflineStore implements OfflineStore {
     if (this.file) this.armCheck();
   }
 
-  put(to: string, fp: string, frame: string): Promise<boolean> {
+  put(to: string, from: string, fp: string, frame: string): Promise<boolean> {
     if (this.closed) return Promise.reject(new OfflineStoreError('unavailable', 'the offline store is closed'));
     if (this.lost) return Promise.reject(new OfflineStoreError('unavailable', this.lost));
     const size = Buffer.byteLength(frame, 'utf8');
     if (this.rows + this.queuedRows + 1 > this.o.maxRows || this.bytes + this.queuedBytes + size > this.o.maxBytes) {
       // A retransmission of a message already stored adds nothing: it is still accepted (and ACKed).
-      if (!this.stmts.has.get(to, fp)) {
+      if (!this.stmts.has.get(to, from, fp)) {
         this.noteFull(true);
         return Promise.reject(new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`));
       }
     } else this.noteFull(false);
     return new Promise((resolve, reject) => {
-      this.puts.push({ to, fp, frame, resolve, reject });
+      this.puts.push({ to, from, fp, frame, resolve, reject });
       this.queued.set(to, (this.queued.get(to) ?? 0) + 1);
       this.queuedRows++;
       this.queuedBytes += size;
@@ -147,10 +141,10 @@ export class SqliteOfflineStore implements OfflineStore {
     });
   }
 
-  remove(to: string, fp: string): Promise<boolean> {
+  remove(to: string, from: string, fp: string): Promise<boolean> {
     if (this.closed) return Promise.reject(new OfflineStoreError('unavailable', 'the offline store is closed'));
     return new Promise((resolve, reject) => {
-      this.removes.push({ to, fp, resolve, reject });
+      this.removes.push({ to, from, fp, resolve, reject });
       this.schedule();
     });
   }
@@ -301,4 +295,34 @@ export class SqliteOfflineStore implements OfflineStore {
       this.o.logger.error('offline store: onExpired failed', err);
     }
   }
+}
+
+/**
+ * Creates the `pending` table, keyed by (receiver, sender, fp), and its indexes. A database from before
+ * the sender was part of the key (no `from_uid` column) is migrated in one transaction: each row's sender
+ * is read from its stored frame, and `seq` values (the delivery order) and `created_ms` are kept.
+ */
+function createPendingTable(db: Database.Database): void {
+  const columns = (db.prepare("SELECT name FROM pragma_table_info('pending')").all() as Array<{ name: string }>).map((c) => c.name);
+  const create = (name: string) => `CREATE TABLE ${name} (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      to_uid TEXT NOT NULL,
+      from_uid TEXT NOT NULL,
+      fp TEXT NOT NULL,
+      frame TEXT NOT NULL,
+      created_ms INTEGER NOT NULL,
+      UNIQUE (to_uid, from_uid, fp)
+    )`;
+  if (columns.length === 0) db.exec(create('pending'));
+  else if (!columns.includes('from_uid')) {
+    db.transaction(() => {
+      db.exec(create('pending_keyed'));
+      db.exec(`INSERT INTO pending_keyed (seq, to_uid, from_uid, fp, frame, created_ms)
+        SELECT seq, to_uid, COALESCE(CASE WHEN json_valid(frame) THEN json_extract(frame, '$.from') END, ''), fp, frame, created_ms FROM pending ORDER BY seq`);
+      db.exec('DROP TABLE pending');
+      db.exec('ALTER TABLE pending_keyed RENAME TO pending');
+    })();
+  }
+  db.exec('CREATE INDEX IF NOT EXISTS pending_by_user ON pending (to_uid, seq)');
+  db.exec('CREATE INDEX IF NOT EXISTS pending_by_created ON pending (created_ms)');
 }

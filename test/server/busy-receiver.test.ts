@@ -55,7 +55,7 @@ describe('a busy receiver', () => {
     const puts: Array<Promise<boolean>> = [];
     for (let i = 0; i < total; i++) {
       const fp = `backlog-${i}`;
-      puts.push(store.put('bob', fp, encodeFrame(createFrame({ type: MsgType.DATA, dataContent: `m${i}`, from: 'alice', to: 'bob', fp, QoS: true }))));
+      puts.push(store.put('bob', 'alice', fp, encodeFrame(createFrame({ type: MsgType.DATA, dataContent: `m${i}`, from: 'alice', to: 'bob', fp, QoS: true }))));
     }
     await Promise.all(puts);
     const server = await startServer({ store });

@@ -51,14 +51,14 @@ function gatedStore(writeFirst: boolean) {
   let putStarted!: () => void;
   const putCalled = new Promise<void>((r) => (putStarted = r));
   const store: OfflineStore = {
-    async put(to, fp, frame) {
+    async put(to, from, fp, frame) {
       putStarted();
-      const inserted = writeFirst ? await inner.put(to, fp, frame) : undefined;
+      const inserted = writeFirst ? await inner.put(to, from, fp, frame) : undefined;
       await gate;
-      return inserted ?? inner.put(to, fp, frame);
+      return inserted ?? inner.put(to, from, fp, frame);
     },
     list: (to, after, limit) => inner.list(to, after, limit),
-    remove: (to, fp) => inner.remove(to, fp),
+    remove: (to, from, fp) => inner.remove(to, from, fp),
     count: (to) => inner.count(to),
     total: () => inner.total(),
     close: () => undefined,

@@ -80,7 +80,8 @@ describe('durability across SIGKILL (server as a real child process)', () => {
     await login(carol, 'carol');
     expect((await carol.nextOfType(2)).dataContent).toBe('to carol');
 
-    for (const fp of got) bob.send(ackFrame('bob', 'alice', fp));
+    // An ACK names the acknowledged message's sender in `to`, as MobileIMSDK clients do: the server's push is from "0".
+    for (const fp of got) bob.send(ackFrame('bob', fp === 'fp-push' ? '0' : 'alice', fp));
     carol.send(ackFrame('carol', 'alice', 'fp-carol'));
     await expect.poll(async () => (await admin(child.ports.http, 'GET', '/api/metrics', undefined, TOKEN)).json.offlinePending).toBe(0);
 

@@ -50,7 +50,7 @@ describe('message time to live', () => {
   it('lists a stored message until ttlMs after it was stored, not from then on, even before any sweep', async () => {
     const clock = manualClock();
     const s = store(clock, { ttlMs: 10_000, sweepIntervalMs: 3_600_000 });
-    await s.put('u', 'fp-1', '{"fp":"fp-1"}');
+    await s.put('u', 'sender', 'fp-1', '{"fp":"fp-1"}');
     clock.advanceTo(T0 + 9_999);
     expect(s.list('u', 0, 10).map((m) => m.fp)).toEqual(['fp-1']);
     clock.advanceTo(T0 + 10_000);
@@ -62,9 +62,9 @@ describe('message time to live', () => {
     const clock = manualClock();
     const expired: ExpiredMessage[][] = [];
     const s = store(clock, { ttlMs: 10_000, sweepIntervalMs: 1_000, onExpired: (m) => void expired.push(m) });
-    await Promise.all(Array.from({ length: 2500 }, (_, i) => s.put(`user${i % 7}`, `fp-${i}`, `{"n":${i}}`)));
+    await Promise.all(Array.from({ length: 2500 }, (_, i) => s.put(`user${i % 7}`, 'sender', `fp-${i}`, `{"n":${i}}`)));
     clock.advanceTo(T0 + 5_000);
-    await s.put('young', 'fp-young', '{"young":true}');
+    await s.put('young', 'sender', 'fp-young', '{"young":true}');
     const bytesAll = s.usage().bytes;
     clock.advanceTo(T0 + 9_999);
     expect(s.total()).toBe(2501);

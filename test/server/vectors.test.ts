@@ -61,6 +61,12 @@ const exceptions: Array<{ why: string; match: (e: VEvent) => boolean; drop: numb
     drop: 0,
     expect: [serverFrame('bad', { bridge: false, type: 52, from: '0', to: '-1', QoS: false, typeu: -1, sm: -1, errorCode: ServerErrorCode.BAD_FRAME })],
   },
+  {
+    why: 'a retransmission of a C2C message already accepted is ACKed again but not relayed again (issue 9); MobileIMSDK relays the duplicate',
+    match: (e) => e.scenario === 'noack' && e.dir === 'client->server' && e.frame?.dataContent === 'dup send',
+    drop: 2,
+    expect: [serverFrame('noack', { bridge: false, type: 4, dataContent: 'fp-noack', from: 'nb', to: 'na', QoS: false, typeu: -1, sm: -1 })],
+  },
 ];
 
 function serverFrame(scenario: string, frame: Frame): VEvent {

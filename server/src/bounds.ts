@@ -1,0 +1,36 @@
+/**
+ * Fixed bounds on what a client may make the server hold, and the byte accounting every bounded
+ * structure shares, so one rule decides what an entry costs whichever table it sits in.
+ */
+
+/** Longest fingerprint accepted on a data frame or an ACK (MobileIMSDK fps are 36-character UUIDs). */
+export const MAX_FP_LENGTH = 128;
+
+/** Longest user id: a login (login.ts) and a message's receiver are held to it. */
+export const MAX_USER_ID_LENGTH = 256;
+
+/** Longest kick reason `kick()` and the admin API accept, in characters. */
+export const MAX_KICK_REASON_LENGTH = 256;
+
+/** What the heap spends on a table entry beyond its strings (map slot, queue slots, timestamps). */
+const ENTRY_OVERHEAD_BYTES = 64;
+
+/**
+ * The bytes a table entry holding `strings` is charged: two per UTF-16 code unit (V8's worst case)
+ * plus a fixed overhead. An over-estimate on purpose, so a byte bound is never exceeded in fact.
+ */
+export function entryBytes(...strings: Array<string | null | undefined>): number {
+  let n = ENTRY_OVERHEAD_BYTES;
+  for (const s of strings) if (s) n += 2 * s.length;
+  return n;
+}
+
+/** A key for a tuple of strings that no other tuple shares, whatever characters they hold. */
+export function tupleKey(...parts: Array<string | null | undefined>): string {
+  let key = '';
+  for (let i = 0; i < parts.length - 1; i++) {
+    const p = parts[i] ?? '';
+    key += `${p.length}:${p}`;
+  }
+  return key + (parts[parts.length - 1] ?? '');
+}
