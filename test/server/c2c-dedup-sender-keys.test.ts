@@ -138,9 +138,10 @@ describe('stored and tracked messages are keyed by sender as well', () => {
     old.exec(`CREATE TABLE pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, to_uid TEXT NOT NULL, fp TEXT NOT NULL,
       frame TEXT NOT NULL, created_ms INTEGER NOT NULL, UNIQUE (to_uid, fp))`);
     old.exec('CREATE INDEX pending_by_user ON pending (to_uid, seq)');
-    const ins = old.prepare('INSERT INTO pending (to_uid, fp, frame, created_ms) VALUES (?, ?, ?, 1)');
-    ins.run('bob', 'fp-1', JSON.stringify({ type: 2, dataContent: 'one', from: 'alice', to: 'bob', fp: 'fp-1', QoS: true }));
-    ins.run('bob', 'fp-2', 'not json');
+    // Stored now: rows older than the message TTL would (rightly) not be listed.
+    const ins = old.prepare('INSERT INTO pending (to_uid, fp, frame, created_ms) VALUES (?, ?, ?, ?)');
+    ins.run('bob', 'fp-1', JSON.stringify({ type: 2, dataContent: 'one', from: 'alice', to: 'bob', fp: 'fp-1', QoS: true }), Date.now());
+    ins.run('bob', 'fp-2', 'not json', Date.now());
     old.close();
 
     const store = new SqliteOfflineStore(dir);
