@@ -148,7 +148,7 @@ export class IMClient {
       return Promise.reject(new IMError('ALREADY_ACTIVE', `login() needs a logged-out client; the state is ${this._current}`));
     }
     this._credentials = { userId: params.userId, token: params.token || '', extra: params.extra };
-    this._firstLogin = 0;
+    this._firstLogin = params.firstLoginTime || 0;
     this._attempts = 0;
     this._watchLifecycle();
     this._persistence.restore(params.userId);
