@@ -356,7 +356,10 @@ export class TabSharedClient {
     this._sharing.locks
       .request(this._channelName, controller ? { signal: controller.signal } : {}, granted)
       .catch((error: unknown) => {
-        if (session === this._session) this._logger.warn('tab-shared: the lock request failed', error);
+        // Refused (a sandboxed frame, for one) rather than aborted by a stop: no tab could ever lead.
+        if (session !== this._session || this._stopped()) return;
+        this._logger.warn('tab-shared: the lock request failed', error);
+        this._stop('connect-failed', new IMError('CONNECT_FAILED', 'tab-shared: the Web Lock request failed', undefined, error));
       });
   }
 

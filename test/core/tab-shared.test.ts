@@ -109,6 +109,17 @@ describe('createTabSharedClient', () => {
     client.destroy();
   });
 
+  it('rejects login() with CONNECT_FAILED when the Web Lock request is refused (a sandboxed frame)', async () => {
+    const t = createFakeOrigin().tab();
+    const logger = { debug: vi.fn(), warn: vi.fn(), error: vi.fn() };
+    const locks = { request: () => Promise.reject(new Error('SecurityError')) };
+    const c = createTabSharedClient({ url: 'ws://test/websocket', adapter: createFakeAdapter().adapter, logger, locks, BroadcastChannel: t.BroadcastChannel }) as TabSharedClient;
+    all.push(c);
+    await expect(c.login({ userId: 'alice' })).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
+    expect(c.state).toBe('closed');
+    expect(logger.warn).toHaveBeenCalledWith('tab-shared: the lock request failed', expect.any(Error));
+  });
+
   it('checks its options like IMClient does', () => {
     const t = createFakeOrigin().tab();
     const base = { url: 'ws://test/websocket', adapter: createFakeAdapter().adapter, locks: t.locks, BroadcastChannel: t.BroadcastChannel };
