@@ -4,6 +4,7 @@ import { IMError } from '../../src/errors';
 import { MsgType } from '../../src/protocol';
 import { canMove } from '../../src/state';
 import { createTabSharedClient, TabSharedClient, type TabSharedOptions } from '../../src/tab-shared';
+import { decodeError, decodeEvent, encodeError, encodeEvent } from '../../src/tab-shared-wire';
 import { createFakeAdapter, type FakeSocket } from '../helpers/fake-adapter';
 import { createFakeOrigin, type FakeTab } from '../helpers/fake-tabs';
 import { seededRandom } from '../helpers/random';
@@ -289,7 +290,80 @@ describe('takeover', () => {
   });
 });
 
+describe('takeover retries', () => {
+  /** Logs three tabs in, crashes the leader, and returns the tab that takes over (B) and the follower (C). */
+  async function crashLeader(options: Partial<TabSharedOptions>) {
+    const { tabs } = makeTabs(3, options);
+    await loginAll(tabs);
+    tabs[0].tab.crash();
+    tabs[0].client.destroy();
+    await flush();
+    return { b: tabs[1], c: tabs[2] };
+  }
+
+  it('asks getToken() for a fresh token before the takeover login', async () => {
+    const getToken = vi.fn(() => Promise.resolve('fresh'));
+    const { b } = await crashLeader({ getToken });
+    b.fake.last.open();
+    expect(getToken).toHaveBeenCalledTimes(1);
+    expect(JSON.parse(b.fake.last.sentOfType(MsgType.LOGIN)[0].dataContent as string)).toMatchObject({ loginToken: 'fresh', firstLoginTime: FLT });
+  });
+
+  it('reconnectNow() in a follower skips the leader\'s backoff wait', async () => {
+    const { b, c } = await crashLeader({ reconnect: { minDelayMs: 60000, maxDelayMs: 60000 } });
+    b.fake.last.serverClose(1006, '');
+    await flush();
+    expect(c.client.state).toBe('reconnecting');
+    c.client.reconnectNow();
+    await flush();
+    expect(b.fake.sockets).toHaveLength(2);
+  });
+
+  it('gives up after reconnect.maxAttempts: every tab closes with reconnect-failed and an error event', async () => {
+    const { b, c } = await crashLeader({ reconnect: { minDelayMs: 10, maxDelayMs: 10, maxAttempts: 1 } });
+    b.fake.last.serverClose(1006, '');
+    await vi.advanceTimersByTimeAsync(10);
+    b.fake.last.serverClose(1006, '');
+    await flush();
+    for (const t of [b, c]) {
+      expect(t.client.state).toBe('closed');
+      expect(t.of('state').at(-1)).toMatchObject({ reason: 'reconnect-failed' });
+      expect(t.of('error').map((e) => e.code)).toEqual(['RECONNECT_FAILED']);
+      expect(t.illegal).toEqual([]);
+    }
+    expect(b.fake.sockets).toHaveLength(2);
+  });
+});
+
 describe('ending the session', () => {
+  it('a first login that cannot connect rejects in every tab waiting for it', async () => {
+    const { tabs } = makeTabs(2);
+    const first = tabs[0].client.login({ userId: 'alice' });
+    await flush();
+    const second = tabs[1].client.login({ userId: 'alice' });
+    await flush();
+    expect(tabs[1].client.state).toBe('connecting');
+    tabs[0].fake.last.serverClose(1006, '');
+    await expect(first).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
+    await expect(second).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
+    await flush();
+    expect(tabs.map((t) => t.client.state)).toEqual(['closed', 'closed']);
+    expect(tabs[1].fake.sockets).toHaveLength(0);
+  });
+
+  it('logout() in the leader reports its waiting messages lost in every tab', async () => {
+    const { tabs } = makeTabs(2);
+    const socket = await loginAll(tabs);
+    const r = track(tabs[0].client.send('bob', 'pending'));
+    await flush();
+    await tabs[0].client.logout();
+    await flush();
+    expect(socket.sentOfType(MsgType.LOGOUT)).toHaveLength(1);
+    expect(r).toMatchObject({ rejected: 1, error: expect.objectContaining({ code: 'LOGGED_OUT' }) });
+    for (const t of tabs) expect(t.of('lost').map((l) => [l.message.content, l.error.code])).toEqual([['pending', 'LOGGED_OUT']]);
+    for (const t of tabs) expect(t.of('lost')[0].error).toBeInstanceOf(IMError);
+  });
+
   it('logout() in a follower logs every tab out; the leader sends the logout; waiting sends are lost', async () => {
     const { tabs, origin } = makeTabs(3);
     const socket = await loginAll(tabs);
@@ -352,5 +426,19 @@ describe('ending the session', () => {
       expect(t.of('error')).toEqual([expect.objectContaining({ code: 'LOGIN_REJECTED', serverCode: 1025 })]);
     }
     expect(tabs[2].fake.sockets).toHaveLength(0);
+  });
+});
+
+describe('the channel encoding', () => {
+  it('keeps an IMError\'s class, code, server code and extra fields, and the class of a TypeError', () => {
+    const e = Object.assign(new IMError('SERVER_ERROR', 'too big', 311), { limit: 6144 });
+    const back = decodeError(structuredClone(encodeError(e))) as IMError & { limit: number };
+    expect(back).toBeInstanceOf(IMError);
+    expect([back.code, back.message, back.serverCode, back.limit]).toEqual(['SERVER_ERROR', 'too big', 311, 6144]);
+    expect(decodeError(structuredClone(encodeError(new TypeError('bad fp'))))).toBeInstanceOf(TypeError);
+    const lost = decodeEvent(structuredClone(encodeEvent({ message: { fp: 'x' }, error: e }))) as { error: IMError; message: unknown };
+    expect(lost.error).toBeInstanceOf(IMError);
+    expect(lost).toEqual({ message: { fp: 'x' }, error: expect.any(IMError) });
+    expect(decodeEvent(structuredClone(encodeEvent(e)))).toBeInstanceOf(IMError);
   });
 });
