@@ -8,35 +8,9 @@ import { createFingerprint } from './protocol';
 import type { SendReceipt } from './qos-outbox';
 import { canMove } from './state';
 import { LeaderTerm } from './tab-shared-leader';
-import {
-  decodeError,
-  decodeEvent,
-  encodeError,
-  encodeEvent,
-  errorFor,
-  type BroadcastChannelConstructor,
-  type BroadcastChannelLike,
-  type LockManagerLike,
-  type SendRequest,
-  type WireMessage,
-} from './tab-shared-wire';
-
-/** What the tab-shared client needs on top of {@link IMClientOptions}. */
-export interface TabSharing {
-  locks: LockManagerLike;
-  BroadcastChannel: BroadcastChannelConstructor;
-  /** Prefix of the lock and channel names; the URL and the user id follow it. */
-  name: string;
-  /** How long an ending leader waits for the other tabs to acknowledge before it lets the lock go. */
-  endHoldMs: number;
-}
-
-interface Pending {
-  kind: 'send' | 'echo';
-  req?: SendRequest;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-}
+import { TabLink, type TabSharing } from './tab-shared-link';
+import { PendingRequests } from './tab-shared-pending';
+import { decodeError, decodeEvent, encodeError, encodeEvent, errorFor, type SendRequest, type WireMessage } from './tab-shared-wire';
 
 const DESTROYED = 'this client was destroyed; create a new one';
 const STATES: ClientStateName[] = ['idle', 'connecting', 'authenticating', 'online', 'reconnecting', 'closed'];
@@ -80,31 +54,27 @@ export class TabSharedClient {
   private readonly _logger: Logger;
   private readonly _tab: string;
   private readonly _dedup = new DedupWindow(600000, 10000);
-  private readonly _pending = new Map<number, Pending>();
+  private readonly _pending = new PendingRequests();
   private readonly _peers = new Set<string>();
+  private readonly _link: TabLink;
   private readonly _finalTimer: Timer;
   private _state: ClientStateName = ClientState.IDLE;
   private _login: { userId: string; token: string; extra?: string; firstLoginTime: number } | null = null;
   private _waiter: { resolve(r: LoginResult): void; reject(e: unknown): void } | null = null;
-  private _channel: BroadcastChannelLike | null = null;
-  private _channelName = '';
-  private _abort: { abort(): void } | null = null;
-  private _release: (() => void) | null = null;
   private _term: LeaderTerm | null = null;
   private _session = 0;
   private _sid: string | null = null;
   private _leader: string | null = null;
-  private _seq = 0;
   private _destroyed = false;
-  private _hold: { ack(tab: string): void; finish(): void } | null = null;
 
   constructor(private readonly _o: IMClientOptions, private readonly _sharing: TabSharing) {
+    this._link = new TabLink(_sharing, _o.clock || systemClock, _o.logger || silentLogger, (m) => this._onWire(m));
     this._clock = _o.clock || systemClock;
     this._random = _o.random || Math.random;
     this._logger = _o.logger || silentLogger;
     this._tab = createFingerprint(this._random);
     this._events = new SafeEmitter<ClientEvents>((type, error) => this._logger.error(`a "${String(type)}" listener threw`, error));
-    this._finalTimer = new Timer(this._clock, () => this._settleAll(errorFor('socket-closed')));
+    this._finalTimer = new Timer(this._clock, () => this._pending.rejectAll(errorFor('socket-closed')));
   }
 
   /** The connection state, as the leader's client reports it. */
@@ -160,18 +130,26 @@ export class TabSharedClient {
     if (this._destroyed) return Promise.reject(new IMError('DESTROYED', DESTROYED));
     if (!this._stopped()) return Promise.reject(new IMError('ALREADY_ACTIVE', `login() needs a logged-out client; the state is ${this._state}`));
     this._finalTimer.cancel();
-    this._settleAll(errorFor('socket-closed'));
+    this._pending.rejectAll(errorFor('socket-closed'));
     const session = ++this._session;
     this._login = { userId: params.userId, token: params.token || '', extra: params.extra, firstLoginTime: known || 0 };
     this._sid = null;
     this._leader = null;
     this._peers.clear();
     this._dedup.clear();
-    this._openChannel(`${this._sharing.name}|${this._o.url}|${params.userId}`);
+    this._link.open(`${this._sharing.name}|${this._o.url}|${params.userId}`);
     const result = new Promise<LoginResult>((resolve, reject) => (this._waiter = { resolve, reject }));
     this._move(ClientState.CONNECTING, 'login');
     this._post({ k: 'hello', t: this._tab });
-    this._requestLock(session);
+    this._link.requestLock(
+      () => session === this._session && !this._stopped() && !this._destroyed,
+      () => this._lead(),
+      (error) => {
+        // Refused (a sandboxed frame, for one) rather than aborted by a stop: no tab could ever lead.
+        this._logger.warn('tab-shared: the lock request failed', error);
+        this._stop('connect-failed', new IMError('CONNECT_FAILED', 'tab-shared: the Web Lock request failed', undefined, error));
+      },
+    );
     return result;
   }
 
@@ -221,14 +199,14 @@ export class TabSharedClient {
     this._term = null;
     if (term) term.handover();
     this._session++;
-    this._unlock();
-    if (this._hold) this._hold.finish();
+    this._link.unlock();
+    this._link.finishHold();
     this._post({ k: 'bye', t: this._tab });
     if (!this._stopped()) this._move(ClientState.CLOSED, 'destroyed');
     this._rejectLogin(error);
-    this._settleAll(error);
+    this._pending.rejectAll(error);
     this._finalTimer.cancel();
-    this._closeChannel();
+    this._link.close();
     this._events.clear();
   }
 
@@ -237,8 +215,7 @@ export class TabSharedClient {
   }
 
   private _request(kind: 'send' | 'echo', req?: SendRequest): Promise<unknown> {
-    const id = ++this._seq;
-    const promise = new Promise<unknown>((resolve, reject) => this._pending.set(id, { kind, req, resolve, reject }));
+    const { id, promise } = this._pending.add(kind, req);
     this._dispatch(id);
     return promise;
   }
@@ -249,31 +226,20 @@ export class TabSharedClient {
     if (!p) return;
     const term = this._term;
     if (term) {
-      const done = (ok: boolean, value: unknown): void => this._settle(id, ok, value);
+      const done = (ok: boolean, value: unknown): void => this._pending.settle(id, ok, value);
       if (p.kind === 'echo') term.echo().then((v) => done(true, v), (e: unknown) => done(false, e));
       else term.submit(p.req as SendRequest, done);
     } else if (p.kind === 'echo') this._post({ k: 'echo', t: this._tab, id });
     else this._post({ k: 'send', t: this._tab, id, req: p.req as SendRequest });
   }
 
-  private _settle(id: number, ok: boolean, value: unknown): void {
-    const p = this._pending.get(id);
-    if (!p) return;
-    this._pending.delete(id);
-    if (ok) p.resolve(value);
-    else p.reject(value);
-  }
-
-  private _settleAll(error: unknown): void {
-    for (const id of Array.from(this._pending.keys())) this._settle(id, false, error);
-  }
-
   /** A new leader: echoes in flight are lost with the old one; sends go again, same fingerprints, in order. */
   private _leaderChanged(tab: string): void {
     this._leader = tab;
-    for (const [id, p] of Array.from(this._pending)) {
-      if (p.kind === 'echo') this._settle(id, false, new IMError('CONNECTION_LOST', 'the tab holding the connection went away'));
-      else this._dispatch(id);
+    for (const id of this._pending.ids()) {
+      if ((this._pending.get(id) as { kind: string }).kind === 'echo') {
+        this._pending.settle(id, false, new IMError('CONNECTION_LOST', 'the tab holding the connection went away'));
+      } else this._dispatch(id);
     }
   }
 
@@ -296,80 +262,13 @@ export class TabSharedClient {
     const e = payload as { fp?: string | null; qos?: boolean; message?: { fp: string | null }; error?: unknown };
     const fp = type === 'message' ? (e.qos ? e.fp : null) : type === 'delivered' ? e.fp : type === 'lost' && e.message ? e.message.fp : null;
     if (fp && this._dedup.checkAndAdd(type + ':' + fp, this._clock.now())) return;
-    if (fp && (type === 'delivered' || type === 'lost')) {
-      for (const [id, p] of Array.from(this._pending)) {
-        if (p.kind !== 'send' || !p.req || p.req.fp !== fp) continue;
-        if (type === 'delivered') this._settle(id, true, { fp, to: p.req.to, acked: true });
-        else this._settle(id, false, e.error);
-      }
-    }
+    if (fp && type === 'delivered') this._pending.settleFp(fp, true, (req) => ({ fp, to: req.to, acked: true }));
+    if (fp && type === 'lost') this._pending.settleFp(fp, false, () => e.error);
     (this._events.emit as (t: string, e: unknown) => void)(type, payload);
   }
 
-  private _openChannel(name: string): void {
-    if (this._channel && this._channelName === name) return;
-    this._closeChannel();
-    this._channelName = name;
-    const channel = new this._sharing.BroadcastChannel(name);
-    channel.onmessage = (event) => {
-      try {
-        this._onWire(event.data as WireMessage);
-      } catch (error) {
-        this._logger.error('tab-shared: internal error handling a message from another tab', error);
-      }
-    };
-    this._channel = channel;
-  }
-
-  private _closeChannel(): void {
-    const channel = this._channel;
-    this._channel = null;
-    if (!channel) return;
-    channel.onmessage = null;
-    try {
-      channel.close();
-    } catch (error) {
-      this._logger.warn('tab-shared: BroadcastChannel.close failed', error);
-    }
-  }
-
   private _post(message: WireMessage): void {
-    if (!this._channel) return;
-    try {
-      this._channel.postMessage(message);
-    } catch (error) {
-      this._logger.warn('tab-shared: BroadcastChannel.postMessage failed', error);
-    }
-  }
-
-  private _requestLock(session: number): void {
-    const AC = (globalThis as unknown as { AbortController?: new () => { signal: unknown; abort(): void } }).AbortController;
-    const controller = AC ? new AC() : null;
-    this._abort = controller;
-    const granted = (): Promise<void> => {
-      if (session !== this._session || this._stopped() || this._destroyed) return Promise.resolve();
-      return new Promise<void>((release) => {
-        this._release = release;
-        this._lead();
-      });
-    };
-    this._sharing.locks
-      .request(this._channelName, controller ? { signal: controller.signal } : {}, granted)
-      .catch((error: unknown) => {
-        // Refused (a sandboxed frame, for one) rather than aborted by a stop: no tab could ever lead.
-        if (session !== this._session || this._stopped()) return;
-        this._logger.warn('tab-shared: the lock request failed', error);
-        this._stop('connect-failed', new IMError('CONNECT_FAILED', 'tab-shared: the Web Lock request failed', undefined, error));
-      });
-  }
-
-  private _unlock(): void {
-    const abort = this._abort;
-    const release = this._release;
-    this._abort = null;
-    this._release = null;
-    if (release) release();
-    else if (abort) abort.abort();
+    this._link.post(message);
   }
 
   /** This tab got the lock: it becomes the leader, continuing the session when one was running. */
@@ -401,7 +300,7 @@ export class TabSharedClient {
         this._term = null;
         this._stop(reason, error);
         this._post({ k: 'end', t: this._tab, sid: this._sid as string, reason, err: encodeError(error) });
-        this._holdThenRelease();
+        this._link.holdThenRelease(this._peers);
       },
     });
     this._term = term;
@@ -418,51 +317,20 @@ export class TabSharedClient {
     this._post({ k: 'sync', t: this._tab, sid: this._sid, state: this._state, reason, flt: this._login.firstLoginTime });
   }
 
-  /** After an end, keeps the lock until every tab it knew acknowledged (or `endHoldMs`), so none takes over. */
-  private _holdThenRelease(): void {
-    const release = this._release;
-    this._release = null;
-    this._abort = null;
-    if (!release) return;
-    const waiting = new Set(this._peers);
-    if (waiting.size === 0) return release();
-    const timer = new Timer(this._clock, () => finish());
-    const finish = (): void => {
-      timer.cancel();
-      if (this._hold === hold) this._hold = null;
-      release();
-    };
-    const hold = {
-      ack: (tab: string): void => {
-        waiting.delete(tab);
-        if (waiting.size === 0) finish();
-      },
-      finish,
-    };
-    this._hold = hold;
-    timer.arm(this._sharing.endHoldMs);
-  }
-
   /** This tab's session is over: no more lock, the state is closed, waiting promises settle. */
   private _stop(reason: StateReason, error: IMError | null): void {
     this._session++;
     const term = this._term;
     this._term = null;
     if (term) term.handover();
-    this._unlockUnlessHeld();
+    // A leader's end keeps the lock for the end hold; anything else gives it back or leaves the queue.
+    this._link.unlock(true);
     if (!this._stopped()) this._move(ClientState.CLOSED, reason);
     const e = error || errorFor(reason);
     this._rejectLogin(e);
     // Told only of the closed state, wait a little for the leader's own replies and the end message.
-    if (error) this._settleAll(error);
+    if (error) this._pending.rejectAll(error);
     else if (this._pending.size > 0) this._finalTimer.arm(this._sharing.endHoldMs);
-  }
-
-  private _unlockUnlessHeld(): void {
-    if (this._release) return; // The leader's end releases it after the hold.
-    const abort = this._abort;
-    this._abort = null;
-    if (abort) abort.abort();
   }
 
   private _rejectLogin(error: unknown): void {
@@ -505,22 +373,22 @@ export class TabSharedClient {
         if (term) return term.logout();
         return this._stop('logout', new IMError('LOGGED_OUT', 'logged out before the message was delivered'));
       case 'reply':
-        if (d.to === this._tab) this._settle(d.id, d.ok, d.ok ? d.v : decodeError(d.err));
+        if (d.to === this._tab) this._pending.settle(d.id, d.ok, d.ok ? d.v : decodeError(d.err));
         return;
       case 'end':
         if (d.sid === this._sid) {
           const error = decodeError(d.err) as IMError;
           if (!this._stopped()) this._stop(d.reason, error);
           this._finalTimer.cancel();
-          this._settleAll(error);
+          this._pending.rejectAll(error);
         }
         return this._post({ k: 'ack', t: this._tab, to: d.t });
       case 'ack':
-        if (d.to === this._tab && this._hold) this._hold.ack(d.t);
+        if (d.to === this._tab) this._link.ack(d.t);
         return;
       case 'bye':
         this._peers.delete(d.t);
-        if (this._hold) this._hold.ack(d.t);
+        this._link.ack(d.t);
         return;
     }
   }
