@@ -159,6 +159,10 @@ describe.skipIf(!chromium.available)('tab-shared client in headless Chromium', (
         const logs = await Promise.all([b, c].map(readLog));
         return logs.every((l) => Object.keys(l.settled).length === PER_PAGE);
       }, 30000);
+      // The leader really went in the middle of the burst: it had not sent everything, the others went on sending.
+      expect(Object.keys(aLog.settled).length).toBeLessThan(PER_PAGE);
+      const bcTimes = (await Promise.all([b, c].map(readLog))).flatMap((l) => Object.values(l.times));
+      expect(bcTimes.filter(([sentAt]) => sentAt > closedAt).length).toBeGreaterThan(0);
       const [leader1, follower1] = (await isLeader(b)) ? [b, c] : [c, b];
       const l1 = await readLog(leader1);
       const f1 = await readLog(follower1);
@@ -218,8 +222,11 @@ describe.skipIf(!chromium.available)('tab-shared client in headless Chromium', (
       expect(metrics.kicks - before.kicks).toBe(0);
       expect(errors).toEqual([]);
 
-      // Sent before the leader closed, settled after: these were in flight and went again from the new leader.
-      const inFlight = [f1, l1].flatMap((l) => Object.values(l.times)).filter(([sentAt, settledAt]) => sentAt < closedAt && settledAt > closedAt).length;
+      // Sent before the leader closed, settled after: these were in flight and went again from the new leader;
+      // sent before the new leader was online, settled after: these waited for the takeover.
+      const times = [f1, l1].flatMap((l) => Object.values(l.times));
+      const inFlight = times.filter(([sentAt, settledAt]) => sentAt < closedAt && settledAt > closedAt).length;
+      const waited = times.filter(([sentAt, settledAt]) => sentAt < online1!.at && settledAt >= online1!.at).length;
       const aAcked = Object.values(aLog.settled).filter((s) => s[0].startsWith('ok:')).length;
       report[label] = {
         leaderEnd: end,
@@ -227,6 +234,7 @@ describe.skipIf(!chromium.available)('tab-shared client in headless Chromium', (
         followerNoticedAfterMs: noticed1 ? noticed1.at - closedAt : null,
         takeoverAfterReloadMs: online2!.at - reloadedAt,
         inFlightAtClose: inFlight,
+        waitedForTakeover: waited,
         sentBySurvivors: survivors.length + after.length,
         receivedOnceBySurvivors: [...survivors, ...after].filter(([t]) => got.get(t) === 1).length,
         closedLeader: { sent: Object.keys(aLog.settled).length + ' settled before close', acked: aAcked, receivedByBob: aSent.length },
