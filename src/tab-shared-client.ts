@@ -59,6 +59,8 @@ export class TabSharedClient {
   private readonly _link: TabLink;
   private readonly _finalTimer: Timer;
   private _state: ClientStateName = ClientState.IDLE;
+  /** Why the state last changed, told to a tab that joins. */
+  private _reason: StateReason = 'login';
   private _login: { userId: string; token: string; extra?: string; firstLoginTime: number } | null = null;
   private _waiter: { resolve(r: LoginResult): void; reject(e: unknown): void } | null = null;
   private _term: LeaderTerm | null = null;
@@ -247,6 +249,7 @@ export class TabSharedClient {
     for (const step of path(this._state, to)) {
       const from = this._state;
       this._state = step;
+      this._reason = reason;
       this._events.emit('state', { from, to: step, reason });
       if (this._state !== step) return;
     }
@@ -345,7 +348,7 @@ export class TabSharedClient {
     if (term && d.k !== 'bye' && d.k !== 'ack') this._peers.add(d.t);
     switch (d.k) {
       case 'hello':
-        return this._sync(this._state === ClientState.ONLINE ? 'logged-in' : 'login');
+        return this._sync(this._reason);
       case 'sync':
         if (term || this._stopped() || !this._login) return;
         this._sid = d.sid;

@@ -143,6 +143,7 @@ describe('one connection for all tabs', () => {
       expect(t.client.state).toBe('online');
       expect(t.client.firstLoginTime).toBe(FLT);
       expect(t.states()).toEqual(['connecting', 'authenticating', 'online']);
+      expect(t.of('state').at(-1)).toMatchObject({ from: 'authenticating', to: 'online', reason: 'logged-in' });
       expect(t.illegal).toEqual([]);
     }
   });
