@@ -1,5 +1,6 @@
 // Builds the SDK package: ESM and CJS (one entry for the core, one per adapter, with .d.ts / .d.cts
-// declarations beside them) and the UMD bundle (core + browser adapter, plain and minified).
+// declarations beside them), the UMD bundle (core + browser adapter, plain and minified), and the
+// tab-shared UMD bundle, which takes the core from the global `MobileIMSDK` instead of carrying it again.
 import { readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import typescript from '@rollup/plugin-typescript';
@@ -17,7 +18,7 @@ const adapterEntries = Object.fromEntries(
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && f !== UMD_ENTRY)
     .map((f) => [`adapters/${f.slice(0, -3)}`, `adapters/${f}`]),
 );
-const input = { 'src/index': 'src/index.ts', ...adapterEntries };
+const input = { 'src/index': 'src/index.ts', 'src/tab-shared': 'src/tab-shared.ts', ...adapterEntries };
 
 const resolve = () => nodeResolve({ browser: true });
 
@@ -68,6 +69,32 @@ function umdDeclarations() {
   };
 }
 
+/** In the tab-shared UMD bundle, the core's public entry is the package itself (the `MobileIMSDK` global). */
+function coreAsExternal() {
+  return {
+    name: 'core-as-external',
+    resolveId(source, importer) {
+      if (source === './index' && importer && /[\\/]src[\\/]tab-shared[^\\/]*\.ts$/.test(importer)) return { id: 'mobileimsdk-ts', external: true };
+      return null;
+    },
+  };
+}
+
+/** Writes the tab-shared UMD bundle's declaration file: its ESM types under the global `MobileIMSDKTabShared`. */
+function tabSharedUmdDeclarations() {
+  return {
+    name: 'tab-shared-umd-declarations',
+    writeBundle() {
+      mkdirSync('dist/umd', { recursive: true });
+      const text = "export * from '../esm/src/tab-shared.js';\nexport as namespace MobileIMSDKTabShared;\n";
+      writeFileSync('dist/umd/mobileimsdk-tab-shared.d.ts', text);
+      writeFileSync('dist/umd/mobileimsdk-tab-shared.min.d.ts', text);
+    },
+  };
+}
+
+const minify = () => terser({ ecma: 2017, compress: { passes: 2 }, mangle: { properties: { regex: /^_[A-Za-z]/ } } });
+
 export default [
   {
     input,
@@ -100,7 +127,23 @@ export default [
         name: 'MobileIMSDK',
         exports: 'named',
         // Private members are spelled with a leading underscore so the minifier may shorten them.
-        plugins: [terser({ ecma: 2017, compress: { passes: 2 }, mangle: { properties: { regex: /^_[A-Za-z]/ } } })],
+        plugins: [minify()],
+      },
+    ],
+  },
+  {
+    input: 'src/tab-shared.ts',
+    external: ['mobileimsdk-ts'],
+    plugins: [coreAsExternal(), resolve(), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist/umd' }), tabSharedUmdDeclarations()],
+    output: [
+      { file: 'dist/umd/mobileimsdk-tab-shared.js', format: 'umd', name: 'MobileIMSDKTabShared', exports: 'named', globals: { 'mobileimsdk-ts': 'MobileIMSDK' } },
+      {
+        file: 'dist/umd/mobileimsdk-tab-shared.min.js',
+        format: 'umd',
+        name: 'MobileIMSDKTabShared',
+        exports: 'named',
+        globals: { 'mobileimsdk-ts': 'MobileIMSDK' },
+        plugins: [minify()],
       },
     ],
   },

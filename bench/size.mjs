@@ -33,6 +33,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const umd = rows.find((r) => r.file === 'umd/mobileimsdk.min.js');
   const verdict = umd.gzip <= UMD_BUDGET_BYTES ? 'within' : 'OVER';
   console.log(`\nUMD core + browser adapter, minified and gzipped: ${umd.gzip} B of a ${UMD_BUDGET_BYTES} B budget (${verdict})`);
+  const shared = rows.find((r) => r.file === 'umd/mobileimsdk-tab-shared.min.js');
+  if (shared) console.log(`UMD tab-shared add-on (loaded after the core, not part of it), minified and gzipped: ${shared.gzip} B`);
   const i = process.argv.indexOf('--json');
   const report = i > 0 ? process.argv[i + 1] : join('bench', 'results', 'size.json');
   mkdirSync(dirname(report), { recursive: true });

@@ -50,6 +50,11 @@ export interface LoginParams {
   userId: string;
   token?: string;
   extra?: string;
+  /**
+   * The first-login time a session of this device already has (0 or absent: a first login). With the
+   * same value the server replaces that session silently instead of kicking it out.
+   */
+  firstLoginTime?: number;
 }
 
 /** What `login()` resolves with. */

@@ -151,7 +151,7 @@ export class IMClient {
     // shown twice; only another user's login starts it afresh.
     if (this.userId !== params.userId) this._inbox.clear();
     this._credentials = { userId: params.userId, token: params.token || '', extra: params.extra };
-    this._firstLogin = 0;
+    this._firstLogin = params.firstLoginTime || 0;
     this._attempts = 0;
     this._watchLifecycle();
     this._persistence.restore(params.userId);

@@ -34,6 +34,16 @@ describe('login', () => {
     ctx.client.destroy();
   });
 
+  it('sends a known firstLoginTime, so the server replaces that session instead of kicking it', async () => {
+    const ctx = makeClient();
+    const p = ctx.client.login({ userId: 'a', token: 't', firstLoginTime: 1700000000123 });
+    ctx.fake.last.open();
+    expect(JSON.parse(ctx.fake.last.sent[0].dataContent as string).firstLoginTime).toBe(1700000000123);
+    ctx.fake.last.loginResponse(0, 1700000000123);
+    await expect(p).resolves.toEqual({ userId: 'a', firstLoginTime: 1700000000123 });
+    ctx.client.destroy();
+  });
+
   it('rejects with the server code on a refused login, closes, and never retries', async () => {
     const ctx = makeClient();
     const p = ctx.client.login({ userId: 'a', token: 'bad' });

@@ -36,7 +36,9 @@ describe('npm pack output', () => {
     expect(pkg.dependencies ?? {}).toEqual({});
     expect(pkg.sideEffects).toBe(false);
     expect(existsSync(join(pkgDir, 'src'))).toBe(false);
-    for (const f of ['dist/esm/src/index.d.ts', 'dist/cjs/src/index.d.cts', 'dist/umd/mobileimsdk.d.ts', 'dist/umd/mobileimsdk.min.js']) {
+    const files = ['dist/esm/src/index.d.ts', 'dist/cjs/src/index.d.cts', 'dist/umd/mobileimsdk.d.ts', 'dist/umd/mobileimsdk.min.js'];
+    files.push('dist/esm/src/tab-shared.d.ts', 'dist/cjs/src/tab-shared.d.cts', 'dist/umd/mobileimsdk-tab-shared.min.js', 'dist/umd/mobileimsdk-tab-shared.d.ts');
+    for (const f of files) {
       expect(existsSync(join(pkgDir, f)), f).toBe(true);
     }
     expect(readFileSync(join(pkgDir, 'dist/cjs/src/index.d.cts'), 'utf8')).toMatch(/from '\.\/client\.cjs'/);
@@ -49,6 +51,18 @@ describe('npm pack output', () => {
       'commonjs',
     );
     expect(out).toBe('function function 2 function');
+  });
+
+  it('exports the tab-shared client as its own entry, sharing the core\'s classes (require and import)', () => {
+    const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+    expect(Object.keys(pkg.exports)).toEqual(expect.arrayContaining(['./tab-shared', './umd/tab-shared']));
+    // Node has no Web Locks: the fallback is a plain IMClient, the core's own class.
+    const probe = (load: string) =>
+      `${load} const c = t.createTabSharedClient({ url: 'ws://x/websocket', adapter: { name: 'n', connect() { throw new Error('no'); } } });` +
+      'console.log(typeof t.createTabSharedClient, typeof t.TabSharedClient, c instanceof m.IMClient)';
+    expect(node(probe("const m = require('mobileimsdk-ts'); const t = require('mobileimsdk-ts/tab-shared');"), 'commonjs')).toBe('function function true');
+    expect(node(probe("import * as m from 'mobileimsdk-ts'; import * as t from 'mobileimsdk-ts/tab-shared';"), 'module')).toBe('function function true');
+    expect(readFileSync(join(pkgDir, 'dist/cjs/src/tab-shared.d.cts'), 'utf8')).toMatch(/\.cjs'/);
   });
 
   it('loads with import, and each subpath export resolves', () => {
@@ -67,6 +81,9 @@ describe('npm pack output', () => {
   it('type-checks for ESM and CJS consumers through the exports map', () => {
     const src = "import { IMClient, SenseMode, type IncomingMessage } from 'mobileimsdk-ts';\n" +
       "import { createBrowserAdapter } from 'mobileimsdk-ts/adapters/browser';\n" +
+      "import { createTabSharedClient, type TabSharedOptions } from 'mobileimsdk-ts/tab-shared';\n" +
+      "const shared = createTabSharedClient({ url: 'ws://x/websocket', adapter: createBrowserAdapter(), locks: null } satisfies TabSharedOptions);\n" +
+      "shared.on('message', (m: IncomingMessage) => m.content.length);\n" +
       "const c = new IMClient({ url: 'ws://x/websocket', adapter: createBrowserAdapter(), senseMode: SenseMode.MODE_5S });\n" +
       "c.on('message', (m: IncomingMessage) => m.content.length);\n" +
       'export const p: Promise<{ rttMs: number }> = c.echo();\n';
@@ -77,9 +94,13 @@ describe('npm pack output', () => {
     expect(() => execFileSync(process.execPath, [tsc, ...args, 'esm.mts', 'cjs.cts'], { cwd: dir, encoding: 'utf8' })).not.toThrow();
   }, 60_000);
 
-  it('keeps the minified UMD bundle within its gzip budget', () => {
-    const umd = measure(join(pkgDir, 'dist')).find((r) => r.file === 'umd/mobileimsdk.min.js');
+  it('keeps the minified UMD bundle within its gzip budget; the tab-shared add-on does not carry the core again', () => {
+    const rows = measure(join(pkgDir, 'dist'));
+    const umd = rows.find((r) => r.file === 'umd/mobileimsdk.min.js');
     expect(umd!.gzip).toBeLessThanOrEqual(UMD_BUDGET_BYTES);
+    const shared = readFileSync(join(pkgDir, 'dist/umd/mobileimsdk-tab-shared.min.js'), 'utf8');
+    expect(shared).toContain('MobileIMSDK');
+    expect(shared).not.toContain('adapter.connect threw');
   });
 });
 
@@ -113,6 +134,23 @@ describe('UMD bundle through a <script> tag', () => {
       dom.window.close();
       wss.clients.forEach((c) => c.terminate());
       await new Promise((r) => wss.close(r));
+    }
+  });
+});
+
+describe('tab-shared UMD add-on through a <script> tag', () => {
+  it('exposes MobileIMSDKTabShared on top of MobileIMSDK and falls back to the core IMClient without Web Locks (jsdom has none)', () => {
+    const core = readFileSync(join(pkgDir, 'dist/umd/mobileimsdk.min.js'), 'utf8');
+    const shared = readFileSync(join(pkgDir, 'dist/umd/mobileimsdk-tab-shared.min.js'), 'utf8');
+    const dom = new JSDOM(`<!doctype html><script>${core}</script><script>${shared}</script>`, { runScripts: 'dangerously', url: 'http://localhost/' });
+    try {
+      const out = dom.window.eval(
+        "const c = MobileIMSDKTabShared.createTabSharedClient({ url: 'ws://127.0.0.1:1/websocket', adapter: MobileIMSDK.createBrowserAdapter() });" +
+          '[typeof MobileIMSDKTabShared.TabSharedClient, c instanceof MobileIMSDK.IMClient].join()',
+      );
+      expect(out).toBe('function,true');
+    } finally {
+      dom.window.close();
     }
   });
 });
