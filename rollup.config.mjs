@@ -99,7 +99,8 @@ export default [
         format: 'umd',
         name: 'MobileIMSDK',
         exports: 'named',
-        // Private members are spelled with a leading underscore so the minifier may shorten them.
+        // Private members, and the members of the core's internal classes (never part of the package's API),
+        // are spelled with a leading underscore so the minifier may shorten them.
         plugins: [terser({ ecma: 2017, compress: { passes: 2 }, mangle: { properties: { regex: /^_[A-Za-z]/ } } })],
       },
     ],

@@ -1,8 +1,9 @@
-import { backoffDelay } from './backoff';
 import { Timer } from './clock';
+import { EchoRequests } from './echo';
 import { SafeEmitter } from './emitter';
 import { IMError } from './errors';
 import { KeepAlive } from './keepalive';
+import { Lifecycle } from './lifecycle';
 import { resolveOptions, type IMClientOptions, type ResolvedOptions } from './options';
 import {
   MsgType,
@@ -22,18 +23,14 @@ import type { ClientEvents, LoginParams, LoginResult, SendOptions, StateReason }
 import { DedupWindow } from './dedup-window';
 import { OutboxPersistence } from './outbox-persistence';
 import { QosOutbox, type SendReceipt } from './qos-outbox';
+import { Reconnect } from './reconnect';
 import { ClientState, type ClientStateName } from './state';
-import type { LifecycleEvent, SocketConnection } from './transport';
+import type { SocketConnection } from './transport';
 import { decodeText, utf8Length } from './utf8';
 
 interface Waiter<T> {
   resolve(value: T): void;
   reject(error: IMError): void;
-}
-
-interface PendingEcho extends Waiter<{ rttMs: number }> {
-  sentAt: number;
-  timer: Timer;
 }
 
 const DESTROYED = 'this client was destroyed; create a new one';
@@ -58,20 +55,16 @@ export class IMClient {
   private readonly _persistence: OutboxPersistence;
   private readonly _keepAlive: KeepAlive;
   private readonly _loginTimer: Timer;
-  private readonly _retryTimer: Timer;
-  private readonly _tokenTimer: Timer;
-  private _tokenTimeout: () => void = () => undefined;
-  private readonly _echoes = new Map<string, PendingEcho>();
+  private readonly _reconnect: Reconnect;
+  private readonly _lifecycle: Lifecycle;
+  private readonly _echoes: EchoRequests;
   private _current: ClientStateName = ClientState.IDLE;
   private _link: SocketConnection | null = null;
+  /** Bumped whenever the link closes or the client moves; callbacks of an older value are stale. */
   private _generation = 0;
   private _credentials: { userId: string; token: string; extra?: string } | null = null;
   private _firstLogin = 0;
-  private _attempts = 0;
   private _loginWaiter: Waiter<LoginResult> | null = null;
-  private _stopLifecycle: (() => void) | null = null;
-  private _networkDown = false;
-  private _background = false;
   private _destroyed = false;
 
   constructor(options: IMClientOptions) {
@@ -79,10 +72,10 @@ export class IMClient {
     this._events = new SafeEmitter<ClientEvents>((type, error) => o.logger.error(`a "${String(type)}" listener threw`, error));
     this._inbox = new DedupWindow(o.qos.dedupTtlMs, o.qos.dedupMax);
     this._outbox = new QosOutbox(o.clock, o.qos, {
-      write: (frame) => this._current === ClientState.ONLINE && this._write(frame),
-      delivered: (message) => this._events.emit('delivered', { fp: message.fp as string, message }),
-      lost: (message, error) => this._events.emit('lost', { message, error }),
-      changed: () => this._persistence.changed(),
+      _write: (frame) => this._current === ClientState.ONLINE && this._write(frame),
+      _delivered: (message) => this._events.emit('delivered', { fp: message.fp as string, message }),
+      _lost: (message, error) => this._events.emit('lost', { message, error }),
+      _changed: () => this._persistence._changed(),
     });
     this._persistence = new OutboxPersistence(o.outboxStore, this._outbox, o.logger);
     this._keepAlive = new KeepAlive(
@@ -93,8 +86,33 @@ export class IMClient {
       (reason) => this._linkLost(reason),
     );
     this._loginTimer = new Timer(o.clock, () => this._linkLost('login-timeout'));
-    this._retryTimer = new Timer(o.clock, () => this._reconnectAttempt());
-    this._tokenTimer = new Timer(o.clock, () => this._tokenTimeout());
+    this._echoes = new EchoRequests(o.clock, o.echoTimeoutMs);
+    this._reconnect = new Reconnect(o, {
+      _due: () => this._current === ClientState.RECONNECTING && !!this._credentials,
+      _open: (token) => {
+        const c = this._credentials as { token: string };
+        if (token !== null) {
+          c.token = token;
+          if (this._lifecycle._paused) return;
+        }
+        this._openLink(c.token, 'retry');
+      },
+      _tokenFailed: (error) => {
+        this._events.emit('error', error);
+        if (this._current === ClientState.RECONNECTING) this._scheduleReconnect('retry');
+      },
+    });
+    this._lifecycle = new Lifecycle(o.adapter, o.logger, {
+      _pause: (offline) => {
+        // Network loss closes at once; in the background retries pause until the app returns.
+        if (offline) this._linkLost('offline');
+        if (this._current === ClientState.RECONNECTING) this._reconnect._pause();
+      },
+      _resume: () => {
+        if (this._current === ClientState.ONLINE) this._keepAlive._probe(o.probeTimeoutMs);
+        else this.reconnectNow();
+      },
+    });
   }
 
   /** The connection state. */
@@ -114,7 +132,7 @@ export class IMClient {
 
   /** Counters for dashboards and tests. */
   stats(): { pending: number; dedupEntries: number; reconnectAttempts: number } {
-    return { pending: this._outbox.size, dedupEntries: this._inbox.size, reconnectAttempts: this._attempts };
+    return { pending: this._outbox._size, dedupEntries: this._inbox.size, reconnectAttempts: this._reconnect._attempts };
   }
 
   /** Adds a listener; returns the function that removes it. A listener that throws is logged, never fatal. */
@@ -149,9 +167,9 @@ export class IMClient {
     }
     this._credentials = { userId: params.userId, token: params.token || '', extra: params.extra };
     this._firstLogin = 0;
-    this._attempts = 0;
-    this._watchLifecycle();
-    this._persistence.restore(params.userId);
+    this._reconnect._attempts = 0;
+    this._lifecycle._watch();
+    this._persistence._restore(params.userId);
     const result = new Promise<LoginResult>((resolve, reject) => (this._loginWaiter = { resolve, reject }));
     this._openLink(this._credentials.token, 'login');
     return result;
@@ -176,29 +194,23 @@ export class IMClient {
     const max = this._o.adapter.maxFrameBytes || 65536;
     const bytes = utf8Length(encodeFrame(frame));
     if (bytes > max) return Promise.reject(new IMError('MESSAGE_TOO_LARGE', `a ${bytes}-byte frame exceeds the ${max}-byte limit`));
-    return this._outbox.enqueue(frame);
+    return this._outbox._enqueue(frame);
   }
 
   /** Sends an echo (type 5) and resolves with the round-trip time when the server's reply arrives. */
   echo(): Promise<{ rttMs: number }> {
     if (this._current !== ClientState.ONLINE) return Promise.reject(new IMError('NOT_ONLINE', 'echo() needs an online client'));
     const token = 'echo-' + createFingerprint(this._o.random);
-    return new Promise((resolve, reject) => {
-      const timer = new Timer(this._o.clock, () => {
-        this._echoes.delete(token);
-        reject(new IMError('ECHO_TIMEOUT', `no echo reply within ${this._o.echoTimeoutMs} ms`));
-      });
-      this._echoes.set(token, { sentAt: this._o.clock.now(), timer, resolve, reject });
-      timer.arm(this._o.echoTimeoutMs);
-      this._write(this._frame(MsgType.ECHO, token));
-    });
+    const reply = this._echoes._wait(token);
+    this._write(this._frame(MsgType.ECHO, token));
+    return reply;
   }
 
   /** Re-logs in at once, skipping the backoff wait (only while reconnecting). */
   reconnectNow(): void {
     if (this._current !== ClientState.RECONNECTING) return;
-    this._attempts = 0;
-    this._reconnectAttempt();
+    this._reconnect._attempts = 0;
+    this._reconnect._attempt();
   }
 
   /** Sends a logout (type 3) when online, closes the socket and stops everything; waiting messages are lost. */
@@ -216,7 +228,7 @@ export class IMClient {
     if (!this._stopped()) {
       this._shutdown('destroyed', new IMError('DESTROYED', DESTROYED));
     }
-    this._unwatchLifecycle();
+    this._lifecycle._unwatch();
     this._events.clear();
   }
 
@@ -240,19 +252,25 @@ export class IMClient {
     }
   }
 
-  private _move(to: ClientStateName, reason: StateReason): void {
+  /**
+   * The one generation guard: moves to `to` (a `state` listener may stop or restart the client from inside
+   * the event) and returns whether this is still the same link in state `to`, so the caller may go on.
+   */
+  private _move(to: ClientStateName, reason: StateReason): boolean {
     const from = this._current;
-    if (from === to) return;
-    this._current = to;
-    this._events.emit('state', { from, to, reason });
+    const gen = this._generation;
+    if (from !== to) {
+      this._current = to;
+      this._events.emit('state', { from, to, reason });
+    }
+    return gen === this._generation && this._current === to;
   }
 
   private _openLink(token: string, reason: StateReason): void {
     this._closeLink();
+    if (!this._move(ClientState.CONNECTING, reason)) return;
     const gen = this._generation;
-    this._move(ClientState.CONNECTING, reason);
-    if (gen !== this._generation || this._current !== ClientState.CONNECTING) return;
-    this._loginTimer.arm(this._o.loginTimeoutMs);
+    this._loginTimer._arm(this._o.loginTimeoutMs);
     const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
       if (gen !== this._generation) return;
       try {
@@ -276,10 +294,7 @@ export class IMClient {
 
   private _authenticate(token: string): void {
     const c = this._credentials;
-    if (!c || this._current !== ClientState.CONNECTING) return;
-    const gen = this._generation;
-    this._move(ClientState.AUTHENTICATING, 'socket-open');
-    if (gen !== this._generation) return;
+    if (!c || this._current !== ClientState.CONNECTING || !this._move(ClientState.AUTHENTICATING, 'socket-open')) return;
     const info = { loginUserId: c.userId, loginToken: token, extra: c.extra, firstLoginTime: this._firstLogin };
     this._write(this._frame(MsgType.LOGIN, encodeLoginInfo(info)));
   }
@@ -288,14 +303,10 @@ export class IMClient {
     this._generation++;
     const link = this._link;
     this._link = null;
-    this._keepAlive.stop();
-    this._loginTimer.cancel();
-    this._outbox.linkDown();
-    this._echoes.forEach((e) => {
-      e.timer.cancel();
-      e.reject(new IMError('CONNECTION_LOST', 'the link closed before the echo reply'));
-    });
-    this._echoes.clear();
+    this._keepAlive._stop();
+    this._loginTimer._cancel();
+    this._outbox._linkDown();
+    this._echoes._failAll();
     if (link) {
       try {
         link.close(1000, '');
@@ -316,73 +327,35 @@ export class IMClient {
       this._shutdown(reason, error);
       return;
     }
-    this._scheduleReconnect(reason, reason === 'probe-timeout');
+    this._scheduleReconnect(reason, reason === 'probe-timeout' ? 0 : undefined);
   }
 
-  private _scheduleReconnect(reason: StateReason, immediate: boolean): void {
+  /** Waits `delayMs` (the backoff when undefined), then logs in again; gives up after `maxAttempts`. */
+  private _scheduleReconnect(reason: StateReason, delayMs?: number): void {
     if (this._stopped()) return;
-    const r = this._o.reconnect;
-    if (this._attempts >= r.maxAttempts) {
-      const error = new IMError('RECONNECT_FAILED', `gave up after ${this._attempts} reconnect attempts`);
+    const r = this._reconnect;
+    if (r._exhausted) {
+      const error = new IMError('RECONNECT_FAILED', `gave up after ${r._attempts} reconnect attempts`);
       this._shutdown('reconnect-failed', error);
       this._events.emit('error', error);
       return;
     }
-    const gen = this._generation;
-    this._move(ClientState.RECONNECTING, reason);
-    if (gen !== this._generation || this._current !== ClientState.RECONNECTING || this._networkDown || this._background) return;
-    const delayMs = immediate ? 0 : backoffDelay(this._attempts, r.minDelayMs, r.maxDelayMs, this._o.random);
-    this._retryTimer.arm(delayMs);
-    this._events.emit('reconnect', { attempt: this._attempts + 1, delayMs });
-  }
-
-  private _reconnectAttempt(): void {
-    this._retryTimer.cancel();
-    const c = this._credentials;
-    if (this._current !== ClientState.RECONNECTING || !c) return;
-    this._attempts++;
-    const gen = ++this._generation;
-    const getToken = this._o.getToken;
-    if (!getToken) return this._openLink(c.token, 'retry');
-    // Waiting for a token counts against the login timeout, so a token endpoint that hangs cannot
-    // leave the client waiting for ever.
-    const stale = (): boolean => gen !== this._generation || this._current !== ClientState.RECONNECTING;
-    const fail = (error: unknown, message: string): void => {
-      if (stale()) return;
-      this._tokenTimer.cancel();
-      this._generation++;
-      this._events.emit('error', new IMError('TOKEN_ERROR', message, undefined, error));
-      if (this._current === ClientState.RECONNECTING) this._scheduleReconnect('retry', false);
-    };
-    this._tokenTimer.arm(this._o.loginTimeoutMs);
-    this._tokenTimeout = () => fail(undefined, `getToken() did not answer within ${this._o.loginTimeoutMs} ms`);
-    Promise.resolve()
-      .then(getToken)
-      .then(
-        (token) => {
-          if (stale()) return;
-          if (typeof token !== 'string') return fail(token, 'getToken() must resolve with a string');
-          this._tokenTimer.cancel();
-          c.token = token;
-          if (!this._networkDown && !this._background) this._openLink(token, 'retry');
-        },
-        (error: unknown) => fail(error, 'getToken() failed; retrying'),
-      );
+    if (!this._move(ClientState.RECONNECTING, reason) || this._lifecycle._paused) return;
+    this._events.emit('reconnect', { attempt: r._attempts + 1, delayMs: r._schedule(delayMs) });
   }
 
   private _shutdown(reason: StateReason, error: IMError, announce?: () => void): void {
     this._closeLink();
-    this._retryTimer.cancel();
-    this._tokenTimer.cancel();
+    this._reconnect._cancel();
     // With a durable outbox, destroy() and a first login that could not connect keep the stored messages
     // for the next login (their promises reject, no loss is reported); every other stop settles them as lost.
     const keep = this._o.outboxStore !== null && SETTLES_OUTBOX.indexOf(reason) < 0;
-    this._persistence.stop(keep);
-    const lost = this._outbox.drain();
+    this._persistence._stop(keep);
+    const lost = this._outbox._drain();
     this._inbox.clear();
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
-    this._unwatchLifecycle();
+    this._lifecycle._unwatch();
     this._move(ClientState.CLOSED, reason);
     if (waiter) waiter.reject(error);
     else if (reason === 'login-rejected') this._events.emit('error', error);
@@ -402,7 +375,7 @@ export class IMClient {
       this._events.emit('error', new IMError('PROTOCOL_ERROR', `malformed frame from the server: ${(error as Error).message}`, undefined, error));
       return;
     }
-    this._keepAlive.heard();
+    this._keepAlive._heard();
     if (frame.QoS && frame.fp != null && frame.type !== MsgType.ACK && frame.type !== MsgType.LOGIN_RESPONSE) {
       // ACK every QoS frame, duplicates included. `from` is our own id rather than the frame's
       // `to`, so a server that checks the sender (ours does) accepts it. MobileIMSDK never ACKs a type 50.
@@ -423,10 +396,10 @@ export class IMClient {
           serverTime: frame.sm > 0 ? frame.sm : null,
         });
       case MsgType.ACK:
-        if (frame.dataContent != null) this._outbox.ack(frame.dataContent);
+        if (frame.dataContent != null) this._outbox._ack(frame.dataContent);
         return;
       case MsgType.ECHO_RESPONSE:
-        return this._onEcho(frame.dataContent);
+        return this._echoes._reply(frame.dataContent);
       case MsgType.ERROR:
         return this._onServerError(frame.dataContent);
       case MsgType.KICKOUT:
@@ -452,25 +425,15 @@ export class IMClient {
       return this._shutdown('login-rejected', error);
     }
     if (this._firstLogin <= 0 && res.firstLoginTime > 0) this._firstLogin = res.firstLoginTime;
-    this._loginTimer.cancel();
-    this._attempts = 0;
-    const gen = this._generation;
-    this._keepAlive.start();
+    this._loginTimer._cancel();
+    this._reconnect._attempts = 0;
+    this._keepAlive._start();
     // A `state` listener may stop the client here; its shutdown then rejects the waiting login().
-    this._move(ClientState.ONLINE, 'logged-in');
-    if (gen !== this._generation) return;
+    if (!this._move(ClientState.ONLINE, 'logged-in')) return;
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
-    this._outbox.linkUp();
+    this._outbox._linkUp();
     if (waiter) waiter.resolve({ userId: this._credentials.userId, firstLoginTime: this._firstLogin });
-  }
-
-  private _onEcho(token: string | null): void {
-    const pending = token == null ? undefined : this._echoes.get(token);
-    if (!pending || token == null) return;
-    this._echoes.delete(token);
-    pending.timer.cancel();
-    pending.resolve({ rttMs: this._o.clock.now() - pending.sentAt });
   }
 
   private _onServerError(dataContent: string | null): void {
@@ -495,45 +458,5 @@ export class IMClient {
     const kicked = { code: info.code, reason: info.reason || '' };
     const error = new IMError('KICKED', `kicked out by the server (code ${info.code})`, info.code);
     this._shutdown('kicked', error, () => this._events.emit('kicked', kicked));
-  }
-
-  private _watchLifecycle(): void {
-    const watch = this._o.adapter.watchLifecycle;
-    if (!watch || this._stopLifecycle) return;
-    this._stopLifecycle = watch.call(this._o.adapter, (event) => {
-      try {
-        this._onLifecycle(event);
-      } catch (error) {
-        this._o.logger.error('internal error handling a lifecycle event', error);
-      }
-    });
-  }
-
-  private _unwatchLifecycle(): void {
-    const stop = this._stopLifecycle;
-    this._stopLifecycle = null;
-    this._networkDown = false;
-    this._background = false;
-    try {
-      if (stop) stop();
-    } catch (error) {
-      this._o.logger.warn('adapter lifecycle stop failed', error);
-    }
-  }
-
-  private _onLifecycle(event: LifecycleEvent): void {
-    if (event === 'offline' || event === 'background') {
-      if (event === 'offline') this._networkDown = true;
-      else this._background = true;
-      // Network loss closes at once; in the background retries pause until the app returns.
-      if (event === 'offline') this._linkLost('offline');
-      if (this._current === ClientState.RECONNECTING) this._retryTimer.cancel();
-      return;
-    }
-    if (event === 'online') this._networkDown = false;
-    else this._background = false;
-    if (this._networkDown || this._background) return;
-    if (this._current === ClientState.ONLINE) this._keepAlive.probe(this._o.probeTimeoutMs);
-    else this.reconnectNow();
   }
 }
