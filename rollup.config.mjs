@@ -68,6 +68,19 @@ function umdDeclarations() {
   };
 }
 
+/**
+ * The production switch of the minified UMD bundle: `src/dev.ts` reads `DEV = false`, so the minifier drops
+ * the long programmer-error messages (each still names what was wrong). Every other build keeps them.
+ */
+function production() {
+  return {
+    name: 'production',
+    load(id) {
+      return /[\\/]src[\\/]dev\.ts$/.test(id) ? 'export const DEV = false;\n' : null;
+    },
+  };
+}
+
 export default [
   {
     input,
@@ -92,8 +105,12 @@ export default [
   {
     input: `adapters/${UMD_ENTRY}`,
     plugins: [resolve(), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist/umd' }), umdDeclarations()],
+    output: { file: 'dist/umd/mobileimsdk.js', format: 'umd', name: 'MobileIMSDK', exports: 'named' },
+  },
+  {
+    input: `adapters/${UMD_ENTRY}`,
+    plugins: [resolve(), production(), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist/umd' })],
     output: [
-      { file: 'dist/umd/mobileimsdk.js', format: 'umd', name: 'MobileIMSDK', exports: 'named' },
       {
         file: 'dist/umd/mobileimsdk.min.js',
         format: 'umd',
@@ -101,7 +118,7 @@ export default [
         exports: 'named',
         // Private members, and the members of the core's internal classes (never part of the package's API),
         // are spelled with a leading underscore so the minifier may shorten them.
-        plugins: [terser({ ecma: 2017, compress: { passes: 2 }, mangle: { properties: { regex: /^_[A-Za-z]/ } } })],
+        plugins: [terser({ ecma: 2017, compress: { passes: 3, keep_fargs: false, pure_getters: true }, mangle: { properties: { regex: /^_[A-Za-z]/ } } })],
       },
     ],
   },

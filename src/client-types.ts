@@ -27,6 +27,7 @@ export type StateReason =
   | 'server-unlogin'
   | 'protocol-error'
   | 'offline'
+  | 'server-going-away'
   | 'retry'
   | 'logout'
   | 'kicked'
@@ -39,6 +40,8 @@ export type ClientEvents = {
   state: { from: ClientStateName; to: ClientStateName; reason: StateReason };
   message: IncomingMessage;
   delivered: { fp: string; message: OutgoingMessage };
+  /** The receiver's device has the message `fp` (our server only, with the `receipts` option on). */
+  received: { fp: string; to: string; at: number };
   lost: { message: OutgoingMessage; error: IMError };
   kicked: { code: number; reason: string };
   reconnect: { attempt: number; delayMs: number };
@@ -50,6 +53,8 @@ export interface LoginParams {
   userId: string;
   token?: string;
   extra?: string;
+  /** The first-login time of an earlier session of this device, to continue it (default 0: a new one). */
+  firstLoginTime?: number;
 }
 
 /** What `login()` resolves with. */

@@ -1,4 +1,5 @@
 import { Timer } from './clock';
+import { DEV } from './dev';
 import { EchoRequests } from './echo';
 import { SafeEmitter } from './emitter';
 import { IMError } from './errors';
@@ -7,6 +8,8 @@ import { Lifecycle } from './lifecycle';
 import { resolveOptions, type IMClientOptions, type ResolvedOptions } from './options';
 import {
   MsgType,
+  CAP_RECEIPTS,
+  ERROR_GOING_AWAY,
   ERROR_UNLOGIN,
   SERVER_ID,
   createFingerprint,
@@ -15,8 +18,10 @@ import {
   decodeFrame,
   decodeKickoutInfo,
   decodeLoginResponse,
+  decodeReceipt,
   encodeFrame,
   encodeLoginInfo,
+  type ErrorResponse,
   type Protocal,
 } from './protocol';
 import type { ClientEvents, LoginParams, LoginResult, SendOptions, StateReason } from './client-types';
@@ -33,7 +38,7 @@ interface Waiter<T> {
   reject(error: IMError): void;
 }
 
-const DESTROYED = 'this client was destroyed; create a new one';
+const DESTROYED = 'client destroyed; create a new one';
 const ACTIVE: readonly ClientStateName[] = [ClientState.CONNECTING, ClientState.AUTHENTICATING, ClientState.ONLINE];
 /** Stops that settle a durable outbox's messages as lost; the others keep them for the next login. */
 const SETTLES_OUTBOX: readonly StateReason[] = ['logout', 'kicked', 'login-rejected', 'reconnect-failed'];
@@ -47,9 +52,8 @@ const SETTLES_OUTBOX: readonly StateReason[] = ['logout', 'kicked', 'login-rejec
  * await client.login({ userId: 'u1', token: 't' });
  * await client.send('u2', 'hello');
  */
-export class IMClient {
+export class IMClient extends SafeEmitter<ClientEvents> {
   private readonly _o: ResolvedOptions;
-  private readonly _events: SafeEmitter<ClientEvents>;
   private readonly _inbox: DedupWindow;
   private readonly _outbox: QosOutbox;
   private readonly _persistence: OutboxPersistence;
@@ -64,17 +68,21 @@ export class IMClient {
   private _generation = 0;
   private _credentials: { userId: string; token: string; extra?: string } | null = null;
   private _firstLogin = 0;
+  /** The server's maxMessageBytes from the last login response; 0 when it did not say (MobileIMSDK). */
+  private _maxMessageBytes = 0;
+  /** Why the link went down last, for RECONNECT_FAILED. */
+  private _lastLoss: StateReason = 'retry';
   private _loginWaiter: Waiter<LoginResult> | null = null;
   private _destroyed = false;
 
   constructor(options: IMClientOptions) {
+    super();
     const o = (this._o = resolveOptions(options));
-    this._events = new SafeEmitter<ClientEvents>((type, error) => o.logger.error(`a "${String(type)}" listener threw`, error));
     this._inbox = new DedupWindow(o.qos.dedupTtlMs, o.qos.dedupMax);
     this._outbox = new QosOutbox(o.clock, o.qos, {
       _write: (frame) => this._current === ClientState.ONLINE && this._write(frame),
-      _delivered: (message) => this._events.emit('delivered', { fp: message.fp as string, message }),
-      _lost: (message, error) => this._events.emit('lost', { message, error }),
+      _delivered: (message) => this._emit('delivered', { fp: message.fp as string, message }),
+      _lost: (message, error) => this._emit('lost', { message, error }),
       _changed: () => this._persistence._changed(),
     });
     this._persistence = new OutboxPersistence(o.outboxStore, this._outbox, o.logger);
@@ -98,7 +106,7 @@ export class IMClient {
         this._openLink(c.token, 'retry');
       },
       _tokenFailed: (error) => {
-        this._events.emit('error', error);
+        this._emit('error', error);
         if (this._current === ClientState.RECONNECTING) this._scheduleReconnect('retry');
       },
     });
@@ -135,19 +143,9 @@ export class IMClient {
     return { pending: this._outbox._size, dedupEntries: this._inbox.size, reconnectAttempts: this._reconnect._attempts };
   }
 
-  /** Adds a listener; returns the function that removes it. A listener that throws is logged, never fatal. */
-  on<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void {
-    return this._events.on(type, listener);
-  }
-
-  /** Removes one listener. */
-  off<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): void {
-    this._events.off(type, listener);
-  }
-
-  /** Adds a listener for the next event of `type` only. */
-  once<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void {
-    return this._events.once(type, listener);
+  /** A listener that throws is logged, never fatal: the other listeners and the client go on. */
+  protected override _listenerFailed(type: keyof ClientEvents, error: unknown): void {
+    this._o.logger.error(`a "${type}" listener threw`, error);
   }
 
   /**
@@ -157,16 +155,19 @@ export class IMClient {
    */
   login(params: LoginParams): Promise<LoginResult> {
     if (!params || typeof params.userId !== 'string' || params.userId === '') {
-      throw new TypeError('login({ userId, token?, extra? }): userId must be a non-empty string');
+      throw new TypeError(DEV ? 'login({ userId, token?, extra? }): userId must be a non-empty string' : 'invalid userId');
     }
-    if (params.token !== undefined && typeof params.token !== 'string') throw new TypeError('login(): token must be a string');
-    if (params.extra !== undefined && typeof params.extra !== 'string') throw new TypeError('login(): extra must be a string');
+    if (params.token !== undefined && typeof params.token !== 'string') throw new TypeError(DEV ? 'login(): token must be a string' : 'invalid token');
+    if (params.extra !== undefined && typeof params.extra !== 'string') throw new TypeError(DEV ? 'login(): extra must be a string' : 'invalid extra');
+    const first = params.firstLoginTime || 0;
+    if (!(first >= 0)) throw new TypeError(DEV ? 'login(): firstLoginTime must be a time in ms, or 0 for a new session' : 'invalid firstLoginTime');
     if (this._destroyed) return Promise.reject(new IMError('DESTROYED', DESTROYED));
     if (!this._stopped()) {
-      return Promise.reject(new IMError('ALREADY_ACTIVE', `login() needs a logged-out client; the state is ${this._current}`));
+      return Promise.reject(new IMError('ALREADY_ACTIVE', DEV ? `login() needs a logged-out client; the state is ${this._current}` : this._current));
     }
     this._credentials = { userId: params.userId, token: params.token || '', extra: params.extra };
-    this._firstLogin = 0;
+    this._firstLogin = first;
+    this._maxMessageBytes = 0;
     this._reconnect._attempts = 0;
     this._lifecycle._watch();
     this._persistence._restore(params.userId);
@@ -180,9 +181,9 @@ export class IMClient {
    * arrives and rejects when the message is lost; while the link is down it waits in the outbox.
    */
   send(to: string, content: string, options: SendOptions = {}): Promise<SendReceipt> {
-    if (typeof to !== 'string' || to === '') throw new TypeError('send(to, content): to must be a user id, or "0" for the server');
-    if (typeof content !== 'string') throw new TypeError('send(to, content): content must be a string (JSON.stringify objects first)');
-    if (options.typeu !== undefined && !Number.isInteger(options.typeu)) throw new TypeError('send(): typeu must be an integer');
+    if (typeof to !== 'string' || to === '') throw new TypeError(DEV ? 'send(to, content): to must be a user id, or "0" for the server' : 'invalid to');
+    if (typeof content !== 'string') throw new TypeError(DEV ? 'send(to, content): content must be a string (JSON.stringify objects first)' : 'invalid content');
+    if (options.typeu !== undefined && !Number.isInteger(options.typeu)) throw new TypeError(DEV ? 'send(): typeu must be an integer' : 'invalid typeu');
     if (this._destroyed) return Promise.reject(new IMError('DESTROYED', DESTROYED));
     if (!this._credentials || this._stopped()) {
       return Promise.reject(new IMError('NOT_ONLINE', 'send() needs a login first'));
@@ -190,16 +191,22 @@ export class IMClient {
     const qos = options.qos !== false;
     const fp = options.fp || (qos ? createFingerprint(this._o.random) : null);
     const frame = this._frame(MsgType.DATA, content, to, { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
-    // MobileIMSDK closes a connection that sends an oversize frame: refuse it here instead.
-    const max = this._o.adapter.maxFrameBytes || 65536;
+    // Refuse here what the server would refuse (our server says its limit at login) and what the transport
+    // cannot carry (MobileIMSDK closes a connection that sends an oversize frame).
     const bytes = utf8Length(encodeFrame(frame));
-    if (bytes > max) return Promise.reject(new IMError('MESSAGE_TOO_LARGE', `a ${bytes}-byte frame exceeds the ${max}-byte limit`));
+    const server = this._maxMessageBytes;
+    const refused = server > 0 && bytes > server;
+    const limit = refused ? server : this._o.adapter.maxFrameBytes || 65536;
+    if (bytes > limit) {
+      const code = refused ? 'MESSAGE_REFUSED' : 'MESSAGE_TOO_LARGE';
+      return Promise.reject(new IMError(code, `a ${bytes}-byte message exceeds the ${limit}-byte limit`, undefined, undefined, { limit }));
+    }
     return this._outbox._enqueue(frame);
   }
 
   /** Sends an echo (type 5) and resolves with the round-trip time when the server's reply arrives. */
   echo(): Promise<{ rttMs: number }> {
-    if (this._current !== ClientState.ONLINE) return Promise.reject(new IMError('NOT_ONLINE', 'echo() needs an online client'));
+    if (this._current !== ClientState.ONLINE) return Promise.reject(new IMError('NOT_ONLINE', 'echo() needs a login'));
     const token = 'echo-' + createFingerprint(this._o.random);
     const reply = this._echoes._wait(token);
     this._write(this._frame(MsgType.ECHO, token));
@@ -217,7 +224,7 @@ export class IMClient {
   logout(): Promise<void> {
     if (this._stopped()) return Promise.resolve();
     if (this._current === ClientState.ONLINE) this._write(this._frame(MsgType.LOGOUT, null));
-    this._shutdown('logout', new IMError('LOGGED_OUT', 'logged out before the message was delivered'));
+    this._shutdown('logout', new IMError('LOGGED_OUT', 'logged out before delivery'));
     return Promise.resolve();
   }
 
@@ -229,7 +236,7 @@ export class IMClient {
       this._shutdown('destroyed', new IMError('DESTROYED', DESTROYED));
     }
     this._lifecycle._unwatch();
-    this._events.clear();
+    this._clear();
   }
 
   /** Before the first login, or after a stop: nothing runs and nothing is sent. */
@@ -247,7 +254,7 @@ export class IMClient {
       this._link.send(encodeFrame(frame));
       return true;
     } catch (error) {
-      this._o.logger.warn('socket send failed', error);
+      this._o.logger.warn('send failed', error);
       return false;
     }
   }
@@ -261,7 +268,7 @@ export class IMClient {
     const gen = this._generation;
     if (from !== to) {
       this._current = to;
-      this._events.emit('state', { from, to, reason });
+      this._emit('state', { from, to, reason });
     }
     return gen === this._generation && this._current === to;
   }
@@ -276,26 +283,32 @@ export class IMClient {
       try {
         fn(...args);
       } catch (error) {
-        this._o.logger.error('internal error in a socket callback', error);
+        this._o.logger.error('socket callback threw', error);
       }
     };
     try {
       this._link = this._o.adapter.connect(this._o.url, {
         onOpen: guard(() => this._authenticate(token)),
         onMessage: guard((data) => this._receive(data)),
-        onClose: guard(() => this._linkLost('socket-closed')),
+        onClose: guard(({ code, reason }) =>
+          // 1001 "going away": the server shuts down (our server says so first with error 336).
+          code === 1001
+            ? this._goneAway()
+            : this._linkLost('socket-closed', reason || (code === 1006 ? 'connection refused or lost' : `closed with code ${code}`)),
+        ),
         onError: guard((error) => this._o.logger.warn('socket error', error)),
       });
     } catch (error) {
-      this._o.logger.warn('adapter.connect threw', error);
-      this._linkLost('connect-failed');
+      this._o.logger.warn('connect threw', error);
+      this._linkLost('connect-failed', String((error as Error).message || error));
     }
   }
 
   private _authenticate(token: string): void {
     const c = this._credentials;
     if (!c || this._current !== ClientState.CONNECTING || !this._move(ClientState.AUTHENTICATING, 'socket-open')) return;
-    const info = { loginUserId: c.userId, loginToken: token, extra: c.extra, firstLoginTime: this._firstLogin };
+    const caps = this._o.receipts ? CAP_RECEIPTS : undefined;
+    const info = { loginUserId: c.userId, loginToken: token, extra: c.extra, firstLoginTime: this._firstLogin, caps };
     this._write(this._frame(MsgType.LOGIN, encodeLoginInfo(info)));
   }
 
@@ -316,18 +329,28 @@ export class IMClient {
     }
   }
 
-  private _linkLost(reason: StateReason): void {
+  /**
+   * The link is gone: `words` says why for people (the reason's name by default). A first login fails;
+   * otherwise the client reconnects after `delayMs`, or the backoff when undefined.
+   */
+  private _linkLost(reason: StateReason, words: string = reason.replace('-', ' '), delayMs?: number): void {
     if (ACTIVE.indexOf(this._current) < 0) return;
     this._closeLink();
+    this._lastLoss = reason;
     if (this._loginWaiter) {
       const error =
         reason === 'login-timeout'
-          ? new IMError('LOGIN_TIMEOUT', `no login response within ${this._o.loginTimeoutMs} ms`)
-          : new IMError('CONNECT_FAILED', `could not log in to ${this._o.url} (${reason})`);
+          ? new IMError('LOGIN_TIMEOUT', `no login response within ${this._o.loginTimeoutMs} ms`, undefined, undefined, { reason })
+          : new IMError('CONNECT_FAILED', `could not reach ${this._o.url}: ${words}`, undefined, undefined, { reason });
       this._shutdown(reason, error);
       return;
     }
-    this._scheduleReconnect(reason, reason === 'probe-timeout' ? 0 : undefined);
+    this._scheduleReconnect(reason, reason === 'probe-timeout' ? 0 : delayMs);
+  }
+
+  /** The server is going away (error 336, close 1001): reconnect within a second, spread at random. */
+  private _goneAway(): void {
+    this._linkLost('server-going-away', 'server shutting down', Math.floor(this._o.random() * 1000));
   }
 
   /** Waits `delayMs` (the backoff when undefined), then logs in again; gives up after `maxAttempts`. */
@@ -335,13 +358,15 @@ export class IMClient {
     if (this._stopped()) return;
     const r = this._reconnect;
     if (r._exhausted) {
-      const error = new IMError('RECONNECT_FAILED', `gave up after ${r._attempts} reconnect attempts`);
+      const error = new IMError('RECONNECT_FAILED', `gave up after ${r._attempts} reconnect attempts`, undefined, undefined, {
+        reason: this._lastLoss,
+      });
       this._shutdown('reconnect-failed', error);
-      this._events.emit('error', error);
+      this._emit('error', error);
       return;
     }
     if (!this._move(ClientState.RECONNECTING, reason) || this._lifecycle._paused) return;
-    this._events.emit('reconnect', { attempt: r._attempts + 1, delayMs: r._schedule(delayMs) });
+    this._emit('reconnect', { attempt: r._attempts + 1, delayMs: r._schedule(delayMs) });
   }
 
   private _shutdown(reason: StateReason, error: IMError, announce?: () => void): void {
@@ -358,23 +383,17 @@ export class IMClient {
     this._lifecycle._unwatch();
     this._move(ClientState.CLOSED, reason);
     if (waiter) waiter.reject(error);
-    else if (reason === 'login-rejected') this._events.emit('error', error);
+    else if (reason === 'login-rejected') this._emit('error', error);
     if (announce) announce();
     for (const item of lost) {
       item.reject(error);
-      if (!keep) this._events.emit('lost', { message: item.message, error });
+      if (!keep) this._emit('lost', { message: item.message, error });
     }
   }
 
   private _receive(data: string | ArrayBuffer | Uint8Array): void {
-    let frame: Protocal;
-    try {
-      const text = typeof data === 'string' ? data : decodeText(data instanceof Uint8Array ? data : new Uint8Array(data));
-      frame = decodeFrame(text);
-    } catch (error) {
-      this._events.emit('error', new IMError('PROTOCOL_ERROR', `malformed frame from the server: ${(error as Error).message}`, undefined, error));
-      return;
-    }
+    const frame = this._decode(() => decodeFrame(typeof data === 'string' ? data : decodeText(data instanceof Uint8Array ? data : new Uint8Array(data))));
+    if (!frame) return;
     this._keepAlive._heard();
     if (frame.QoS && frame.fp != null && frame.type !== MsgType.ACK && frame.type !== MsgType.LOGIN_RESPONSE) {
       // ACK every QoS frame, duplicates included. `from` is our own id rather than the frame's
@@ -386,7 +405,7 @@ export class IMClient {
         return this._onLoginResponse(frame);
       case MsgType.DATA:
         if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(frame.fp, this._o.clock.now())) return;
-        return this._events.emit('message', {
+        return this._emit('message', {
           fp: frame.fp,
           from: frame.from || '',
           to: frame.to || '',
@@ -404,27 +423,25 @@ export class IMClient {
         return this._onServerError(frame.dataContent);
       case MsgType.KICKOUT:
         return this._onKickout(frame.dataContent);
+      case MsgType.RECEIPT:
+        return this._onReceipt(frame);
       case MsgType.KEEP_ALIVE_RESPONSE:
         return;
       default:
-        this._o.logger.debug(`ignored a frame of unknown type ${frame.type}`);
+        this._o.logger.debug(`ignored frame type ${frame.type}`);
     }
   }
 
   private _onLoginResponse(frame: Protocal): void {
     if (this._current !== ClientState.AUTHENTICATING || !this._credentials) return;
-    let res;
-    try {
-      res = decodeLoginResponse(frame.dataContent);
-    } catch (error) {
-      this._events.emit('error', new IMError('PROTOCOL_ERROR', `malformed login response: ${(error as Error).message}`));
-      return this._linkLost('protocol-error');
-    }
+    const res = this._decode(() => decodeLoginResponse(frame.dataContent));
+    if (!res) return this._linkLost('protocol-error', 'malformed login response');
     if (res.code !== 0) {
-      const error = new IMError('LOGIN_REJECTED', `the server rejected the login with code ${res.code}`, res.code);
+      const error = new IMError('LOGIN_REJECTED', `login rejected with code ${res.code}`, res.code);
       return this._shutdown('login-rejected', error);
     }
     if (this._firstLogin <= 0 && res.firstLoginTime > 0) this._firstLogin = res.firstLoginTime;
+    this._maxMessageBytes = res.maxMessageBytes || 0;
     this._loginTimer._cancel();
     this._reconnect._attempts = 0;
     this._keepAlive._start();
@@ -437,15 +454,36 @@ export class IMClient {
   }
 
   private _onServerError(dataContent: string | null): void {
-    let info;
+    let info: ErrorResponse;
     try {
       info = decodeErrorResponse(dataContent);
     } catch {
-      info = { errorCode: -1, errorMsg: dataContent || '' };
+      info = { errorCode: -1, errorMsg: dataContent || '', fp: null, limit: 0 };
     }
-    this._events.emit('error', new IMError('SERVER_ERROR', `server error ${info.errorCode}: ${info.errorMsg}`, info.errorCode));
+    const code = info.errorCode;
+    const words = `server error ${code}: ${info.errorMsg}`;
+    // Our server names the message it refuses: that message is lost now, not after the QoS timeout.
+    const refused = new IMError('MESSAGE_REFUSED', `message ${info.fp} refused: ${words}`, code, undefined, { limit: info.limit || undefined });
+    if (info.fp != null && this._outbox._refuse(info.fp, refused)) return;
+    this._emit('error', new IMError('SERVER_ERROR', words, code));
     // 301: the server has no session for this socket; log in again.
-    if (info.errorCode === ERROR_UNLOGIN) this._linkLost('server-unlogin');
+    if (code === ERROR_UNLOGIN) this._linkLost('server-unlogin', words);
+    if (code === ERROR_GOING_AWAY) this._goneAway();
+  }
+
+  private _onReceipt(frame: Protocal): void {
+    const r = this._decode(() => decodeReceipt(frame.dataContent));
+    if (r) this._emit('received', { fp: r.fp, to: frame.from || '', at: r.at });
+  }
+
+  /** Runs a decoder; what it cannot read is reported as a `PROTOCOL_ERROR` event and gives null. */
+  private _decode<T>(decode: () => T): T | null {
+    try {
+      return decode();
+    } catch (error) {
+      this._emit('error', new IMError('PROTOCOL_ERROR', `malformed frame: ${(error as Error).message}`, undefined, error));
+      return null;
+    }
   }
 
   private _onKickout(dataContent: string | null): void {
@@ -456,7 +494,7 @@ export class IMClient {
       info = { code: -1 };
     }
     const kicked = { code: info.code, reason: info.reason || '' };
-    const error = new IMError('KICKED', `kicked out by the server (code ${info.code})`, info.code);
-    this._shutdown('kicked', error, () => this._events.emit('kicked', kicked));
+    const error = new IMError('KICKED', `kicked out (code ${info.code})`, info.code);
+    this._shutdown('kicked', error, () => this._emit('kicked', kicked));
   }
 }

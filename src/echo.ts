@@ -42,7 +42,7 @@ export class EchoRequests {
   _failAll(): void {
     this._pending.forEach((p) => {
       p._timer._cancel();
-      p.reject(new IMError('CONNECTION_LOST', 'the link closed before the echo reply'));
+      p.reject(new IMError('CONNECTION_LOST', 'link closed before the echo reply'));
     });
     this._pending.clear();
   }

@@ -1,15 +1,13 @@
 type Listener<T> = ((event: T) => void) & { _once?: (event: T) => void };
 
 /**
- * A typed event emitter that isolates listeners: one that throws is reported to `onListenerError` and the
+ * A typed event emitter that isolates listeners: one that throws is reported to `_listenerFailed` and the
  * others still run, so application code can never break the client from inside an event. It keeps mitt's
  * shape (a map of listener arrays) without mitt's traps: `off` never removes every listener of a type,
- * there is no wildcard, and `once` exists.
+ * there is no wildcard, and `once` exists. Only `on`, `off` and `once` are public; a subclass emits.
  */
-export class SafeEmitter<E extends Record<string, unknown>> {
+export abstract class SafeEmitter<E extends Record<string, unknown>> {
   private readonly _all = new Map<keyof E, Array<Listener<never>>>();
-
-  constructor(private readonly _onListenerError: (type: keyof E, error: unknown) => void) {}
 
   /** Adds a listener; returns the function that removes it. */
   on<K extends keyof E>(type: K, listener: (event: E[K]) => void): () => void {
@@ -38,18 +36,21 @@ export class SafeEmitter<E extends Record<string, unknown>> {
   }
 
   /** Calls every listener of `type` with `event`, each in its own try/catch. */
-  emit<K extends keyof E>(type: K, event: E[K]): void {
+  protected _emit<K extends keyof E>(type: K, event: E[K]): void {
     for (const listener of (this._all.get(type) || []).slice()) {
       try {
         (listener as (event: E[K]) => void)(event);
       } catch (error) {
-        this._onListenerError(type, error);
+        this._listenerFailed(type, error);
       }
     }
   }
 
   /** Removes every listener of every type. */
-  clear(): void {
+  protected _clear(): void {
     this._all.clear();
   }
+
+  /** A listener of `type` threw `error` (the others still ran). */
+  protected abstract _listenerFailed(type: keyof E, error: unknown): void;
 }

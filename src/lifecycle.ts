@@ -41,7 +41,7 @@ export class Lifecycle {
         else this._background = false;
         if (!this._paused) this._host._resume();
       } catch (error) {
-        this._logger.error('internal error handling a lifecycle event', error);
+        this._logger.error('lifecycle handler threw', error);
       }
     });
   }
@@ -54,7 +54,7 @@ export class Lifecycle {
     try {
       if (stop) stop();
     } catch (error) {
-      this._logger.warn('adapter lifecycle stop failed', error);
+      this._logger.warn('lifecycle stop threw', error);
     }
   }
 }

@@ -36,7 +36,7 @@ export class OutboxPersistence {
             try {
               this._outbox._enqueue(item.frame, item.enqueuedAt).catch(() => undefined);
             } catch (error) {
-              this._logger.warn('a stored message was refused', error);
+              this._logger.warn('stored message refused', error);
             }
           }
         },

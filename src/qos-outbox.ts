@@ -1,4 +1,5 @@
 import { Timer, type Clock } from './clock';
+import { DEV } from './dev';
 import { IMError } from './errors';
 import type { Protocal } from './protocol';
 
@@ -110,11 +111,11 @@ export class QosOutbox {
     const existing = this._entries.get(key);
     if (existing) {
       const same = existing.frame.to === frame.to && existing.frame.dataContent === frame.dataContent;
-      if (!same) throw new TypeError(`fp ${key} belongs to another message that is still pending; use a fresh fp`);
+      if (!same) throw new TypeError(DEV ? `fp ${key} belongs to another message that is still pending; use a fresh fp` : `fp ${key} in use`);
       return existing._promise;
     }
     if (this._entries.size >= this._opts.maxPending) {
-      return Promise.reject(new IMError('OUTBOX_FULL', `outbox full: ${this._opts.maxPending} messages are waiting`));
+      return Promise.reject(new IMError('OUTBOX_FULL', `outbox full: ${this._opts.maxPending} messages wait`));
     }
     let resolve!: Entry['resolve'];
     let reject!: Entry['reject'];
@@ -168,6 +169,13 @@ export class QosOutbox {
     entry.resolve({ fp, to: entry.frame.to as string, acked: true });
     this._io._delivered(toMessage(entry.frame));
     return true;
+  }
+
+  /** The server refused QoS message `fp` (an error frame naming it): it is lost at once with `error`. */
+  _refuse(fp: string, error: IMError): boolean {
+    const entry = this._entries.get(fp);
+    if (entry) this._fail(fp, entry, error);
+    return !!entry;
   }
 
   /** Removes every message and returns them, so the caller can report them lost after its own teardown. */
@@ -226,10 +234,10 @@ export class QosOutbox {
     this._armDeadline(now);
   }
 
-  private _fail(key: string, entry: Entry, why: string): void {
+  private _fail(key: string, entry: Entry, why: string | IMError): void {
     this._remove(key);
     const name = entry.frame.fp == null ? 'message' : `message ${entry.frame.fp}`;
-    const error = new IMError('SEND_TIMEOUT', `${name} lost: ${why}`);
+    const error = typeof why === 'string' ? new IMError('SEND_TIMEOUT', `${name} lost: ${why}`) : why;
     entry.reject(error);
     this._io._lost(toMessage(entry.frame), error);
   }

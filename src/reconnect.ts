@@ -1,5 +1,6 @@
 import { backoffDelay } from './backoff';
 import { Timer } from './clock';
+import { DEV } from './dev';
 import { IMError } from './errors';
 import type { ResolvedOptions } from './options';
 
@@ -86,11 +87,11 @@ export class Reconnect {
       .then(
         (token) => {
           if (stale()) return;
-          if (typeof token !== 'string') return fail(token, 'getToken() must resolve with a string');
+          if (typeof token !== 'string') return fail(token, DEV ? 'getToken() must resolve with a string' : 'invalid token');
           this._tokenTimer._cancel();
           this._host._open(token);
         },
-        (error: unknown) => fail(error, 'getToken() failed; retrying'),
+        (error: unknown) => fail(error, 'getToken() failed'),
       );
   }
 }
