@@ -1,5 +1,7 @@
 /** Runs the one conformance suite against every adapter: fakes for the platforms, real sockets for Node. */
 import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { IMClient } from '../../src/client';
 import { runAdapterConformance, type Harness, type Peer } from './conformance';
 import { FakeMiniProgram, type Family, type FakeSocketTask } from './fakes/mini-program';
 import { FakeHarmony, type FakeHarmonyWebSocket } from './fakes/harmony';
@@ -184,4 +186,18 @@ runAdapterConformance('browser', PLATFORM, async () => {
     },
     dispose: () => peer.close(),
   };
+});
+
+describe('browser adapter: a refused connection in words', () => {
+  it('a first login to a closed port says "connection refused or lost" (a browser reports only code 1006)', async () => {
+    const port = await closedTcpPort();
+    const url = `ws://127.0.0.1:${port}/websocket`;
+    const client = new IMClient({ url, adapter: createBrowserAdapter({ WebSocket: WebSocket as unknown as WebSocketConstructor, window: null, document: null }) });
+    await expect(client.login({ userId: 'u1' })).rejects.toMatchObject({
+      code: 'CONNECT_FAILED',
+      reason: 'socket-closed',
+      message: `could not reach ${url}: connection refused or lost`,
+    });
+    client.destroy();
+  });
 });
