@@ -80,6 +80,19 @@ function coreAsExternal() {
   };
 }
 
+/**
+ * The production switch of the minified UMD bundle: `src/dev.ts` reads `DEV = false`, so the minifier drops
+ * the long programmer-error messages (each still names what was wrong). Every other build keeps them.
+ */
+function production() {
+  return {
+    name: 'production',
+    load(id) {
+      return /[\\/]src[\\/]dev\.ts$/.test(id) ? 'export const DEV = false;\n' : null;
+    },
+  };
+}
+
 /** Writes the tab-shared UMD bundle's declaration file: its ESM types under the global `MobileIMSDKTabShared`. */
 function tabSharedUmdDeclarations() {
   return {
@@ -93,7 +106,7 @@ function tabSharedUmdDeclarations() {
   };
 }
 
-const minify = () => terser({ ecma: 2017, compress: { passes: 2 }, mangle: { properties: { regex: /^_[A-Za-z]/ } } });
+const minify = () => terser({ ecma: 2017, compress: { passes: 3, keep_fargs: false, pure_getters: true }, mangle: { properties: { regex: /^_[A-Za-z]/ } } });
 
 export default [
   {
@@ -119,14 +132,19 @@ export default [
   {
     input: `adapters/${UMD_ENTRY}`,
     plugins: [resolve(), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist/umd' }), umdDeclarations()],
+    output: { file: 'dist/umd/mobileimsdk.js', format: 'umd', name: 'MobileIMSDK', exports: 'named' },
+  },
+  {
+    input: `adapters/${UMD_ENTRY}`,
+    plugins: [resolve(), production(), typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist/umd' })],
     output: [
-      { file: 'dist/umd/mobileimsdk.js', format: 'umd', name: 'MobileIMSDK', exports: 'named' },
       {
         file: 'dist/umd/mobileimsdk.min.js',
         format: 'umd',
         name: 'MobileIMSDK',
         exports: 'named',
-        // Private members are spelled with a leading underscore so the minifier may shorten them.
+        // Private members, and the members of the core's internal classes (never part of the package's API),
+        // are spelled with a leading underscore so the minifier may shorten them.
         plugins: [minify()],
       },
     ],

@@ -1,4 +1,5 @@
 import type { LifecycleEvent, SocketAdapter, SocketConnection, SocketHandlers } from '../src/transport';
+import { DEV } from '../src/dev';
 
 /** The part of the W3C `WebSocket` the adapter uses (browsers, and `ws` in Node). */
 export interface WebSocketLike {
@@ -58,40 +59,71 @@ export function createBrowserAdapter(options: BrowserAdapterOptions = {}): Socke
     connect(url: string, handlers: SocketHandlers): SocketConnection {
       const WS = options.WebSocket || globalValue<WebSocketConstructor>('WebSocket');
       if (typeof WS !== 'function') {
-        throw new TypeError('no WebSocket here: pass createBrowserAdapter({ WebSocket }) (in Node, WebSocket from "ws")');
+        throw new TypeError(DEV ? 'no WebSocket here: pass createBrowserAdapter({ WebSocket }) (in Node, WebSocket from "ws")' : 'no WebSocket');
       }
-      const ws = new WS(url);
-      ws.binaryType = 'arraybuffer';
       let done = false;
-      const detach = (): void => {
-        ws.onopen = ws.onmessage = ws.onclose = null;
-        // Keep an error listener: `ws` in Node emits 'error' when a socket is closed before its handshake
-        // finished, and an EventEmitter with no 'error' listener throws it.
-        ws.onerror = () => undefined;
+      let ws: WebSocketLike | null = null;
+      /* The adapter contract, kept here without the shared gate (the core bundle has no room for it):
+         nothing reaches the core after the close, and a handler that throws is reported, never thrown
+         into the platform's event dispatch (`ws` in Node would crash on it). */
+      const call = (fn: () => void): void => {
+        if (done) return;
+        try {
+          fn();
+        } catch (error) {
+          handlers.onError(error);
+        }
       };
-      ws.onopen = () => handlers.onOpen();
-      ws.onmessage = (event) => handlers.onMessage(event.data as string | ArrayBuffer);
-      ws.onerror = (event) => handlers.onError(event);
-      ws.onclose = (event) => {
+      const end = (code: number, reason: string): void => {
         if (done) return;
         done = true;
-        detach();
-        handlers.onClose({ code: event.code, reason: event.reason });
+        if (ws) {
+          ws.onopen = ws.onmessage = ws.onclose = null;
+          // Keep an error listener: `ws` in Node emits 'error' when a socket is closed before its handshake
+          // finished, and an EventEmitter with no 'error' listener throws it.
+          ws.onerror = () => undefined;
+        }
+        Promise.resolve()
+          .then(() => handlers.onClose({ code, reason }))
+          .catch(() => undefined);
       };
+      try {
+        const w = (ws = new WS(url));
+        w.binaryType = 'arraybuffer';
+        w.onopen = () => call(() => handlers.onOpen());
+        w.onmessage = (event) => call(() => handlers.onMessage(event.data as string | ArrayBuffer));
+        w.onerror = (event) => call(() => handlers.onError(event));
+        w.onclose = (event) => end(event.code, event.reason);
+      } catch (error) {
+        // A URL the platform refuses throws in the constructor: report it after connect returned.
+        Promise.resolve().then(() => {
+          call(() => handlers.onError(error));
+          end(1006, String((error as Error).message || error));
+        });
+      }
       return {
         send(data) {
-          if (done || ws.readyState !== OPEN) throw new Error('the WebSocket is not open');
+          if (done) return;
+          if (!ws || ws.readyState !== OPEN) throw new Error('WebSocket not open');
           ws.send(exactBytes(data));
         },
         close(code = 1000, reason = '') {
           if (done) return;
-          done = true;
-          detach();
-          ws.close(code, reason);
+          const w = ws;
+          end(code, reason);
+          if (w) w.close(code, reason);
         },
       };
     },
-    watchLifecycle(listener: (event: LifecycleEvent) => void): () => void {
+    watchLifecycle(onEvent: (event: LifecycleEvent) => void): () => void {
+      // A listener that throws must not escape into the page's event dispatch.
+      const listener = (event: LifecycleEvent): void => {
+        try {
+          onEvent(event);
+        } catch {
+          /* the core's own listener catches everything; this guards any other caller */
+        }
+      };
       const win = options.window === undefined ? lookupTarget('addEventListener') : options.window;
       const doc = options.document === undefined ? globalValue<BrowserAdapterOptions['document']>('document') || null : options.document;
       const hooks: Array<[EventTargetLike, string, () => void]> = [];

@@ -7,7 +7,7 @@ import type { SocketAdapter, SocketConnection, SocketHandlers } from '../src/tra
 import { encodeLengthPrefixed, LengthPrefixDecoder, TCP_MAX_BODY_BYTES } from '../src/length-prefix';
 import { createHandlerGate, writeBounded } from './internal/gate';
 import { copyBytes, toBytes } from './internal/bytes';
-import { parseHostPort } from './internal/host-port';
+import { describeSocketError, parseHostPort } from './internal/host-port';
 
 /** The part of a Node `net.Socket` this adapter uses. */
 export interface NetSocketLike {
@@ -113,9 +113,13 @@ export function createTcpAdapter(net: NetModuleLike, tls: TcpTlsOptions = {}): S
         }
         for (const body of bodies) gate.message(body);
       });
-      s.on('error', (error) => gate.error(error));
+      let failure = 'socket error';
+      s.on('error', (error) => {
+        failure = describeSocketError(error);
+        gate.error(error);
+      });
       s.on('close', (hadError) => {
-        gate.close(hadError ? { code: 1006, reason: 'socket error' } : { code: 1000, reason: 'connection closed' });
+        gate.close(hadError ? { code: 1006, reason: failure } : { code: 1000, reason: 'connection closed' });
       });
     } catch (thrown) {
       if (misuse) throw misuse;

@@ -6,7 +6,7 @@
 import type { SocketAdapter, SocketConnection, SocketHandlers } from '../src/transport';
 import { createHandlerGate, writeBounded } from './internal/gate';
 import { copyBytes, toBytes } from './internal/bytes';
-import { parseHostPort } from './internal/host-port';
+import { describeSocketError, parseHostPort } from './internal/host-port';
 
 /** The largest datagram MobileIMSDK's UDP server accepts. */
 export const UDP_MAX_FRAME_BYTES = 1024;
@@ -61,7 +61,7 @@ export function createUdpAdapter(dgram: DgramModuleLike): SocketAdapter {
       s.on('message', (message) => gate.message(copyBytes(message)));
       s.on('error', (error) => {
         gate.error(error);
-        gate.close({ code: 1006, reason: error.message || 'socket error' });
+        gate.close({ code: 1006, reason: describeSocketError(error) });
         closeSocket();
       });
       s.on('close', () => {

@@ -150,11 +150,17 @@
       return li;
     }
 
-    /** Shows a row's status; `onRetry` adds a Retry button (lost messages). */
-    function setStatus(li, status, detail, onRetry) {
+    /**
+     * Shows a row's status; `onRetry` adds a Retry button (lost messages). An outgoing message shows ✓ once
+     * the server has it (`delivered`) and ✓✓ once the receiver's device has it (`received`, our server only).
+     * `text` replaces the status word (a refused message says why instead).
+     */
+    function setStatus(li, status, detail, onRetry, text) {
       li.dataset.status = status;
       var foot = li.querySelector('.msg-foot');
       var label = { sending: 'sending…', delivered: 'delivered ✓', lost: 'lost', received: '' }[status];
+      if (status === 'delivered' && li.dataset.receipt) label = 'received ✓✓';
+      if (text) label = text;
       foot.querySelector('.msg-status').textContent = detail ? label + ' (' + detail + ')' : label;
       var retry = foot.querySelector('.b-retry');
       if (retry) retry.remove();
@@ -175,12 +181,29 @@
       } catch (err) {
         sent = Promise.reject(err);
       }
+      delete li.dataset.receipt;
       sent.then(
         function () { setStatus(li, 'delivered'); },
         function (err) {
-          setStatus(li, 'lost', err && err.code ? err.code : String(err && err.message), function () { transmit(message, li); });
+          var code = err && err.code;
+          // Refused for its size (or by the server for good): sending it again would be refused again.
+          if (code === 'MESSAGE_REFUSED' || code === 'MESSAGE_TOO_LARGE') {
+            setStatus(li, 'lost', '', null, err.limit ? 'too large (limit ' + err.limit + ' bytes)' : 'refused by the server (code ' + err.serverCode + ')');
+            return;
+          }
+          setStatus(li, 'lost', code || String(err && err.message), function () { transmit(message, li); });
         },
       );
+    }
+
+    /** The receiver's device has message `fp`: ✓✓ on its row. */
+    function markReceived(fp) {
+      var rows = ui.list.querySelectorAll('.msg[data-dir="out"]');
+      for (var i = 0; i < rows.length; i++) {
+        if (rows[i].dataset.fp !== fp) continue;
+        rows[i].dataset.receipt = 'received';
+        if (rows[i].dataset.status === 'delivered') setStatus(rows[i], 'delivered');
+      }
     }
 
     function connect(event) {
@@ -206,6 +229,7 @@
         if (e.to === 'closed' && e.reason === 'reconnect-failed') notice('Gave up reconnecting. Log in again.', 'error');
       });
       c.on('reconnect', function (e) { if (c === client) startCountdown(e.attempt, e.delayMs); });
+      c.on('received', function (e) { if (c === client) markReceived(e.fp); });
       c.on('kicked', function (e) {
         if (c !== client) return;
         showState('kicked');

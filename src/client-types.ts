@@ -27,6 +27,7 @@ export type StateReason =
   | 'server-unlogin'
   | 'protocol-error'
   | 'offline'
+  | 'server-going-away'
   | 'retry'
   | 'logout'
   | 'kicked'
@@ -39,6 +40,8 @@ export type ClientEvents = {
   state: { from: ClientStateName; to: ClientStateName; reason: StateReason };
   message: IncomingMessage;
   delivered: { fp: string; message: OutgoingMessage };
+  /** The receiver's device has the message `fp` (our server only, with the `receipts` option on). */
+  received: { fp: string; to: string; at: number };
   lost: { message: OutgoingMessage; error: IMError };
   kicked: { code: number; reason: string };
   reconnect: { attempt: number; delayMs: number };

@@ -25,13 +25,13 @@ export class Timer {
   constructor(private readonly _clock: Clock, private readonly _fn: () => void) {}
 
   /** Whether the timer is scheduled. */
-  get armed(): boolean {
+  get _armed(): boolean {
     return this._handle !== null;
   }
 
   /** Runs the callback after `ms`, cancelling any earlier schedule. */
-  arm(ms: number): void {
-    this.cancel();
+  _arm(ms: number): void {
+    this._cancel();
     this._handle = this._clock.setTimeout(() => {
       this._handle = null;
       this._fn();
@@ -39,7 +39,7 @@ export class Timer {
   }
 
   /** Cancels the schedule, if any. */
-  cancel(): void {
+  _cancel(): void {
     if (this._handle !== null) {
       this._clock.clearTimeout(this._handle);
       this._handle = null;

@@ -1,26 +1,25 @@
-import mitt, { type Emitter as Mitt } from 'mitt';
-
 type Listener<T> = ((event: T) => void) & { _once?: (event: T) => void };
 
 /**
- * A typed event emitter on mitt that isolates listeners: one that throws is reported to `onListenerError`
- * and the others still run, so application code can never break the client from inside an event.
+ * A typed event emitter that isolates listeners: one that throws is reported to `_listenerFailed` and the
+ * others still run, so application code can never break the client from inside an event. It keeps mitt's
+ * shape (a map of listener arrays) without mitt's traps: `off` never removes every listener of a type,
+ * there is no wildcard, and `once` exists. Only `on`, `off` and `once` are public; a subclass emits.
  */
-export class SafeEmitter<E extends Record<string, unknown>> {
-  private readonly _bus: Mitt<E> = mitt<E>();
-
-  constructor(private readonly _onListenerError: (type: keyof E, error: unknown) => void) {}
+export abstract class SafeEmitter<E extends Record<string, unknown>> {
+  private readonly _all = new Map<keyof E, Array<Listener<never>>>();
 
   /** Adds a listener; returns the function that removes it. */
   on<K extends keyof E>(type: K, listener: (event: E[K]) => void): () => void {
-    this._bus.on(type, listener);
-    return () => this._bus.off(type, listener);
+    const list = this._all.get(type);
+    if (list) list.push(listener);
+    else this._all.set(type, [listener]);
+    return () => this.off(type, listener);
   }
 
-  /** Removes one listener, also one added with `once` (unlike mitt's `off(type)`, never all of them). */
+  /** Removes one listener, also one added with `once`. */
   off<K extends keyof E>(type: K, listener: (event: E[K]) => void): void {
-    const list = this._bus.all.get(type) as Array<Listener<E[K]>> | undefined;
-    if (!list) return;
+    const list = this._all.get(type) || [];
     for (let i = 0; i < list.length; i++) {
       if (list[i] === listener || list[i]._once === listener) return void list.splice(i, 1);
     }
@@ -29,7 +28,7 @@ export class SafeEmitter<E extends Record<string, unknown>> {
   /** Adds a listener that runs for the next event only. */
   once<K extends keyof E>(type: K, listener: (event: E[K]) => void): () => void {
     const wrapper: Listener<E[K]> = (event: E[K]): void => {
-      this._bus.off(type, wrapper);
+      this.off(type, wrapper);
       listener(event);
     };
     wrapper._once = listener;
@@ -37,20 +36,21 @@ export class SafeEmitter<E extends Record<string, unknown>> {
   }
 
   /** Calls every listener of `type` with `event`, each in its own try/catch. */
-  emit<K extends keyof E>(type: K, event: E[K]): void {
-    const list = this._bus.all.get(type);
-    if (!list) return;
-    for (const listener of list.slice()) {
+  protected _emit<K extends keyof E>(type: K, event: E[K]): void {
+    for (const listener of (this._all.get(type) || []).slice()) {
       try {
         (listener as (event: E[K]) => void)(event);
       } catch (error) {
-        this._onListenerError(type, error);
+        this._listenerFailed(type, error);
       }
     }
   }
 
   /** Removes every listener of every type. */
-  clear(): void {
-    this._bus.all.clear();
+  protected _clear(): void {
+    this._all.clear();
   }
+
+  /** A listener of `type` threw `error` (the others still ran). */
+  protected abstract _listenerFailed(type: keyof E, error: unknown): void;
 }

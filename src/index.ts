@@ -4,9 +4,9 @@
  */
 export { IMClient } from './client';
 export type { ClientEvents, IncomingMessage, LoginParams, LoginResult, SendOptions, StateReason } from './client-types';
-export type { OutgoingMessage, SendReceipt } from './qos-outbox';
+export type { OutboxStore, OutgoingMessage, SendReceipt, StoredMessage } from './qos-outbox';
 export { IMError } from './errors';
-export type { IMErrorCode } from './errors';
+export type { IMErrorCode, IMErrorDetails } from './errors';
 export { ClientState } from './state';
 export type { ClientStateName } from './state';
 export { SenseMode } from './sense-mode';
@@ -17,4 +17,4 @@ export { systemClock } from './clock';
 export type { Logger } from './logger';
 export type { LifecycleEvent, SocketAdapter, SocketConnection, SocketHandlers } from './transport';
 export { MsgType, KickoutCode, ERROR_UNLOGIN, ProtocolError, createFrame, encodeFrame, decodeFrame } from './protocol';
-export type { Protocal, LoginInfo, LoginResponse, ErrorResponse, KickoutInfo } from './protocol';
+export type { Protocal, LoginInfo, LoginResponse, ErrorResponse, KickoutInfo, Receipt } from './protocol';

@@ -24,7 +24,7 @@ export class KeepAlive {
   }
 
   /** Starts beating: the first beat one interval from now, as MobileIMSDK does. */
-  start(): void {
+  _start(): void {
     const now = this._clock.now();
     this._lastHeardAt = now;
     this._nextBeatAt = now + this._intervalMs;
@@ -34,13 +34,13 @@ export class KeepAlive {
   }
 
   /** Notes that a frame arrived from the server: the link is alive. */
-  heard(): void {
+  _heard(): void {
     this._lastHeardAt = this._clock.now();
     this._probeDeadline = 0;
   }
 
   /** Beats now and declares the link dead unless something arrives within `timeoutMs`. */
-  probe(timeoutMs: number): void {
+  _probe(timeoutMs: number): void {
     if (!this._running) return;
     const now = this._clock.now();
     this._probeDeadline = now + timeoutMs;
@@ -50,9 +50,9 @@ export class KeepAlive {
   }
 
   /** Stops every timer. */
-  stop(): void {
+  _stop(): void {
     this._running = false;
-    this._timer.cancel();
+    this._timer._cancel();
     this._probeDeadline = 0;
   }
 
@@ -68,7 +68,7 @@ export class KeepAlive {
   }
 
   private _die(reason: 'keepalive-timeout' | 'probe-timeout'): void {
-    this.stop();
+    this._stop();
     this._onDead(reason);
   }
 
@@ -77,6 +77,6 @@ export class KeepAlive {
     if (!this._running) return;
     let at = Math.min(this._nextBeatAt, this._lastHeardAt + this._timeoutMs);
     if (this._probeDeadline) at = Math.min(at, this._probeDeadline);
-    this._timer.arm(at - now);
+    this._timer._arm(at - now);
   }
 }

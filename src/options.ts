@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from './clock';
+import { DEV } from './dev';
 import { silentLogger, type Logger } from './logger';
 import { SenseMode, keepAliveTimings, type SenseModeValue } from './sense-mode';
 import type { OutboxStore } from './qos-outbox';
@@ -38,6 +39,8 @@ export interface IMClientOptions {
   getToken?: () => string | Promise<string>;
   /** Keeps unacknowledged QoS messages across reloads (see `mobileimsdk-ts/adapters/storage`). */
   outboxStore?: OutboxStore;
+  /** Ask the server for device receipts (`received` events); ignored by MobileIMSDK servers (default true). */
+  receipts?: boolean;
   logger?: Logger;
   clock?: Clock;
   /** Randomness for backoff jitter and fingerprints (default `Math.random`). */
@@ -64,6 +67,7 @@ export interface ResolvedOptions {
   probeTimeoutMs: number;
   getToken: (() => string | Promise<string>) | null;
   outboxStore: OutboxStore | null;
+  receipts: boolean;
   logger: Logger;
   clock: Clock;
   random: () => number;
@@ -80,7 +84,9 @@ function numbers<T extends Record<string, number>>(section: string, given: Parti
     if (value === undefined) continue;
     const zeroOk = ZERO_OK.indexOf(key) >= 0;
     if (typeof value !== 'number' || !(value > 0 || (zeroOk && value === 0))) {
-      throw new RangeError(`${section}${key} must be a ${zeroOk ? 'non-negative' : 'positive'} number, got ${String(value)}`);
+      throw new RangeError(
+        DEV ? `${section}${key} must be a ${zeroOk ? 'non-negative' : 'positive'} number, got ${String(value)}` : `invalid ${section}${key}`,
+      );
     }
     out[key] = value as T[keyof T & string];
   }
@@ -89,15 +95,15 @@ function numbers<T extends Record<string, number>>(section: string, given: Parti
 
 /** Validates options and fills defaults; throws `TypeError`/`RangeError` saying what to pass instead. */
 export function resolveOptions(o: IMClientOptions): ResolvedOptions {
-  if (!o || typeof o !== 'object') throw new TypeError('new IMClient(options): options must be an object with url and adapter');
-  if (typeof o.url !== 'string' || o.url === '') throw new TypeError('options.url must be a server URL such as ws://127.0.0.1:3000/websocket');
+  if (!o || typeof o !== 'object') throw new TypeError(DEV ? 'new IMClient(options): options must be an object with url and adapter' : 'invalid options');
+  if (typeof o.url !== 'string' || o.url === '') throw new TypeError(DEV ? 'options.url must be a server URL such as ws://127.0.0.1:3000/websocket' : 'invalid options.url');
   if (!o.adapter || typeof o.adapter.connect !== 'function') {
-    throw new TypeError('options.adapter must be a platform adapter, such as createBrowserAdapter()');
+    throw new TypeError(DEV ? 'options.adapter must be a platform adapter, such as createBrowserAdapter()' : 'invalid options.adapter');
   }
   const mode = keepAliveTimings(o.senseMode || SenseMode.MODE_5S);
   const keepAlive = numbers('keepAlive.', o.keepAlive, { intervalMs: mode.intervalMs, timeoutMs: mode.timeoutMs });
   const reconnect = numbers('reconnect.', o.reconnect, { minDelayMs: 1000, maxDelayMs: 30000, maxAttempts: Infinity });
-  if (reconnect.maxDelayMs < reconnect.minDelayMs) throw new RangeError('reconnect.maxDelayMs must not be below reconnect.minDelayMs');
+  if (reconnect.maxDelayMs < reconnect.minDelayMs) throw new RangeError(DEV ? 'reconnect.maxDelayMs must not be below reconnect.minDelayMs' : 'invalid reconnect.maxDelayMs');
   const qos = numbers('qos.', o.qos, {
     checkIntervalMs: 5000,
     resendAfterMs: 3000,
@@ -108,9 +114,12 @@ export function resolveOptions(o: IMClientOptions): ResolvedOptions {
     deliverTimeoutMs: 120000,
   });
   const timeouts = numbers('', o, { loginTimeoutMs: 10000, echoTimeoutMs: 5000, probeTimeoutMs: 3000 });
-  if (o.getToken !== undefined && typeof o.getToken !== 'function') throw new TypeError('options.getToken must be a function returning a token');
+  if (o.getToken !== undefined && typeof o.getToken !== 'function') throw new TypeError(DEV ? 'options.getToken must be a function returning a token' : 'invalid options.getToken');
+  if (o.receipts !== undefined && typeof o.receipts !== 'boolean') throw new TypeError(DEV ? 'options.receipts must be true or false' : 'invalid options.receipts');
   if (o.outboxStore !== undefined && (!o.outboxStore || typeof o.outboxStore.load !== 'function' || typeof o.outboxStore.save !== 'function')) {
-    throw new TypeError('options.outboxStore must have load(userId) and save(userId, messages), such as createOutboxStore(localStorage)');
+    throw new TypeError(
+      DEV ? 'options.outboxStore must have load(userId) and save(userId, messages), such as createOutboxStore(localStorage)' : 'invalid options.outboxStore',
+    );
   }
   return {
     url: o.url,
@@ -121,6 +130,7 @@ export function resolveOptions(o: IMClientOptions): ResolvedOptions {
     ...timeouts,
     getToken: o.getToken || null,
     outboxStore: o.outboxStore || null,
+    receipts: o.receipts !== false,
     logger: o.logger || silentLogger,
     clock: o.clock || systemClock,
     random: o.random || Math.random,

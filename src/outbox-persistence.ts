@@ -20,7 +20,7 @@ export class OutboxPersistence {
   constructor(private readonly _store: OutboxStore | null, private readonly _outbox: QosOutbox, private readonly _logger: Logger) {}
 
   /** At login: queues `userId`'s stored messages again, then starts saving changes. */
-  restore(userId: string): void {
+  _restore(userId: string): void {
     const store = this._store;
     if (!store) return;
     this._userId = userId;
@@ -34,9 +34,9 @@ export class OutboxPersistence {
           for (const item of items || []) {
             if (!item || !item.frame || item.frame.from !== userId) continue;
             try {
-              this._outbox.enqueue(item.frame, item.enqueuedAt).catch(() => undefined);
+              this._outbox._enqueue(item.frame, item.enqueuedAt).catch(() => undefined);
             } catch (error) {
-              this._logger.warn('a stored message was refused', error);
+              this._logger.warn('stored message refused', error);
             }
           }
         },
@@ -45,17 +45,17 @@ export class OutboxPersistence {
       .then(() => {
         if (session !== this._session) return;
         this._saving = true;
-        this.changed();
+        this._changed();
       });
   }
 
   /** The pending messages changed: save them once, after the current burst of changes. */
-  changed(): void {
+  _changed(): void {
     if (!this._saving || this._scheduled) return;
     this._scheduled = true;
     Promise.resolve().then(() => {
       this._scheduled = false;
-      if (this._saving) this._save(this._outbox.snapshot());
+      if (this._saving) this._save(this._outbox._snapshot());
     });
   }
 
@@ -63,9 +63,9 @@ export class OutboxPersistence {
    * The client stops: `keep` saves what is pending for the next login, otherwise the store is cleared.
    * Nothing is saved before the load finished (the stored messages were never read), nor after a stop.
    */
-  stop(keep: boolean): void {
+  _stop(keep: boolean): void {
     this._session++;
-    if (this._saving) this._save(keep ? this._outbox.snapshot() : []);
+    if (this._saving) this._save(keep ? this._outbox._snapshot() : []);
     this._saving = false;
   }
 

@@ -23,6 +23,8 @@ export const MsgType = {
   ERROR: 52,
   ECHO_RESPONSE: 53,
   KICKOUT: 54,
+  /** Our extension: the receiver's device has a message (sent only to clients that asked at login). */
+  RECEIPT: 60,
 } as const;
 
 /** A framework message type code. */
@@ -30,6 +32,10 @@ export type MsgTypeCode = (typeof MsgType)[keyof typeof MsgType];
 
 /** The error code the server sends (in a type 52) for a frame that needs a login. */
 export const ERROR_UNLOGIN = 301;
+/** Our server's error code (in a type 52) before it closes for a shutdown: reconnect, to another node. */
+export const ERROR_GOING_AWAY = 336;
+/** Login capability bit (our extension, `caps` in the login): "send me device receipts (type 60)". */
+export const CAP_RECEIPTS = 1;
 
 /** Kickout codes (`PKickoutInfo`). */
 export const KickoutCode = { DUPLICATE_LOGIN: 1, ADMIN: 2 } as const;
@@ -58,18 +64,34 @@ export interface LoginInfo {
   loginToken: string;
   extra?: string | null;
   firstLoginTime: number;
+  /** Our extension: the capability bits the client asks for; MobileIMSDK servers ignore it. */
+  caps?: number;
 }
 
 /** Type 50 payload. */
 export interface LoginResponse {
   code: number;
   firstLoginTime: number;
+  /** Our server's answer to a login that sent `caps`: the capability bits granted (0 when absent). */
+  caps: number;
+  /** Our server's answer to a login that sent `caps`: the largest data frame it takes, in bytes (0 when absent). */
+  maxMessageBytes: number;
 }
 
 /** Type 52 payload. */
 export interface ErrorResponse {
   errorCode: number;
   errorMsg: string;
+  /** Our server only: the fingerprint of the data frame this error refuses (null when absent). */
+  fp: string | null;
+  /** Our server only: the byte limit the refused frame broke (0 when absent). */
+  limit: number;
+}
+
+/** Type 60 payload (our extension): the receiver's device acknowledged message `fp` at server time `at`. */
+export interface Receipt {
+  fp: string;
+  at: number;
 }
 
 /** Type 54 payload. */
@@ -179,6 +201,7 @@ export function encodeLoginInfo(info: LoginInfo): string {
   const o: Record<string, unknown> = { loginUserId: info.loginUserId, loginToken: info.loginToken };
   if (info.extra != null) o.extra = info.extra;
   o.firstLoginTime = info.firstLoginTime;
+  if (info.caps != null) o.caps = info.caps;
   return JSON.stringify(o);
 }
 
@@ -196,16 +219,23 @@ export function decodeLoginInfo(text: string | null): Omit<LoginInfo, 'loginUser
   };
 }
 
-/** Parses a type-50 payload. */
+/** Parses a type-50 payload; our extension's keys read 0 when absent (MobileIMSDK servers). */
 export function decodeLoginResponse(text: string | null): LoginResponse {
   const o = parseObject(text, 'login response');
-  return { code: readInt(o, 'code'), firstLoginTime: readInt(o, 'firstLoginTime') };
+  const int = (key: string) => readInt(o, key);
+  return { code: int('code'), firstLoginTime: int('firstLoginTime'), caps: int('caps'), maxMessageBytes: int('maxMessageBytes') };
 }
 
-/** Parses a type-52 payload. */
+/** Parses a type-52 payload; our extension's `fp` and `limit` read null and 0 when absent. */
 export function decodeErrorResponse(text: string | null): ErrorResponse {
   const o = parseObject(text, 'error response');
-  return { errorCode: readInt(o, 'errorCode'), errorMsg: readString(o, 'errorMsg') || '' };
+  return { errorCode: readInt(o, 'errorCode'), errorMsg: readString(o, 'errorMsg') || '', fp: readString(o, 'fp'), limit: readInt(o, 'limit') };
+}
+
+/** Parses a type-60 payload (our extension). */
+export function decodeReceipt(text: string | null): Receipt {
+  const o = parseObject(text, 'receipt');
+  return { fp: readString(o, 'fp') || '', at: readInt(o, 'at') };
 }
 
 /** Parses a type-54 payload; `reason` is present only when the server sent one. */

@@ -1,4 +1,5 @@
 import { Timer, type Clock } from './clock';
+import { DEV } from './dev';
 import { IMError } from './errors';
 import type { Protocal } from './protocol';
 
@@ -33,11 +34,11 @@ export interface OutboxOptions {
 /** What the outbox needs from the client. */
 export interface OutboxIO {
   /** Writes a frame to the live link; false when it could not be written. */
-  write(frame: Protocal): boolean;
-  delivered(message: OutgoingMessage): void;
-  lost(message: OutgoingMessage, error: IMError): void;
+  _write(frame: Protocal): boolean;
+  _delivered(message: OutgoingMessage): void;
+  _lost(message: OutgoingMessage, error: IMError): void;
   /** The set of QoS messages changed (one was queued or settled); used to persist the outbox. */
-  changed(): void;
+  _changed(): void;
 }
 
 /** A QoS message as kept by an {@link OutboxStore}: its frame, fingerprint included, and when it was queued. */
@@ -59,9 +60,9 @@ interface Entry {
   frame: Protocal;
   enqueuedAt: number;
   /** When it was first written on the current link; null while it waits for a link. */
-  sentAt: number | null;
-  retries: number;
-  promise: Promise<SendReceipt>;
+  _sentAt: number | null;
+  _retries: number;
+  _promise: Promise<SendReceipt>;
   resolve(receipt: SendReceipt): void;
   reject(error: IMError): void;
 }
@@ -97,7 +98,7 @@ export class QosOutbox {
   }
 
   /** Messages waiting or in flight. */
-  get size(): number {
+  get _size(): number {
     return this._entries.size;
   }
 
@@ -105,16 +106,16 @@ export class QosOutbox {
    * Queues a frame; QoS frames settle on their ACK or loss, others once written. `enqueuedAt` is given
    * for a message restored from storage, whose delivery deadline runs from when it was first queued.
    */
-  enqueue(frame: Protocal, enqueuedAt: number = this._clock.now()): Promise<SendReceipt> {
+  _enqueue(frame: Protocal, enqueuedAt: number = this._clock.now()): Promise<SendReceipt> {
     const key = frame.QoS && frame.fp != null ? frame.fp : '#' + ++this._seq;
     const existing = this._entries.get(key);
     if (existing) {
       const same = existing.frame.to === frame.to && existing.frame.dataContent === frame.dataContent;
-      if (!same) throw new TypeError(`fp ${key} belongs to another message that is still pending; use a fresh fp`);
-      return existing.promise;
+      if (!same) throw new TypeError(DEV ? `fp ${key} belongs to another message that is still pending; use a fresh fp` : `fp ${key} in use`);
+      return existing._promise;
     }
     if (this._entries.size >= this._opts.maxPending) {
-      return Promise.reject(new IMError('OUTBOX_FULL', `outbox full: ${this._opts.maxPending} messages are waiting`));
+      return Promise.reject(new IMError('OUTBOX_FULL', `outbox full: ${this._opts.maxPending} messages wait`));
     }
     let resolve!: Entry['resolve'];
     let reject!: Entry['reject'];
@@ -122,18 +123,18 @@ export class QosOutbox {
       resolve = res;
       reject = rej;
     });
-    const entry: Entry = { frame, enqueuedAt, sentAt: null, retries: 0, promise, resolve, reject };
+    const entry: Entry = { frame, enqueuedAt, _sentAt: null, _retries: 0, _promise: promise, resolve, reject };
     this._entries.set(key, entry);
-    if (frame.QoS) this._io.changed();
+    if (frame.QoS) this._io._changed();
     // Only a message restored from storage can fall due before the one the timer waits for.
     const due = enqueuedAt + this._opts.deliverTimeoutMs;
-    if (!this._deadlineTimer.armed || due < this._deadlineAt) this._armDeadline(this._clock.now());
+    if (!this._deadlineTimer._armed || due < this._deadlineAt) this._armDeadline(this._clock.now());
     if (this._online) this._transmit(key, entry);
     return promise;
   }
 
   /** The QoS messages not yet settled, in the order they were queued. */
-  snapshot(): StoredMessage[] {
+  _snapshot(): StoredMessage[] {
     const out: StoredMessage[] = [];
     this._entries.forEach((e) => {
       if (e.frame.QoS) out.push({ frame: e.frame, enqueuedAt: e.enqueuedAt });
@@ -142,48 +143,55 @@ export class QosOutbox {
   }
 
   /** The link is up: send everything waiting, in the order it was queued. */
-  linkUp(): void {
+  _linkUp(): void {
     this._online = true;
     for (const [key, entry] of Array.from(this._entries)) {
       if (!this._online) return;
-      if (entry.sentAt === null && this._entries.get(key) === entry) this._transmit(key, entry);
+      if (entry._sentAt === null && this._entries.get(key) === entry) this._transmit(key, entry);
     }
   }
 
   /** The link is down: everything in flight waits again, with a fresh retry budget for the next link. */
-  linkDown(): void {
+  _linkDown(): void {
     this._online = false;
-    this._checkTimer.cancel();
+    this._checkTimer._cancel();
     this._entries.forEach((e) => {
-      e.sentAt = null;
-      e.retries = 0;
+      e._sentAt = null;
+      e._retries = 0;
     });
   }
 
   /** An ACK for `fp` arrived; returns whether it settled a message of ours. */
-  ack(fp: string): boolean {
+  _ack(fp: string): boolean {
     const entry = this._entries.get(fp);
     if (!entry || !entry.frame.QoS) return false;
     this._remove(fp);
     entry.resolve({ fp, to: entry.frame.to as string, acked: true });
-    this._io.delivered(toMessage(entry.frame));
+    this._io._delivered(toMessage(entry.frame));
     return true;
   }
 
+  /** The server refused QoS message `fp` (an error frame naming it): it is lost at once with `error`. */
+  _refuse(fp: string, error: IMError): boolean {
+    const entry = this._entries.get(fp);
+    if (entry) this._fail(fp, entry, error);
+    return !!entry;
+  }
+
   /** Removes every message and returns them, so the caller can report them lost after its own teardown. */
-  drain(): Array<{ message: OutgoingMessage; reject(error: IMError): void }> {
+  _drain(): Array<{ message: OutgoingMessage; reject(error: IMError): void }> {
     const all = Array.from(this._entries.values()).map((e) => ({ message: toMessage(e.frame), reject: e.reject }));
     this._entries.clear();
-    this._checkTimer.cancel();
-    this._deadlineTimer.cancel();
+    this._checkTimer._cancel();
+    this._deadlineTimer._cancel();
     this._online = false;
     return all;
   }
 
   private _transmit(key: string, entry: Entry): void {
-    if (!this._io.write(entry.frame)) {
+    if (!this._io._write(entry.frame)) {
       // Not written: the next check tries again while the link is up.
-      if (!this._checkTimer.armed) this._checkTimer.arm(this._opts.checkIntervalMs);
+      if (!this._checkTimer._armed) this._checkTimer._arm(this._opts.checkIntervalMs);
       return;
     }
     if (!entry.frame.QoS) {
@@ -191,8 +199,8 @@ export class QosOutbox {
       entry.resolve({ fp: entry.frame.fp, to: entry.frame.to as string, acked: false });
       return;
     }
-    entry.sentAt = this._clock.now();
-    if (!this._checkTimer.armed) this._checkTimer.arm(this._opts.checkIntervalMs);
+    entry._sentAt = this._clock.now();
+    if (!this._checkTimer._armed) this._checkTimer._arm(this._opts.checkIntervalMs);
   }
 
   private _check(): void {
@@ -201,19 +209,19 @@ export class QosOutbox {
     for (const [key, entry] of Array.from(this._entries)) {
       if (!this._online) return;
       if (this._entries.get(key) !== entry) continue;
-      if (entry.sentAt === null) {
+      if (entry._sentAt === null) {
         this._transmit(key, entry);
         inFlight = true;
         continue;
       }
-      if (entry.retries >= this._opts.maxRetries) {
-        this._fail(key, entry, `no ACK after ${entry.retries} retransmissions`);
+      if (entry._retries >= this._opts.maxRetries) {
+        this._fail(key, entry, `no ACK after ${entry._retries} retransmissions`);
         continue;
       }
-      if (now - entry.sentAt > this._opts.resendAfterMs && this._io.write(entry.frame)) entry.retries++;
+      if (now - entry._sentAt > this._opts.resendAfterMs && this._io._write(entry.frame)) entry._retries++;
       inFlight = true;
     }
-    if (inFlight && this._online) this._checkTimer.arm(this._opts.checkIntervalMs);
+    if (inFlight && this._online) this._checkTimer._arm(this._opts.checkIntervalMs);
   }
 
   private _expire(): void {
@@ -226,30 +234,30 @@ export class QosOutbox {
     this._armDeadline(now);
   }
 
-  private _fail(key: string, entry: Entry, why: string): void {
+  private _fail(key: string, entry: Entry, why: string | IMError): void {
     this._remove(key);
     const name = entry.frame.fp == null ? 'message' : `message ${entry.frame.fp}`;
-    const error = new IMError('SEND_TIMEOUT', `${name} lost: ${why}`);
+    const error = typeof why === 'string' ? new IMError('SEND_TIMEOUT', `${name} lost: ${why}`) : why;
     entry.reject(error);
-    this._io.lost(toMessage(entry.frame), error);
+    this._io._lost(toMessage(entry.frame), error);
   }
 
   private _remove(key: string): void {
     const entry = this._entries.get(key);
     this._entries.delete(key);
-    if (entry && entry.frame.QoS) this._io.changed();
+    if (entry && entry.frame.QoS) this._io._changed();
     if (this._entries.size === 0) {
-      this._checkTimer.cancel();
-      this._deadlineTimer.cancel();
+      this._checkTimer._cancel();
+      this._deadlineTimer._cancel();
     }
   }
 
   private _armDeadline(now: number): void {
     let earliest = Infinity;
     this._entries.forEach((e) => (earliest = Math.min(earliest, e.enqueuedAt)));
-    if (earliest === Infinity) return this._deadlineTimer.cancel();
+    if (earliest === Infinity) return this._deadlineTimer._cancel();
     this._deadlineAt = earliest + this._opts.deliverTimeoutMs;
-    this._deadlineTimer.arm(this._deadlineAt - now);
+    this._deadlineTimer._arm(this._deadlineAt - now);
   }
 }
 

@@ -1,3 +1,5 @@
+import { DEV } from './dev';
+
 /**
  * MobileIMSDK's "sense modes": how often the client beats, when it gives the link up, and when the server
  * expires an idle session. The numeric values are the MobileIMSDK-H5 constants.
@@ -54,7 +56,7 @@ const server: Record<SenseModeValue, readonly number[]> = {
 /** The client's keep-alive interval and timeout of a sense mode; a `RangeError` for an unknown mode. */
 export function keepAliveTimings(mode: number): { intervalMs: number; timeoutMs: number } {
   const t = client[mode as SenseModeValue];
-  if (!t) throw new RangeError(`senseMode must be one of SenseMode.MODE_3S … MODE_120S (1–7), got ${String(mode)}`);
+  if (!t) throw new RangeError(DEV ? `senseMode must be one of SenseMode.MODE_3S … MODE_120S (1–7), got ${String(mode)}` : 'invalid senseMode');
   return { intervalMs: t[0], timeoutMs: t[1] };
 }
 

@@ -7,7 +7,8 @@
  *     │                  ^   │                     │                          │
  *     │                  │   └── socket closed, ───┴── login timeout ─────┐   │ keep-alive timeout,
  *     │                  │       during a reconnect                       v   │ socket closed, error 301,
- *     │                  └──────── backoff timer / reconnectNow() ─── reconnecting <─┘ network offline
+ *     │                  └──────── backoff timer / reconnectNow() ─── reconnecting <─┘ network offline;
+ *     │                            (error 336 / close 1001: a random wait under 1 s)     error 336, close 1001
  *     │
  *     └── any state ── logout(), kickout, rejected login, first login failed, retries exhausted,
  *                      destroy() ──> closed ── login() ──> connecting

@@ -21,6 +21,6 @@ type TextDecoderLike = new () => { decode(bytes: Uint8Array): string };
  */
 export function decodeText(bytes: Uint8Array): string {
   const TD = (globalThis as unknown as { TextDecoder?: TextDecoderLike }).TextDecoder;
-  if (!TD) throw new Error('a binary frame arrived and this runtime has no TextDecoder');
+  if (!TD) throw new Error('no TextDecoder for a binary frame');
   return new TD().decode(bytes);
 }

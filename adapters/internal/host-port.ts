@@ -17,3 +17,24 @@ export function parseHostPort(url: string, scheme: 'tcp' | 'tls' | 'udp'): HostP
   const bracketed = match[2].startsWith('[');
   return { host: bracketed ? match[2].slice(1, -1) : match[2], port, ipv6: bracketed };
 }
+
+// What Node's socket error codes mean, in the words a connection failure is reported with.
+const ERRNO_WORDS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'connection timed out',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENETDOWN: 'network down',
+  EPIPE: 'connection closed by the peer',
+};
+
+/** A Node socket error in words, such as `connection refused (ECONNREFUSED)`, for the close reason. */
+export function describeSocketError(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const words = typeof code === 'string' ? ERRNO_WORDS[code] : undefined;
+  if (words) return `${words} (${code})`;
+  return error instanceof Error && error.message ? error.message : 'socket error';
+}

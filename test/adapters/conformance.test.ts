@@ -1,9 +1,12 @@
 /** Runs the one conformance suite against every adapter: fakes for the platforms, real sockets for Node. */
 import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { IMClient } from '../../src/client';
 import { runAdapterConformance, type Harness, type Peer } from './conformance';
 import { FakeMiniProgram, type Family, type FakeSocketTask } from './fakes/mini-program';
 import { FakeHarmony, type FakeHarmonyWebSocket } from './fakes/harmony';
-import { startTcpPeer, closedTcpPort, startUdpPeer } from './peers';
+import { WebSocket } from 'ws';
+import { startTcpPeer, closedTcpPort, startUdpPeer, startWsPeer } from './peers';
 import type { SocketAdapter } from '../../src/transport';
 import { createWxAdapter } from '../../adapters/wx';
 import { createUniAdapter } from '../../adapters/uni';
@@ -12,6 +15,7 @@ import { createBytedanceAdapter } from '../../adapters/bytedance';
 import { createHarmonyAdapter } from '../../adapters/harmony';
 import { createTcpAdapter } from '../../adapters/tcp';
 import { createUdpAdapter } from '../../adapters/udp';
+import { createBrowserAdapter, type EventTargetLike, type WebSocketConstructor } from '../../adapters/browser';
 import { bytesOf } from './conformance';
 
 const WSS = 'wss://im.example.com/websocket';
@@ -133,4 +137,67 @@ runAdapterConformance('udp', { peerClose: false, refusal: false, lifecycle: fals
     accept: () => peer.accept(),
     dispose: () => peer.close(),
   };
+});
+
+/**
+ * A browser's `window` or `document` for the lifecycle hooks: an EventTarget that counts its listeners.
+ * Like a browser, it fires `online`/`offline` only when the network state changes.
+ */
+function fakeEventTarget() {
+  const target = new EventTarget();
+  let listeners = 0;
+  const like: EventTargetLike & { visibilityState: string } = {
+    visibilityState: 'visible',
+    addEventListener: (type, fn) => {
+      listeners++;
+      target.addEventListener(type, fn);
+    },
+    removeEventListener: (type, fn) => {
+      listeners--;
+      target.removeEventListener(type, fn);
+    },
+  };
+  return { like, fire: (type: string) => target.dispatchEvent(new Event(type)), count: () => listeners };
+}
+
+runAdapterConformance('browser', PLATFORM, async () => {
+  const peer = await startWsPeer();
+  const refusedPort = await closedTcpPort();
+  const win = fakeEventTarget();
+  const doc = fakeEventTarget();
+  let online = true;
+  const adapter = createBrowserAdapter({ WebSocket: WebSocket as unknown as WebSocketConstructor, window: win.like, document: doc.like });
+  return {
+    adapter,
+    url: peer.url,
+    accept: () => peer.accept(),
+    connectRefused: (handlers) => adapter.connect(`ws://127.0.0.1:${refusedPort}/websocket`, handlers),
+    // `ws`, like a browser, throws from its constructor for a URL it cannot use.
+    connectFailingSynchronously: (handlers) => adapter.connect('not a url', handlers),
+    lifecycle: {
+      foreground: () => win.fire('pageshow'),
+      background: () => win.fire('pagehide'),
+      network: (up) => {
+        if (up === online) return;
+        online = up;
+        win.fire(up ? 'online' : 'offline');
+      },
+      listenerCount: () => win.count() + doc.count(),
+    },
+    dispose: () => peer.close(),
+  };
+});
+
+describe('browser adapter: a refused connection in words', () => {
+  it('a first login to a closed port says "connection refused or lost" (a browser reports only code 1006)', async () => {
+    const port = await closedTcpPort();
+    const url = `ws://127.0.0.1:${port}/websocket`;
+    const client = new IMClient({ url, adapter: createBrowserAdapter({ WebSocket: WebSocket as unknown as WebSocketConstructor, window: null, document: null }) });
+    await expect(client.login({ userId: 'u1' })).rejects.toMatchObject({
+      code: 'CONNECT_FAILED',
+      reason: 'socket-closed',
+      message: `could not reach ${url}: connection refused or lost`,
+    });
+    client.destroy();
+  });
 });

@@ -1,8 +1,9 @@
-/** Real peers on 127.0.0.1 port 0 for the TCP and UDP adapters: a length-prefix server and a UDP echo side. */
+/** Real peers on 127.0.0.1 port 0: a length-prefix TCP server, a UDP side, and a WebSocket server for the browser adapter. */
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { afterEach, vi, expect } from 'vitest';
+import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { encodeLengthPrefixed, LengthPrefixDecoder } from '../../src/length-prefix';
 import { recorder, type Peer } from './conformance';
 import type { SocketAdapter, SocketConnection } from '../../src/transport';
@@ -147,5 +148,46 @@ export function usePeerConnection<P extends { url: string; accept(): Promise<unk
     const far = (await p.accept()) as Awaited<ReturnType<P['accept']>>;
     await vi.waitFor(() => expect(rec.types()).toEqual(['open']));
     return { rec, far, conn: c };
+  };
+}
+
+/** A WebSocket server (the `ws` package) on 127.0.0.1 port 0 at /websocket, recording what it receives. */
+export async function startWsPeer() {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/websocket' });
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const conns: Array<{ socket: WsSocket; frames: Uint8Array[] }> = [];
+  server.on('connection', (socket) => {
+    const entry = { socket, frames: [] as Uint8Array[] };
+    socket.on('message', (data: Buffer) => entry.frames.push(new Uint8Array(data)));
+    socket.on('error', () => {});
+    conns.push(entry);
+  });
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}/websocket`,
+    /** Waits for the next accepted connection and returns its far side. */
+    async accept(): Promise<Peer> {
+      const n = conns.length + 1;
+      await vi.waitFor(() => expect(conns.length).toBeGreaterThanOrEqual(n));
+      const { socket, frames } = conns[n - 1];
+      return {
+        received: () => frames,
+        send: (data) =>
+          new Promise<void>((resolve, reject) =>
+            socket.send(typeof data === 'string' ? data : Buffer.from(data), { binary: typeof data !== 'string' }, (err) =>
+              err ? reject(err) : resolve(),
+            ),
+          ),
+        close: () => socket.close(1000, 'bye'),
+        // A frame no WebSocket may send (RSV1 set, no extension agreed): the client fails the connection,
+        // which the platform reports as an error, then a close.
+        fail: () => void (socket as unknown as { _socket: net.Socket })._socket.write(Buffer.from([0xc1, 0x00])),
+      };
+    },
+    async close() {
+      for (const c of conns) c.socket.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }

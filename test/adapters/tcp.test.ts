@@ -3,7 +3,8 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { recorder, tick } from './conformance';
-import { startTcpPeer, usePeerConnection } from './peers';
+import { closedTcpPort, startTcpPeer, usePeerConnection } from './peers';
+import { IMClient } from '../../src/client';
 import { createTcpAdapter } from '../../adapters/tcp';
 
 function frame(body: Uint8Array | string, announced?: number): Buffer {
@@ -129,5 +130,22 @@ describe('tcp adapter close over a stalled socket', () => {
     expect(calls).toEqual(['end']);
     onIdle!();
     expect(calls).toEqual(['end', 'destroy']);
+  });
+});
+
+describe('tcp adapter: a refused connection in words', () => {
+  it('closes with the reason "connection refused (ECONNREFUSED)", which a first login reports', async () => {
+    const port = await closedTcpPort();
+    const rec = recorder();
+    createTcpAdapter(net).connect(`tcp://127.0.0.1:${port}`, rec.handlers);
+    await vi.waitFor(() => expect(rec.closes()).toHaveLength(1));
+    expect(rec.closes()[0].info).toEqual({ code: 1006, reason: 'connection refused (ECONNREFUSED)' });
+    const client = new IMClient({ url: `tcp://127.0.0.1:${port}`, adapter: createTcpAdapter(net) });
+    await expect(client.login({ userId: 'u1' })).rejects.toMatchObject({
+      code: 'CONNECT_FAILED',
+      reason: 'socket-closed',
+      message: `could not reach tcp://127.0.0.1:${port}: connection refused (ECONNREFUSED)`,
+    });
+    client.destroy();
   });
 });

@@ -53,19 +53,30 @@ describe('createBrowserAdapter over mock-socket', () => {
     serverSide.close({ code: 1000, reason: 'Bye' });
     await until(() => calls.some((c) => c[0] === 'close'));
     expect(calls.filter((c) => c[0] === 'close')).toEqual([['close', expect.objectContaining({ code: 1000, reason: 'Bye' })]]);
-    expect(() => conn.send('x')).toThrow(/not open/);
+    // After the close, a send does nothing (the adapter contract), and nothing more is reported.
+    conn.send('x');
     conn.close();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls.filter((c) => c[0] === 'close')).toHaveLength(1);
   });
 
-  it('a local close() calls no handler and can be repeated', async () => {
+  it('a local close() is reported once, with its own code, after close() returned, and can be repeated', async () => {
     server = new Server(URL);
     const { h, calls } = handlers();
     const conn = createBrowserAdapter({ WebSocket: MockWebSocket as unknown as WebSocketConstructor }).connect(URL, h);
     await until(() => calls.length === 1);
     conn.close(1000, 'bye');
     conn.close();
-    await new Promise((r) => setTimeout(r, 50));
     expect(calls).toEqual([['open']]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toEqual([['open'], ['close', { code: 1000, reason: 'bye' }]]);
+  });
+
+  it('throws from send() while the socket is still connecting, so the core knows the frame was not written', () => {
+    server = new Server(URL);
+    const conn = createBrowserAdapter({ WebSocket: MockWebSocket as unknown as WebSocketConstructor }).connect(URL, handlers().h);
+    expect(() => conn.send('x')).toThrow(/not open/);
+    conn.close();
   });
 
   it('reports an unreachable server as an error and one close', async () => {

@@ -78,6 +78,22 @@ describe.skipIf(!chromium.available)('demo-h5 in headless Chromium against the r
     }
   }, 30000);
 
+  it('a message too large to send shows "too large (limit N bytes)" at once, with no Retry button', async () => {
+    const { chat, context } = await ChatPage.open(browser, `${web.url}/demo-h5/index.html`, 'too-large');
+    try {
+      await chat.login(server.wsUrl, 'big-sender');
+      // Over the WebSocket transport's 65536 bytes: refused before it is sent (against our server, whose
+      // limit the login response gives, the same row says that limit).
+      await chat.send('big-receiver', 'BIG-' + 'x'.repeat(70000));
+      await chat.waitForRow('out', 'BIG-', 'lost');
+      expect(await chat.rows('out', 'BIG-').locator('.msg-status').innerText()).toBe('too large (limit 65536 bytes)');
+      expect(await chat.rows('out', 'BIG-').locator('.b-retry').count()).toBe(0);
+      expect(chat.pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 30000);
+
   it('a message that never left shows "lost" with a Retry button, and the retry is delivered once', async () => {
     const { chat, context } = await ChatPage.open(browser, `${web.url}/demo-h5/index.html`, 'retry');
     const receiver = await ChatPage.open(browser, `${web.url}/demo-h5/index.html`, 'retry-receiver');

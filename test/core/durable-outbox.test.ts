@@ -8,6 +8,7 @@ import {
 } from '../../adapters/storage';
 import { MsgType, createFrame } from '../../src/protocol';
 import { IMClient } from '../../src/client';
+import type { OutboxStore, StoredMessage } from '../../src/index';
 import { loginOnline, makeClient, useFakeTimersPerTest, memoryStorage } from '../helpers/setup';
 
 useFakeTimersPerTest();
@@ -16,6 +17,17 @@ useFakeTimersPerTest();
 const keepAliveOff = { keepAlive: { intervalMs: 10_000_000, timeoutMs: 20_000_000 } };
 
 describe('durable outbox', () => {
+  it('takes a custom store written against the types the package entry exports', async () => {
+    const saved = new Map<string, StoredMessage[]>();
+    const store: OutboxStore = { load: (user) => saved.get(user) || [], save: (user, messages) => void saved.set(user, messages) };
+    const ctx = makeClient({ ...keepAliveOff, outboxStore: store });
+    await loginOnline(ctx);
+    ctx.client.send('u2', 'kept').catch(() => undefined);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(saved.get('u1')!.map((m) => m.frame.dataContent)).toEqual(['kept']);
+    ctx.client.destroy();
+  });
+
   it('keeps unacknowledged messages across a reload and re-sends them with the same fp after the next login', async () => {
     const storage = memoryStorage();
     const first = makeClient({ ...keepAliveOff, outboxStore: createOutboxStore(storage) });

@@ -50,14 +50,19 @@ describe('server frames', () => {
   it('reports malformed frames and other server errors as error events, without throwing or closing', async () => {
     const ctx = makeClient();
     const sock = await loginOnline(ctx);
-    expect(() => sock.deliver('garbage')).not.toThrow();
-    expect(() => sock.deliver('{"type":2,"dataContent":{"a":1}}')).not.toThrow();
+    sock.deliver('garbage');
+    sock.deliver('{"type":2,"dataContent":{"a":1}}');
+    // Still online and still reading: the next good frame is delivered.
+    sock.deliver({ type: 2, dataContent: 'after', from: 'v', to: 'u1' });
+    expect(ctx.client.state).toBe('online');
+    expect(sock.isOpen).toBe(true);
+    expect(ctx.of('message').map((m: { content: string }) => m.content)).toEqual(['after']);
     sock.deliver({ type: 52, dataContent: '{"errorCode":500,"errorMsg":"busy"}' });
     sock.deliver({ type: 52, dataContent: 'nope' });
     sock.deliver({ type: 99, dataContent: 'x' });
     expect(ctx.of('error').map((e: { code: string }) => e.code)).toEqual(['PROTOCOL_ERROR', 'PROTOCOL_ERROR', 'SERVER_ERROR', 'SERVER_ERROR']);
     expect(ctx.of('error')[2]).toMatchObject({ serverCode: 500 });
-    expect(ctx.logger.debug).toHaveBeenCalledWith('ignored a frame of unknown type 99');
+    expect(ctx.logger.debug).toHaveBeenCalledWith('ignored frame type 99');
     expect(ctx.client.state).toBe('online');
     ctx.client.destroy();
   });
@@ -129,13 +134,20 @@ describe('server frames', () => {
     ctx.logger.warn.mockImplementation(() => {
       throw new Error('logger down');
     });
-    expect(() => sock.deliver({ type: 2, dataContent: 'x', from: 'a', to: 'u1', fp: 'f', QoS: true })).not.toThrow();
-    expect(ctx.logger.error).toHaveBeenCalledWith('internal error in a socket callback', expect.objectContaining({ message: 'logger down' }));
+    sock.deliver({ type: 2, dataContent: 'x', from: 'a', to: 'u1', fp: 'f', QoS: true });
+    expect(ctx.logger.error).toHaveBeenCalledWith('socket callback threw', expect.objectContaining({ message: 'logger down' }));
     ctx.logger.warn.mockReset();
+    // The client is intact: still online, and the next frame is read and delivered.
+    expect(ctx.client.state).toBe('online');
+    sock.deliver({ type: 2, dataContent: 'y', from: 'a', to: 'u1' });
+    expect(ctx.of('message').map((m: { content: string }) => m.content)).toEqual(['y']);
     sock.close = () => {
       throw new Error('close boom');
     };
-    expect(() => sock.deliver({ type: 54, dataContent: '{"code":2}', to: 'u1' })).not.toThrow();
+    sock.deliver({ type: 54, dataContent: '{"code":2}', to: 'u1' });
+    // The close that threw did not stop the kickout: the client is closed and says why.
+    expect(ctx.client.state).toBe('closed');
+    expect(ctx.of('kicked')).toEqual([{ code: 2, reason: '' }]);
     expect(ctx.logger.warn).toHaveBeenCalledWith('socket close failed', expect.any(Error));
     sock.error(new Error('platform'));
   });
@@ -220,7 +232,7 @@ describe('lifecycle', () => {
     await loginOnline(ctx);
     await expect(ctx.client.logout()).resolves.toBeUndefined();
     expect(ctx.client.state).toBe('closed');
-    expect(ctx.logger.warn).toHaveBeenCalledWith('adapter lifecycle stop failed', expect.any(Error));
+    expect(ctx.logger.warn).toHaveBeenCalledWith('lifecycle stop threw', expect.any(Error));
   });
 
   it('works with an adapter that has no lifecycle hooks', async () => {

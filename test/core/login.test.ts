@@ -9,7 +9,7 @@ useFakeTimersPerTest();
 
 describe('login', () => {
   it('sends the type-0 frame with every envelope key and resolves on code 0', async () => {
-    const ctx = makeClient();
+    const ctx = makeClient({ receipts: false });
     const p = ctx.client.login({ userId: 'tcp1', token: 'tok' });
     expect(ctx.states()).toEqual(['connecting']);
     expect(ctx.fake.last.url).toBe('ws://test/websocket');
@@ -27,7 +27,7 @@ describe('login', () => {
   });
 
   it('carries extra when given', async () => {
-    const ctx = makeClient();
+    const ctx = makeClient({ receipts: false });
     ctx.client.login({ userId: 'a', token: 't', extra: 'x' }).catch(() => undefined);
     ctx.fake.last.open();
     expect(JSON.parse(ctx.fake.last.sent[0].dataContent as string)).toEqual({ loginUserId: 'a', loginToken: 't', extra: 'x', firstLoginTime: 0 });

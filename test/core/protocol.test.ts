@@ -8,12 +8,13 @@ import {
   decodeKickoutInfo,
   decodeLoginInfo,
   decodeLoginResponse,
+  decodeReceipt,
   encodeFrame,
   encodeLoginInfo,
 } from '../../src/protocol';
 import { senseModeTimings, SenseMode } from '../../src/sense-mode';
 import { decodeText, utf8Length } from '../../src/utf8';
-import { haveVectors, readVectors } from '../helpers/vectors';
+import { haveVectors, readVectors, requireVectors } from '../helpers/vectors';
 import { seededRandom } from '../helpers/setup';
 
 describe('encodeFrame', () => {
@@ -65,12 +66,30 @@ describe('payloads', () => {
     expect(encodeLoginInfo({ loginUserId: 'a', loginToken: 't', extra: 'x', firstLoginTime: 5 })).toBe(
       '{"loginUserId":"a","loginToken":"t","extra":"x","firstLoginTime":5}',
     );
+    // Our capability bits go last, after MobileIMSDK's keys.
+    expect(encodeLoginInfo({ loginUserId: 'a', loginToken: 't', firstLoginTime: 5, caps: 1 })).toBe(
+      '{"loginUserId":"a","loginToken":"t","firstLoginTime":5,"caps":1}',
+    );
   });
 
   it('decodes every payload type and refuses non-objects', () => {
     expect(decodeLoginInfo('{"loginUserId":"a","loginToken":"t"}')).toEqual({ loginUserId: 'a', loginToken: 't', extra: null, firstLoginTime: 0 });
-    expect(decodeLoginResponse('{"code":0,"firstLoginTime":17}')).toEqual({ code: 0, firstLoginTime: 17 });
-    expect(decodeErrorResponse('{"errorCode":301}')).toEqual({ errorCode: 301, errorMsg: '' });
+    // Our extension's keys read 0 / null when absent, as from a MobileIMSDK server.
+    expect(decodeLoginResponse('{"code":0,"firstLoginTime":17}')).toEqual({ code: 0, firstLoginTime: 17, caps: 0, maxMessageBytes: 0 });
+    expect(decodeLoginResponse('{"code":0,"firstLoginTime":17,"caps":1,"maxMessageBytes":6144}')).toEqual({
+      code: 0,
+      firstLoginTime: 17,
+      caps: 1,
+      maxMessageBytes: 6144,
+    });
+    expect(decodeErrorResponse('{"errorCode":301}')).toEqual({ errorCode: 301, errorMsg: '', fp: null, limit: 0 });
+    expect(decodeErrorResponse('{"errorCode":311,"errorMsg":"big","fp":"f1","limit":6144}')).toEqual({
+      errorCode: 311,
+      errorMsg: 'big',
+      fp: 'f1',
+      limit: 6144,
+    });
+    expect(decodeReceipt('{"fp":"f1","at":1700000000123}')).toEqual({ fp: 'f1', at: 1700000000123 });
     expect(decodeKickoutInfo('{"code":1}')).toEqual({ code: 1 });
     expect(decodeKickoutInfo('{"code":2,"reason":"admin"}')).toEqual({ code: 2, reason: 'admin' });
     expect(() => decodeLoginResponse(null)).toThrow(ProtocolError);
@@ -122,7 +141,7 @@ describe('utf8', () => {
   });
 });
 
-describe.skipIf(!haveVectors)('captured MobileIMSDK frames', () => {
+describe.skipIf(!requireVectors())('captured MobileIMSDK frames', () => {
   const lines = haveVectors ? [...readVectors('ws-session-transcripts.jsonl'), ...readVectors('tcp-session-transcript.jsonl')] : [];
 
   it('decodes every JSON frame, in both directions, to the fields it carries', () => {
@@ -150,5 +169,13 @@ describe.skipIf(!haveVectors)('captured MobileIMSDK frames', () => {
     const raw = lines.filter((l) => l.raw !== undefined || (l.text !== undefined && !l.text.startsWith('{')));
     expect(raw.length).toBeGreaterThan(0);
     for (const line of raw) expect(() => decodeFrame((line.raw ?? line.text) as string)).toThrow(ProtocolError);
+  });
+});
+
+describe('the protocol vectors are a prerequisite', () => {
+  it('fails the run when they are missing, unless the package-only opt-out is set', () => {
+    expect(() => requireVectors(false, {})).toThrow(/MOBILEIMSDK_SKIP_VECTORS=1/);
+    expect(requireVectors(false, { MOBILEIMSDK_SKIP_VECTORS: '1' })).toBe(false);
+    expect(requireVectors(true, {})).toBe(true);
   });
 });

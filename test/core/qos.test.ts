@@ -162,7 +162,7 @@ describe('QoS send', () => {
     expect(sock.sentOfType(MsgType.DATA)).toHaveLength(2);
     sock.deliver({ type: 4, dataContent: fp, from: 'u2', to: 'u1' });
     await expect(p).resolves.toMatchObject({ acked: true });
-    expect(ctx.logger.warn).toHaveBeenCalledWith('socket send failed', expect.any(Error));
+    expect(ctx.logger.warn).toHaveBeenCalledWith('send failed', expect.any(Error));
     ctx.client.destroy();
   });
 });

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { runInNewContext } from 'node:vm';
 import { JSDOM } from 'jsdom';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -101,6 +102,26 @@ describe('npm pack output', () => {
     const shared = readFileSync(join(pkgDir, 'dist/umd/mobileimsdk-tab-shared.min.js'), 'utf8');
     expect(shared).toContain('MobileIMSDK');
     expect(shared).not.toContain('adapter.connect threw');
+  });
+
+  it('gives full programmer-error sentences in every build but the minified UMD, which names the bad option', () => {
+    const umd = (file: string) => {
+      const sandbox: { MobileIMSDK?: { IMClient: new (o: unknown) => unknown; createBrowserAdapter(): unknown } } = {};
+      runInNewContext(readFileSync(join(pkgDir, 'dist/umd', file), 'utf8'), sandbox);
+      const sdk = sandbox.MobileIMSDK!;
+      try {
+        new sdk.IMClient({ url: '', adapter: sdk.createBrowserAdapter() });
+      } catch (error) {
+        return `${(error as Error).name}: ${(error as Error).message}`;
+      }
+      return 'no error';
+    };
+    const esm = `const m = await import(${JSON.stringify(join(pkgDir, 'dist/esm/src/index.js'))});
+      try { new m.IMClient({ url: '', adapter: { connect() {} } }); } catch (e) { console.log(e.name + ': ' + e.message); }`;
+    const full = 'TypeError: options.url must be a server URL such as ws://127.0.0.1:3000/websocket';
+    expect(node(esm, 'module')).toBe(full);
+    expect(umd('mobileimsdk.js')).toBe(full);
+    expect(umd('mobileimsdk.min.js')).toBe('TypeError: invalid options.url');
   });
 });
 

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { IMServer } from '../../server/src/index';
 import { ServerErrorCode } from '../../server/src/index';
 import { closeAll, startServer, TcpClient, WsClient, type Frame, type RawClient } from './helpers';
+import { requireVectors } from '../helpers/vectors';
 
 /**
  * Replays the client frames captured from a real MobileIMSDK v6.6 server against ours, over real
@@ -14,7 +15,6 @@ import { closeAll, startServer, TcpClient, WsClient, type Frame, type RawClient 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const vectorsDir = resolve(repoRoot, '../shared/protocol/vectors');
 const haveVectors = existsSync(resolve(vectorsDir, 'ws-session-transcripts.jsonl'));
-if (!haveVectors) console.warn(`vectors.test: skipped, no captured vectors at ${vectorsDir}`);
 
 interface VEvent {
   scenario: string;
@@ -115,7 +115,7 @@ afterEach(async () => {
   await closeAll(clients.splice(0), servers.splice(0));
 });
 
-describe.skipIf(!haveVectors)('captured MobileIMSDK v6.6 vectors replayed against this server', () => {
+describe.skipIf(!requireVectors(haveVectors))('captured MobileIMSDK v6.6 vectors replayed against this server', () => {
   const scenarios = haveVectors ? [...new Set(load('ws-session-transcripts.jsonl').map((e) => e.scenario))] : [];
 
   it.each(scenarios)('WebSocket scenario "%s"', async (scenario) => {
