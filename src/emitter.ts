@@ -1,25 +1,25 @@
+import mitt, { type Emitter as Mitt } from 'mitt';
+
 type Listener<T> = ((event: T) => void) & { _once?: (event: T) => void };
 
 /**
- * A typed event emitter that isolates listeners: one that throws is reported to `_listenerFailed` and the
- * others still run, so application code can never break the client from inside an event. It keeps mitt's
- * shape (a map of listener arrays) without mitt's traps: `off` never removes every listener of a type,
- * there is no wildcard, and `once` exists. Only `on`, `off` and `once` are public; a subclass emits.
+ * A typed event emitter on mitt that isolates listeners: one that throws is reported to `_listenerFailed`
+ * and the others still run, so application code can never break the client from inside an event. mitt's
+ * traps are closed: `off` never removes every listener of a type, the wildcard is never used, and `once`
+ * exists. Only `on`, `off` and `once` are public; a subclass emits.
  */
 export abstract class SafeEmitter<E extends Record<string, unknown>> {
-  private readonly _all = new Map<keyof E, Array<Listener<never>>>();
+  private readonly _bus: Mitt<E> = mitt<E>();
 
   /** Adds a listener; returns the function that removes it. */
   on<K extends keyof E>(type: K, listener: (event: E[K]) => void): () => void {
-    const list = this._all.get(type);
-    if (list) list.push(listener);
-    else this._all.set(type, [listener]);
+    this._bus.on(type, listener);
     return () => this.off(type, listener);
   }
 
-  /** Removes one listener, also one added with `once`. */
+  /** Removes one listener, also one added with `once` (unlike mitt's `off(type)`, never all of them). */
   off<K extends keyof E>(type: K, listener: (event: E[K]) => void): void {
-    const list = this._all.get(type) || [];
+    const list = (this._bus.all.get(type) || []) as Array<Listener<E[K]>>;
     for (let i = 0; i < list.length; i++) {
       if (list[i] === listener || list[i]._once === listener) return void list.splice(i, 1);
     }
@@ -37,7 +37,7 @@ export abstract class SafeEmitter<E extends Record<string, unknown>> {
 
   /** Calls every listener of `type` with `event`, each in its own try/catch. */
   protected _emit<K extends keyof E>(type: K, event: E[K]): void {
-    for (const listener of (this._all.get(type) || []).slice()) {
+    for (const listener of (this._bus.all.get(type) || []).slice()) {
       try {
         (listener as (event: E[K]) => void)(event);
       } catch (error) {
@@ -48,7 +48,7 @@ export abstract class SafeEmitter<E extends Record<string, unknown>> {
 
   /** Removes every listener of every type. */
   protected _clear(): void {
-    this._all.clear();
+    this._bus.all.clear();
   }
 
   /** A listener of `type` threw `error` (the others still ran). */

@@ -47,8 +47,27 @@ function path(from: ClientStateName, to: ClientStateName): ClientStateName[] {
  *                           tab sends again what is still pending, with the same fingerprints)
  * ```
  */
+/** This tab's own events: the core's emitter, with emitting and clearing reachable from the client. */
+class TabEvents extends SafeEmitter<ClientEvents> {
+  constructor(private readonly _failed: (type: keyof ClientEvents, error: unknown) => void) {
+    super();
+  }
+
+  emit<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]): void {
+    this._emit(type, event);
+  }
+
+  clear(): void {
+    this._clear();
+  }
+
+  protected _listenerFailed(type: keyof ClientEvents, error: unknown): void {
+    this._failed(type, error);
+  }
+}
+
 export class TabSharedClient {
-  private readonly _events: SafeEmitter<ClientEvents>;
+  private readonly _events: TabEvents;
   private readonly _clock: Clock;
   private readonly _random: () => number;
   private readonly _logger: Logger;
@@ -75,7 +94,7 @@ export class TabSharedClient {
     this._random = _o.random || Math.random;
     this._logger = _o.logger || silentLogger;
     this._tab = createFingerprint(this._random);
-    this._events = new SafeEmitter<ClientEvents>((type, error) => this._logger.error(`a "${String(type)}" listener threw`, error));
+    this._events = new TabEvents((type, error) => this._logger.error(`a "${String(type)}" listener threw`, error));
     this._finalTimer = new Timer(this._clock, () => this._pending.rejectAll(errorFor('socket-closed')));
   }
 
@@ -131,7 +150,7 @@ export class TabSharedClient {
     if (known !== undefined && (typeof known !== 'number' || !(known >= 0))) throw new RangeError('login(): firstLoginTime must be a non-negative number');
     if (this._destroyed) return Promise.reject(new IMError('DESTROYED', DESTROYED));
     if (!this._stopped()) return Promise.reject(new IMError('ALREADY_ACTIVE', `login() needs a logged-out client; the state is ${this._state}`));
-    this._finalTimer.cancel();
+    this._finalTimer._cancel();
     this._pending.rejectAll(errorFor('socket-closed'));
     const session = ++this._session;
     this._login = { userId: params.userId, token: params.token || '', extra: params.extra, firstLoginTime: known || 0 };
@@ -207,7 +226,7 @@ export class TabSharedClient {
     if (!this._stopped()) this._move(ClientState.CLOSED, 'destroyed');
     this._rejectLogin(error);
     this._pending.rejectAll(error);
-    this._finalTimer.cancel();
+    this._finalTimer._cancel();
     this._link.close();
     this._events.clear();
   }
@@ -333,7 +352,7 @@ export class TabSharedClient {
     this._rejectLogin(e);
     // Told only of the closed state, wait a little for the leader's own replies and the end message.
     if (error) this._pending.rejectAll(error);
-    else if (this._pending.size > 0) this._finalTimer.arm(this._sharing.endHoldMs);
+    else if (this._pending.size > 0) this._finalTimer._arm(this._sharing.endHoldMs);
   }
 
   private _rejectLogin(error: unknown): void {
@@ -382,7 +401,7 @@ export class TabSharedClient {
         if (d.sid === this._sid) {
           const error = decodeError(d.err) as IMError;
           if (!this._stopped()) this._stop(d.reason, error);
-          this._finalTimer.cancel();
+          this._finalTimer._cancel();
           this._pending.rejectAll(error);
         }
         return this._post({ k: 'ack', t: this._tab, to: d.t });

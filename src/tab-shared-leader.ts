@@ -86,7 +86,7 @@ export class LeaderTerm {
   /** Retries a takeover login at once, or asks the client to re-login now. */
   reconnectNow(): void {
     if (this._over) return;
-    if (this._retry.armed) {
+    if (this._retry._armed) {
       this._attempts = 0;
       this._attempt();
     } else this.client.reconnectNow();
@@ -95,20 +95,20 @@ export class LeaderTerm {
   /** Logs out (every tab follows through the host). */
   logout(): void {
     if (this._over) return;
-    if (this._retry.armed) return this._end('logout', new IMError('LOGGED_OUT', 'logged out before the message was delivered'));
+    if (this._retry._armed) return this._end('logout', new IMError('LOGGED_OUT', 'logged out before the message was delivered'));
     void this.client.logout();
   }
 
   /** This tab leaves but the session goes on in another tab: stop without telling anyone anything. */
   handover(): void {
     this._over = true;
-    this._retry.cancel();
+    this._retry._cancel();
     this._queue = [];
     this.client.destroy();
   }
 
   private _attempt(): void {
-    this._retry.cancel();
+    this._retry._cancel();
     if (this._over) return;
     const l = this._login;
     const getToken = this._o.getToken;
@@ -160,7 +160,7 @@ export class LeaderTerm {
     this._attempts++;
     this._host.state('reconnecting', this._closedReason);
     this._host.event('reconnect', { attempt: this._attempts, delayMs });
-    this._retry.arm(delayMs);
+    this._retry._arm(delayMs);
   }
 
   private _onState(to: ClientStateName, reason: StateReason): void {
@@ -194,7 +194,7 @@ export class LeaderTerm {
   private _end(reason: StateReason, error: IMError): void {
     if (this._over) return;
     this._over = true;
-    this._retry.cancel();
+    this._retry._cancel();
     const queue = this._queue;
     this._queue = [];
     for (const item of queue) item.done(false, error);

@@ -120,7 +120,7 @@ export class TabLink {
     if (waiting.size === 0) return release();
     const timer = new Timer(this._clock, () => finish());
     const finish = (): void => {
-      timer.cancel();
+      timer._cancel();
       if (this._hold === hold) this._hold = null;
       release();
     };
@@ -132,7 +132,7 @@ export class TabLink {
       finish,
     };
     this._hold = hold;
-    timer.arm(this._sharing.endHoldMs);
+    timer._arm(this._sharing.endHoldMs);
   }
 
   /** Tab `tab` acknowledged the end (or left). */
