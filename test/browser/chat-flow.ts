@@ -137,6 +137,9 @@ export function chatFlowSteps(ctx: {
       await alice.waitForRow('out', 'hello bob', 'delivered');
       numbers.deliveredMs = Date.now() - t0;
       await bob.waitForRow('in', 'hello bob');
+      // ✓✓: bob's device ACKed it and the server forwarded that receipt to alice (a device receipt).
+      await alice.rows('out', 'hello bob').and(alice.page.locator('[data-receipt="received"]')).waitFor();
+      expect(await alice.rows('out', 'hello bob').locator('.msg-status').innerText()).toBe('received ✓✓');
       expect(await bob.rows('in', 'hello bob').locator('.msg-text').innerText()).toBe(hello);
       expect(await bob.page.evaluate(() => (window as unknown as { __injected?: number }).__injected)).toBeUndefined();
       expect(await bob.page.locator('.messages img, .messages b').count()).toBe(0);
@@ -147,6 +150,9 @@ export function chatFlowSteps(ctx: {
 
       await alice.send('0', 'a note for the server');
       await alice.waitForRow('out', 'a note for the server', 'delivered');
+      // The server is not a device: a C2S message stays at ✓.
+      await alice.page.waitForTimeout(300);
+      expect(await alice.rows('out', 'a note for the server').locator('.msg-status').innerText()).toBe('delivered ✓');
     },
 
     async surviveServerRestart(): Promise<void> {
