@@ -89,8 +89,8 @@ export interface ServerOptions {
   maxQueuedBytes?: number;
   /**
    * Device receipts kept for senders who are offline when their receiver's device ACKs (default 1000 per
-   * sender, 100000 in all, 16 MiB, 7 days); beyond a bound the oldest of that sender's give way, or the
-   * new one is dropped.
+   * sender, 100000 in all, 16 MiB, 7 days); beyond a bound the oldest give way (the sender's own past its
+   * cap, anyone's past the totals).
    */
   receipts?: Partial<ReceiptBacklogLimits>;
   /** Bytes a connection may have queued for writing before it is dropped as a slow consumer (default 4 MiB). */

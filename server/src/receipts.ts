@@ -11,8 +11,8 @@ import type { Session } from './session';
  *                          └──data fp──> receiver ──ACK fp──> server ──type 60 {fp, at} (✓✓)──> sender
  *
  * A sender offline at that moment gets its receipts at its next login (if that login asks for them),
- * from a backlog bounded in entries and bytes; a receipt that does not fit, outlives the backlog's TTL,
- * or waits through a server restart is dropped (the message itself is never affected).
+ * from a backlog bounded in entries and bytes; a receipt displaced by newer ones, past the backlog's TTL,
+ * or waiting through a server restart is dropped (the message itself is never affected).
  */
 
 /** The frame type of a device receipt (unused by MobileIMSDK v6, whose server types stop at 54). */
@@ -39,10 +39,13 @@ export interface ReceiptBacklogLimits {
 
 /** One receipt waiting for its sender. */
 interface Pending {
+  sender: string;
   fp: string;
   receiver: string;
   atMs: number;
   bytes: number;
+  /** Taken by its sender or dropped: the queue skips it. */
+  gone: boolean;
 }
 
 /** The capability bits a login payload asks for, or null when it has no `caps` key (a MobileIMSDK client). */
@@ -62,12 +65,19 @@ export function receiptFrame(sender: string, receiver: string, fp: string, atMs:
   return createFrame({ type: RECEIPT_TYPE, dataContent: JSON.stringify({ fp, at: atMs }), from: receiver, to: sender });
 }
 
-/** Receipts for senders who were offline when their receiver's device ACKed, bounded in count and bytes. */
+/**
+ * Receipts for senders who were offline when their receiver's device ACKed, bounded in count and bytes.
+ * Every receipt is also in one queue in arrival order, so making room (the oldest receipt of anyone gives
+ * way, one past its TTL first) costs O(1) however full the backlog is.
+ */
 export class ReceiptBacklog {
   private readonly bySender = new Map<string, Pending[]>();
+  /** Every receipt kept, oldest first; entries already taken or displaced are skipped (`gone`). */
+  private queue: Pending[] = [];
+  private head = 0;
   private total = 0;
   private bytes = 0;
-  /** Receipts dropped because a bound was reached. */
+  /** Receipts dropped because a bound was reached (not counting those that outlived the TTL). */
   dropped = 0;
 
   constructor(private readonly limits: ReceiptBacklogLimits) {}
@@ -77,15 +87,17 @@ export class ReceiptBacklog {
     return this.total;
   }
 
-  /** Keeps a receipt for `sender`; false (and counted in {@link dropped}) when it cannot be kept. */
+  /** Keeps a receipt for `sender`, making room by dropping the oldest; false when it cannot be kept at all. */
   add(sender: string, receiver: string, fp: string, atMs: number): boolean {
     const bytes = 2 * (sender.length + receiver.length + fp.length) + 64;
-    const full = () => this.total >= this.limits.maxTotal || this.bytes + bytes > this.limits.maxBytes;
-    // Expired receipts are swept only when they stand in the way, so a quiet backlog costs no timer.
-    if (full()) this.sweep(atMs);
-    if (fp.length > MAX_FP_CHARS || full()) {
+    if (fp.length > MAX_FP_CHARS || bytes > this.limits.maxBytes) {
       this.dropped++;
       return false;
+    }
+    this.expire(atMs);
+    while (this.total >= this.limits.maxTotal || this.bytes + bytes > this.limits.maxBytes) {
+      this.dropOldest();
+      this.dropped++;
     }
     let list = this.bySender.get(sender);
     if (!list) this.bySender.set(sender, (list = []));
@@ -93,7 +105,9 @@ export class ReceiptBacklog {
       this.forget(list.shift() as Pending);
       this.dropped++;
     }
-    list.push({ fp, receiver, atMs, bytes });
+    const p: Pending = { sender, fp, receiver, atMs, bytes, gone: false };
+    list.push(p);
+    this.queue.push(p);
     this.total++;
     this.bytes += bytes;
     return true;
@@ -108,18 +122,33 @@ export class ReceiptBacklog {
     return list.filter((p) => nowMs - p.atMs < this.limits.ttlMs);
   }
 
-  /** Drops receipts that outlived the TTL. */
-  sweep(nowMs: number): void {
-    for (const [sender, list] of this.bySender) {
-      const keep = list.filter((p) => nowMs - p.atMs < this.limits.ttlMs);
-      if (keep.length === list.length) continue;
-      for (const p of list) if (!keep.includes(p)) this.forget(p);
-      if (keep.length === 0) this.bySender.delete(sender);
-      else this.bySender.set(sender, keep);
+  /** Drops the receipts at the front of the queue that outlived the TTL. */
+  private expire(nowMs: number): void {
+    for (let p = this.peek(); p && nowMs - p.atMs >= this.limits.ttlMs; p = this.peek()) this.dropOldest();
+  }
+
+  /** The oldest receipt still kept, skipping those already gone. */
+  private peek(): Pending | undefined {
+    while (this.head < this.queue.length && this.queue[this.head].gone) this.head++;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
     }
+    return this.queue[this.head];
+  }
+
+  /** Drops the oldest receipt: it is also the oldest of its sender's list, which is in arrival order too. */
+  private dropOldest(): void {
+    const p = this.peek();
+    if (!p) return;
+    const list = this.bySender.get(p.sender) as Pending[];
+    list.shift();
+    if (list.length === 0) this.bySender.delete(p.sender);
+    this.forget(p);
   }
 
   private forget(p: Pending): void {
+    p.gone = true;
     this.total--;
     this.bytes -= p.bytes;
   }

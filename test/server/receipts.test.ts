@@ -119,15 +119,37 @@ describe('the backlog of receipts for offline senders', () => {
     expect(b.dropped).toBe(1);
   });
 
-  it('refuses beyond maxTotal and maxBytes, and makes room by sweeping what outlived the TTL', () => {
+  it('beyond maxTotal and maxBytes the oldest receipt of anyone gives way, one past its TTL first', () => {
     const b = new ReceiptBacklog(limits);
-    for (let i = 0; i < 5; i++) expect(b.add(`s${i}`, 'bob', 'fp', 0)).toBe(true);
-    expect(b.add('late', 'bob', 'fp', 999)).toBe(false);
-    expect(b.add('late', 'bob', 'fp', 1000)).toBe(true);
-    expect(b.size).toBe(1);
+    for (let i = 0; i < 5; i++) expect(b.add(`s${i}`, 'bob', 'fp', i * 100)).toBe(true);
+    expect(b.add('late', 'bob', 'fp', 999)).toBe(true);
+    expect(b.size).toBe(5);
+    expect(b.take('s0', 999)).toEqual([]);
+    expect(b.take('s1', 999).map((r) => r.atMs)).toEqual([100]);
+    expect(b.dropped).toBe(1);
+    // At 1100, s2 (stored at 200) has outlived the 1000 ms TTL; s3 (300) has not.
+    const c = new ReceiptBacklog(limits);
+    c.add('old', 'bob', 'fp', 0);
+    c.add('young', 'bob', 'fp', 500);
+    c.add('new', 'bob', 'fp', 1000);
+    expect(c.size).toBe(2);
+    expect(c.take('old', 1000)).toEqual([]);
+    expect(c.dropped).toBe(0);
     const small = new ReceiptBacklog({ ...limits, maxBytes: 200 });
     expect(small.add('a', 'b', 'x'.repeat(20), 0)).toBe(true);
-    expect(small.add('a', 'b', 'x'.repeat(20), 0)).toBe(false);
+    expect(small.add('a', 'b', 'y'.repeat(20), 0)).toBe(true);
+    expect(small.take('a', 0).map((r) => r.fp)).toEqual(['y'.repeat(20)]);
+    expect(small.add('a', 'b', 'x'.repeat(120), 0)).toBe(false);
+  });
+
+  it('keeps making room at the same cost when full: 100,000 adds past the bound each displace one receipt', () => {
+    const b = new ReceiptBacklog({ maxPerSender: 1000, maxTotal: 1000, maxBytes: 1 << 30, ttlMs: 1e12 });
+    for (let i = 0; i < 101000; i++) b.add(`s${i % 5000}`, 'bob', `fp${i}`, i);
+    expect(b.size).toBe(1000);
+    expect(b.dropped).toBe(100000);
+    // The last 1000 are kept: i = 100000..100999, from senders s0..s999.
+    expect(b.take('s999', 101000).map((r) => r.fp)).toEqual(['fp100999']);
+    expect(b.take('s1000', 101000)).toEqual([]);
   });
 
   it('drops receipts older than the TTL at take (both sides of the boundary) and refuses over-long fps', () => {
