@@ -7,7 +7,18 @@ import { KeepAlive } from './keepalive';
 import { Lifecycle } from './lifecycle';
 import { resolveOptions, type IMClientOptions, type ResolvedOptions } from './options';
 import {
-  MsgType,
+  TYPE_ACK,
+  TYPE_DATA,
+  TYPE_ECHO,
+  TYPE_ECHO_RESPONSE,
+  TYPE_ERROR,
+  TYPE_KEEP_ALIVE,
+  TYPE_KEEP_ALIVE_RESPONSE,
+  TYPE_KICKOUT,
+  TYPE_LOGIN,
+  TYPE_LOGIN_RESPONSE,
+  TYPE_LOGOUT,
+  TYPE_RECEIPT,
   CAP_RECEIPTS,
   ERROR_GOING_AWAY,
   ERROR_UNLOGIN,
@@ -29,7 +40,7 @@ import { DedupWindow } from './dedup-window';
 import { OutboxPersistence } from './outbox-persistence';
 import { QosOutbox, type SendReceipt } from './qos-outbox';
 import { Reconnect } from './reconnect';
-import { ClientState, type ClientStateName } from './state';
+import { AUTHENTICATING, CLOSED, CONNECTING, IDLE, ONLINE, RECONNECTING, type ClientStateName } from './state';
 import type { SocketConnection } from './transport';
 import { decodeText, utf8Length } from './utf8';
 
@@ -39,7 +50,7 @@ interface Waiter<T> {
 }
 
 const DESTROYED = 'client destroyed; create a new one';
-const ACTIVE: readonly ClientStateName[] = [ClientState.CONNECTING, ClientState.AUTHENTICATING, ClientState.ONLINE];
+const ACTIVE: readonly ClientStateName[] = [CONNECTING, AUTHENTICATING, ONLINE];
 /** Stops that settle a durable outbox's messages as lost; the others keep them for the next login. */
 const SETTLES_OUTBOX: readonly StateReason[] = ['logout', 'kicked', 'login-rejected', 'reconnect-failed'];
 
@@ -62,7 +73,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private readonly _reconnect: Reconnect;
   private readonly _lifecycle: Lifecycle;
   private readonly _echoes: EchoRequests;
-  private _current: ClientStateName = ClientState.IDLE;
+  private _current: ClientStateName = IDLE;
   private _link: SocketConnection | null = null;
   /** Bumped whenever the link closes or the client moves; callbacks of an older value are stale. */
   private _generation = 0;
@@ -80,7 +91,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     const o = (this._o = resolveOptions(options));
     this._inbox = new DedupWindow(o.qos.dedupTtlMs, o.qos.dedupMax);
     this._outbox = new QosOutbox(o.clock, o.qos, {
-      _write: (frame) => this._current === ClientState.ONLINE && this._write(frame),
+      _write: (frame) => this._current === ONLINE && this._write(frame),
       _delivered: (message) => this._emit('delivered', { fp: message.fp as string, message }),
       _lost: (message, error) => this._emit('lost', { message, error }),
       _changed: () => this._persistence._changed(),
@@ -90,13 +101,13 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       o.clock,
       o.keepAlive.intervalMs,
       o.keepAlive.timeoutMs,
-      () => this._write(this._frame(MsgType.KEEP_ALIVE, '{}')),
+      () => this._write(this._frame(TYPE_KEEP_ALIVE, '{}')),
       (reason) => this._linkLost(reason),
     );
     this._loginTimer = new Timer(o.clock, () => this._linkLost('login-timeout'));
     this._echoes = new EchoRequests(o.clock, o.echoTimeoutMs);
     this._reconnect = new Reconnect(o, {
-      _due: () => this._current === ClientState.RECONNECTING && !!this._credentials,
+      _due: () => this._current === RECONNECTING && !!this._credentials,
       _open: (token) => {
         const c = this._credentials as { token: string };
         if (token !== null) {
@@ -107,17 +118,17 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       },
       _tokenFailed: (error) => {
         this._emit('error', error);
-        if (this._current === ClientState.RECONNECTING) this._scheduleReconnect('retry');
+        if (this._current === RECONNECTING) this._scheduleReconnect('retry');
       },
     });
     this._lifecycle = new Lifecycle(o.adapter, o.logger, {
       _pause: (offline) => {
         // Network loss closes at once; in the background retries pause until the app returns.
         if (offline) this._linkLost('offline');
-        if (this._current === ClientState.RECONNECTING) this._reconnect._pause();
+        if (this._current === RECONNECTING) this._reconnect._pause();
       },
       _resume: () => {
-        if (this._current === ClientState.ONLINE) this._keepAlive._probe(o.probeTimeoutMs);
+        if (this._current === ONLINE) this._keepAlive._probe(o.probeTimeoutMs);
         else this.reconnectNow();
       },
     });
@@ -193,7 +204,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     }
     const qos = options.qos !== false;
     const fp = options.fp || (qos ? createFingerprint(this._o.random) : null);
-    const frame = this._frame(MsgType.DATA, content, to, { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
+    const frame = this._frame(TYPE_DATA, content, to, { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
     // Refuse here what the server would refuse (our server says its limit at login) and what the transport
     // cannot carry (MobileIMSDK closes a connection that sends an oversize frame).
     const bytes = utf8Length(encodeFrame(frame));
@@ -209,16 +220,16 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   /** Sends an echo (type 5) and resolves with the round-trip time when the server's reply arrives. */
   echo(): Promise<{ rttMs: number }> {
-    if (this._current !== ClientState.ONLINE) return Promise.reject(new IMError('NOT_ONLINE', 'echo() needs a login'));
+    if (this._current !== ONLINE) return Promise.reject(new IMError('NOT_ONLINE', 'echo() needs a login'));
     const token = 'echo-' + createFingerprint(this._o.random);
     const reply = this._echoes._wait(token);
-    this._write(this._frame(MsgType.ECHO, token));
+    this._write(this._frame(TYPE_ECHO, token));
     return reply;
   }
 
   /** Re-logs in at once, skipping the backoff wait (only while reconnecting). */
   reconnectNow(): void {
-    if (this._current !== ClientState.RECONNECTING) return;
+    if (this._current !== RECONNECTING) return;
     this._reconnect._attempts = 0;
     this._reconnect._attempt();
   }
@@ -226,7 +237,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   /** Sends a logout (type 3) when online, closes the socket and stops everything; waiting messages are lost. */
   logout(): Promise<void> {
     if (this._stopped()) return Promise.resolve();
-    if (this._current === ClientState.ONLINE) this._write(this._frame(MsgType.LOGOUT, null));
+    if (this._current === ONLINE) this._write(this._frame(TYPE_LOGOUT, null));
     this._shutdown('logout', new IMError('LOGGED_OUT', 'logged out before delivery'));
     return Promise.resolve();
   }
@@ -244,7 +255,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   /** Before the first login, or after a stop: nothing runs and nothing is sent. */
   private _stopped(): boolean {
-    return this._current === ClientState.IDLE || this._current === ClientState.CLOSED;
+    return this._current === IDLE || this._current === CLOSED;
   }
 
   private _frame(type: number, dataContent: string | null, to: string = SERVER_ID, extra: Partial<Protocal> = {}): Protocal {
@@ -278,7 +289,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   private _openLink(token: string, reason: StateReason): void {
     this._closeLink();
-    if (!this._move(ClientState.CONNECTING, reason)) return;
+    if (!this._move(CONNECTING, reason)) return;
     const gen = this._generation;
     this._loginTimer._arm(this._o.loginTimeoutMs);
     const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
@@ -309,10 +320,10 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   private _authenticate(token: string): void {
     const c = this._credentials;
-    if (!c || this._current !== ClientState.CONNECTING || !this._move(ClientState.AUTHENTICATING, 'socket-open')) return;
+    if (!c || this._current !== CONNECTING || !this._move(AUTHENTICATING, 'socket-open')) return;
     const caps = this._o.receipts ? CAP_RECEIPTS : undefined;
     const info = { loginUserId: c.userId, loginToken: token, extra: c.extra, firstLoginTime: this._firstLogin, caps };
-    this._write(this._frame(MsgType.LOGIN, encodeLoginInfo(info)));
+    this._write(this._frame(TYPE_LOGIN, encodeLoginInfo(info)));
   }
 
   private _closeLink(): void {
@@ -368,7 +379,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       this._emit('error', error);
       return;
     }
-    if (!this._move(ClientState.RECONNECTING, reason) || this._lifecycle._paused) return;
+    if (!this._move(RECONNECTING, reason) || this._lifecycle._paused) return;
     this._emit('reconnect', { attempt: r._attempts + 1, delayMs: r._schedule(delayMs) });
   }
 
@@ -383,7 +394,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
     this._lifecycle._unwatch();
-    this._move(ClientState.CLOSED, reason);
+    this._move(CLOSED, reason);
     if (waiter) waiter.reject(error);
     else if (reason === 'login-rejected') this._emit('error', error);
     if (announce) announce();
@@ -397,15 +408,15 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     const frame = this._decode(() => decodeFrame(typeof data === 'string' ? data : decodeText(data instanceof Uint8Array ? data : new Uint8Array(data))));
     if (!frame) return;
     this._keepAlive._heard();
-    if (frame.QoS && frame.fp != null && frame.type !== MsgType.ACK && frame.type !== MsgType.LOGIN_RESPONSE) {
+    if (frame.QoS && frame.fp != null && frame.type !== TYPE_ACK && frame.type !== TYPE_LOGIN_RESPONSE) {
       // ACK every QoS frame, duplicates included. `from` is our own id rather than the frame's
       // `to`, so a server that checks the sender (ours does) accepts it. MobileIMSDK never ACKs a type 50.
-      this._write(this._frame(MsgType.ACK, frame.fp, frame.from || SERVER_ID));
+      this._write(this._frame(TYPE_ACK, frame.fp, frame.from || SERVER_ID));
     }
     switch (frame.type) {
-      case MsgType.LOGIN_RESPONSE:
+      case TYPE_LOGIN_RESPONSE:
         return this._onLoginResponse(frame);
-      case MsgType.DATA:
+      case TYPE_DATA:
         // Keyed by sender and fp: another user's message with the same fp is not a duplicate.
         if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(JSON.stringify([frame.from, frame.fp]), this._o.clock.now())) return;
         return this._emit('message', {
@@ -417,18 +428,18 @@ export class IMClient extends SafeEmitter<ClientEvents> {
           qos: frame.QoS,
           serverTime: frame.sm > 0 ? frame.sm : null,
         });
-      case MsgType.ACK:
+      case TYPE_ACK:
         if (frame.dataContent != null) this._outbox._ack(frame.dataContent);
         return;
-      case MsgType.ECHO_RESPONSE:
+      case TYPE_ECHO_RESPONSE:
         return this._echoes._reply(frame.dataContent);
-      case MsgType.ERROR:
+      case TYPE_ERROR:
         return this._onServerError(frame.dataContent);
-      case MsgType.KICKOUT:
+      case TYPE_KICKOUT:
         return this._onKickout(frame.dataContent);
-      case MsgType.RECEIPT:
+      case TYPE_RECEIPT:
         return this._onReceipt(frame);
-      case MsgType.KEEP_ALIVE_RESPONSE:
+      case TYPE_KEEP_ALIVE_RESPONSE:
         return;
       default:
         this._o.logger.debug(`ignored frame type ${frame.type}`);
@@ -436,7 +447,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   }
 
   private _onLoginResponse(frame: Protocal): void {
-    if (this._current !== ClientState.AUTHENTICATING || !this._credentials) return;
+    if (this._current !== AUTHENTICATING || !this._credentials) return;
     const res = this._decode(() => decodeLoginResponse(frame.dataContent));
     if (!res) return this._linkLost('protocol-error', 'malformed login response');
     if (res.code !== 0) {
@@ -449,7 +460,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     this._reconnect._attempts = 0;
     this._keepAlive._start();
     // A `state` listener may stop the client here; its shutdown then rejects the waiting login().
-    if (!this._move(ClientState.ONLINE, 'logged-in')) return;
+    if (!this._move(ONLINE, 'logged-in')) return;
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
     this._outbox._linkUp();
