@@ -89,23 +89,23 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   constructor(options: IMClientOptions) {
     super();
     const o = (this._o = resolveOptions(options));
-    this._inbox = new DedupWindow(o.qos.dedupTtlMs, o.qos.dedupMax);
-    this._outbox = new QosOutbox(o.clock, o.qos, {
+    this._inbox = new DedupWindow(o._qos.dedupTtlMs, o._qos.dedupMax);
+    this._outbox = new QosOutbox(o._clock, o._qos, {
       _write: (frame) => this._current === ONLINE && this._write(frame),
       _delivered: (message) => this._emit('delivered', { fp: message.fp as string, message }),
       _lost: (message, error) => this._emit('lost', { message, error }),
       _changed: () => this._persistence._changed(),
     });
-    this._persistence = new OutboxPersistence(o.outboxStore, this._outbox, o.logger);
+    this._persistence = new OutboxPersistence(o._outboxStore, this._outbox, o._logger);
     this._keepAlive = new KeepAlive(
-      o.clock,
-      o.keepAlive.intervalMs,
-      o.keepAlive.timeoutMs,
+      o._clock,
+      o._keepAlive.intervalMs,
+      o._keepAlive.timeoutMs,
       () => this._write(this._frame(TYPE_KEEP_ALIVE, '{}')),
       (reason) => this._linkLost(reason),
     );
-    this._loginTimer = new Timer(o.clock, () => this._linkLost('login-timeout'));
-    this._echoes = new EchoRequests(o.clock, o.echoTimeoutMs);
+    this._loginTimer = new Timer(o._clock, () => this._linkLost('login-timeout'));
+    this._echoes = new EchoRequests(o._clock, o.echoTimeoutMs);
     this._reconnect = new Reconnect(o, {
       _due: () => this._current === RECONNECTING && !!this._credentials,
       _open: (token) => {
@@ -121,7 +121,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
         if (this._current === RECONNECTING) this._scheduleReconnect('retry');
       },
     });
-    this._lifecycle = new Lifecycle(o.adapter, o.logger, {
+    this._lifecycle = new Lifecycle(o._adapter, o._logger, {
       _pause: (offline) => {
         // Network loss closes at once; in the background retries pause until the app returns.
         if (offline) this._linkLost('offline');
@@ -156,7 +156,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   /** A listener that throws is logged, never fatal: the other listeners and the client go on. */
   protected override _listenerFailed(type: keyof ClientEvents, error: unknown): void {
-    this._o.logger.error(`a "${type}" listener threw`, error);
+    this._o._logger.error(`a "${type}" listener threw`, error);
   }
 
   /**
@@ -203,14 +203,14 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       return Promise.reject(new IMError('NOT_ONLINE', 'send() needs a login first'));
     }
     const qos = options.qos !== false;
-    const fp = options.fp || (qos ? createFingerprint(this._o.random) : null);
+    const fp = options.fp || (qos ? createFingerprint(this._o._random) : null);
     const frame = this._frame(TYPE_DATA, content, to, { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
     // Refuse here what the server would refuse (our server says its limit at login) and what the transport
     // cannot carry (MobileIMSDK closes a connection that sends an oversize frame).
     const bytes = utf8Length(encodeFrame(frame));
     const server = this._maxMessageBytes;
     const refused = server > 0 && bytes > server;
-    const limit = refused ? server : this._o.adapter.maxFrameBytes || 65536;
+    const limit = refused ? server : this._o._adapter.maxFrameBytes || 65536;
     if (bytes > limit) {
       const code = refused ? 'MESSAGE_REFUSED' : 'MESSAGE_TOO_LARGE';
       return Promise.reject(new IMError(code, `a ${bytes}-byte message exceeds the ${limit}-byte limit`, undefined, undefined, { limit }));
@@ -221,7 +221,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   /** Sends an echo (type 5) and resolves with the round-trip time when the server's reply arrives. */
   echo(): Promise<{ rttMs: number }> {
     if (this._current !== ONLINE) return Promise.reject(new IMError('NOT_ONLINE', 'echo() needs a login'));
-    const token = 'echo-' + createFingerprint(this._o.random);
+    const token = 'echo-' + createFingerprint(this._o._random);
     const reply = this._echoes._wait(token);
     this._write(this._frame(TYPE_ECHO, token));
     return reply;
@@ -268,7 +268,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       this._link.send(encodeFrame(frame));
       return true;
     } catch (error) {
-      this._o.logger.warn('send failed', error);
+      this._o._logger.warn('send failed', error);
       return false;
     }
   }
@@ -297,11 +297,11 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       try {
         fn(...args);
       } catch (error) {
-        this._o.logger.error('socket callback threw', error);
+        this._o._logger.error('socket callback threw', error);
       }
     };
     try {
-      this._link = this._o.adapter.connect(this._o.url, {
+      this._link = this._o._adapter.connect(this._o._url, {
         onOpen: guard(() => this._authenticate(token)),
         onMessage: guard((data) => this._receive(data)),
         onClose: guard(({ code, reason }) =>
@@ -310,10 +310,10 @@ export class IMClient extends SafeEmitter<ClientEvents> {
             ? this._goneAway()
             : this._linkLost('socket-closed', reason || (code === 1006 ? 'connection refused or lost' : `closed with code ${code}`)),
         ),
-        onError: guard((error) => this._o.logger.warn('socket error', error)),
+        onError: guard((error) => this._o._logger.warn('socket error', error)),
       });
     } catch (error) {
-      this._o.logger.warn('connect threw', error);
+      this._o._logger.warn('connect threw', error);
       this._linkLost('connect-failed', String((error as Error).message || error));
     }
   }
@@ -321,7 +321,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private _authenticate(token: string): void {
     const c = this._credentials;
     if (!c || this._current !== CONNECTING || !this._move(AUTHENTICATING, 'socket-open')) return;
-    const caps = this._o.receipts ? CAP_RECEIPTS : undefined;
+    const caps = this._o._receipts ? CAP_RECEIPTS : undefined;
     const info = { loginUserId: c.userId, loginToken: token, extra: c.extra, firstLoginTime: this._firstLogin, caps };
     this._write(this._frame(TYPE_LOGIN, encodeLoginInfo(info)));
   }
@@ -338,7 +338,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       try {
         link.close(1000, '');
       } catch (error) {
-        this._o.logger.warn('socket close failed', error);
+        this._o._logger.warn('socket close failed', error);
       }
     }
   }
@@ -355,7 +355,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       const error =
         reason === 'login-timeout'
           ? new IMError('LOGIN_TIMEOUT', `no login response within ${this._o.loginTimeoutMs} ms`, undefined, undefined, { reason })
-          : new IMError('CONNECT_FAILED', `could not reach ${this._o.url}: ${words}`, undefined, undefined, { reason });
+          : new IMError('CONNECT_FAILED', `could not reach ${this._o._url}: ${words}`, undefined, undefined, { reason });
       this._shutdown(reason, error);
       return;
     }
@@ -364,7 +364,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   /** The server is going away (error 336, close 1001): reconnect within a second, spread at random. */
   private _goneAway(): void {
-    this._linkLost('server-going-away', 'server shutting down', Math.floor(this._o.random() * 1000));
+    this._linkLost('server-going-away', 'server shutting down', Math.floor(this._o._random() * 1000));
   }
 
   /** Waits `delayMs` (the backoff when undefined), then logs in again; gives up after `maxAttempts`. */
@@ -388,7 +388,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     this._reconnect._cancel();
     // With a durable outbox, destroy() and a first login that could not connect keep the stored messages
     // for the next login (their promises reject, no loss is reported); every other stop settles them as lost.
-    const keep = this._o.outboxStore !== null && SETTLES_OUTBOX.indexOf(reason) < 0;
+    const keep = this._o._outboxStore !== null && SETTLES_OUTBOX.indexOf(reason) < 0;
     this._persistence._stop(keep);
     const lost = this._outbox._drain();
     const waiter = this._loginWaiter;
@@ -418,7 +418,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
         return this._onLoginResponse(frame);
       case TYPE_DATA:
         // Keyed by sender and fp: another user's message with the same fp is not a duplicate.
-        if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(JSON.stringify([frame.from, frame.fp]), this._o.clock.now())) return;
+        if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(JSON.stringify([frame.from, frame.fp]), this._o._clock.now())) return;
         return this._emit('message', {
           fp: frame.fp,
           from: frame.from || '',
@@ -442,7 +442,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       case TYPE_KEEP_ALIVE_RESPONSE:
         return;
       default:
-        this._o.logger.debug(`ignored frame type ${frame.type}`);
+        this._o._logger.debug(`ignored frame type ${frame.type}`);
     }
   }
 

@@ -47,13 +47,16 @@ export interface IMClientOptions {
   random?: () => number;
 }
 
-/** {@link IMClientOptions} with every default filled in. */
+/**
+ * {@link IMClientOptions} with every default filled in. Internal: the members the options' names do not
+ * have to match take a leading underscore, so the minifier may shorten them.
+ */
 export interface ResolvedOptions {
-  url: string;
-  adapter: SocketAdapter;
-  keepAlive: { intervalMs: number; timeoutMs: number };
-  reconnect: { minDelayMs: number; maxDelayMs: number; maxAttempts: number };
-  qos: {
+  _url: string;
+  _adapter: SocketAdapter;
+  _keepAlive: { intervalMs: number; timeoutMs: number };
+  _reconnect: { minDelayMs: number; maxDelayMs: number; maxAttempts: number };
+  _qos: {
     checkIntervalMs: number;
     resendAfterMs: number;
     maxRetries: number;
@@ -65,12 +68,12 @@ export interface ResolvedOptions {
   loginTimeoutMs: number;
   echoTimeoutMs: number;
   probeTimeoutMs: number;
-  getToken: (() => string | Promise<string>) | null;
-  outboxStore: OutboxStore | null;
-  receipts: boolean;
-  logger: Logger;
-  clock: Clock;
-  random: () => number;
+  _getToken: (() => string | Promise<string>) | null;
+  _outboxStore: OutboxStore | null;
+  _receipts: boolean;
+  _logger: Logger;
+  _clock: Clock;
+  _random: () => number;
 }
 
 /** Names that may be 0; every other number must be positive. */
@@ -121,18 +124,18 @@ export function resolveOptions(o: IMClientOptions): ResolvedOptions {
       DEV ? 'options.outboxStore must have load(userId) and save(userId, messages), such as createOutboxStore(localStorage)' : 'invalid options.outboxStore',
     );
   }
-  return {
-    url: o.url,
-    adapter: o.adapter,
-    keepAlive,
-    reconnect,
-    qos,
-    ...timeouts,
-    getToken: o.getToken || null,
-    outboxStore: o.outboxStore || null,
-    receipts: o.receipts !== false,
-    logger: o.logger || silentLogger,
-    clock: o.clock || systemClock,
-    random: o.random || Math.random,
-  };
+  // The timeouts keep their option names; the object that holds them carries the rest.
+  return Object.assign(timeouts, {
+    _url: o.url,
+    _adapter: o.adapter,
+    _keepAlive: keepAlive,
+    _reconnect: reconnect,
+    _qos: qos,
+    _getToken: o.getToken || null,
+    _outboxStore: o.outboxStore || null,
+    _receipts: o.receipts !== false,
+    _logger: o.logger || silentLogger,
+    _clock: o.clock || systemClock,
+    _random: o.random || Math.random,
+  });
 }
