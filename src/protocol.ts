@@ -142,13 +142,13 @@ export function createFrame(fields: Partial<Protocal> & { type: number }): Proto
 
 /** Serialises a frame as the Java server does: Gson key order, null fields omitted. */
 export function encodeFrame(p: Protocal): string {
-  let s = '{"bridge":' + (p.bridge ? 'true' : 'false') + ',"type":' + num(p.type);
-  if (p.dataContent != null) s += ',"dataContent":' + JSON.stringify(p.dataContent);
-  if (p.from != null) s += ',"from":' + JSON.stringify(p.from);
-  if (p.to != null) s += ',"to":' + JSON.stringify(p.to);
-  if (p.fp != null) s += ',"fp":' + JSON.stringify(p.fp);
-  return s + ',"QoS":' + (p.QoS ? 'true' : 'false') + ',"typeu":' + num(p.typeu) + ',"sm":' + num(p.sm) + '}';
+  let s = '{"bridge":' + !!p.bridge + ',"type":' + num(p.type);
+  for (const key of STRING_KEYS) if (p[key] != null) s += ',"' + key + '":' + JSON.stringify(p[key]);
+  return s + ',"QoS":' + !!p.QoS + ',"typeu":' + num(p.typeu) + ',"sm":' + num(p.sm) + '}';
 }
+
+/** The string keys of a frame in Gson's order, each written only when not null. */
+const STRING_KEYS = ['dataContent', 'from', 'to', 'fp'] as const;
 
 function num(n: number): string {
   return Number.isFinite(n) ? String(Math.trunc(n)) : '0';
