@@ -204,7 +204,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     }
     const qos = options.qos !== false;
     const fp = options.fp || (qos ? createFingerprint(this._o._random) : null);
-    const frame = this._frame(TYPE_DATA, content, to, { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
+    const frame = Object.assign(this._frame(TYPE_DATA, content, to), { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
     // Refuse here what the server would refuse (our server says its limit at login) and what the transport
     // cannot carry (MobileIMSDK closes a connection that sends an oversize frame).
     const bytes = utf8Length(encodeFrame(frame));
@@ -258,8 +258,8 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     return this._current === IDLE || this._current === CLOSED;
   }
 
-  private _frame(type: number, dataContent: string | null, to: string = SERVER_ID, extra: Partial<Protocal> = {}): Protocal {
-    return createFrame({ type, dataContent, from: this._credentials ? this._credentials.userId : '-1', to, ...extra });
+  private _frame(type: number, dataContent: string | null, to: string = SERVER_ID): Protocal {
+    return createFrame({ type, dataContent, from: this._credentials ? this._credentials.userId : '-1', to });
   }
 
   private _write(frame: Protocal): boolean {
