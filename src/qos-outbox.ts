@@ -189,17 +189,14 @@ export class QosOutbox {
   }
 
   private _transmit(key: string, entry: Entry): void {
-    if (!this._io._write(entry.frame)) {
-      // Not written: the next check tries again while the link is up.
-      if (!this._checkTimer._armed) this._checkTimer._arm(this._opts.checkIntervalMs);
-      return;
+    if (this._io._write(entry.frame)) {
+      if (!entry.frame.QoS) {
+        this._remove(key);
+        return entry.resolve({ fp: entry.frame.fp, to: entry.frame.to as string, acked: false });
+      }
+      entry._sentAt = this._clock.now();
     }
-    if (!entry.frame.QoS) {
-      this._remove(key);
-      entry.resolve({ fp: entry.frame.fp, to: entry.frame.to as string, acked: false });
-      return;
-    }
-    entry._sentAt = this._clock.now();
+    // Written and waiting for its ACK, or not written (the next check tries again while the link is up).
     if (!this._checkTimer._armed) this._checkTimer._arm(this._opts.checkIntervalMs);
   }
 
