@@ -50,7 +50,6 @@ interface Waiter<T> {
 }
 
 const DESTROYED = 'client destroyed; create a new one';
-const ACTIVE: readonly ClientStateName[] = [CONNECTING, AUTHENTICATING, ONLINE];
 /** Stops that settle a durable outbox's messages as lost; the others keep them for the next login. */
 const SETTLES_OUTBOX: readonly StateReason[] = ['logout', 'kicked', 'login-rejected', 'reconnect-failed'];
 
@@ -348,7 +347,8 @@ export class IMClient extends SafeEmitter<ClientEvents> {
    * otherwise the client reconnects after `delayMs`, or the backoff when undefined.
    */
   private _linkLost(reason: StateReason, words: string = reason.replace('-', ' '), delayMs?: number): void {
-    if (ACTIVE.indexOf(this._current) < 0) return;
+    // Only a link that is up or coming up can be lost.
+    if (this._current === RECONNECTING || this._stopped()) return;
     this._closeLink();
     this._lastLoss = reason;
     if (this._loginWaiter) {
