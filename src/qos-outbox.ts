@@ -161,14 +161,13 @@ export class QosOutbox {
     });
   }
 
-  /** An ACK for `fp` arrived; returns whether it settled a message of ours. */
-  _ack(fp: string): boolean {
+  /** An ACK for `fp` arrived: it settles our QoS message `fp`, if there is one. */
+  _ack(fp: string): void {
     const entry = this._entries.get(fp);
-    if (!entry || !entry.frame.QoS) return false;
+    if (!entry || !entry.frame.QoS) return;
     this._remove(fp);
     entry.resolve({ fp, to: entry.frame.to as string, acked: true });
     this._io._delivered(toMessage(entry.frame));
-    return true;
   }
 
   /** The server refused QoS message `fp` (an error frame naming it): it is lost at once with `error`. */
