@@ -468,11 +468,12 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   }
 
   private _onServerError(dataContent: string | null): void {
-    let info: ErrorResponse;
+    // An error frame we cannot read names no message (fp) and no limit.
+    let info: Pick<ErrorResponse, 'errorCode' | 'errorMsg'> & Partial<ErrorResponse>;
     try {
       info = decodeErrorResponse(dataContent);
     } catch {
-      info = { errorCode: -1, errorMsg: dataContent || '', fp: null, limit: 0 };
+      info = { errorCode: -1, errorMsg: dataContent || '' };
     }
     const code = info.errorCode;
     const words = `server error ${code}: ${info.errorMsg}`;
