@@ -103,8 +103,8 @@ export function resolveOptions(o: IMClientOptions): ResolvedOptions {
   if (!o.adapter || typeof o.adapter.connect !== 'function') {
     throw new TypeError(DEV ? 'options.adapter must be a platform adapter, such as createBrowserAdapter()' : 'invalid options.adapter');
   }
-  const mode = keepAliveTimings(o.senseMode || SenseMode.MODE_5S);
-  const keepAlive = numbers('keepAlive.', o.keepAlive, { intervalMs: mode.intervalMs, timeoutMs: mode.timeoutMs });
+  // The sense mode's timings (a fresh object of exactly intervalMs and timeoutMs) are the defaults.
+  const keepAlive = numbers('keepAlive.', o.keepAlive, keepAliveTimings(o.senseMode || SenseMode.MODE_5S));
   const reconnect = numbers('reconnect.', o.reconnect, { minDelayMs: 1000, maxDelayMs: 30000, maxAttempts: Infinity });
   if (reconnect.maxDelayMs < reconnect.minDelayMs) throw new RangeError(DEV ? 'reconnect.maxDelayMs must not be below reconnect.minDelayMs' : 'invalid reconnect.maxDelayMs');
   const qos = numbers('qos.', o.qos, {
