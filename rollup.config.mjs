@@ -106,7 +106,7 @@ function tabSharedUmdDeclarations() {
   };
 }
 
-const minify = () => terser({ ecma: 2017, compress: { passes: 3, keep_fargs: false, pure_getters: true }, mangle: { properties: { regex: /^_[A-Za-z]/ } } });
+const minify = () => terser({ ecma: 2017, compress: { passes: 3, keep_fargs: false, pure_getters: true, hoist_funs: true }, mangle: { properties: { regex: /^_[A-Za-z]/ } } });
 
 export default [
   {

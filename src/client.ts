@@ -7,7 +7,18 @@ import { KeepAlive } from './keepalive';
 import { Lifecycle } from './lifecycle';
 import { resolveOptions, type IMClientOptions, type ResolvedOptions } from './options';
 import {
-  MsgType,
+  TYPE_ACK,
+  TYPE_DATA,
+  TYPE_ECHO,
+  TYPE_ECHO_RESPONSE,
+  TYPE_ERROR,
+  TYPE_KEEP_ALIVE,
+  TYPE_KEEP_ALIVE_RESPONSE,
+  TYPE_KICKOUT,
+  TYPE_LOGIN,
+  TYPE_LOGIN_RESPONSE,
+  TYPE_LOGOUT,
+  TYPE_RECEIPT,
   CAP_RECEIPTS,
   ERROR_GOING_AWAY,
   ERROR_UNLOGIN,
@@ -29,7 +40,7 @@ import { DedupWindow } from './dedup-window';
 import { OutboxPersistence } from './outbox-persistence';
 import { QosOutbox, type SendReceipt } from './qos-outbox';
 import { Reconnect } from './reconnect';
-import { ClientState, type ClientStateName } from './state';
+import { AUTHENTICATING, CLOSED, CONNECTING, IDLE, ONLINE, RECONNECTING, type ClientStateName } from './state';
 import type { SocketConnection } from './transport';
 import { decodeText, utf8Length } from './utf8';
 
@@ -39,7 +50,6 @@ interface Waiter<T> {
 }
 
 const DESTROYED = 'client destroyed; create a new one';
-const ACTIVE: readonly ClientStateName[] = [ClientState.CONNECTING, ClientState.AUTHENTICATING, ClientState.ONLINE];
 /** Stops that settle a durable outbox's messages as lost; the others keep them for the next login. */
 const SETTLES_OUTBOX: readonly StateReason[] = ['logout', 'kicked', 'login-rejected', 'reconnect-failed'];
 
@@ -62,7 +72,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private readonly _reconnect: Reconnect;
   private readonly _lifecycle: Lifecycle;
   private readonly _echoes: EchoRequests;
-  private _current: ClientStateName = ClientState.IDLE;
+  private _current: ClientStateName = IDLE;
   private _link: SocketConnection | null = null;
   /** Bumped whenever the link closes or the client moves; callbacks of an older value are stale. */
   private _generation = 0;
@@ -78,25 +88,25 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   constructor(options: IMClientOptions) {
     super();
     const o = (this._o = resolveOptions(options));
-    this._inbox = new DedupWindow(o.qos.dedupTtlMs, o.qos.dedupMax);
-    this._outbox = new QosOutbox(o.clock, o.qos, {
-      _write: (frame) => this._current === ClientState.ONLINE && this._write(frame),
+    this._inbox = new DedupWindow(o._qos.dedupTtlMs, o._qos.dedupMax);
+    this._outbox = new QosOutbox(o._clock, o._qos, {
+      _write: (frame) => this._current === ONLINE && this._write(frame),
       _delivered: (message) => this._emit('delivered', { fp: message.fp as string, message }),
       _lost: (message, error) => this._emit('lost', { message, error }),
       _changed: () => this._persistence._changed(),
     });
-    this._persistence = new OutboxPersistence(o.outboxStore, this._outbox, o.logger);
+    this._persistence = new OutboxPersistence(o._outboxStore, this._outbox, o._logger);
     this._keepAlive = new KeepAlive(
-      o.clock,
-      o.keepAlive.intervalMs,
-      o.keepAlive.timeoutMs,
-      () => this._write(this._frame(MsgType.KEEP_ALIVE, '{}')),
+      o._clock,
+      o._keepAlive.intervalMs,
+      o._keepAlive.timeoutMs,
+      () => this._write(this._frame(TYPE_KEEP_ALIVE, '{}')),
       (reason) => this._linkLost(reason),
     );
-    this._loginTimer = new Timer(o.clock, () => this._linkLost('login-timeout'));
-    this._echoes = new EchoRequests(o.clock, o.echoTimeoutMs);
+    this._loginTimer = new Timer(o._clock, () => this._linkLost('login-timeout'));
+    this._echoes = new EchoRequests(o._clock, o.echoTimeoutMs);
     this._reconnect = new Reconnect(o, {
-      _due: () => this._current === ClientState.RECONNECTING && !!this._credentials,
+      _due: () => this._current === RECONNECTING && !!this._credentials,
       _open: (token) => {
         const c = this._credentials as { token: string };
         if (token !== null) {
@@ -107,17 +117,17 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       },
       _tokenFailed: (error) => {
         this._emit('error', error);
-        if (this._current === ClientState.RECONNECTING) this._scheduleReconnect('retry');
+        if (this._current === RECONNECTING) this._scheduleReconnect('retry');
       },
     });
-    this._lifecycle = new Lifecycle(o.adapter, o.logger, {
+    this._lifecycle = new Lifecycle(o._adapter, o._logger, {
       _pause: (offline) => {
         // Network loss closes at once; in the background retries pause until the app returns.
         if (offline) this._linkLost('offline');
-        if (this._current === ClientState.RECONNECTING) this._reconnect._pause();
+        if (this._current === RECONNECTING) this._reconnect._pause();
       },
       _resume: () => {
-        if (this._current === ClientState.ONLINE) this._keepAlive._probe(o.probeTimeoutMs);
+        if (this._current === ONLINE) this._keepAlive._probe(o.probeTimeoutMs);
         else this.reconnectNow();
       },
     });
@@ -145,7 +155,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   /** A listener that throws is logged, never fatal: the other listeners and the client go on. */
   protected override _listenerFailed(type: keyof ClientEvents, error: unknown): void {
-    this._o.logger.error(`a "${type}" listener threw`, error);
+    this._o._logger.error(`a "${type}" listener threw`, error);
   }
 
   /**
@@ -192,14 +202,14 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       return Promise.reject(new IMError('NOT_ONLINE', 'send() needs a login first'));
     }
     const qos = options.qos !== false;
-    const fp = options.fp || (qos ? createFingerprint(this._o.random) : null);
-    const frame = this._frame(MsgType.DATA, content, to, { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
+    const fp = options.fp || (qos ? createFingerprint(this._o._random) : null);
+    const frame = Object.assign(this._frame(TYPE_DATA, content, to), { fp, QoS: qos, typeu: options.typeu === undefined ? -1 : options.typeu });
     // Refuse here what the server would refuse (our server says its limit at login) and what the transport
     // cannot carry (MobileIMSDK closes a connection that sends an oversize frame).
     const bytes = utf8Length(encodeFrame(frame));
     const server = this._maxMessageBytes;
     const refused = server > 0 && bytes > server;
-    const limit = refused ? server : this._o.adapter.maxFrameBytes || 65536;
+    const limit = refused ? server : this._o._adapter.maxFrameBytes || 65536;
     if (bytes > limit) {
       const code = refused ? 'MESSAGE_REFUSED' : 'MESSAGE_TOO_LARGE';
       return Promise.reject(new IMError(code, `a ${bytes}-byte message exceeds the ${limit}-byte limit`, undefined, undefined, { limit }));
@@ -209,16 +219,16 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   /** Sends an echo (type 5) and resolves with the round-trip time when the server's reply arrives. */
   echo(): Promise<{ rttMs: number }> {
-    if (this._current !== ClientState.ONLINE) return Promise.reject(new IMError('NOT_ONLINE', 'echo() needs a login'));
-    const token = 'echo-' + createFingerprint(this._o.random);
+    if (this._current !== ONLINE) return Promise.reject(new IMError('NOT_ONLINE', 'echo() needs a login'));
+    const token = 'echo-' + createFingerprint(this._o._random);
     const reply = this._echoes._wait(token);
-    this._write(this._frame(MsgType.ECHO, token));
+    this._write(this._frame(TYPE_ECHO, token));
     return reply;
   }
 
   /** Re-logs in at once, skipping the backoff wait (only while reconnecting). */
   reconnectNow(): void {
-    if (this._current !== ClientState.RECONNECTING) return;
+    if (this._current !== RECONNECTING) return;
     this._reconnect._attempts = 0;
     this._reconnect._attempt();
   }
@@ -226,7 +236,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   /** Sends a logout (type 3) when online, closes the socket and stops everything; waiting messages are lost. */
   logout(): Promise<void> {
     if (this._stopped()) return Promise.resolve();
-    if (this._current === ClientState.ONLINE) this._write(this._frame(MsgType.LOGOUT, null));
+    if (this._current === ONLINE) this._write(this._frame(TYPE_LOGOUT, null));
     this._shutdown('logout', new IMError('LOGGED_OUT', 'logged out before delivery'));
     return Promise.resolve();
   }
@@ -244,11 +254,11 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   /** Before the first login, or after a stop: nothing runs and nothing is sent. */
   private _stopped(): boolean {
-    return this._current === ClientState.IDLE || this._current === ClientState.CLOSED;
+    return this._current === IDLE || this._current === CLOSED;
   }
 
-  private _frame(type: number, dataContent: string | null, to: string = SERVER_ID, extra: Partial<Protocal> = {}): Protocal {
-    return createFrame({ type, dataContent, from: this._credentials ? this._credentials.userId : '-1', to, ...extra });
+  private _frame(type: number, dataContent: string | null, to: string = SERVER_ID): Protocal {
+    return createFrame({ type, dataContent, from: this._credentials ? this._credentials.userId : '-1', to });
   }
 
   private _write(frame: Protocal): boolean {
@@ -257,7 +267,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       this._link.send(encodeFrame(frame));
       return true;
     } catch (error) {
-      this._o.logger.warn('send failed', error);
+      this._o._logger.warn('send failed', error);
       return false;
     }
   }
@@ -278,7 +288,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   private _openLink(token: string, reason: StateReason): void {
     this._closeLink();
-    if (!this._move(ClientState.CONNECTING, reason)) return;
+    if (!this._move(CONNECTING, reason)) return;
     const gen = this._generation;
     this._loginTimer._arm(this._o.loginTimeoutMs);
     const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
@@ -286,11 +296,11 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       try {
         fn(...args);
       } catch (error) {
-        this._o.logger.error('socket callback threw', error);
+        this._o._logger.error('socket callback threw', error);
       }
     };
     try {
-      this._link = this._o.adapter.connect(this._o.url, {
+      this._link = this._o._adapter.connect(this._o._url, {
         onOpen: guard(() => this._authenticate(token)),
         onMessage: guard((data) => this._receive(data)),
         onClose: guard(({ code, reason }) =>
@@ -299,20 +309,20 @@ export class IMClient extends SafeEmitter<ClientEvents> {
             ? this._goneAway()
             : this._linkLost('socket-closed', reason || (code === 1006 ? 'connection refused or lost' : `closed with code ${code}`)),
         ),
-        onError: guard((error) => this._o.logger.warn('socket error', error)),
+        onError: guard((error) => this._o._logger.warn('socket error', error)),
       });
     } catch (error) {
-      this._o.logger.warn('connect threw', error);
+      this._o._logger.warn('connect threw', error);
       this._linkLost('connect-failed', String((error as Error).message || error));
     }
   }
 
   private _authenticate(token: string): void {
     const c = this._credentials;
-    if (!c || this._current !== ClientState.CONNECTING || !this._move(ClientState.AUTHENTICATING, 'socket-open')) return;
-    const caps = this._o.receipts ? CAP_RECEIPTS : undefined;
+    if (!c || this._current !== CONNECTING || !this._move(AUTHENTICATING, 'socket-open')) return;
+    const caps = this._o._receipts ? CAP_RECEIPTS : undefined;
     const info = { loginUserId: c.userId, loginToken: token, extra: c.extra, firstLoginTime: this._firstLogin, caps };
-    this._write(this._frame(MsgType.LOGIN, encodeLoginInfo(info)));
+    this._write(this._frame(TYPE_LOGIN, encodeLoginInfo(info)));
   }
 
   private _closeLink(): void {
@@ -327,7 +337,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       try {
         link.close(1000, '');
       } catch (error) {
-        this._o.logger.warn('socket close failed', error);
+        this._o._logger.warn('socket close failed', error);
       }
     }
   }
@@ -337,14 +347,15 @@ export class IMClient extends SafeEmitter<ClientEvents> {
    * otherwise the client reconnects after `delayMs`, or the backoff when undefined.
    */
   private _linkLost(reason: StateReason, words: string = reason.replace('-', ' '), delayMs?: number): void {
-    if (ACTIVE.indexOf(this._current) < 0) return;
+    // Only a link that is up or coming up can be lost.
+    if (this._current === RECONNECTING || this._stopped()) return;
     this._closeLink();
     this._lastLoss = reason;
     if (this._loginWaiter) {
       const error =
         reason === 'login-timeout'
           ? new IMError('LOGIN_TIMEOUT', `no login response within ${this._o.loginTimeoutMs} ms`, undefined, undefined, { reason })
-          : new IMError('CONNECT_FAILED', `could not reach ${this._o.url}: ${words}`, undefined, undefined, { reason });
+          : new IMError('CONNECT_FAILED', `could not reach ${this._o._url}: ${words}`, undefined, undefined, { reason });
       this._shutdown(reason, error);
       return;
     }
@@ -353,7 +364,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
 
   /** The server is going away (error 336, close 1001): reconnect within a second, spread at random. */
   private _goneAway(): void {
-    this._linkLost('server-going-away', 'server shutting down', Math.floor(this._o.random() * 1000));
+    this._linkLost('server-going-away', 'server shutting down', Math.floor(this._o._random() * 1000));
   }
 
   /** Waits `delayMs` (the backoff when undefined), then logs in again; gives up after `maxAttempts`. */
@@ -368,7 +379,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       this._emit('error', error);
       return;
     }
-    if (!this._move(ClientState.RECONNECTING, reason) || this._lifecycle._paused) return;
+    if (!this._move(RECONNECTING, reason) || this._lifecycle._paused) return;
     this._emit('reconnect', { attempt: r._attempts + 1, delayMs: r._schedule(delayMs) });
   }
 
@@ -377,13 +388,13 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     this._reconnect._cancel();
     // With a durable outbox, destroy() and a first login that could not connect keep the stored messages
     // for the next login (their promises reject, no loss is reported); every other stop settles them as lost.
-    const keep = this._o.outboxStore !== null && SETTLES_OUTBOX.indexOf(reason) < 0;
+    const keep = this._o._outboxStore !== null && SETTLES_OUTBOX.indexOf(reason) < 0;
     this._persistence._stop(keep);
     const lost = this._outbox._drain();
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
     this._lifecycle._unwatch();
-    this._move(ClientState.CLOSED, reason);
+    this._move(CLOSED, reason);
     if (waiter) waiter.reject(error);
     else if (reason === 'login-rejected') this._emit('error', error);
     if (announce) announce();
@@ -397,17 +408,17 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     const frame = this._decode(() => decodeFrame(typeof data === 'string' ? data : decodeText(data instanceof Uint8Array ? data : new Uint8Array(data))));
     if (!frame) return;
     this._keepAlive._heard();
-    if (frame.QoS && frame.fp != null && frame.type !== MsgType.ACK && frame.type !== MsgType.LOGIN_RESPONSE) {
+    if (frame.QoS && frame.fp != null && frame.type !== TYPE_ACK && frame.type !== TYPE_LOGIN_RESPONSE) {
       // ACK every QoS frame, duplicates included. `from` is our own id rather than the frame's
       // `to`, so a server that checks the sender (ours does) accepts it. MobileIMSDK never ACKs a type 50.
-      this._write(this._frame(MsgType.ACK, frame.fp, frame.from || SERVER_ID));
+      this._write(this._frame(TYPE_ACK, frame.fp, frame.from || SERVER_ID));
     }
     switch (frame.type) {
-      case MsgType.LOGIN_RESPONSE:
+      case TYPE_LOGIN_RESPONSE:
         return this._onLoginResponse(frame);
-      case MsgType.DATA:
+      case TYPE_DATA:
         // Keyed by sender and fp: another user's message with the same fp is not a duplicate.
-        if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(JSON.stringify([frame.from, frame.fp]), this._o.clock.now())) return;
+        if (frame.QoS && frame.fp != null && this._inbox.checkAndAdd(JSON.stringify([frame.from, frame.fp]), this._o._clock.now())) return;
         return this._emit('message', {
           fp: frame.fp,
           from: frame.from || '',
@@ -417,26 +428,26 @@ export class IMClient extends SafeEmitter<ClientEvents> {
           qos: frame.QoS,
           serverTime: frame.sm > 0 ? frame.sm : null,
         });
-      case MsgType.ACK:
+      case TYPE_ACK:
         if (frame.dataContent != null) this._outbox._ack(frame.dataContent);
         return;
-      case MsgType.ECHO_RESPONSE:
+      case TYPE_ECHO_RESPONSE:
         return this._echoes._reply(frame.dataContent);
-      case MsgType.ERROR:
+      case TYPE_ERROR:
         return this._onServerError(frame.dataContent);
-      case MsgType.KICKOUT:
+      case TYPE_KICKOUT:
         return this._onKickout(frame.dataContent);
-      case MsgType.RECEIPT:
+      case TYPE_RECEIPT:
         return this._onReceipt(frame);
-      case MsgType.KEEP_ALIVE_RESPONSE:
+      case TYPE_KEEP_ALIVE_RESPONSE:
         return;
       default:
-        this._o.logger.debug(`ignored frame type ${frame.type}`);
+        this._o._logger.debug(`ignored frame type ${frame.type}`);
     }
   }
 
   private _onLoginResponse(frame: Protocal): void {
-    if (this._current !== ClientState.AUTHENTICATING || !this._credentials) return;
+    if (this._current !== AUTHENTICATING || !this._credentials) return;
     const res = this._decode(() => decodeLoginResponse(frame.dataContent));
     if (!res) return this._linkLost('protocol-error', 'malformed login response');
     if (res.code !== 0) {
@@ -449,7 +460,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     this._reconnect._attempts = 0;
     this._keepAlive._start();
     // A `state` listener may stop the client here; its shutdown then rejects the waiting login().
-    if (!this._move(ClientState.ONLINE, 'logged-in')) return;
+    if (!this._move(ONLINE, 'logged-in')) return;
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
     this._outbox._linkUp();
@@ -457,11 +468,12 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   }
 
   private _onServerError(dataContent: string | null): void {
-    let info: ErrorResponse;
+    // An error frame we cannot read names no message (fp) and no limit.
+    let info: Pick<ErrorResponse, 'errorCode' | 'errorMsg'> & Partial<ErrorResponse>;
     try {
       info = decodeErrorResponse(dataContent);
     } catch {
-      info = { errorCode: -1, errorMsg: dataContent || '', fp: null, limit: 0 };
+      info = { errorCode: -1, errorMsg: dataContent || '' };
     }
     const code = info.errorCode;
     const words = `server error ${code}: ${info.errorMsg}`;

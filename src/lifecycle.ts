@@ -32,13 +32,10 @@ export class Lifecycle {
     if (!watch || this._stop) return;
     this._stop = watch.call(this._adapter, (event) => {
       try {
-        if (event === 'offline' || event === 'background') {
-          if (event === 'offline') this._offline = true;
-          else this._background = true;
-          return this._host._pause(event === 'offline');
-        }
-        if (event === 'online') this._offline = false;
-        else this._background = false;
+        const offline = event === 'offline';
+        if (offline || event === 'online') this._offline = offline;
+        else this._background = event === 'background';
+        if (offline || event === 'background') return this._host._pause(offline);
         if (!this._paused) this._host._resume();
       } catch (error) {
         this._logger.error('lifecycle handler threw', error);

@@ -47,13 +47,16 @@ export interface IMClientOptions {
   random?: () => number;
 }
 
-/** {@link IMClientOptions} with every default filled in. */
+/**
+ * {@link IMClientOptions} with every default filled in. Internal: the members the options' names do not
+ * have to match take a leading underscore, so the minifier may shorten them.
+ */
 export interface ResolvedOptions {
-  url: string;
-  adapter: SocketAdapter;
-  keepAlive: { intervalMs: number; timeoutMs: number };
-  reconnect: { minDelayMs: number; maxDelayMs: number; maxAttempts: number };
-  qos: {
+  _url: string;
+  _adapter: SocketAdapter;
+  _keepAlive: { intervalMs: number; timeoutMs: number };
+  _reconnect: { minDelayMs: number; maxDelayMs: number; maxAttempts: number };
+  _qos: {
     checkIntervalMs: number;
     resendAfterMs: number;
     maxRetries: number;
@@ -65,12 +68,12 @@ export interface ResolvedOptions {
   loginTimeoutMs: number;
   echoTimeoutMs: number;
   probeTimeoutMs: number;
-  getToken: (() => string | Promise<string>) | null;
-  outboxStore: OutboxStore | null;
-  receipts: boolean;
-  logger: Logger;
-  clock: Clock;
-  random: () => number;
+  _getToken: (() => string | Promise<string>) | null;
+  _outboxStore: OutboxStore | null;
+  _receipts: boolean;
+  _logger: Logger;
+  _clock: Clock;
+  _random: () => number;
 }
 
 /** Names that may be 0; every other number must be positive. */
@@ -100,8 +103,8 @@ export function resolveOptions(o: IMClientOptions): ResolvedOptions {
   if (!o.adapter || typeof o.adapter.connect !== 'function') {
     throw new TypeError(DEV ? 'options.adapter must be a platform adapter, such as createBrowserAdapter()' : 'invalid options.adapter');
   }
-  const mode = keepAliveTimings(o.senseMode || SenseMode.MODE_5S);
-  const keepAlive = numbers('keepAlive.', o.keepAlive, { intervalMs: mode.intervalMs, timeoutMs: mode.timeoutMs });
+  // The sense mode's timings (a fresh object of exactly intervalMs and timeoutMs) are the defaults.
+  const keepAlive = numbers('keepAlive.', o.keepAlive, keepAliveTimings(o.senseMode || SenseMode.MODE_5S));
   const reconnect = numbers('reconnect.', o.reconnect, { minDelayMs: 1000, maxDelayMs: 30000, maxAttempts: Infinity });
   if (reconnect.maxDelayMs < reconnect.minDelayMs) throw new RangeError(DEV ? 'reconnect.maxDelayMs must not be below reconnect.minDelayMs' : 'invalid reconnect.maxDelayMs');
   const qos = numbers('qos.', o.qos, {
@@ -121,18 +124,18 @@ export function resolveOptions(o: IMClientOptions): ResolvedOptions {
       DEV ? 'options.outboxStore must have load(userId) and save(userId, messages), such as createOutboxStore(localStorage)' : 'invalid options.outboxStore',
     );
   }
-  return {
-    url: o.url,
-    adapter: o.adapter,
-    keepAlive,
-    reconnect,
-    qos,
-    ...timeouts,
-    getToken: o.getToken || null,
-    outboxStore: o.outboxStore || null,
-    receipts: o.receipts !== false,
-    logger: o.logger || silentLogger,
-    clock: o.clock || systemClock,
-    random: o.random || Math.random,
-  };
+  // The timeouts keep their option names; the object that holds them carries the rest.
+  return Object.assign(timeouts, {
+    _url: o.url,
+    _adapter: o.adapter,
+    _keepAlive: keepAlive,
+    _reconnect: reconnect,
+    _qos: qos,
+    _getToken: o.getToken || null,
+    _outboxStore: o.outboxStore || null,
+    _receipts: o.receipts !== false,
+    _logger: o.logger || silentLogger,
+    _clock: o.clock || systemClock,
+    _random: o.random || Math.random,
+  });
 }

@@ -10,21 +10,38 @@
  * `"true"` for booleans; extra keys (such as the H5 client's `retryCount`) are ignored.
  */
 
+/**
+ * The type codes one by one, so the core's minified bundle writes each as its number (the minifier keeps
+ * the keys of the public {@link MsgType} object); MsgType is built from them.
+ */
+export const TYPE_LOGIN = 0,
+  TYPE_KEEP_ALIVE = 1,
+  TYPE_DATA = 2,
+  TYPE_LOGOUT = 3,
+  TYPE_ACK = 4,
+  TYPE_ECHO = 5,
+  TYPE_LOGIN_RESPONSE = 50,
+  TYPE_KEEP_ALIVE_RESPONSE = 51,
+  TYPE_ERROR = 52,
+  TYPE_ECHO_RESPONSE = 53,
+  TYPE_KICKOUT = 54,
+  TYPE_RECEIPT = 60;
+
 /** Framework message types (`ProtocalType.C` / `ProtocalType.S`). */
 export const MsgType = {
-  LOGIN: 0,
-  KEEP_ALIVE: 1,
-  DATA: 2,
-  LOGOUT: 3,
-  ACK: 4,
-  ECHO: 5,
-  LOGIN_RESPONSE: 50,
-  KEEP_ALIVE_RESPONSE: 51,
-  ERROR: 52,
-  ECHO_RESPONSE: 53,
-  KICKOUT: 54,
+  LOGIN: TYPE_LOGIN,
+  KEEP_ALIVE: TYPE_KEEP_ALIVE,
+  DATA: TYPE_DATA,
+  LOGOUT: TYPE_LOGOUT,
+  ACK: TYPE_ACK,
+  ECHO: TYPE_ECHO,
+  LOGIN_RESPONSE: TYPE_LOGIN_RESPONSE,
+  KEEP_ALIVE_RESPONSE: TYPE_KEEP_ALIVE_RESPONSE,
+  ERROR: TYPE_ERROR,
+  ECHO_RESPONSE: TYPE_ECHO_RESPONSE,
+  KICKOUT: TYPE_KICKOUT,
   /** Our extension: the receiver's device has a message (sent only to clients that asked at login). */
-  RECEIPT: 60,
+  RECEIPT: TYPE_RECEIPT,
 } as const;
 
 /** A framework message type code. */
@@ -125,13 +142,13 @@ export function createFrame(fields: Partial<Protocal> & { type: number }): Proto
 
 /** Serialises a frame as the Java server does: Gson key order, null fields omitted. */
 export function encodeFrame(p: Protocal): string {
-  let s = '{"bridge":' + (p.bridge ? 'true' : 'false') + ',"type":' + num(p.type);
-  if (p.dataContent != null) s += ',"dataContent":' + JSON.stringify(p.dataContent);
-  if (p.from != null) s += ',"from":' + JSON.stringify(p.from);
-  if (p.to != null) s += ',"to":' + JSON.stringify(p.to);
-  if (p.fp != null) s += ',"fp":' + JSON.stringify(p.fp);
-  return s + ',"QoS":' + (p.QoS ? 'true' : 'false') + ',"typeu":' + num(p.typeu) + ',"sm":' + num(p.sm) + '}';
+  let s = '{"bridge":' + !!p.bridge + ',"type":' + num(p.type);
+  for (const key of STRING_KEYS) if (p[key] != null) s += ',"' + key + '":' + JSON.stringify(p[key]);
+  return s + ',"QoS":' + !!p.QoS + ',"typeu":' + num(p.typeu) + ',"sm":' + num(p.sm) + '}';
 }
+
+/** The string keys of a frame in Gson's order, each written only when not null. */
+const STRING_KEYS = ['dataContent', 'from', 'to', 'fp'] as const;
 
 function num(n: number): string {
   return Number.isFinite(n) ? String(Math.trunc(n)) : '0';

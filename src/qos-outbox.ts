@@ -161,14 +161,13 @@ export class QosOutbox {
     });
   }
 
-  /** An ACK for `fp` arrived; returns whether it settled a message of ours. */
-  _ack(fp: string): boolean {
+  /** An ACK for `fp` arrived: it settles our QoS message `fp`, if there is one. */
+  _ack(fp: string): void {
     const entry = this._entries.get(fp);
-    if (!entry || !entry.frame.QoS) return false;
+    if (!entry || !entry.frame.QoS) return;
     this._remove(fp);
     entry.resolve({ fp, to: entry.frame.to as string, acked: true });
     this._io._delivered(toMessage(entry.frame));
-    return true;
   }
 
   /** The server refused QoS message `fp` (an error frame naming it): it is lost at once with `error`. */
@@ -189,17 +188,14 @@ export class QosOutbox {
   }
 
   private _transmit(key: string, entry: Entry): void {
-    if (!this._io._write(entry.frame)) {
-      // Not written: the next check tries again while the link is up.
-      if (!this._checkTimer._armed) this._checkTimer._arm(this._opts.checkIntervalMs);
-      return;
+    if (this._io._write(entry.frame)) {
+      if (!entry.frame.QoS) {
+        this._remove(key);
+        return entry.resolve({ fp: entry.frame.fp, to: entry.frame.to as string, acked: false });
+      }
+      entry._sentAt = this._clock.now();
     }
-    if (!entry.frame.QoS) {
-      this._remove(key);
-      entry.resolve({ fp: entry.frame.fp, to: entry.frame.to as string, acked: false });
-      return;
-    }
-    entry._sentAt = this._clock.now();
+    // Written and waiting for its ACK, or not written (the next check tries again while the link is up).
     if (!this._checkTimer._armed) this._checkTimer._arm(this._opts.checkIntervalMs);
   }
 

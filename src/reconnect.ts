@@ -34,19 +34,19 @@ export class Reconnect {
   private _fetch = 0;
 
   constructor(private readonly _o: ResolvedOptions, private readonly _host: ReconnectHost) {
-    this._timer = new Timer(_o.clock, () => this._attempt());
-    this._tokenTimer = new Timer(_o.clock, () => this._tokenTimeout());
+    this._timer = new Timer(_o._clock, () => this._attempt());
+    this._tokenTimer = new Timer(_o._clock, () => this._tokenTimeout());
   }
 
   /** Whether `maxAttempts` attempts were made without a login. */
   get _exhausted(): boolean {
-    return this._attempts >= this._o.reconnect.maxAttempts;
+    return this._attempts >= this._o._reconnect.maxAttempts;
   }
 
   /** Arms the next attempt after `delayMs`, or after the backoff for this attempt; returns the delay. */
   _schedule(delayMs?: number): number {
-    const r = this._o.reconnect;
-    const ms = delayMs === undefined ? backoffDelay(this._attempts, r.minDelayMs, r.maxDelayMs, this._o.random) : delayMs;
+    const r = this._o._reconnect;
+    const ms = delayMs === undefined ? backoffDelay(this._attempts, r.minDelayMs, r.maxDelayMs, this._o._random) : delayMs;
     this._timer._arm(ms);
     return ms;
   }
@@ -69,7 +69,7 @@ export class Reconnect {
     if (!this._host._due()) return;
     this._attempts++;
     const fetch = ++this._fetch;
-    const getToken = this._o.getToken;
+    const getToken = this._o._getToken;
     const timeoutMs = this._o.loginTimeoutMs;
     if (!getToken) return this._host._open(null);
     const stale = (): boolean => fetch !== this._fetch || !this._host._due();

@@ -1,3 +1,11 @@
+/** The states one by one, so the core's minified bundle writes each as its string; ClientState is built from them. */
+export const IDLE = 'idle',
+  CONNECTING = 'connecting',
+  AUTHENTICATING = 'authenticating',
+  ONLINE = 'online',
+  RECONNECTING = 'reconnecting',
+  CLOSED = 'closed';
+
 /**
  * The client's connection states and the moves between them.
  *
@@ -14,14 +22,7 @@
  *                      destroy() ──> closed ── login() ──> connecting
  * ```
  */
-export const ClientState = {
-  IDLE: 'idle',
-  CONNECTING: 'connecting',
-  AUTHENTICATING: 'authenticating',
-  ONLINE: 'online',
-  RECONNECTING: 'reconnecting',
-  CLOSED: 'closed',
-} as const;
+export const ClientState = { IDLE, CONNECTING, AUTHENTICATING, ONLINE, RECONNECTING, CLOSED } as const;
 
 /** One of the {@link ClientState} values. */
 export type ClientStateName = (typeof ClientState)[keyof typeof ClientState];
