@@ -34,7 +34,9 @@ export async function startAdminHttp(server: IMServer, opts: ResolvedAdminHttp, 
     handle(server, opts, req, res).catch((err: unknown) => {
       // The library's argument checks (TypeError, RangeError for size) are the caller's mistakes, not ours.
       const status = err instanceof HttpError ? err.status : err instanceof RangeError ? 413 : err instanceof TypeError ? 400 : 500;
-      if (status === 500) logger.error('admin API request failed', err);
+      // A client that hangs up mid-request is not the server failing: no error line (and stack) for it.
+      if (status === 500 && req.destroyed) logger.debug('admin API request aborted by the client', { reason: (err as Error).message });
+      else if (status === 500) logger.error('admin API request failed', err);
       reply(res, status, { error: status === 500 ? 'internal error' : (err as Error).message });
     });
   });

@@ -79,7 +79,7 @@ export function createPrometheusExporter(m: Metrics, g: PrometheusGauges): Prome
     return n === null ? [] : [{ value: n }];
   });
   counter('rate_limited_total', 'Connections closed for sending too fast.', () => m.rateLimited);
-  counter('bad_input_total', 'Frames refused before decoding (oversize, binary, invalid UTF-8 or JSON).', () => m.badInput);
+  counter('bad_input_total', 'Input refused as unreadable or unhandleable: oversize, binary, invalid UTF-8 or JSON frames, and connections closed for a backlog of frames behind slow hooks (error 322).', () => m.badInput);
   collectDefaultMetrics({ register: registry });
   return { registry, contentType: registry.contentType, scrape: () => registry.metrics() };
 }

@@ -135,3 +135,20 @@ describe('admin API: bound, and bounded in time and count (issue 9 item 7)', () 
     expect(() => resolveOptions({ http: { headersTimeoutMs: 5000, requestTimeoutMs: 1000 } })).toThrow(/headersTimeoutMs/);
   });
 });
+
+describe('an admin request the client abandons', () => {
+  it('is not logged as a server failure (no error line) when the client hangs up mid-body', async () => {
+    const lines: Array<[string, string]> = [];
+    const at = (level: string) => (message: string) => void lines.push([level, message]);
+    const { server } = await setup({ logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') } });
+    const c = await raw(server.ports.http!);
+    c.socket.write(
+      `POST /api/send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"to":"u1",`,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    c.socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(lines.filter(([level]) => level === 'error')).toEqual([]);
+    expect(lines.some(([level, message]) => level === 'debug' && message.includes('aborted'))).toBe(true);
+  });
+});
