@@ -1,11 +1,13 @@
+// The path of a frame through the server, file by file, is drawn in server/README.md (Architecture).
+
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
 import { MAX_KICK_REASON_LENGTH } from './bounds';
 import type { ServerContext } from './context';
 import { resendFrame } from './deliver';
 import { ServerErrorCode } from './errors';
+import { runHook } from './hooks';
 import { LocalSessions } from './local-sessions';
 import { handleLogin } from './login';
-import { isPromise } from './maybe-promise';
 import { Metrics } from './metrics';
 import type { OfflineStore } from './offline-store';
 import type { ResolvedOptions } from './options';
@@ -19,7 +21,7 @@ import { replaySettled, replayStored } from './replay';
 import type { Routing } from './routing';
 import { LocalRouting } from './routing-local';
 import { Session, type Link } from './session';
-import { SessionIo, type ErrorAbout } from './session-io';
+import { SessionIo } from './session-io';
 import type { MessageStore } from './store';
 import { LocalMessageStore } from './store-local';
 
@@ -76,7 +78,6 @@ export class ServerCore {
   private readonly localRouting: LocalRouting;
 
   constructor(readonly opts: ResolvedOptions, offline: OfflineStore) {
-    this.io = new SessionIo(opts, this.metrics, (s) => this.release(s));
     this.receipts = new ReceiptBacklog(opts.receipts);
     this.qos = new QosSendDaemon(
       opts.qos,
@@ -91,6 +92,7 @@ export class ServerCore {
       (ageMs) => this.metrics.ackLatency.observe(ageMs / 1000),
     );
     this.presence = this.localPresence = new LocalPresence();
+    this.io = new SessionIo(opts, this.metrics, this.sessions, this.presence);
     this.routing = this.localRouting = new LocalRouting(this.sessions, this.io, this.qos);
     this.store = new LocalMessageStore(offline, { c2s: opts.dedup, c2c: opts.c2cDedup });
     this.ctx = {
@@ -103,7 +105,7 @@ export class ServerCore {
       store: this.store,
       qos: this.qos,
       receipts: this.receipts,
-      safely: (name, fn) => this.safely(name, fn),
+      safely: (name, fn) => runHook(opts.logger, name, fn),
     };
   }
 
@@ -175,28 +177,13 @@ export class ServerCore {
     else this.receive(s, text);
   }
 
-  /** Refuses input a gateway could not even decode (oversize, binary, bad UTF-8): error, then close. */
-  rejectInput(s: Session, code: number, message: string): void {
-    this.io.rejectInput(s, code, message);
-  }
-
-  /** Sends an error frame (type 52); see {@link SessionIo.sendError}. */
-  sendError(s: Session, code: number, message: string, about?: ErrorAbout): void {
-    this.io.sendError(s, code, message, about);
-  }
-
   /** Called by the gateway once a connection is gone; idempotent. */
   closed(s: Session): void {
     if (!this.sessions.delete(s)) return;
     s.closed = true;
     s.clearTimers();
     this.metrics.open[s.transport]--;
-    this.release(s);
-  }
-
-  /** Closes a connection, the user going offline at once; see {@link SessionIo.closeSession}. */
-  closeSession(s: Session, kickCode = -1, closeCode?: number): void {
-    this.io.closeSession(s, kickCode, closeCode);
+    this.io.release(s);
   }
 
   /**
@@ -241,28 +228,9 @@ export class ServerCore {
     return this.sessions.all();
   }
 
-  /** Takes a session's user offline if it is still the user's current session, firing onLogout. */
-  private release(s: Session): void {
-    const uid = s.userId;
-    if (uid && this.sessions.unbind(uid, s)) {
-      const released = this.presence.release(uid, this.opts.nodeId, s.id);
-      if (isPromise(released)) released.catch((err: unknown) => this.opts.logger.error(`releasing "${uid}" failed`, err));
-      const info = s.info();
-      this.opts.logger.info('logout', { user: uid, kickCode: s.kickCode, session: s.id, transport: s.transport });
-      this.safely('onLogout', () => this.opts.hooks.onLogout?.(uid, s.kickCode, info));
-    }
-  }
-
   /** Runs an application hook, logging (never propagating) what it throws or rejects with. */
   safely(name: string, fn: () => unknown): void {
-    try {
-      const r = fn();
-      if (r && typeof (r as Promise<unknown>).catch === 'function') {
-        (r as Promise<unknown>).catch((err) => this.opts.logger.error(`hook ${name} failed`, err));
-      }
-    } catch (err) {
-      this.opts.logger.error(`hook ${name} failed`, err);
-    }
+    runHook(this.opts.logger, name, fn);
   }
 
   private async dispatch(s: Session, p: Protocal): Promise<void> {

@@ -111,7 +111,7 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
   const admit = (key: string, rinfo: RemoteInfo): Peer => {
     for (let victim = peers.victimFor(rinfo.address); victim; victim = peers.victimFor(rinfo.address)) {
       log(victim[0], `dropped (rank ${victim[1].rank()}) to make room for ${key}`);
-      core.closeSession(victim[1].session);
+      core.io.closeSession(victim[1].session);
       peers.remove(victim[0]);
     }
     const kept = retired.get(key);
@@ -170,7 +170,7 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
     }
     peers.heard(key);
     if (msg.length > opts.maxDatagramBytes) {
-      core.rejectInput(p.session, ServerErrorCode.FRAME_TOO_LARGE, `datagram of ${msg.length} bytes exceeds the ${opts.maxDatagramBytes}-byte limit`);
+      core.io.rejectInput(p.session, ServerErrorCode.FRAME_TOO_LARGE, `datagram of ${msg.length} bytes exceeds the ${opts.maxDatagramBytes}-byte limit`);
       return;
     }
     core.receiveBytes(p.session, msg);

@@ -194,7 +194,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       closed = true;
       fdWatch.stop();
       core.qos.stop();
-      for (const s of core.allSessions()) core.closeSession(s);
+      for (const s of core.allSessions()) core.io.closeSession(s);
       await Promise.all(gateways.map((g) => g.close()));
       for (const s of core.allSessions()) core.closed(s);
       ownStore?.close();

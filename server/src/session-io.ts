@@ -1,8 +1,12 @@
 import { createFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
 import { ServerErrorCode } from './errors';
+import { runHook } from './hooks';
+import type { LocalSessions } from './local-sessions';
 import type { Logger } from './logger';
+import { isPromise } from './maybe-promise';
 import type { Metrics } from './metrics';
 import type { ResolvedOptions } from './options';
+import type { Presence } from './presence';
 import { overBytes, type Session, type TransportName } from './session';
 
 /** What an error frame refers to: the refused message's fingerprint and, for size refusals, the limit. */
@@ -11,19 +15,20 @@ export interface ErrorAbout {
   limit?: number;
 }
 
-/** The options writing to a session needs: the logger and each transport's frame limit. */
-export type SessionIoOptions = Pick<ResolvedOptions, 'logger' | 'ws' | 'tcp' | 'udp'>;
+/** The options writing to and ending a session needs: the logger, each transport's frame limit, `onLogout`. */
+export type SessionIoOptions = Pick<ResolvedOptions, 'logger' | 'ws' | 'tcp' | 'udp' | 'hooks' | 'nodeId'>;
 
 /**
- * Everything that writes to or ends one local session: frames (counted), error frames, kickouts and
- * closes. The bottom of every frame's path before the gateway's link; it calls nothing above it except
- * `release`, which the core gives it to take a closed session's user offline.
+ * Everything that writes to or ends one session of this process: frames (counted), error frames,
+ * kickouts, closes, and taking a closed session's user offline. The bottom of every frame's path before
+ * the gateway's link: it calls nothing above it.
  */
 export class SessionIo {
   constructor(
     private readonly opts: SessionIoOptions,
     private readonly metrics: Metrics,
-    private readonly release: (s: Session) => void,
+    private readonly sessions: LocalSessions,
+    private readonly presence: Presence,
   ) {}
 
   /** Writes a frame to a session, counting it; a frame over the session's transport limit is not written. */
@@ -110,6 +115,17 @@ export class SessionIo {
     this.opts.logger.info('kick', { user: userId, code, session: s.id, transport: s.transport, remote: s.remote });
     this.send(s, kickout);
     this.closeSession(s, code);
+  }
+
+  /** Takes a session's user offline if it is still the user's current session, firing onLogout. */
+  release(s: Session): void {
+    const uid = s.userId;
+    if (!uid || !this.sessions.unbind(uid, s)) return;
+    const released = this.presence.release(uid, this.opts.nodeId, s.id);
+    if (isPromise(released)) released.catch((err: unknown) => this.opts.logger.error(`releasing "${uid}" failed`, err));
+    const info = s.info();
+    this.opts.logger.info('logout', { user: uid, kickCode: s.kickCode, session: s.id, transport: s.transport });
+    runHook(this.opts.logger, 'onLogout', () => this.opts.hooks.onLogout?.(uid, s.kickCode, info));
   }
 }
 

@@ -58,7 +58,7 @@ beforeEach(() => {
 afterEach(() => {
   for (const c of cores.splice(0)) {
     c.qos.stop();
-    for (const s of c.allSessions()) c.closeSession(s);
+    for (const s of c.allSessions()) c.io.closeSession(s);
   }
   for (const s of stores.splice(0)) s.close();
   vi.useRealTimers();
