@@ -5,6 +5,7 @@ import type { Presence } from './presence';
 import type { QosSendDaemon } from './qos-s2c';
 import type { ReceiptBacklog } from './receipts';
 import type { Routing } from './routing';
+import type { LocalRouting } from './routing-local';
 import type { SessionIo } from './session-io';
 import type { MessageStore } from './store';
 
@@ -38,4 +39,14 @@ export interface ServerContext {
   readonly receipts: ReceiptBacklog;
   /** Runs an application hook, logging (never propagating) what it throws or rejects with. */
   safely(name: string, fn: () => unknown): void;
+}
+
+/**
+ * The implementations of the seams a core runs with; each one left out is the single-process one.
+ * `routing` wraps the local routing, which keeps writing to the sessions this process holds.
+ */
+export interface ServerSeams {
+  presence: Presence;
+  store: MessageStore;
+  routing(local: LocalRouting): Routing;
 }

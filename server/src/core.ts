@@ -2,7 +2,7 @@
 
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
 import { MAX_KICK_REASON_LENGTH } from './bounds';
-import type { ServerContext } from './context';
+import type { ServerContext, ServerSeams } from './context';
 import { resendFrame } from './deliver';
 import { ServerErrorCode } from './errors';
 import { runHook } from './hooks';
@@ -74,10 +74,10 @@ export class ServerCore {
   readonly ctx: ServerContext;
   /** Set by a graceful shutdown: every new connection is sent error 336 and closed at once. */
   draining = false;
-  private readonly localPresence: LocalPresence;
   private readonly localRouting: LocalRouting;
 
-  constructor(readonly opts: ResolvedOptions, offline: OfflineStore) {
+  /** `offline` holds the messages unless `seams.store` replaces the whole store; see {@link ServerSeams}. */
+  constructor(readonly opts: ResolvedOptions, offline: OfflineStore, seams: Partial<ServerSeams> = {}) {
     this.receipts = new ReceiptBacklog(opts.receipts);
     this.qos = new QosSendDaemon(
       opts.qos,
@@ -91,10 +91,11 @@ export class ServerCore {
       },
       (ageMs) => this.metrics.ackLatency.observe(ageMs / 1000),
     );
-    this.presence = this.localPresence = new LocalPresence();
+    this.presence = seams.presence ?? new LocalPresence();
     this.io = new SessionIo(opts, this.metrics, this.sessions, this.presence);
-    this.routing = this.localRouting = new LocalRouting(this.sessions, this.io, this.qos);
-    this.store = new LocalMessageStore(offline, { c2s: opts.dedup, c2c: opts.c2cDedup });
+    this.localRouting = new LocalRouting(this.sessions, this.io, this.qos);
+    this.routing = seams.routing ? seams.routing(this.localRouting) : this.localRouting;
+    this.store = seams.store ?? new LocalMessageStore(offline, { c2s: opts.dedup, c2c: opts.c2cDedup });
     this.ctx = {
       opts,
       metrics: this.metrics,
@@ -197,7 +198,8 @@ export class ServerCore {
   }
 
   /**
-   * Kicks a user's current session in this process; false when the user is not online here. A reason
+   * Kicks a user's current session in this process; false when the user is not online here (the admin
+   * API's view is this process's until it answers asynchronously for a cluster). A reason
    * longer than {@link MAX_KICK_REASON_LENGTH} characters is a RangeError (the admin API answers 413).
    */
   kick(userId: string, code: number, reason?: string): boolean {
@@ -208,14 +210,14 @@ export class ServerCore {
     return this.localRouting.kickUser(userId, code, reason);
   }
 
-  /** User ids online (the single-process presence answers at once). */
+  /** The users logged in to this process (in one process, exactly what the presence lists). */
   onlineUsers(): string[] {
-    return this.localPresence.list();
+    return this.sessions.userIds();
   }
 
-  /** Number of users online. */
+  /** Number of users logged in to this process. */
   onlineCount(): number {
-    return this.localPresence.count();
+    return this.sessions.userCount;
   }
 
   /** Starts handing a logged-in session its stored messages (the UDP gateway, once an address proves itself). */

@@ -46,8 +46,13 @@ export class LocalSessions {
     return true;
   }
 
+  /** The users logged in here, in the order they first logged in. */
+  userIds(): string[] {
+    return [...this.byUser.keys()];
+  }
+
   /** Number of users logged in here. */
-  get users(): number {
+  get userCount(): number {
     return this.byUser.size;
   }
 }
