@@ -5,7 +5,7 @@ import { MAX_KICK_REASON_LENGTH } from './bounds';
 import type { ServerContext, ServerSeams } from './context';
 import { resendFrame } from './deliver';
 import { ServerErrorCode } from './errors';
-import { runHook } from './hooks';
+import { hookRunner, runHook } from './hooks';
 import { LocalSessions } from './local-sessions';
 import { handleLogin } from './login';
 import { Metrics } from './metrics';
@@ -106,7 +106,7 @@ export class ServerCore {
       store: this.store,
       qos: this.qos,
       receipts: this.receipts,
-      safely: (name, fn) => runHook(opts.logger, name, fn),
+      safely: hookRunner(opts.logger),
     };
   }
 

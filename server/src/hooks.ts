@@ -58,3 +58,8 @@ export function runHook(logger: Logger, name: string, fn: () => unknown): void {
     logger.error(`hook ${name} failed`, err);
   }
 }
+
+/** {@link runHook} bound to a logger, for the handlers' context. */
+export function hookRunner(logger: Logger): (name: string, fn: () => unknown) => void {
+  return (name, fn) => runHook(logger, name, fn);
+}
