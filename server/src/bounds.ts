@@ -3,6 +3,8 @@
  * structure shares, so one rule decides what an entry costs whichever table it sits in.
  */
 
+import { encodeFrame, type Protocal } from '../../src/protocol';
+
 /** Longest fingerprint accepted on a data frame or an ACK (MobileIMSDK fps are 36-character UUIDs). */
 export const MAX_FP_LENGTH = 128;
 
@@ -33,4 +35,9 @@ export function tupleKey(...parts: Array<string | null | undefined>): string {
     key += `${p.length}:${p}`;
   }
   return key + (parts[parts.length - 1] ?? '');
+}
+
+/** The encoded size of a frame in bytes. */
+export function frameBytes(p: Protocal): number {
+  return Buffer.byteLength(encodeFrame(p), 'utf8');
 }

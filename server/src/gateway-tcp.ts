@@ -93,7 +93,7 @@ function attach(core: ServerCore, socket: Socket, maxBodyBytes: number): void {
       bodies = decoder.push(chunk);
     } catch (err) {
       const tooLarge = err instanceof FrameTooLargeError;
-      core.rejectInput(session, tooLarge ? ServerErrorCode.FRAME_TOO_LARGE : ServerErrorCode.BAD_FRAME, (err as Error).message);
+      core.io.rejectInput(session, tooLarge ? ServerErrorCode.FRAME_TOO_LARGE : ServerErrorCode.BAD_FRAME, (err as Error).message);
       return;
     }
     for (const body of bodies) {

@@ -1,7 +1,6 @@
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { decodeFrame, encodeFrame, MsgType, type Protocal } from '../../src/protocol';
 import { decodeUtf8, type ServerCore } from './core';
-import { replayStored } from './delivery';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
 import { TokenBucket, type FrameBudget } from './rate-limit';
@@ -84,10 +83,10 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
   /** After the frame that proved the address has been handled: hand over again what was held back. */
   const afterProof = (key: string, p: Peer): void => {
     const s = p.session;
-    if (!p.withheld || !s.userId || core.online.get(s.userId) !== s) return;
+    if (!p.withheld || !s.userId || core.sessions.current(s.userId) !== s) return;
     p.withheld = false;
     // It stayed stored; queued behind the proving frame, so an ACK settles its message before the replay.
-    s.chain = s.chain.then(() => (s.closed ? undefined : replayStored(core, s))).catch((err: unknown) => core.opts.logger.error(`udp ${key}: replay failed`, err));
+    s.chain = s.chain.then(() => (s.closed ? undefined : core.replay(s))).catch((err: unknown) => core.opts.logger.error(`udp ${key}: replay failed`, err));
   };
 
   const write = (key: string, rinfo: RemoteInfo, p: Peer, text: string): boolean => {
@@ -112,7 +111,7 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
   const admit = (key: string, rinfo: RemoteInfo): Peer => {
     for (let victim = peers.victimFor(rinfo.address); victim; victim = peers.victimFor(rinfo.address)) {
       log(victim[0], `dropped (rank ${victim[1].rank()}) to make room for ${key}`);
-      core.closeSession(victim[1].session);
+      core.io.closeSession(victim[1].session);
       peers.remove(victim[0]);
     }
     const kept = retired.get(key);
@@ -171,7 +170,7 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
     }
     peers.heard(key);
     if (msg.length > opts.maxDatagramBytes) {
-      core.rejectInput(p.session, ServerErrorCode.FRAME_TOO_LARGE, `datagram of ${msg.length} bytes exceeds the ${opts.maxDatagramBytes}-byte limit`);
+      core.io.rejectInput(p.session, ServerErrorCode.FRAME_TOO_LARGE, `datagram of ${msg.length} bytes exceeds the ${opts.maxDatagramBytes}-byte limit`);
       return;
     }
     core.receiveBytes(p.session, msg);

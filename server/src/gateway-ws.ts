@@ -178,13 +178,13 @@ function attach(core: ServerCore, ws: LimitedWebSocket, remote: string, maxPaylo
   ws.onTooBig = () => {
     core.metrics.badInput++;
     core.opts.logger.debug(`ws ${remote}: a frame over the ${maxPayloadBytes}-byte limit, closing with 1009`);
-    core.sendError(session, ServerErrorCode.FRAME_TOO_LARGE, `a frame over the ${maxPayloadBytes}-byte limit; closing`, { limit: maxPayloadBytes });
+    core.io.sendError(session, ServerErrorCode.FRAME_TOO_LARGE, `a frame over the ${maxPayloadBytes}-byte limit; closing`, { limit: maxPayloadBytes });
     // The user goes offline now, not when the client answers the Close frame (ws waits up to 30 s).
     core.closed(session);
   };
   ws.on('message', (data, isBinary) => {
     if (isBinary) {
-      core.rejectInput(session, ServerErrorCode.BINARY_FRAME, 'binary frames are not supported: send each frame as text');
+      core.io.rejectInput(session, ServerErrorCode.BINARY_FRAME, 'binary frames are not supported: send each frame as text');
       return;
     }
     core.receive(session, Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'));

@@ -1,4 +1,5 @@
 import type { Protocal } from '../../src/protocol';
+import type { Logger } from './logger';
 import type { ConnectionInfo } from './session';
 
 /** What a `before*` hook returns: false drops the message (no ACK), a frame replaces it, anything else passes it. */
@@ -44,4 +45,21 @@ export function settleWithin<T>(result: MaybePromise<T>, timeoutMs: number, name
     timer = setTimeout(() => reject(new Error(`hook ${name} did not settle within ${timeoutMs} ms`)), timeoutMs);
   });
   return Promise.race([result, late]).finally(() => clearTimeout(timer));
+}
+
+/** Runs an application hook, logging (never propagating) what it throws or rejects with. */
+export function runHook(logger: Logger, name: string, fn: () => unknown): void {
+  try {
+    const r = fn();
+    if (r && typeof (r as Promise<unknown>).catch === 'function') {
+      (r as Promise<unknown>).catch((err) => logger.error(`hook ${name} failed`, err));
+    }
+  } catch (err) {
+    logger.error(`hook ${name} failed`, err);
+  }
+}
+
+/** {@link runHook} bound to a logger, for the handlers' context. */
+export function hookRunner(logger: Logger): (name: string, fn: () => unknown) => void {
+  return (name, fn) => runHook(logger, name, fn);
 }

@@ -1,8 +1,9 @@
 import { createFrame, decodeLoginInfo, KickoutCode, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
-import type { ServerCore } from './core';
-import { replayStored } from './delivery';
+import type { ServerContext } from './context';
 import { ServerErrorCode } from './errors';
+import { isPromise } from './maybe-promise';
 import { flushReceipts, requestedCaps, SUPPORTED_CAPS } from './receipts';
+import { replayStored } from './replay';
 import type { Session } from './session';
 import { isValidUserId } from './user-id';
 
@@ -21,36 +22,36 @@ export const FIRST_LOGIN_TIME_SKEW_MS = 60000;
  * stored for the user. Unlike MobileIMSDK, a logged-in connection can only repeat its own login; a login
  * for another user id is refused with error 314.
  */
-export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Promise<void> {
+export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): Promise<void> {
   let info: ReturnType<typeof decodeLoginInfo>;
   try {
     info = decodeLoginInfo(p.dataContent);
   } catch (err) {
-    core.rejectInput(s, ServerErrorCode.BAD_FRAME, `bad login: ${(err as Error).message}`);
+    ctx.io.rejectInput(s, ServerErrorCode.BAD_FRAME, `bad login: ${(err as Error).message}`);
     return;
   }
   const uid = info.loginUserId;
   if (!isValidUserId(uid)) {
-    core.rejectInput(s, ServerErrorCode.BAD_FRAME, 'bad login: loginUserId is missing, reserved ("0", "-1") or too long');
+    ctx.io.rejectInput(s, ServerErrorCode.BAD_FRAME, 'bad login: loginUserId is missing, reserved ("0", "-1") or too long');
     return;
   }
   if (s.userId) {
     if (s.userId !== uid) {
-      core.sendError(s, ServerErrorCode.ALREADY_LOGGED_IN, `this connection is logged in as "${s.userId}"; log out first`);
+      ctx.io.sendError(s, ServerErrorCode.ALREADY_LOGGED_IN, `this connection is logged in as "${s.userId}"; log out first`);
       return;
     }
-    core.send(s, loginResponse(0, s.firstLoginTime, uid, core, requestedCaps(p.dataContent)));
+    ctx.io.send(s, loginResponse(0, s.firstLoginTime, uid, ctx.opts.maxMessageBytes, requestedCaps(p.dataContent)));
     return;
   }
 
-  const { code, reason } = await decideLogin(core, s, uid, info.loginToken ?? '', info.extra ?? null);
+  const { code, reason } = await decideLogin(ctx, s, uid, info.loginToken ?? '', info.extra ?? null);
   if (s.closed) return;
   if (code !== 0) {
-    core.metrics.loginRefused(code);
+    ctx.metrics.loginRefused(code);
     const backend = code === ServerErrorCode.AUTH_UNAVAILABLE || code === ServerErrorCode.AUTH_BUSY;
-    core.opts.logger[backend ? 'warn' : 'info']('login refused', { user: uid, code, reason, session: s.id, transport: s.transport, remote: s.remote });
-    core.send(s, loginResponse(code, -1, UNSET_ID));
-    core.closeSession(s);
+    ctx.opts.logger[backend ? 'warn' : 'info']('login refused', { user: uid, code, reason, session: s.id, transport: s.transport, remote: s.remote });
+    ctx.io.send(s, loginResponse(code, -1, UNSET_ID));
+    ctx.io.closeSession(s);
     return;
   }
 
@@ -59,27 +60,34 @@ export async function handleLogin(core: ServerCore, s: Session, p: Protocal): Pr
   const ftOut = ft === 0 ? now : ft;
   const caps = requestedCaps(p.dataContent);
   s.caps = (caps ?? 0) & SUPPORTED_CAPS;
-  core.send(s, loginResponse(0, ftOut, uid, core, caps));
-  const verdict = core.online.decide(uid, s, ft);
+  ctx.io.send(s, loginResponse(0, ftOut, uid, ctx.opts.maxMessageBytes, caps));
+  // Arbitrated and recorded in one step (atomic in a shared presence), then bound to this process's session.
+  const claimed = ctx.presence.claim(uid, { node: ctx.opts.nodeId, session: s.id, firstLoginTime: ftOut }, ft);
+  const verdict = isPromise(claimed) ? await claimed : claimed;
   if (verdict.kind === 'reject') {
-    core.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
+    ctx.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
     return;
   }
-  core.online.put(uid, s);
+  if (s.closed) {
+    // Only while an asynchronous claim was answered: the connection went in the meantime.
+    void Promise.resolve(ctx.presence.release(uid, ctx.opts.nodeId, s.id)).catch((err: unknown) => ctx.opts.logger.error(`releasing "${uid}" failed`, err));
+    return;
+  }
+  ctx.sessions.bind(uid, s);
   if (verdict.kind === 'replace') {
-    if (verdict.kick) core.kickSession(verdict.old, uid, KickoutCode.DUPLICATE_LOGIN);
-    else core.closeSession(verdict.old);
+    const ended = ctx.routing.endSession(verdict.old, uid, verdict.kick ? KickoutCode.DUPLICATE_LOGIN : null);
+    if (isPromise(ended)) ended.catch((err: unknown) => ctx.opts.logger.error(`ending the superseded session of "${uid}" failed`, err));
   }
   s.userId = uid;
   s.firstLoginTime = ftOut;
   if (s.loginTimer) clearTimeout(s.loginTimer);
   s.loginTimer = null;
-  core.metrics.logins++;
-  core.opts.logger.info('login', { user: uid, session: s.id, transport: s.transport, remote: s.remote });
+  ctx.metrics.logins++;
+  ctx.opts.logger.info('login', { user: uid, session: s.id, transport: s.transport, remote: s.remote });
   const connInfo = s.info();
-  core.safely('onLoginSuccess', () => core.opts.hooks.onLoginSuccess?.(uid, info.extra ?? null, connInfo));
-  flushReceipts(core, s, uid, Date.now());
-  await replayStored(core, s);
+  ctx.safely('onLoginSuccess', () => ctx.opts.hooks.onLoginSuccess?.(uid, info.extra ?? null, connInfo));
+  flushReceipts(ctx, s, uid, Date.now());
+  await replayStored(ctx, s);
 }
 
 /**
@@ -96,18 +104,18 @@ export function trustedFirstLoginTime(claimed: number, nowMs: number): number {
  * The login code and, for a refusal, why: the configured authenticator first (JWT or webhook), then the
  * `verifyLogin` hook for the logins it accepted.
  */
-async function decideLogin(core: ServerCore, s: Session, uid: string, token: string, extra: string | null): Promise<{ code: number; reason: string }> {
-  if (core.opts.auth) {
-    const verdict = await core.opts.auth.verify(uid, token, extra);
+async function decideLogin(ctx: ServerContext, s: Session, uid: string, token: string, extra: string | null): Promise<{ code: number; reason: string }> {
+  if (ctx.opts.auth) {
+    const verdict = await ctx.opts.auth.verify(uid, token, extra);
     if (!verdict.ok) return { code: verdict.code, reason: verdict.reason };
     if (s.closed) return { code: 0, reason: '' };
   }
-  if (!core.opts.hooks.verifyLogin) return { code: 0, reason: '' };
+  if (!ctx.opts.hooks.verifyLogin) return { code: 0, reason: '' };
   try {
-    const code = loginCodeOf(await core.opts.hooks.verifyLogin(uid, token, extra, s.info()));
+    const code = loginCodeOf(await ctx.opts.hooks.verifyLogin(uid, token, extra, s.info()));
     return { code, reason: 'refused by the verifyLogin hook' };
   } catch (err) {
-    core.opts.logger.error(`verifyLogin failed for ${JSON.stringify(uid)}`, err);
+    ctx.opts.logger.error(`verifyLogin failed for ${JSON.stringify(uid)}`, err);
     return { code: ServerErrorCode.SERVER_ERROR, reason: 'the verifyLogin hook failed' };
   }
 }
@@ -125,11 +133,11 @@ function loginCodeOf(verdict: unknown): number {
  * the capabilities granted and the largest message the server takes; any other login gets MobileIMSDK's
  * response byte for byte.
  */
-function loginResponse(code: number, firstLoginTime: number, to: string, core?: ServerCore, caps: number | null = null): Protocal {
+function loginResponse(code: number, firstLoginTime: number, to: string, maxMessageBytes?: number, caps: number | null = null): Protocal {
   const body: Record<string, number> = { code, firstLoginTime };
-  if (core && caps !== null) {
+  if (maxMessageBytes !== undefined && caps !== null) {
     body.caps = caps & SUPPORTED_CAPS;
-    body.maxMessageBytes = core.opts.maxMessageBytes;
+    body.maxMessageBytes = maxMessageBytes;
   }
   return createFrame({ type: MsgType.LOGIN_RESPONSE, dataContent: JSON.stringify(body), from: SERVER_ID, to });
 }

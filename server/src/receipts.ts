@@ -1,4 +1,6 @@
 import { createFrame, parseObject, readInt, type Protocal } from '../../src/protocol';
+import { isPromise } from './maybe-promise';
+import type { Routing } from './routing';
 import type { Session } from './session';
 
 /**
@@ -156,25 +158,26 @@ export class ReceiptBacklog {
 
 /** What forwarding a receipt needs of the server. */
 export interface ReceiptContext {
-  readonly online: { get(userId: string): Session | undefined };
+  readonly routing: Pick<Routing, 'sendReceipt'>;
   readonly receipts: ReceiptBacklog;
-  send(s: Session, p: Protocal): boolean;
+  readonly io: { send(s: Session, p: Protocal): boolean };
 }
 
 /**
- * `receiver`'s device ACKed message `fp` from `sender`: tells the sender now if it is online and asked
- * for receipts, keeps the receipt for its next login if it is offline, and drops it for a session that
- * did not ask (a MobileIMSDK client must never see a type-60 frame).
+ * `receiver`'s device ACKed message `fp` from `sender`: routing tells the sender now if it is online
+ * (a session that did not ask for receipts drops it: a MobileIMSDK client must never see a type-60
+ * frame); a sender offline gets it kept for its next login. A promise only when routing answers with one.
  */
-export function forwardReceipt(ctx: ReceiptContext, sender: string, receiver: string, fp: string, atMs: number): void {
-  const s = ctx.online.get(sender);
-  if (!s || s.closed) ctx.receipts.add(sender, receiver, fp, atMs);
-  else if (s.caps & CAP_RECEIPTS) ctx.send(s, receiptFrame(sender, receiver, fp, atMs));
+export function forwardReceipt(ctx: ReceiptContext, sender: string, receiver: string, fp: string, atMs: number): Promise<void> | undefined {
+  const routed = ctx.routing.sendReceipt(sender, receiver, fp, atMs);
+  if (isPromise(routed)) return routed.then((ok) => void (ok || ctx.receipts.add(sender, receiver, fp, atMs)));
+  if (!routed) ctx.receipts.add(sender, receiver, fp, atMs);
+  return undefined;
 }
 
 /** Hands a sender who just logged in (asking for receipts) what waited for it; others' backlog is dropped. */
 export function flushReceipts(ctx: ReceiptContext, s: Session, userId: string, nowMs: number): void {
   const waiting = ctx.receipts.take(userId, nowMs);
   if (!(s.caps & CAP_RECEIPTS)) return;
-  for (const r of waiting) if (!ctx.send(s, receiptFrame(userId, r.receiver, r.fp, r.atMs))) return;
+  for (const r of waiting) if (!ctx.io.send(s, receiptFrame(userId, r.receiver, r.fp, r.atMs))) return;
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createFrame, MsgType, SERVER_ID } from '../../src/protocol';
 import { startAdminHttp } from './admin-http';
-import { MAX_FP_LENGTH } from './bounds';
+import { frameBytes, MAX_FP_LENGTH } from './bounds';
 import { ServerCore } from './core';
-import { deliver, frameBytes, storedExpired } from './delivery';
+import { deliver, storedExpired } from './deliver';
 import type { Gateway } from './gateway';
 import { startTcpGateway } from './gateway-tcp';
 import { startUdpGateway } from './gateway-udp';
@@ -109,7 +109,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
         maxBytes: opts.maxStoredBytes,
         ttlMs: opts.messageTtlMs,
         logger: opts.logger,
-        onExpired: (messages) => core && storedExpired(core, messages),
+        onExpired: (messages) => core && storedExpired(core.ctx, messages),
       });
   const store = opts.store ?? (ownStore as SqliteOfflineStore);
   core = new ServerCore(opts, store);
@@ -120,7 +120,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
   const logger = opts.logger;
   const fdWatch = watchDescriptors(logger);
   const exporter = createPrometheusExporter(core.metrics, {
-    onlineUsers: () => core.online.size,
+    onlineUsers: () => core.onlineCount(),
     offlinePending: () => (ownStore && !closed ? ownStore.total() : null),
     qosPending: () => core.qos.size,
   });
@@ -146,7 +146,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       if (size > opts.maxMessageBytes) throw new RangeError(`sendToUser: the frame is ${size} bytes, over maxMessageBytes (${opts.maxMessageBytes})`);
       let settle: (outcome: QosOutcome) => void = () => undefined;
       const outcome = new Promise<QosOutcome>((resolve) => (settle = resolve));
-      const result = await deliver(core, frame, settle);
+      const result = await deliver(core.ctx, frame, settle);
       if (result !== 'sent' || !qos) return { fp, status: result };
       const end = await outcome;
       if (end === 'delivered') return { fp, status: 'delivered' };
@@ -156,7 +156,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       if (!Number.isInteger(code)) throw new TypeError(`kick code must be an integer (2 = admin kick), got ${String(code)}`);
       return core.kick(userId, code, reason);
     },
-    onlineUsers: () => core.online.users(),
+    onlineUsers: () => core.onlineUsers(),
     prometheusMetrics: () => exporter.scrape(),
     prometheusContentType: exporter.contentType,
     async health() {
@@ -187,14 +187,14 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     },
     metrics: () => {
       if (ownStore && !closed) offlinePending = ownStore.total();
-      return core.metrics.snapshot(core.online.size, offlinePending);
+      return core.metrics.snapshot(core.onlineCount(), offlinePending);
     },
     async close() {
       if (closed) return;
       closed = true;
       fdWatch.stop();
       core.qos.stop();
-      for (const s of core.allSessions()) core.closeSession(s);
+      for (const s of core.allSessions()) core.io.closeSession(s);
       await Promise.all(gateways.map((g) => g.close()));
       for (const s of core.allSessions()) core.closed(s);
       ownStore?.close();

@@ -3,7 +3,7 @@ import { createFrame } from '../../src/protocol';
 import { SenseMode } from '../../src/sense-mode';
 import { ServerCore } from '../../server/src/core';
 import { DedupWindow } from '../../server/src/dedup';
-import { deliver } from '../../server/src/delivery';
+import { deliver } from '../../server/src/deliver';
 import { silentLogger } from '../../server/src/logger';
 import { SqliteOfflineStore } from '../../server/src/offline-store';
 import { resolveOptions, type ServerOptions } from '../../server/src/options';
@@ -58,7 +58,7 @@ beforeEach(() => {
 afterEach(() => {
   for (const c of cores.splice(0)) {
     c.qos.stop();
-    for (const s of c.allSessions()) c.closeSession(s);
+    for (const s of c.allSessions()) c.io.closeSession(s);
   }
   for (const s of stores.splice(0)) s.close();
   vi.useRealTimers();
@@ -93,10 +93,10 @@ describe('idle expiry', () => {
     const link = connect('tcp');
     core.receive(link.session, loginText('idle-user'));
     await vi.advanceTimersByTimeAsync(6_999);
-    expect(core.online.users()).toEqual(['idle-user']);
+    expect(core.onlineUsers()).toEqual(['idle-user']);
     await vi.advanceTimersByTimeAsync(1);
     expect(logouts).toEqual([['idle-user', -1]]);
-    expect(core.online.users()).toEqual([]);
+    expect(core.onlineUsers()).toEqual([]);
   });
 
   it('uses the UDP expiry for UDP sessions', async () => {
@@ -131,7 +131,7 @@ describe('login deadline', () => {
     expect(link.closed).toBe(true);
     await vi.advanceTimersByTimeAsync(60_000);
     expect(link.ofType(50)).toEqual([]);
-    expect(core.online.users()).toEqual([]);
+    expect(core.onlineUsers()).toEqual([]);
   });
 
   it('does not apply once the session is logged in', async () => {
@@ -160,7 +160,7 @@ describe('server QoS daemon (MobileIMSDK: check 5000 ms, just-sent 2000 ms, 1 re
     const { core, store, link, lost } = await online('u1');
     core.qos.start();
     const frame = createFrame({ type: 2, dataContent: 'hi', from: '0', to: 'u1', fp: 'fp-1', QoS: true });
-    expect(await deliver(core, frame)).toBe('sent');
+    expect(await deliver(core.ctx, frame)).toBe('sent');
     expect(link.ofType(2)).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(4_999);
     expect(link.ofType(2)).toHaveLength(1);
@@ -179,7 +179,7 @@ describe('server QoS daemon (MobileIMSDK: check 5000 ms, just-sent 2000 ms, 1 re
     const { core, link } = await online('u2');
     core.qos.start();
     await vi.advanceTimersByTimeAsync(3_500);
-    await deliver(core, createFrame({ type: 2, dataContent: 'hi', from: '0', to: 'u2', fp: 'fp-2', QoS: true }));
+    await deliver(core.ctx, createFrame({ type: 2, dataContent: 'hi', from: '0', to: 'u2', fp: 'fp-2', QoS: true }));
     await vi.advanceTimersByTimeAsync(1_500);
     expect(link.ofType(2)).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(5_000);
@@ -190,7 +190,7 @@ describe('server QoS daemon (MobileIMSDK: check 5000 ms, just-sent 2000 ms, 1 re
     const { core, store, link } = await online('u3');
     core.qos.start();
     const outcomes: string[] = [];
-    await deliver(core, createFrame({ type: 2, dataContent: 'hi', from: '0', to: 'u3', fp: 'fp-3', QoS: true }), (o) => void outcomes.push(o));
+    await deliver(core.ctx, createFrame({ type: 2, dataContent: 'hi', from: '0', to: 'u3', fp: 'fp-3', QoS: true }), (o) => void outcomes.push(o));
     expect(store.count('u3')).toBe(1);
     core.receive(link.session, JSON.stringify({ type: 4, dataContent: 'fp-3', from: 'u3', to: '0' }));
     await vi.advanceTimersByTimeAsync(0);
@@ -227,7 +227,7 @@ describe('hooks that never settle', () => {
   it('treats an onOffline hook that has not settled within hookTimeoutMs as a refusal', async () => {
     const { core } = makeCore({ hookTimeoutMs: 10_000, hooks: { onOffline: never } });
     const results: string[] = [];
-    void deliver(core, createFrame({ type: 2, dataContent: 'hi', from: '0', to: 'away', fp: 'fp-off', QoS: true })).then((r) => void results.push(r));
+    void deliver(core.ctx, createFrame({ type: 2, dataContent: 'hi', from: '0', to: 'away', fp: 'fp-off', QoS: true })).then((r) => void results.push(r));
     await vi.advanceTimersByTimeAsync(9_999);
     expect(results).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);

@@ -1,0 +1,96 @@
+import { decodeFrame, encodeFrame, SERVER_ID, type Protocal } from '../../src/protocol';
+import type { ServerContext } from './context';
+import { ServerErrorCode } from './errors';
+import { settleWithin } from './hooks';
+import { isPromise } from './maybe-promise';
+import type { ExpiredMessage } from './offline-store';
+import type { QosWaiter } from './routing';
+import { OfflineStoreError } from './store-error';
+
+/**
+ * How handing a message to its receiver went: `full` is the receiver's box, `quota` the whole store's
+ * limit, `unavailable` a store that cannot write durably now (nothing was stored, nothing may be ACKed),
+ * `busy` a receiver online while the QoS table is at its bound (neither written nor stored).
+ */
+export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable' | 'busy';
+
+/**
+ * Hands a message to user `msg.to`. QoS messages are stored durably first (unless an `onOffline` hook
+ * replaces the store), then written if the user is online and tracked by the QoS daemon; they leave the
+ * store only on the receiver's ACK, so a crash or a lost retransmission never loses them.
+ */
+export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWaiter): Promise<DeliveryResult> {
+  const to = msg.to as string;
+  const from = msg.from ?? SERVER_ID;
+  // Routed at write time, not before the awaits below: the receiver may log in while the message is
+  // being stored, after its replay has already listed the store (or before, and the replay sent it).
+  // Past the QoS table's bounds a written message is refused, not stored behind the back of a receiver
+  // who is online and would not see it before its next login.
+  const writeOnline = () => ctx.routing.sendData(to, msg, waiter);
+  if (!msg.QoS || !msg.fp) {
+    const w = writeOnline();
+    return (isPromise(w) ? await w : w) ? 'sent' : 'dropped';
+  }
+  const room = ctx.routing.hasRoom(to, msg);
+  if (!(isPromise(room) ? await room : room)) return 'busy';
+  const hook = ctx.opts.hooks.onOffline;
+  if (hook) {
+    const w = writeOnline();
+    if (isPromise(w) ? await w : w) return 'sent';
+    let ok = false;
+    try {
+      ok = (await settleWithin(hook(msg), ctx.opts.hookTimeoutMs, 'onOffline')) === true;
+    } catch (err) {
+      ctx.opts.logger.error('hook onOffline failed', err);
+    }
+    if (ok) ctx.metrics.offlineStored++;
+    return ok ? 'stored' : 'dropped';
+  }
+  let inserted: boolean;
+  try {
+    if ((await ctx.store.count(to)) >= ctx.opts.maxOfflinePerUser) return 'full';
+    const putStartMs = performance.now();
+    inserted = await ctx.store.put(to, from, msg.fp, encodeFrame(msg));
+    ctx.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
+  } catch (err) {
+    return storeRefused(ctx, to, msg.fp, err);
+  }
+  const w = writeOnline();
+  if (isPromise(w) ? await w : w) return 'sent';
+  if (inserted) ctx.metrics.offlineStored++;
+  return 'stored';
+}
+
+/** The QoS daemon's retransmission: to whatever session of this process the receiver is online with now. */
+export function resendFrame(ctx: ServerContext, frame: Protocal): void {
+  const target = frame.to ? ctx.sessions.current(frame.to) : undefined;
+  ctx.metrics.retransmissions++;
+  if (target && !target.closed) ctx.io.send(target, frame);
+}
+
+/**
+ * Stored messages that expired before their receiver ACKed them (the sender had its ACK when they were
+ * stored): they are gone for good, so `onLost` hears of them, as of any other lost QoS message.
+ */
+export function storedExpired(ctx: ServerContext, messages: ExpiredMessage[]): void {
+  const frames: Protocal[] = [];
+  for (const m of messages) {
+    try {
+      frames.push(decodeFrame(m.frame));
+    } catch {
+      ctx.opts.logger.error(`an expired stored message ${m.fp} for "${m.to}" is unreadable`);
+    }
+  }
+  if (frames.length > 0) ctx.safely('onLost', () => ctx.opts.hooks.onLost?.(frames));
+}
+
+/** A put the store refused: the global quota, or (for any other failure) unavailable; logged either way. */
+function storeRefused(ctx: ServerContext, to: string, fp: string, err: unknown): 'quota' | 'unavailable' {
+  if (err instanceof OfflineStoreError && err.reason === 'quota') {
+    ctx.opts.logger.debug(`message ${fp} to "${to}" refused: ${err.message}`);
+    return 'quota';
+  }
+  if (err instanceof OfflineStoreError) ctx.opts.logger.debug(`message ${fp} to "${to}" refused: ${err.message}`);
+  else ctx.opts.logger.error(`storing message ${fp} for "${to}" failed; refused with error ${ServerErrorCode.STORE_UNAVAILABLE}`, err);
+  return 'unavailable';
+}

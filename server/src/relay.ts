@@ -1,0 +1,192 @@
+import { createFrame, MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
+import { frameBytes, MAX_FP_LENGTH } from './bounds';
+import type { ServerContext } from './context';
+import { deliver } from './deliver';
+import { ServerErrorCode } from './errors';
+import { settleWithin, type BeforeVerdict } from './hooks';
+import { isPromise } from './maybe-promise';
+import { forwardReceipt } from './receipts';
+import { replaySettled } from './replay';
+import type { Session } from './session';
+import { isValidUserId } from './user-id';
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+/**
+ * The bounds every data and ACK frame passes before any bookkeeping (dedup, QoS table, store, the
+ * connection's queue): an fp of at most {@link MAX_FP_LENGTH} characters (error 320, the fp not echoed)
+ * and an encoded size of at most `maxMessageBytes` (error 311 naming the fp and the limit). The
+ * connection stays; false when the frame was refused.
+ */
+export function admitFrame(ctx: ServerContext, s: Session, p: Protocal): boolean {
+  const fp = p.type === MsgType.ACK ? p.dataContent : p.fp;
+  const where = `session ${s.id} (${s.transport} ${s.remote})`;
+  if (fp != null && fp.length > MAX_FP_LENGTH) {
+    ctx.metrics.badInput++;
+    ctx.opts.logger.debug(`${where}: refused a type-${p.type} frame with a ${fp.length}-character fp`);
+    ctx.io.sendError(s, ServerErrorCode.FP_TOO_LONG, `an fp longer than ${MAX_FP_LENGTH} characters is refused`);
+    return false;
+  }
+  const size = frameBytes(p);
+  const limit = ctx.opts.maxMessageBytes;
+  if (size > limit) {
+    ctx.metrics.badInput++;
+    ctx.opts.logger.debug(`${where}: refused a type-${p.type} frame of ${size} bytes`);
+    const about = { fp: p.type === MsgType.DATA ? p.fp : null, limit };
+    ctx.io.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${limit}-byte limit every receiver can read`, about);
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Type 2 from a logged-in user (already through {@link admitFrame}): `from` must be the user
+ * (a missing one is filled in); to "0" is C2S (dedup, ACK, `onC2S`), anything else C2C (dedup, store,
+ * forward, the server's ACK on the receiver's behalf).
+ */
+export async function handleData(ctx: ServerContext, s: Session, uid: string, p: Protocal): Promise<void> {
+  const startMs = performance.now();
+  if (p.from == null) p = { ...p, from: uid };
+  else if (p.from !== uid) {
+    ctx.io.sendError(s, ServerErrorCode.SPOOFED_FROM, `refused: from "${p.from}" is not this connection's user "${uid}"`);
+    return;
+  }
+  if (p.QoS && !p.fp) {
+    ctx.io.sendError(s, ServerErrorCode.BAD_MESSAGE, 'a QoS message needs an fp');
+    return;
+  }
+  // Java clients read typeu as an int and sm as a long (Gson): a relayed frame outside those ranges would
+  // make every receiving Java client fail to parse it, again on each replay of its stored copy.
+  if (p.typeu < INT32_MIN || p.typeu > INT32_MAX || !Number.isSafeInteger(p.sm)) {
+    ctx.io.sendError(s, ServerErrorCode.BAD_MESSAGE, 'typeu must fit a 32-bit int and sm a safe integer');
+    return;
+  }
+  if (p.to === SERVER_ID) return handleC2S(ctx, s, uid, p);
+  if (!isValidUserId(p.to)) {
+    ctx.io.sendError(s, ServerErrorCode.BAD_MESSAGE, 'a message needs a receiver in "to" that can be a user: not blank, not "-1", at most 256 characters', { fp: p.fp });
+    return;
+  }
+  // A retransmission of a message already accepted (its ACK was lost) is ACKed again, not handed on again:
+  // the first copy is delivered or stored until its receiver ACKs it.
+  const dedupFp = p.QoS && p.fp ? p.fp : null;
+  if (dedupFp) {
+    const seen = ctx.store.seen('c2c', uid, dedupFp);
+    if (isPromise(seen) ? await seen : seen) {
+      sendAck(ctx, s, dedupFp, p.to, uid);
+      return;
+    }
+  }
+  const msg = await runBefore(ctx, s, 'beforeC2C', p);
+  if (!msg) return;
+  if (!isValidUserId(msg.to)) {
+    ctx.opts.logger.warn('hook beforeC2C returned a message without a valid user receiver; refused with error 318');
+    ctx.io.sendError(s, ServerErrorCode.SERVER_ERROR, 'the message could not be handled', { fp: p.fp });
+    return;
+  }
+  const size = msg === p ? 0 : frameBytes(msg);
+  if (size > ctx.opts.maxMessageBytes) {
+    ctx.io.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${ctx.opts.maxMessageBytes}-byte limit every receiver can read`, {
+      fp: p.fp,
+      limit: ctx.opts.maxMessageBytes,
+    });
+    return;
+  }
+  const result = await deliver(ctx, msg);
+  if (result === 'sent') ctx.metrics.relayLatency.observe((performance.now() - startMs) / 1000);
+  if (result === 'sent') ctx.safely('onC2C', () => ctx.opts.hooks.onC2C?.(msg));
+  if (result === 'full') {
+    ctx.io.sendError(s, ServerErrorCode.OFFLINE_BOX_FULL, `the offline box of "${msg.to}" is full`, { fp: p.fp });
+    return;
+  }
+  if (result === 'quota') {
+    ctx.io.sendError(s, ServerErrorCode.OFFLINE_STORE_FULL, 'the server cannot store more messages now; retry later', { fp: p.fp });
+    return;
+  }
+  if (result === 'unavailable') {
+    ctx.io.sendError(s, ServerErrorCode.STORE_UNAVAILABLE, 'the server cannot store messages durably now; retry later', { fp: p.fp });
+    return;
+  }
+  if (result === 'busy') {
+    ctx.opts.logger.warn(`too many messages wait for an ACK (${ctx.qos.size}, ${ctx.qos.bytes} bytes); refused one from "${uid}"`);
+    ctx.io.sendError(s, ServerErrorCode.SERVER_BUSY, 'too many messages are waiting for delivery; retry later', { fp: p.fp });
+    return;
+  }
+  // The ACK answers the frame the sender sent, whatever the hook rewrote: its fp is what the sender retries.
+  if (dedupFp && (result === 'sent' || result === 'stored')) {
+    const remembered = ctx.store.remember('c2c', uid, dedupFp);
+    if (isPromise(remembered)) await remembered;
+    sendAck(ctx, s, dedupFp, p.to, uid);
+  }
+}
+
+/** Type 2 to the server: `beforeC2S`, then the ACK (for QoS), then `onC2S` unless it is a retransmission. */
+async function handleC2S(ctx: ServerContext, s: Session, uid: string, p: Protocal): Promise<void> {
+  const msg = await runBefore(ctx, s, 'beforeC2S', p);
+  if (!msg) return;
+  if (p.QoS && p.fp) {
+    const seen = ctx.store.checkAndRemember('c2s', uid, p.fp);
+    const duplicate = isPromise(seen) ? await seen : seen;
+    sendAck(ctx, s, p.fp, SERVER_ID, uid);
+    if (duplicate) return;
+  }
+  const info = s.info();
+  ctx.safely('onC2S', () => ctx.opts.hooks.onC2S?.(msg, info));
+}
+
+/**
+ * Type 4 from a logged-in user: settles the server's own QoS entry and the stored copy of the message
+ * `fp` that the ACK's `to` sent (a MobileIMSDK ACK's `to` is the acknowledged message's `from`; "0" for
+ * the server's pushes), so one sender's message never settles another's with the same fp. Never forwarded.
+ */
+export async function handleAck(ctx: ServerContext, s: Session, uid: string, p: Protocal): Promise<void> {
+  if (p.from != null && p.from !== uid) {
+    ctx.io.sendError(s, ServerErrorCode.SPOOFED_FROM, `refused: ACK from "${p.from}" is not this connection's user "${uid}"`);
+    return;
+  }
+  const fp = p.dataContent;
+  const sender = p.to;
+  if (!fp) return;
+  if (!sender) {
+    ctx.opts.logger.debug(`session ${s.id}: an ACK without "to" names no sender; ignored`);
+    return;
+  }
+  const settled = ctx.qos.ack(uid, sender, fp);
+  let removed = false;
+  try {
+    removed = ctx.opts.hooks.onOffline ? false : await ctx.store.remove(uid, sender, fp);
+  } catch (err) {
+    // The stored copy stays and comes again at the next login: at least once, never lost.
+    ctx.opts.logger.error(`removing the ACKed message ${fp} of "${uid}" from the offline store failed`, err);
+  }
+  if (settled || removed) {
+    ctx.metrics.delivered++;
+    ctx.safely('onDelivered', () => ctx.opts.hooks.onDelivered?.(fp, uid));
+    // The ACK names the sender in `to`, and it settled (or removed) only that sender's message.
+    if (isValidUserId(sender)) {
+      const forwarded = forwardReceipt(ctx, sender, uid, fp, Date.now());
+      if (forwarded) await forwarded;
+    }
+  }
+  await replaySettled(ctx, uid, sender, fp);
+}
+
+function sendAck(ctx: ServerContext, s: Session, fp: string, from: string, to: string): void {
+  ctx.io.send(s, createFrame({ type: MsgType.ACK, dataContent: fp, from, to }));
+}
+
+/** Runs `beforeC2S`/`beforeC2C`: the message to go on with (maybe rewritten), or null when it stops here. */
+async function runBefore(ctx: ServerContext, s: Session, name: 'beforeC2S' | 'beforeC2C', p: Protocal): Promise<Protocal | null> {
+  const hook = ctx.opts.hooks[name];
+  if (!hook) return p;
+  let verdict: BeforeVerdict;
+  try {
+    verdict = await settleWithin(hook(p, s.info()), ctx.opts.hookTimeoutMs, name);
+  } catch (err) {
+    ctx.opts.logger.error(`hook ${name} failed`, err);
+    ctx.io.sendError(s, ServerErrorCode.SERVER_ERROR, 'the message could not be handled; retry later');
+    return null;
+  }
+  if (verdict === false) return null;
+  return verdict && typeof verdict === 'object' ? verdict : p;
+}

@@ -1,0 +1,70 @@
+import { decodeFrame, type Protocal } from '../../src/protocol';
+import { tupleKey } from './bounds';
+import type { ServerContext } from './context';
+import type { Session } from './session';
+
+/**
+ * Starts handing a user who just logged in everything stored for them, oldest first, with the original
+ * fingerprints. At most `replayWindow` stored messages are in flight at once; each ACK (or loss) lets the
+ * next ones go, so a long backlog never floods the connection. Messages written live since the login
+ * (also stored until ACKed) are skipped rather than sent twice.
+ */
+export async function replayStored(ctx: ServerContext, s: Session): Promise<void> {
+  if (ctx.opts.hooks.onOffline) return;
+  s.replay = { cursor: 0, startedMs: Date.now(), inFlight: new Set(), pumping: false, again: false };
+  await pumpReplay(ctx, s);
+}
+
+/** Sends the next stored messages while the replay window has room. */
+async function pumpReplay(ctx: ServerContext, s: Session): Promise<void> {
+  const r = s.replay;
+  const uid = s.userId;
+  if (!r || !uid) return;
+  if (r.pumping) {
+    r.again = true;
+    return;
+  }
+  r.pumping = true;
+  try {
+    do {
+      r.again = false;
+      const room = ctx.opts.replayWindow - r.inFlight.size;
+      if (room <= 0) break;
+      const rows = await ctx.store.list(uid, r.cursor, room);
+      if (rows.length === 0 && r.inFlight.size === 0) {
+        s.replay = null;
+        return;
+      }
+      for (const row of rows) {
+        if (s.closed || ctx.sessions.current(uid) !== s) return;
+        r.cursor = row.seq;
+        if (ctx.qos.sentSince(uid, row.from, row.fp, r.startedMs)) continue;
+        let frame: Protocal;
+        try {
+          frame = decodeFrame(row.frame);
+        } catch {
+          ctx.opts.logger.error(`stored message ${row.fp} for "${uid}" is unreadable; removing it`);
+          await ctx.store.remove(uid, row.from, row.fp);
+          continue;
+        }
+        if (!ctx.io.fits(s, frame)) {
+          // Left stored (another transport may carry it) rather than let it stall the rest of the backlog.
+          ctx.opts.logger.warn(`stored message ${row.fp} for "${uid}" is over the ${s.transport} frame limit; skipped`);
+          continue;
+        }
+        if (!ctx.io.send(s, frame)) return;
+        r.inFlight.add(tupleKey(row.from, row.fp));
+        ctx.qos.enrol(frame, true);
+        ctx.metrics.offlineDelivered++;
+      }
+    } while (r.again);
+  } finally {
+    r.pumping = false;
+  }
+}
+
+/** A replayed message (`from`'s `fp`) was ACKed or given up on: it leaves the window and the next may go. */
+export async function replaySettled(ctx: ServerContext, userId: string, from: string, fp: string): Promise<void> {
+  const s = ctx.sessions.current(userId);
+  if (s?.replay?.inFlight.delete(tupleKey(from, fp))) await pumpReplay(ctx, s);
+}

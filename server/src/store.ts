@@ -1,0 +1,35 @@
+import type { MaybePromise } from './maybe-promise';
+import type { StoredMessage } from './offline-store';
+
+/** The two de-duplication windows: messages to the server, and messages accepted for another user. */
+export type DedupWindowName = 'c2s' | 'c2c';
+
+/**
+ * Everything the server keeps about messages between frames: the QoS messages waiting for their
+ * receiver's ACK (offline and in flight, per receiver, with quotas and a TTL) and the (sender, fp)
+ * windows that recognise a retransmission. Shared by every node in a cluster, so a retry that reaches
+ * another node is still recognised. Every method may answer at once or through a promise; `put` must not
+ * answer before the message is durable (the sender is ACKed right after) and refuses with an
+ * `OfflineStoreError` (reason `quota`, or anything else for "unavailable"). Implementations:
+ * store-local.ts (the SQLite or a custom {@link OfflineStore}, and in-memory windows).
+ */
+export interface MessageStore {
+  /** Stores `from`'s message `fp` for `to`; false when that (from, fp) is already stored for `to`. */
+  put(to: string, from: string, fp: string, frame: string): MaybePromise<boolean>;
+  /** The unexpired messages for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
+  list(to: string, afterSeq: number, limit: number): MaybePromise<StoredMessage[]>;
+  /** Removes one message; true when it was there. */
+  remove(to: string, from: string, fp: string): MaybePromise<boolean>;
+  /** Number of messages stored for `to`. */
+  count(to: string): MaybePromise<number>;
+  /** Number of messages stored in all. */
+  total(): MaybePromise<number>;
+  /** Whether `sender`'s message `fp` was accepted within the window's time (a retransmission). */
+  seen(window: DedupWindowName, sender: string, fp: string): MaybePromise<boolean>;
+  /** Records `sender`'s message `fp` as accepted. */
+  remember(window: DedupWindowName, sender: string, fp: string): MaybePromise<void>;
+  /** {@link remember} in one atomic step with {@link seen}: true when it was already there. */
+  checkAndRemember(window: DedupWindowName, sender: string, fp: string): MaybePromise<boolean>;
+  /** Releases what this store opened itself (not a store it was handed). */
+  close(): MaybePromise<void>;
+}
