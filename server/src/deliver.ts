@@ -73,6 +73,7 @@ export function resendFrame(ctx: ServerContext, frame: Protocal): void {
  * stored): they are gone for good, so `onLost` hears of them, as of any other lost QoS message.
  */
 export function storedExpired(ctx: ServerContext, messages: ExpiredMessage[]): void {
+  ctx.metrics.offlineExpired += messages.length;
   const frames: Protocal[] = [];
   for (const m of messages) {
     try {

@@ -108,7 +108,6 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
     return;
   }
   if (result === 'busy') {
-    ctx.opts.logger.warn(`too many messages wait for an ACK (${ctx.qos.size}, ${ctx.qos.bytes} bytes); refused one from "${uid}"`);
     ctx.io.sendError(s, ServerErrorCode.SERVER_BUSY, 'too many messages are waiting for delivery; retry later', { fp: p.fp });
     return;
   }
