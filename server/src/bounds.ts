@@ -8,8 +8,8 @@ import { encodeFrame, type Protocal } from '../../src/protocol';
 /** Longest fingerprint accepted on a data frame or an ACK (MobileIMSDK fps are 36-character UUIDs). */
 export const MAX_FP_LENGTH = 128;
 
-/** Longest user id: a login (login.ts) and a message's receiver are held to it. */
-export const MAX_USER_ID_LENGTH = 256;
+/** Longest user id: a login and a message's receiver are held to it (the rule lives in user-id.ts). */
+export { MAX_USER_ID_LENGTH } from './user-id';
 
 /** Longest kick reason `kick()` and the admin API accept, in characters. */
 export const MAX_KICK_REASON_LENGTH = 256;
