@@ -5,7 +5,7 @@ import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
 import { closeHttp, listen } from './gateway';
-import { loadTlsMaterial, startTlsReloader, type TlsReloader } from './tls';
+import { guardTlsListener, loadTlsMaterial } from './tls';
 
 /** How long a closing TCP connection may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
@@ -22,24 +22,12 @@ export async function startTcpGateway(core: ServerCore, opts: { port: number; ho
     attach(core, socket, opts.maxBodyBytes);
   };
   const tls = core.opts.tls;
-  let reloader: TlsReloader | null = null;
-  const tcpSockets = new Set<Socket>();
+  let guard: { close(): void } | null = null;
   let server: NetServer;
   if (tls) {
     const material = loadTlsMaterial(tls);
     const secure = createTlsServer({ ...material.context, handshakeTimeout: tls.handshakeTimeoutMs }, onSocket);
-    secure.on('tlsClientError', (err, socket) => {
-      // A listener here replaces Node's own handling: the socket must be destroyed, or a client that never
-      // finishes its handshake keeps it open past handshakeTimeout.
-      socket.destroy();
-      core.opts.logger.debug(`tls tcp handshake failed: ${err.message}`);
-    });
-    reloader = startTlsReloader(tls, material, core.opts.logger, 'tls tcp gateway', (m) => secure.setSecureContext(m.context));
-    // `sockets` holds connections past their handshake; close() must not wait for the others.
-    secure.on('connection', (raw: Socket) => {
-      tcpSockets.add(raw);
-      raw.once('close', () => tcpSockets.delete(raw));
-    });
+    guard = guardTlsListener(secure, tls, material, core.opts.logger, 'tls tcp gateway');
     server = secure;
   } else {
     server = createNetServer(onSocket);
@@ -48,15 +36,14 @@ export async function startTcpGateway(core: ServerCore, opts: { port: number; ho
   try {
     port = await listen(server, opts.port, opts.host, core.opts.logger);
   } catch (err) {
-    reloader?.close();
+    guard?.close();
     throw err;
   }
   return {
     port,
     stopAccepting: () => server.close(),
     close: async () => {
-      reloader?.close();
-      for (const raw of tcpSockets) raw.destroy();
+      guard?.close();
       for (const s of sockets) s.destroy();
       await closeHttp(server);
     },

@@ -7,7 +7,7 @@ import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
 import { listen, closeHttp } from './gateway';
-import { loadTlsMaterial, startTlsReloader, type TlsReloader } from './tls';
+import { guardTlsListener, loadTlsMaterial } from './tls';
 
 /** WebSocket close code for a message over the size limit (RFC 6455 "Message Too Big"). */
 const CLOSE_TOO_BIG = 1009;
@@ -53,25 +53,13 @@ export async function startWsGateway(
     res.writeHead(426, { 'content-type': 'text/plain' }).end(`WebSocket endpoint: ${opts.path}\n`);
   };
   const tls = core.opts.tls;
-  let reloader: TlsReloader | null = null;
-  const tcpSockets = new Set<Socket>();
+  let guard: { close(): void } | null = null;
   let http: HttpServer;
   if (tls) {
     const material = loadTlsMaterial(tls);
     // Node waits 120 s for a TLS handshake by default: bounded like the upgrade request (10 s).
     const https = createHttpsServer({ ...material.context, handshakeTimeout: tls.handshakeTimeoutMs }, onRequest);
-    https.on('tlsClientError', (err, socket) => {
-      // A listener here replaces Node's own handling: the socket must be destroyed, or a client that never
-      // finishes its handshake keeps it open past handshakeTimeout.
-      socket.destroy();
-      core.opts.logger.debug(`wss handshake failed: ${err.message}`);
-    });
-    reloader = startTlsReloader(tls, material, core.opts.logger, 'wss gateway', (m) => https.setSecureContext(m.context));
-    // closeAllConnections() knows only connections past their handshake; close() must not wait for the rest.
-    https.on('connection', (raw: Socket) => {
-      tcpSockets.add(raw);
-      raw.once('close', () => tcpSockets.delete(raw));
-    });
+    guard = guardTlsListener(https, tls, material, core.opts.logger, 'wss gateway');
     http = https;
   } else {
     http = createHttpServer(onRequest);
@@ -115,17 +103,16 @@ export async function startWsGateway(
   try {
     port = await listen(http, opts.port, opts.host, core.opts.logger);
   } catch (err) {
-    reloader?.close();
+    guard?.close();
     throw err;
   }
   return {
     port,
     stopAccepting: () => http.close(),
     close: async () => {
-      reloader?.close();
+      guard?.close();
       for (const t of deadlines.values()) clearTimeout(t);
       deadlines.clear();
-      for (const raw of tcpSockets) raw.destroy();
       for (const ws of wss.clients) ws.terminate();
       wss.close();
       await closeHttp(http);

@@ -5,7 +5,8 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
-import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import type { Socket } from 'node:net';
+import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import type { Logger } from './logger';
 
 /** The `tls` option of createServer: PEM file paths (not PEM text), so they can be reloaded. */
@@ -196,6 +197,33 @@ export function startTlsReloader(
       if (o.reloadOnSighup) process.off('SIGHUP', onSighup);
       if (debounce) clearTimeout(debounce);
       if (daily) clearTimeout(daily);
+    },
+  };
+}
+
+/**
+ * Readies a TLS listener (the TCP gateway's, or the HTTPS server under wss://): a client whose handshake
+ * fails or stalls past `handshakeTimeoutMs` is destroyed, the certificate is reloaded on SIGHUP and file
+ * changes, and the raw connections are tracked so closing the gateway need not wait for those still in
+ * their handshake (a server's own bookkeeping knows only connections past it). `close()` stops both.
+ */
+export function guardTlsListener(server: TlsServer, o: ResolvedTlsOptions, material: TlsMaterial, logger: Logger, label: string): { close(): void } {
+  server.on('tlsClientError', (err, socket) => {
+    // A listener here replaces Node's own handling: the socket must be destroyed, or a client that never
+    // finishes its handshake keeps it open past handshakeTimeout.
+    socket.destroy();
+    logger.debug(`${label}: TLS handshake failed: ${err.message}`);
+  });
+  const reloader = startTlsReloader(o, material, logger, label, (m) => server.setSecureContext(m.context));
+  const raw = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    raw.add(socket);
+    socket.once('close', () => raw.delete(socket));
+  });
+  return {
+    close() {
+      reloader.close();
+      for (const socket of raw) socket.destroy();
     },
   };
 }
