@@ -45,8 +45,8 @@ import type { SocketConnection } from './transport';
 import { decodeText, utf8Length } from './utf8';
 
 interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: IMError): void;
+  _resolve(value: T): void;
+  _reject(error: IMError): void;
 }
 
 const DESTROYED = 'client destroyed; create a new one';
@@ -184,7 +184,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     this._reconnect._attempts = 0;
     this._lifecycle._watch();
     this._persistence._restore(params.userId);
-    const result = new Promise<LoginResult>((resolve, reject) => (this._loginWaiter = { resolve, reject }));
+    const result = new Promise<LoginResult>((resolve, reject) => (this._loginWaiter = { _resolve: resolve, _reject: reject }));
     this._openLink(this._credentials.token, 'login');
     return result;
   }
@@ -395,11 +395,11 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     this._loginWaiter = null;
     this._lifecycle._unwatch();
     this._move(CLOSED, reason);
-    if (waiter) waiter.reject(error);
+    if (waiter) waiter._reject(error);
     else if (reason === 'login-rejected') this._emit('error', error);
     if (announce) announce();
     for (const item of lost) {
-      item.reject(error);
+      item._reject(error);
       if (!keep) this._emit('lost', { message: item.message, error });
     }
   }
@@ -464,7 +464,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
     this._outbox._linkUp();
-    if (waiter) waiter.resolve({ userId: this._credentials.userId, firstLoginTime: this._firstLogin });
+    if (waiter) waiter._resolve({ userId: this._credentials.userId, firstLoginTime: this._firstLogin });
   }
 
   private _onServerError(dataContent: string | null): void {
