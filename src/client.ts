@@ -73,17 +73,19 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private readonly _lifecycle: Lifecycle;
   private readonly _echoes: EchoRequests;
   private _current: ClientStateName = IDLE;
-  private _link: SocketConnection | null = null;
+  // _link, _credentials, _loginWaiter and _destroyed start unset: every read tests them for truth, where
+  // undefined acts as null and false do, and the minified bundle spares their initial assignments.
+  private _link?: SocketConnection | null;
   /** Bumped whenever the link closes or the client moves; callbacks of an older value are stale. */
   private _generation = 0;
-  private _credentials: { userId: string; token: string; extra?: string } | null = null;
+  private _credentials?: { userId: string; token: string; extra?: string };
   private _firstLogin = 0;
   /** The server's maxMessageBytes from the last login response; 0 when it did not say (MobileIMSDK). */
   private _maxMessageBytes = 0;
   /** Why the link went down last, for RECONNECT_FAILED. */
   private _lastLoss: StateReason = 'retry';
-  private _loginWaiter: Waiter<LoginResult> | null = null;
-  private _destroyed = false;
+  private _loginWaiter?: Waiter<LoginResult> | null;
+  private _destroyed?: boolean;
 
   constructor(options: IMClientOptions) {
     super();
