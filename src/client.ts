@@ -86,10 +86,15 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private _lastLoss: StateReason = 'retry';
   private _loginWaiter?: Waiter<LoginResult> | null;
   private _destroyed?: boolean;
+  /** Counts moves along `options.url`; the URL in use is the entry at this index modulo their count. */
+  private _at: number;
 
   constructor(options: IMClientOptions) {
     super();
     const o = (this._o = resolveOptions(options));
+    // A list starts at a random entry, so a cluster's clients spread over its nodes; one URL draws nothing.
+    const n = o._urls.length;
+    this._at = n > 1 ? (o._random() * n) | 0 : 0;
     this._inbox = new DedupWindow(o._qos.dedupTtlMs, o._qos.dedupMax);
     this._outbox = new QosOutbox(o._clock, o._qos, {
       _write: (frame) => this._current === ONLINE && this._write(frame),
@@ -143,6 +148,11 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   /** The user id of the current or last login, or null before the first. */
   get userId(): string | null {
     return this._credentials ? this._credentials.userId : null;
+  }
+
+  /** The server URL in use: the one connected to, or the one the next attempt goes to. */
+  get url(): string {
+    return this._o._urls[this._at % this._o._urls.length];
   }
 
   /** The first-login time the server gave this session (0 before it answered). */
@@ -302,7 +312,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       }
     };
     try {
-      this._link = this._o._adapter.connect(this._o._url, {
+      this._link = this._o._adapter.connect(this.url, {
         onOpen: guard(() => this._authenticate(token)),
         onMessage: guard((data) => this._receive(data)),
         onClose: guard(({ code, reason }) =>
@@ -351,13 +361,17 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private _linkLost(reason: StateReason, words: string = reason.replace('-', ' '), delayMs?: number): void {
     // Only a link that is up or coming up can be lost.
     if (this._current === RECONNECTING || this._stopped()) return;
+    const url = this.url;
+    // A link that never logged in, or a server going away (the one caller with a delay): the next attempt
+    // goes to the next URL. A session that was online tries its URL again first.
+    if (this._current !== ONLINE || delayMs !== undefined) this._at++;
     this._closeLink();
     this._lastLoss = reason;
     if (this._loginWaiter) {
       const error =
         reason === 'login-timeout'
           ? new IMError('LOGIN_TIMEOUT', `no login response within ${this._o.loginTimeoutMs} ms`, undefined, undefined, { reason })
-          : new IMError('CONNECT_FAILED', `could not reach ${this._o._url}: ${words}`, undefined, undefined, { reason });
+          : new IMError('CONNECT_FAILED', `could not reach ${url}: ${words}`, undefined, undefined, { reason });
       this._shutdown(reason, error);
       return;
     }
