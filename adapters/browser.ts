@@ -128,10 +128,12 @@ export function createBrowserAdapter(options: BrowserAdapterOptions = {}): Socke
       const doc = options.document === undefined ? globalValue<BrowserAdapterOptions['document']>('document') || null : options.document;
       const hooks: Array<[EventTargetLike, string, () => void]> = [];
       if (win) {
-        hooks.push([win, 'online', () => listener('online')]);
-        hooks.push([win, 'offline', () => listener('offline')]);
-        hooks.push([win, 'pageshow', () => listener('foreground')]);
-        hooks.push([win, 'pagehide', () => listener('background')]);
+        hooks.push(
+          [win, 'online', () => listener('online')],
+          [win, 'offline', () => listener('offline')],
+          [win, 'pageshow', () => listener('foreground')],
+          [win, 'pagehide', () => listener('background')],
+        );
       }
       if (doc) {
         /* A hidden tab is not reported as 'background': the core pauses retries in the background, and a

@@ -45,8 +45,8 @@ import type { SocketConnection } from './transport';
 import { decodeText, utf8Length } from './utf8';
 
 interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: IMError): void;
+  _resolve(value: T): void;
+  _reject(error: IMError): void;
 }
 
 const DESTROYED = 'client destroyed; create a new one';
@@ -73,21 +73,28 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private readonly _lifecycle: Lifecycle;
   private readonly _echoes: EchoRequests;
   private _current: ClientStateName = IDLE;
-  private _link: SocketConnection | null = null;
+  // _link, _credentials, _loginWaiter and _destroyed start unset: every read tests them for truth, where
+  // undefined acts as null and false do, and the minified bundle spares their initial assignments.
+  private _link?: SocketConnection | null;
   /** Bumped whenever the link closes or the client moves; callbacks of an older value are stale. */
   private _generation = 0;
-  private _credentials: { userId: string; token: string; extra?: string } | null = null;
+  private _credentials?: { userId: string; token: string; extra?: string };
   private _firstLogin = 0;
   /** The server's maxMessageBytes from the last login response; 0 when it did not say (MobileIMSDK). */
   private _maxMessageBytes = 0;
   /** Why the link went down last, for RECONNECT_FAILED. */
   private _lastLoss: StateReason = 'retry';
-  private _loginWaiter: Waiter<LoginResult> | null = null;
-  private _destroyed = false;
+  private _loginWaiter?: Waiter<LoginResult> | null;
+  private _destroyed?: boolean;
+  /** Counts moves along `options.url`; the URL in use is the entry at this index modulo their count. */
+  private _at: number;
 
   constructor(options: IMClientOptions) {
     super();
     const o = (this._o = resolveOptions(options));
+    // A list starts at a random entry, so a cluster's clients spread over its nodes; one URL draws nothing.
+    const n = o._urls.length;
+    this._at = n > 1 ? (o._random() * n) | 0 : 0;
     this._inbox = new DedupWindow(o._qos.dedupTtlMs, o._qos.dedupMax);
     this._outbox = new QosOutbox(o._clock, o._qos, {
       _write: (frame) => this._current === ONLINE && this._write(frame),
@@ -143,6 +150,11 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     return this._credentials ? this._credentials.userId : null;
   }
 
+  /** The server URL in use: the one connected to, or the one the next attempt goes to. */
+  get url(): string {
+    return this._o._urls[this._at % this._o._urls.length];
+  }
+
   /** The first-login time the server gave this session (0 before it answered). */
   get firstLoginTime(): number {
     return this._firstLogin;
@@ -184,7 +196,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     this._reconnect._attempts = 0;
     this._lifecycle._watch();
     this._persistence._restore(params.userId);
-    const result = new Promise<LoginResult>((resolve, reject) => (this._loginWaiter = { resolve, reject }));
+    const result = new Promise<LoginResult>((resolve, reject) => (this._loginWaiter = { _resolve: resolve, _reject: reject }));
     this._openLink(this._credentials.token, 'login');
     return result;
   }
@@ -300,7 +312,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
       }
     };
     try {
-      this._link = this._o._adapter.connect(this._o._url, {
+      this._link = this._o._adapter.connect(this.url, {
         onOpen: guard(() => this._authenticate(token)),
         onMessage: guard((data) => this._receive(data)),
         onClose: guard(({ code, reason }) =>
@@ -349,13 +361,17 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private _linkLost(reason: StateReason, words: string = reason.replace('-', ' '), delayMs?: number): void {
     // Only a link that is up or coming up can be lost.
     if (this._current === RECONNECTING || this._stopped()) return;
+    const url = this.url;
+    // A link that never logged in, or a server going away (the one caller with a delay): the next attempt
+    // goes to the next URL. A session that was online tries its URL again first.
+    if (this._current !== ONLINE || delayMs !== undefined) this._at++;
     this._closeLink();
     this._lastLoss = reason;
     if (this._loginWaiter) {
       const error =
         reason === 'login-timeout'
           ? new IMError('LOGIN_TIMEOUT', `no login response within ${this._o.loginTimeoutMs} ms`, undefined, undefined, { reason })
-          : new IMError('CONNECT_FAILED', `could not reach ${this._o._url}: ${words}`, undefined, undefined, { reason });
+          : new IMError('CONNECT_FAILED', `could not reach ${url}: ${words}`, undefined, undefined, { reason });
       this._shutdown(reason, error);
       return;
     }
@@ -395,11 +411,11 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     this._loginWaiter = null;
     this._lifecycle._unwatch();
     this._move(CLOSED, reason);
-    if (waiter) waiter.reject(error);
+    if (waiter) waiter._reject(error);
     else if (reason === 'login-rejected') this._emit('error', error);
     if (announce) announce();
     for (const item of lost) {
-      item.reject(error);
+      item._reject(error);
       if (!keep) this._emit('lost', { message: item.message, error });
     }
   }
@@ -464,7 +480,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     const waiter = this._loginWaiter;
     this._loginWaiter = null;
     this._outbox._linkUp();
-    if (waiter) waiter.resolve({ userId: this._credentials.userId, firstLoginTime: this._firstLogin });
+    if (waiter) waiter._resolve({ userId: this._credentials.userId, firstLoginTime: this._firstLogin });
   }
 
   private _onServerError(dataContent: string | null): void {

@@ -4,8 +4,8 @@ import { IMError } from './errors';
 interface Pending {
   _sentAt: number;
   _timer: Timer;
-  resolve(value: { rttMs: number }): void;
-  reject(error: IMError): void;
+  _resolve(value: { rttMs: number }): void;
+  _reject(error: IMError): void;
 }
 
 /**
@@ -24,7 +24,7 @@ export class EchoRequests {
         this._pending.delete(token);
         reject(new IMError('ECHO_TIMEOUT', `no echo reply within ${this._timeoutMs} ms`));
       });
-      this._pending.set(token, { _sentAt: this._clock.now(), _timer: timer, resolve, reject });
+      this._pending.set(token, { _sentAt: this._clock.now(), _timer: timer, _resolve: resolve, _reject: reject });
       timer._arm(this._timeoutMs);
     });
   }
@@ -35,14 +35,14 @@ export class EchoRequests {
     if (!pending) return;
     this._pending.delete(token as string);
     pending._timer._cancel();
-    pending.resolve({ rttMs: this._clock.now() - pending._sentAt });
+    pending._resolve({ rttMs: this._clock.now() - pending._sentAt });
   }
 
   /** The link closed: every request fails with `CONNECTION_LOST`. */
   _failAll(): void {
     this._pending.forEach((p) => {
       p._timer._cancel();
-      p.reject(new IMError('CONNECTION_LOST', 'link closed before the echo reply'));
+      p._reject(new IMError('CONNECTION_LOST', 'link closed before the echo reply'));
     });
     this._pending.clear();
   }

@@ -7,8 +7,12 @@ import type { SocketAdapter } from './transport';
 
 /** Options of {@link IMClient}; only `url` and `adapter` are required. */
 export interface IMClientOptions {
-  /** Server address, such as `ws://127.0.0.1:3000/websocket` (MobileIMSDK needs that exact path). */
-  url: string;
+  /**
+   * Server address, such as `ws://127.0.0.1:3000/websocket` (MobileIMSDK needs that exact path), or a list
+   * of equivalent addresses: the client starts at a random one and moves to the next after a connect or
+   * login that fails, or when the server goes away.
+   */
+  url: string | readonly string[];
   /** The platform adapter, such as `createBrowserAdapter()`. */
   adapter: SocketAdapter;
   /** Keep-alive timings as a MobileIMSDK sense mode (default `SenseMode.MODE_5S`, as MobileIMSDK-H5). */
@@ -52,7 +56,8 @@ export interface IMClientOptions {
  * have to match take a leading underscore, so the minifier may shorten them.
  */
 export interface ResolvedOptions {
-  _url: string;
+  /** The addresses, in order (one for a single URL). */
+  _urls: string[];
   _adapter: SocketAdapter;
   _keepAlive: { intervalMs: number; timeoutMs: number };
   _reconnect: { minDelayMs: number; maxDelayMs: number; maxAttempts: number };
@@ -99,7 +104,11 @@ function numbers<T extends Record<string, number>>(section: string, given: Parti
 /** Validates options and fills defaults; throws `TypeError`/`RangeError` saying what to pass instead. */
 export function resolveOptions(o: IMClientOptions): ResolvedOptions {
   if (!o || typeof o !== 'object') throw new TypeError(DEV ? 'new IMClient(options): options must be an object with url and adapter' : 'invalid options');
-  if (typeof o.url !== 'string' || o.url === '') throw new TypeError(DEV ? 'options.url must be a server URL such as ws://127.0.0.1:3000/websocket' : 'invalid options.url');
+  // A copy: a list changed by the caller later does not change the client's. findIndex visits holes.
+  const urls: string[] = ([] as string[]).concat(o.url);
+  if (!urls[0] || urls.findIndex((url) => typeof url !== 'string' || !url) >= 0) {
+    throw new TypeError(DEV ? 'options.url must be a server URL such as ws://127.0.0.1:3000/websocket, or a non-empty array of them' : 'invalid options.url');
+  }
   if (!o.adapter || typeof o.adapter.connect !== 'function') {
     throw new TypeError(DEV ? 'options.adapter must be a platform adapter, such as createBrowserAdapter()' : 'invalid options.adapter');
   }
@@ -126,7 +135,7 @@ export function resolveOptions(o: IMClientOptions): ResolvedOptions {
   }
   // The timeouts keep their option names; the object that holds them carries the rest.
   return Object.assign(timeouts, {
-    _url: o.url,
+    _urls: urls,
     _adapter: o.adapter,
     _keepAlive: keepAlive,
     _reconnect: reconnect,

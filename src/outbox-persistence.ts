@@ -12,9 +12,10 @@ import type { OutboxStore, QosOutbox, StoredMessage } from './qos-outbox';
  * ```
  */
 export class OutboxPersistence {
-  private _userId: string | null = null;
-  private _saving = false;
-  private _scheduled = false;
+  // Unset until the first login (each only tested for truth): fewer assignments in the minified bundle.
+  private _userId?: string | null;
+  private _saving?: boolean;
+  private _scheduled?: boolean;
   private _session = 0;
 
   constructor(private readonly _store: OutboxStore | null, private readonly _outbox: QosOutbox, private readonly _logger: Logger) {}

@@ -63,8 +63,8 @@ interface Entry {
   _sentAt: number | null;
   _retries: number;
   _promise: Promise<SendReceipt>;
-  resolve(receipt: SendReceipt): void;
-  reject(error: IMError): void;
+  _resolve(receipt: SendReceipt): void;
+  _reject(error: IMError): void;
 }
 
 /**
@@ -117,13 +117,13 @@ export class QosOutbox {
     if (this._entries.size >= this._opts.maxPending) {
       return Promise.reject(new IMError('OUTBOX_FULL', `outbox full: ${this._opts.maxPending} messages wait`));
     }
-    let resolve!: Entry['resolve'];
-    let reject!: Entry['reject'];
+    let resolve!: Entry['_resolve'];
+    let reject!: Entry['_reject'];
     const promise = new Promise<SendReceipt>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    const entry: Entry = { frame, enqueuedAt, _sentAt: null, _retries: 0, _promise: promise, resolve, reject };
+    const entry: Entry = { frame, enqueuedAt, _sentAt: null, _retries: 0, _promise: promise, _resolve: resolve, _reject: reject };
     this._entries.set(key, entry);
     if (frame.QoS) this._io._changed();
     // Only a message restored from storage can fall due before the one the timer waits for.
@@ -166,7 +166,7 @@ export class QosOutbox {
     const entry = this._entries.get(fp);
     if (!entry || !entry.frame.QoS) return;
     this._remove(fp);
-    entry.resolve({ fp, to: entry.frame.to as string, acked: true });
+    entry._resolve({ fp, to: entry.frame.to as string, acked: true });
     this._io._delivered(toMessage(entry.frame));
   }
 
@@ -178,8 +178,8 @@ export class QosOutbox {
   }
 
   /** Removes every message and returns them, so the caller can report them lost after its own teardown. */
-  _drain(): Array<{ message: OutgoingMessage; reject(error: IMError): void }> {
-    const all = Array.from(this._entries.values()).map((e) => ({ message: toMessage(e.frame), reject: e.reject }));
+  _drain(): Array<{ message: OutgoingMessage; _reject(error: IMError): void }> {
+    const all = Array.from(this._entries.values()).map((e) => ({ message: toMessage(e.frame), _reject: e._reject }));
     this._entries.clear();
     this._checkTimer._cancel();
     this._deadlineTimer._cancel();
@@ -191,7 +191,7 @@ export class QosOutbox {
     if (this._io._write(entry.frame)) {
       if (!entry.frame.QoS) {
         this._remove(key);
-        return entry.resolve({ fp: entry.frame.fp, to: entry.frame.to as string, acked: false });
+        return entry._resolve({ fp: entry.frame.fp, to: entry.frame.to as string, acked: false });
       }
       entry._sentAt = this._clock.now();
     }
@@ -234,7 +234,7 @@ export class QosOutbox {
     this._remove(key);
     const name = entry.frame.fp == null ? 'message' : `message ${entry.frame.fp}`;
     const error = typeof why === 'string' ? new IMError('SEND_TIMEOUT', `${name} lost: ${why}`) : why;
-    entry.reject(error);
+    entry._reject(error);
     this._io._lost(toMessage(entry.frame), error);
   }
 

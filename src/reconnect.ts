@@ -29,7 +29,8 @@ export class Reconnect {
   _attempts = 0;
   private readonly _timer: Timer;
   private readonly _tokenTimer: Timer;
-  private _tokenTimeout = (): void => undefined;
+  /** Set before the token timer is armed, the only time it runs. */
+  private _tokenTimeout!: () => void;
   /** Bumped by every attempt and every cancel, so a token that arrives late is dropped. */
   private _fetch = 0;
 

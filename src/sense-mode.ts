@@ -31,16 +31,19 @@ export interface SenseModeTimings {
   udpServerExpiryMs: number | null;
 }
 
-// Per mode, as the client uses it: keep-alive interval, timeout, UDP timeout (0 = no UDP variant).
+// Per mode, as the client uses it: keep-alive interval, timeout. Only these are in the core bundle.
 const client: Record<SenseModeValue, readonly number[]> = {
-  1: [3000, 5000, 10000],
-  2: [5000, 8000, 0],
-  3: [10000, 15000, 21000],
-  4: [15000, 20000, 0],
-  5: [30000, 35000, 61000],
-  6: [60000, 65000, 121000],
-  7: [120000, 125000, 241000],
+  1: [3000, 5000],
+  2: [5000, 8000],
+  3: [10000, 15000],
+  4: [15000, 20000],
+  5: [30000, 35000],
+  6: [60000, 65000],
+  7: [120000, 125000],
 };
+
+// Per mode, the client's timeout over UDP (0 = no UDP variant); apart, as only senseModeTimings reads it.
+const udpClient: Record<SenseModeValue, number> = { 1: 10000, 2: 0, 3: 21000, 4: 0, 5: 61000, 6: 121000, 7: 241000 };
 
 // Per mode, as the server uses it: TCP/WebSocket idle expiry, UDP idle expiry (0 = no UDP variant).
 const server: Record<SenseModeValue, readonly number[]> = {
@@ -63,7 +66,7 @@ export function keepAliveTimings(mode: number): { intervalMs: number; timeoutMs:
 /** Every timing of a sense mode, client and server; a `RangeError` for an unknown mode. */
 export function senseModeTimings(mode: number): SenseModeTimings {
   const { intervalMs, timeoutMs } = keepAliveTimings(mode);
-  const udp = client[mode as SenseModeValue][2];
+  const udp = udpClient[mode as SenseModeValue];
   const [expiry, udpExpiry] = server[mode as SenseModeValue];
   return { intervalMs, timeoutMs, udpTimeoutMs: udp || null, serverExpiryMs: expiry, udpServerExpiryMs: udpExpiry || null };
 }

@@ -118,7 +118,7 @@ describe('npm pack output', () => {
     };
     const esm = `const m = await import(${JSON.stringify(join(pkgDir, 'dist/esm/src/index.js'))});
       try { new m.IMClient({ url: '', adapter: { connect() {} } }); } catch (e) { console.log(e.name + ': ' + e.message); }`;
-    const full = 'TypeError: options.url must be a server URL such as ws://127.0.0.1:3000/websocket';
+    const full = 'TypeError: options.url must be a server URL such as ws://127.0.0.1:3000/websocket, or a non-empty array of them';
     expect(node(esm, 'module')).toBe(full);
     expect(umd('mobileimsdk.js')).toBe(full);
     expect(umd('mobileimsdk.min.js')).toBe('TypeError: invalid options.url');

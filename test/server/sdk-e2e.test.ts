@@ -1,8 +1,10 @@
+import { createServer as createNetServer } from 'node:net';
 import { WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBrowserAdapter } from '../../adapters/browser';
 import { IMClient, type IncomingMessage } from '../../src/index';
 import type { IMServer } from '../../server/src/index';
+import { seededRandom } from '../helpers/random';
 import { admin, closeAll, dataFrame, errorOf, login, startServer, WsClient, type RawClient } from './helpers';
 
 /** End to end: our SDK (browser adapter over `ws`) against the real server code on ephemeral ports. */
@@ -130,4 +132,72 @@ describe('SDK end to end', () => {
     expect(server.onlineUsers()).toEqual([]);
   });
 
+});
+
+describe('SDK end to end: url as a list', () => {
+  const wsUrl = (port: number): string => `ws://127.0.0.1:${port}/websocket`;
+
+  function sdkOn(url: string | string[], random?: () => number): IMClient {
+    const c = new IMClient({ url, random, adapter: createBrowserAdapter({ WebSocket: WebSocket as never, window: null, document: null }) });
+    clients.push(c);
+    return c;
+  }
+
+  /** A seed whose first draw starts a list of `n` URLs at entry 0. */
+  function seedStartingAtFirst(n: number): number {
+    for (let seed = 1; ; seed++) if (Math.floor(seededRandom(seed)() * n) === 0) return seed;
+  }
+
+  /** A loopback port nothing listens on (bound, then released). */
+  async function deadPort(): Promise<number> {
+    const srv = createNetServer();
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const { port } = srv.address() as { port: number };
+    await new Promise((resolve) => srv.close(resolve));
+    return port;
+  }
+
+  it('given [dead, live] and a seed that starts at the dead one: the login names it, and the next goes to the live one', async () => {
+    const { server, port } = await setup();
+    const urls = [wsUrl(await deadPort()), wsUrl(port)];
+    const alice = sdkOn(urls, seededRandom(seedStartingAtFirst(2)));
+    expect(alice.url).toBe(urls[0]);
+    await expect(alice.login({ userId: 'alice' })).rejects.toMatchObject({ code: 'CONNECT_FAILED', message: expect.stringContaining(urls[0]) });
+    expect(alice.url).toBe(urls[1]);
+    await alice.login({ userId: 'alice' });
+    expect(alice.state).toBe('online');
+    expect(server.onlineUsers()).toEqual(['alice']);
+  });
+
+  it('moves from A to B when A shuts down; messages sent in the gap reach a receiver on B once', async () => {
+    const a = await setup();
+    const b = await setup();
+    const urls = [wsUrl(a.port), wsUrl(b.port)];
+    const alice = sdkOn(urls, seededRandom(seedStartingAtFirst(2)));
+    const bob = sdkOn(urls[1]);
+    const got = inbox(bob);
+    await alice.login({ userId: 'alice' });
+    expect(alice.url).toBe(urls[0]);
+    expect(a.server.onlineUsers()).toEqual(['alice']);
+    await bob.login({ userId: 'bob' });
+
+    const away = new Promise((resolve) => alice.on('state', (s) => s.to === 'reconnecting' && resolve(s)));
+    const down = a.server.shutdown(1000);
+    expect(await away).toMatchObject({ from: 'online', reason: 'server-going-away' });
+    // In the gap: nothing to send them on yet, so they wait in the outbox.
+    const sends = [0, 1, 2].map((i) => alice.send('bob', `gap ${i}`));
+    expect(alice.state).toBe('reconnecting');
+    await down;
+
+    // Back within the going-away delay (under a second), on B.
+    const receipts = await Promise.all(sends);
+    expect(receipts.map((r) => r.acked)).toEqual([true, true, true]);
+    expect(alice.state).toBe('online');
+    expect(alice.url).toBe(urls[1]);
+    expect(b.server.onlineUsers().sort()).toEqual(['alice', 'bob']);
+    await expect.poll(() => got.map((m) => [m.from, m.content])).toEqual([0, 1, 2].map((i) => ['alice', `gap ${i}`]));
+    await expect.poll(() => b.server.metrics().delivered).toBe(3);
+    expect(got).toHaveLength(3);
+    expect(new Set(got.map((m) => m.fp)).size).toBe(3);
+  });
 });
