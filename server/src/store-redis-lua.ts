@@ -118,14 +118,12 @@ local score = redis.call('ZSCORE', KEYS[1], member)
 local there = score and tonumber(score) > oldest
 if mode == 'seen' or there then return there and 1 or 0 end
 local function charge(m) return 64 + #m end
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', oldest, 'LIMIT', 0, 1000)) do
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('DECRBY', KEYS[2], charge(m))
+local function drop(m)
+  if redis.call('ZREM', KEYS[1], m) == 1 then redis.call('DECRBY', KEYS[2], charge(m)) end
 end
-if score then
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('DECRBY', KEYS[2], charge(member))
-end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', oldest, 'LIMIT', 0, 1000)) do drop(m) end
+-- An expired entry of this very key (beyond the batch above) leaves before it is added again.
+if score then drop(member) end
 local n = redis.call('INCR', KEYS[3]) % 1024
 redis.call('ZADD', KEYS[1], now * 1024 + n, member)
 local bytes = redis.call('INCRBY', KEYS[2], charge(member))

@@ -85,7 +85,7 @@ export class RedisMessageStore implements MessageStore {
     this.run = defineScripts(client, SCRIPTS);
   }
 
-  /** Connects, checks Redis's persistence against `durability`, and starts the expiry sweep. */
+  /** Connects, checks Redis's persistence against `durability` (and that it never evicts keys), and starts the expiry sweep. */
   static async open(options: RedisStoreOptions): Promise<RedisMessageStore> {
     const ttlMs = positive(options.ttlMs ?? 14 * DAY_MS, 'ttlMs');
     const durability = options.durability ?? 'everysec';
@@ -251,17 +251,23 @@ export class RedisMessageStore implements MessageStore {
   }
 }
 
-/** Checks Redis's AOF settings against the durability asked for: refuses 'always' unless they give it. */
+/** Checks Redis's settings: refuses a Redis that evicts keys, and 'always' unless the AOF gives it. */
 async function checkPersistence(client: Redis, durability: RedisDurability, logger: Logger): Promise<void> {
   let appendonly: string | undefined;
   let fsync: string | undefined;
+  let eviction: string | undefined;
   try {
     appendonly = ((await client.config('GET', 'appendonly')) as string[])[1];
     fsync = ((await client.config('GET', 'appendfsync')) as string[])[1];
+    eviction = ((await client.config('GET', 'maxmemory-policy')) as string[])[1];
   } catch (err) {
     if (durability === 'always') throw new Error(`offline store: durability "always" needs CONFIG GET to check appendfsync, which Redis refused: ${(err as Error).message}`);
     logger.warn(`offline store: cannot read Redis's persistence settings (${(err as Error).message}); make sure it runs with appendonly yes`);
     return;
+  }
+  // An evicted message would be gone after its sender's ACK: a store that evicts is no store.
+  if (eviction !== 'noeviction') {
+    throw new Error(`offline store: Redis may evict keys under memory pressure (maxmemory-policy ${eviction}); stored messages would vanish after their ACK: set maxmemory-policy noeviction`);
   }
   if (durability === 'always' && (appendonly !== 'yes' || fsync !== 'always')) {
     throw new Error(`offline store: durability "always" needs Redis with appendonly yes and appendfsync always (it has appendonly ${appendonly}, appendfsync ${fsync})`);

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OfflineStoreError, silentLogger } from '../../server/src/index';
 import type { ExpiredMessage } from '../../server/src/offline-store';
@@ -114,12 +115,35 @@ describe('RedisMessageStore', () => {
     expect(await store.seen('c2c', 'alice', 'f4')).toBe(true);
   });
 
+  it('a key remembered again after it expired is charged once: the byte bound still holds afterwards', async () => {
+    const { store, advance } = await open({ dedup: { c2c: { ttlMs: 1000, max: 1000, maxBytes: 2 * 73 } } });
+    await store.remember('c2c', 'alice', 'f1');
+    advance(1000);
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(false);
+    await store.remember('c2c', 'alice', 'f1');
+    await store.remember('c2c', 'alice', 'f2');
+    await store.remember('c2c', 'alice', 'f3');
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(false);
+    expect(await store.seen('c2c', 'alice', 'f3')).toBe(true);
+  });
+
   it('checkAndRemember is atomic across connections: of 20 concurrent checks of one fp exactly one is new', async () => {
     const { store } = await open();
     // A second connection on the same keys (another node).
     const { store: other } = await open({ keyPrefix: `s${prefixes}:` });
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).checkAndRemember('c2s', 'alice', 'same')));
     expect(results.filter((seen) => !seen).length).toBe(1);
+  });
+
+  it('refuses to open on a Redis that evicts keys under memory pressure, naming the setting', async () => {
+    const admin = new Redis(redis.url);
+    try {
+      await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      await expect(RedisMessageStore.open({ redis: redis.url, logger: silentLogger })).rejects.toThrow(/maxmemory-policy allkeys-lru.*noeviction/);
+    } finally {
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      admin.disconnect();
+    }
   });
 
   it('rejects bad options naming them', async () => {
