@@ -128,6 +128,27 @@ describe('RedisPresence across nodes', () => {
   });
 });
 
+describe('RedisPresence lapses', () => {
+  it('a node whose registration expired hears of it at its next refresh (onLapse "lapsed") and is registered again', async () => {
+    const prefix = `l${++prefixes}:`;
+    const lapses: PresenceLapse[] = [];
+    const a = await node('A', prefix, { refreshMs: 50, ttlMs: 1000, onLapse: (r) => lapses.push(r) });
+    const b = await node('B', prefix);
+    await a.claim('u', entry('A', 1, T0), 0);
+    const raw = new Redis(redis.url);
+    try {
+      // As if the node had stalled past its TTL: its key is gone, its users offline for everyone.
+      await raw.del(`${prefix}alive:A`);
+      expect(await b.locate('u')).toBeNull();
+      expect(await eventually(async () => lapses.includes('lapsed'), 1000)).toBe(true);
+      expect(await b.locate('u')).toEqual(entry('A', 1, T0));
+      expect(lapses).not.toContain('conflict');
+    } finally {
+      raw.disconnect();
+    }
+  });
+});
+
 describe('Redis killed and restarted', () => {
   // A failed case must not leave Redis down for the next ones.
   let restartIfDown = false;

@@ -151,6 +151,25 @@ describe('RedisRouting', () => {
     }
   });
 
+  it('after Redis is killed and restarted, the same objects route again (the subscriber subscribed again)', async () => {
+    const [a, b] = await cluster(['A', 'B']);
+    await online(b, 'bob', 7);
+    await redis.kill();
+    try {
+      // While Redis is down: no throw, no routing (the stored copy would wait for a recheck or a login).
+      expect(await a.routing.sendData('bob', frame('bob', 'down'))).toBe(false);
+    } finally {
+      await redis.restart();
+    }
+    let delivered = false;
+    for (let i = 0; i < 100 && !delivered; i++) {
+      delivered = (await a.routing.sendData('bob', frame('bob', `up-${i}`, false)).catch(() => false)) && (await eventually(() => b.local.calls.length > 0, 50));
+      if (!delivered) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(delivered).toBe(true);
+    expect(b.local.calls[0][0]).toBe('data');
+  });
+
   it("a recheck hands over each dirty user once per mark, and markDirty marks a user on a node's set", async () => {
     const [a, b] = await cluster(['A', 'B']);
     await a.routing.markDirty('B', 'bob');
