@@ -1,9 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OfflineStoreError, silentLogger, SqliteOfflineStore } from '../../server/src/index';
 import type { Presence, PresenceEntry } from '../../server/src/presence';
 import { LocalPresence } from '../../server/src/presence-local';
 import type { MessageStore } from '../../server/src/store';
 import { LocalMessageStore } from '../../server/src/store-local';
+import { makeRedisPresence, makeRedisStore, stopSharedRedis } from './redis-seams';
 
 /**
  * Conformance suites for the server's seams: the same behavioural cases run against every implementation
@@ -42,6 +43,7 @@ const presenceImplementations: Array<[string, () => Promise<PresenceHarness>]> =
       return { at: () => p, close: async () => p.close() };
     },
   ],
+  ['redis', makeRedisPresence],
 ];
 
 const storeImplementations: Array<[string, (b: StoreBounds) => Promise<StoreHarness>]> = [
@@ -64,9 +66,11 @@ const storeImplementations: Array<[string, (b: StoreBounds) => Promise<StoreHarn
       };
     },
   ],
+  ['redis', (b) => makeRedisStore(b, T0)],
 ];
 
 const T0 = 1_800_000_000_000;
+afterAll(stopSharedRedis);
 const entry = (node: string, session: number, firstLoginTime: number): PresenceEntry => ({ node, session, firstLoginTime });
 
 describe.each(presenceImplementations)('Presence conformance: %s', (_name, make) => {

@@ -1,0 +1,136 @@
+/**
+ * The Lua scripts of store-redis.ts. Keys, under the prefix P (ARGV carries it where a script builds keys
+ * itself: a standalone Redis or one shard, not Redis Cluster):
+ *
+ *   P m:<to>      sorted set: member M = <bytes of from>:<from><fp>, score = seq (the delivery order)
+ *   P f:<to>      hash: M -> "<createdMs>:<frame>"
+ *   P exp         sorted set: member <bytes of to>:<to>M, score = createdMs (for the expiry sweep)
+ *   P seq         counter: INCR gives every message a seq, increasing across the whole store
+ *   P stat        hash {rows, bytes}: totals for the global quota
+ *   P d:<window>  sorted set: member <bytes of sender>:<sender><fp>, score = ms * 1024 + (n mod 1024)
+ *   P db:<window> counter: bytes charged to that window (64 + the member's bytes per entry)
+ *   P dn:<window> counter: orders entries added within one millisecond
+ *
+ * Times come from the calling node's clock (ARGV), not Redis's, so every TTL is judged as by the local store.
+ */
+
+/**
+ * put. KEYS: m, f, exp, seq, stat. ARGV: member, frame, nowMs, maxRows, maxBytes, maxPerReceiver (0: none),
+ * expMember. Returns 1 stored, 0 already stored (a retransmission; accepted even at a quota, as it adds
+ * nothing), -1 over the global rows/bytes quota, -2 over the receiver's quota.
+ */
+export const PUT_LUA = `
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+local size = #ARGV[2]
+local rows = tonumber(redis.call('HGET', KEYS[5], 'rows') or '0')
+local bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
+if rows + 1 > tonumber(ARGV[4]) or bytes + size > tonumber(ARGV[5]) then return -1 end
+local per = tonumber(ARGV[6])
+if per > 0 and redis.call('ZCARD', KEYS[1]) >= per then return -2 end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ':' .. ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[7])
+redis.call('HINCRBY', KEYS[5], 'rows', 1)
+redis.call('HINCRBY', KEYS[5], 'bytes', size)
+return 1
+`;
+
+/**
+ * list. KEYS: m, f. ARGV: afterSeq, limit, cutoffMs. Up to `limit` messages with seq > afterSeq and
+ * createdMs > cutoffMs, oldest first, as a flat array {seq, member, frame, ...}.
+ */
+export const LIST_LUA = `
+local limit, cutoff = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, offset = {}, 0
+while #out < limit * 3 do
+  local batch = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', offset, limit)
+  if #batch == 0 then break end
+  for i = 1, #batch, 2 do
+    local v = redis.call('HGET', KEYS[2], batch[i])
+    if v then
+      local c = string.find(v, ':', 1, true)
+      if tonumber(string.sub(v, 1, c - 1)) > cutoff and #out < limit * 3 then
+        out[#out + 1] = batch[i + 1]
+        out[#out + 1] = batch[i]
+        out[#out + 1] = string.sub(v, c + 1)
+      end
+    end
+  end
+  offset = offset + #batch / 2
+end
+return out
+`;
+
+/** remove. KEYS: m, f, exp, stat. ARGV: member, expMember. Returns 1 when the message was there. */
+export const REMOVE_LUA = `
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if not v then return 0 end
+local c = string.find(v, ':', 1, true)
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('HINCRBY', KEYS[4], 'rows', -1)
+redis.call('HINCRBY', KEYS[4], 'bytes', -(#v - c))
+return 1
+`;
+
+/**
+ * sweep. KEYS: exp, stat. ARGV: cutoffMs, batch, prefix. Removes up to `batch` messages stored at or
+ * before cutoffMs; returns them as a flat array {to, member, frame, ...}.
+ */
+export const SWEEP_LUA = `
+local prefix = ARGV[3]
+local out = {}
+for _, em in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))) do
+  local c = string.find(em, ':', 1, true)
+  local n = tonumber(string.sub(em, 1, c - 1))
+  local to = string.sub(em, c + 1, c + n)
+  local member = string.sub(em, c + n + 1)
+  local f = prefix .. 'f:' .. to
+  local v = redis.call('HGET', f, member)
+  redis.call('ZREM', KEYS[1], em)
+  if v then
+    local c2 = string.find(v, ':', 1, true)
+    redis.call('HDEL', f, member)
+    redis.call('ZREM', prefix .. 'm:' .. to, member)
+    redis.call('HINCRBY', KEYS[2], 'rows', -1)
+    redis.call('HINCRBY', KEYS[2], 'bytes', -(#v - c2))
+    out[#out + 1] = to
+    out[#out + 1] = member
+    out[#out + 1] = string.sub(v, c2 + 1)
+  end
+end
+return out
+`;
+
+/**
+ * A de-duplication window. KEYS: d:<window>, db:<window>, dn:<window>. ARGV: member, nowMs, ttlMs, max, maxBytes, mode.
+ * mode 'seen': whether member is there and unexpired (reads only). 'add': records it unless there
+ * (an entry's time is never moved). 'check': both in one step. Adding first drops up to 1000 expired
+ * entries (at or over ttlMs old, as the local window), then evicts the oldest while over max or maxBytes.
+ * Returns 1 when the member was there (unexpired), else 0.
+ */
+export const DEDUP_LUA = `
+local member, now, ttl, mode = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6]
+local oldest = (now - ttl) * 1024 + 1023
+local score = redis.call('ZSCORE', KEYS[1], member)
+local there = score and tonumber(score) > oldest
+if mode == 'seen' or there then return there and 1 or 0 end
+local function charge(m) return 64 + #m end
+local function drop(m)
+  if redis.call('ZREM', KEYS[1], m) == 1 then redis.call('DECRBY', KEYS[2], charge(m)) end
+end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', oldest, 'LIMIT', 0, 1000)) do drop(m) end
+-- An expired entry of this very key (beyond the batch above) leaves before it is added again.
+if score then drop(member) end
+local n = redis.call('INCR', KEYS[3]) % 1024
+redis.call('ZADD', KEYS[1], now * 1024 + n, member)
+local bytes = redis.call('INCRBY', KEYS[2], charge(member))
+local max, maxBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+while redis.call('ZCARD', KEYS[1]) > max or (bytes > maxBytes and redis.call('ZCARD', KEYS[1]) > 0) do
+  local popped = redis.call('ZPOPMIN', KEYS[1], 1)
+  bytes = redis.call('DECRBY', KEYS[2], charge(popped[1]))
+end
+return 0
+`;

@@ -1,0 +1,287 @@
+import type { Redis } from 'ioredis';
+import { createConsoleLogger, type Logger } from './logger';
+import type { ExpiredMessage, StoredMessage, StoreHealth } from './offline-store';
+import { closeOwned, defineScripts, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget, type RunScript } from './redis-client';
+import type { DedupWindowName, MessageStore } from './store';
+import { OfflineStoreError } from './store-error';
+import { realClock, unref, type StoreClock } from './store-expiry';
+import type { DedupBounds } from './store-local';
+import { DEDUP_LUA, LIST_LUA, PUT_LUA, REMOVE_LUA, SWEEP_LUA } from './store-redis-lua';
+
+/**
+ * What a put's ACK promises. 'everysec': Redis's AOF with `appendfsync everysec`, so a crash of the Redis
+ * host can lose up to about one second of ACKed messages (a crash of Redis's process alone loses none:
+ * the writes are in the OS). 'always': every write is fsynced before Redis answers; the store refuses to
+ * open unless Redis runs with `appendonly yes` and `appendfsync always`. (WAITAOF, which would let one
+ * write wait for its own fsync, needs Redis 7.2; Debian bookworm ships 7.0.15.)
+ */
+export type RedisDurability = 'everysec' | 'always';
+
+/** Options of {@link RedisMessageStore.open}. */
+export interface RedisStoreOptions {
+  /** An ioredis connection (left open by close) or a redis:// URL (opened and closed here). */
+  redis: RedisTarget;
+  /** Prefix of every key (default 'im:'). */
+  keyPrefix?: string;
+  /** Most messages stored in all; beyond it a put is refused with reason 'quota' (default 1000000). */
+  maxRows?: number;
+  /** Most bytes of stored frames (UTF-8) in all; beyond it 'quota' (default 1 GiB). */
+  maxBytes?: number;
+  /** Most messages stored per receiver, checked in the same atomic step as the put ('quota'; default none). */
+  maxPerReceiver?: number;
+  /** A message not ACKed this long after it was stored is never listed again, then swept (default 14 days). */
+  ttlMs?: number;
+  /** How often expired messages are removed (default 60000, or `ttlMs` when shorter). */
+  sweepIntervalMs?: number;
+  /** Expired messages removed per script call (default 500). */
+  sweepBatch?: number;
+  /** The two de-duplication windows' bounds (default 10 min, 100000 keys, 64 MiB each). */
+  dedup?: { c2s?: DedupBounds; c2c?: DedupBounds };
+  /** See {@link RedisDurability} (default 'everysec'). */
+  durability?: RedisDurability;
+  /** Longest wait for the connection at open (default 10000). */
+  connectTimeoutMs?: number;
+  clock?: StoreClock;
+  logger?: Logger;
+  /** Called with each batch of expired messages the sweep removed. */
+  onExpired?(messages: ExpiredMessage[]): void;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_DEDUP: DedupBounds = { ttlMs: 10 * 60_000, max: 100_000, maxBytes: 64 * 1024 * 1024 };
+
+const SCRIPTS = {
+  imStorePut: [5, PUT_LUA],
+  imStoreList: [2, LIST_LUA],
+  imStoreRemove: [4, REMOVE_LUA],
+  imStoreSweep: [2, SWEEP_LUA],
+  imStoreDedup: [3, DEDUP_LUA],
+} as const;
+
+/**
+ * {@link MessageStore} shared by every node through Redis (layout: store-redis-lua.ts). A put is one Lua
+ * script (idempotent per (from, fp) and receiver, the quotas checked in the same step) and answers after
+ * Redis applied it (durability: {@link RedisDurability}); any Redis failure refuses it with an
+ * OfflineStoreError 'unavailable', so the sender gets an error, never an ACK. Messages expire by the
+ * calling node's clock: never listed once `ttlMs` old, and removed by a background sweep every
+ * `sweepIntervalMs` (Redis key TTLs cannot expire single hash fields before Redis 7.4). The
+ * de-duplication windows are bounded sorted sets, so a flood of fingerprints cannot grow them.
+ */
+export class RedisMessageStore implements MessageStore {
+  private readonly run: (name: keyof typeof SCRIPTS) => RunScript;
+  private timer: unknown = null;
+  private closed = false;
+  private sweeping: Promise<void> | null = null;
+
+  private constructor(
+    private readonly client: Redis,
+    private readonly owned: boolean,
+    private readonly prefix: string,
+    private readonly o: {
+      maxRows: number; maxBytes: number; maxPerReceiver: number; ttlMs: number; sweepIntervalMs: number; sweepBatch: number;
+      dedup: Record<DedupWindowName, DedupBounds>; clock: StoreClock; logger: Logger; onExpired?: (m: ExpiredMessage[]) => void;
+    },
+  ) {
+    this.run = defineScripts(client, SCRIPTS);
+  }
+
+  /** Connects, checks Redis's persistence against `durability` (and that it never evicts keys), and starts the expiry sweep. */
+  static async open(options: RedisStoreOptions): Promise<RedisMessageStore> {
+    const ttlMs = positive(options.ttlMs ?? 14 * DAY_MS, 'ttlMs');
+    const durability = options.durability ?? 'everysec';
+    if (durability !== 'everysec' && durability !== 'always') throw new TypeError(`durability must be "everysec" or "always", got ${JSON.stringify(durability)}`);
+    const logger = options.logger ?? createConsoleLogger('info');
+    const dedup = (b: DedupBounds | undefined, name: string): DedupBounds => ({
+      ttlMs: positive((b ?? DEFAULT_DEDUP).ttlMs, `dedup.${name}.ttlMs`),
+      max: positive((b ?? DEFAULT_DEDUP).max, `dedup.${name}.max`),
+      maxBytes: positive((b ?? DEFAULT_DEDUP).maxBytes, `dedup.${name}.maxBytes`),
+    });
+    const o = {
+      maxRows: positive(options.maxRows ?? 1_000_000, 'maxRows'),
+      maxBytes: positive(options.maxBytes ?? 1024 ** 3, 'maxBytes'),
+      maxPerReceiver: options.maxPerReceiver === undefined ? 0 : positive(options.maxPerReceiver, 'maxPerReceiver'),
+      ttlMs,
+      sweepIntervalMs: positive(options.sweepIntervalMs ?? Math.min(60_000, ttlMs), 'sweepIntervalMs'),
+      sweepBatch: positive(options.sweepBatch ?? 500, 'sweepBatch'),
+      dedup: { c2s: dedup(options.dedup?.c2s, 'c2s'), c2c: dedup(options.dedup?.c2c, 'c2c') },
+      clock: options.clock ?? realClock,
+      logger,
+      onExpired: options.onExpired,
+    };
+    const { client, owned } = openTarget(options.redis, logger, 'store');
+    try {
+      await whenReady(client, options.connectTimeoutMs ?? 10_000, 'store');
+      await checkPersistence(client, durability, logger);
+    } catch (err) {
+      await closeOwned(client, owned);
+      throw err;
+    }
+    const store = new RedisMessageStore(client, owned, options.keyPrefix ?? 'im:', o);
+    store.arm();
+    return store;
+  }
+
+  /** See {@link MessageStore.put}; refuses with OfflineStoreError 'quota' or 'unavailable'. */
+  async put(to: string, from: string, fp: string, frame: string): Promise<boolean> {
+    if (this.closed) throw new OfflineStoreError('unavailable', 'the offline store is closed');
+    const member = lengthPrefixed(from) + fp;
+    let r: number;
+    try {
+      r = (await this.run('imStorePut')(
+        this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}seq`, `${this.prefix}stat`,
+        member, frame, this.o.clock.now(), finite(this.o.maxRows), finite(this.o.maxBytes), this.o.maxPerReceiver, lengthPrefixed(to) + member,
+      )) as number;
+    } catch (err) {
+      throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now: ${(err as Error).message}`, { cause: err });
+    }
+    if (r === -1) throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
+    if (r === -2) throw new OfflineStoreError('quota', `the offline box of "${to}" is full (${this.o.maxPerReceiver} messages)`);
+    return r === 1;
+  }
+
+  /** See {@link MessageStore.list}. */
+  async list(to: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    if (limit <= 0) return [];
+    const flat = (await this.run('imStoreList')(this.key('m', to), this.key('f', to), afterSeq, limit, this.o.clock.now() - this.o.ttlMs)) as string[];
+    const rows: StoredMessage[] = [];
+    for (let i = 0; i < flat.length; i += 3) {
+      const [from, fp] = splitPrefixed(flat[i + 1]);
+      rows.push({ seq: Number(flat[i]), from, fp, frame: flat[i + 2] });
+    }
+    return rows;
+  }
+
+  /** See {@link MessageStore.remove}. */
+  async remove(to: string, from: string, fp: string): Promise<boolean> {
+    const member = lengthPrefixed(from) + fp;
+    const r = await this.run('imStoreRemove')(this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}stat`, member, lengthPrefixed(to) + member);
+    return r === 1;
+  }
+
+  /** Messages stored for `to` (expired ones not yet swept included, as the SQLite store counts). */
+  async count(to: string): Promise<number> {
+    return this.client.zcard(this.key('m', to));
+  }
+
+  /** Messages stored in all. */
+  async total(): Promise<number> {
+    return Number((await this.client.hget(`${this.prefix}stat`, 'rows')) ?? 0);
+  }
+
+  /** Whether a put can reach Redis now (for /health and /ready). */
+  health(): StoreHealth {
+    if (this.closed) return { ok: false, reason: 'the offline store is closed' };
+    return this.client.status === 'ready' ? { ok: true } : { ok: false, reason: `Redis is not connected (${this.client.status})` };
+  }
+
+  /** See {@link MessageStore.seen}. */
+  async seen(window: DedupWindowName, sender: string, fp: string): Promise<boolean> {
+    return (await this.dedup(window, sender, fp, 'seen')) === 1;
+  }
+
+  /** See {@link MessageStore.remember}. */
+  async remember(window: DedupWindowName, sender: string, fp: string): Promise<void> {
+    await this.dedup(window, sender, fp, 'add');
+  }
+
+  /** See {@link MessageStore.checkAndRemember}. */
+  async checkAndRemember(window: DedupWindowName, sender: string, fp: string): Promise<boolean> {
+    return (await this.dedup(window, sender, fp, 'check')) === 1;
+  }
+
+  /**
+   * Removes expired messages now, in batches until none is left, reporting them to `onExpired`. Runs
+   * every `sweepIntervalMs` on every node (the scripts are atomic, so nodes sweeping at once is harmless).
+   */
+  sweep(): Promise<void> {
+    this.sweeping ??= this.sweepAll().finally(() => (this.sweeping = null));
+    return this.sweeping;
+  }
+
+  /** Stops the sweep; closes a connection it opened. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.o.clock.clearTimeout(this.timer);
+    this.timer = null;
+    await this.sweeping?.catch(() => {});
+    await closeOwned(this.client, this.owned);
+  }
+
+  private dedup(window: DedupWindowName, sender: string, fp: string, mode: 'seen' | 'add' | 'check'): Promise<unknown> {
+    const b = this.o.dedup[window];
+    return this.run('imStoreDedup')(
+      `${this.prefix}d:${window}`, `${this.prefix}db:${window}`, `${this.prefix}dn:${window}`,
+      lengthPrefixed(sender) + fp, this.o.clock.now(), b.ttlMs, finite(b.max), finite(b.maxBytes), mode,
+    );
+  }
+
+  private async sweepAll(): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const flat = (await this.run('imStoreSweep')(`${this.prefix}exp`, `${this.prefix}stat`, this.o.clock.now() - this.o.ttlMs, this.o.sweepBatch, this.prefix)) as string[];
+      if (flat.length === 0) return;
+      const expired: ExpiredMessage[] = [];
+      for (let i = 0; i < flat.length; i += 3) expired.push({ to: flat[i], fp: splitPrefixed(flat[i + 1])[1], frame: flat[i + 2] });
+      this.o.logger.info(`offline store: ${expired.length} messages expired unACKed after ${this.o.ttlMs} ms and were removed`);
+      try {
+        this.o.onExpired?.(expired);
+      } catch (err) {
+        this.o.logger.error('offline store: onExpired failed', err);
+      }
+      if (flat.length / 3 < this.o.sweepBatch) return;
+    }
+  }
+
+  private arm(): void {
+    this.timer = this.o.clock.setTimeout(() => {
+      this.sweep().then(
+        () => this.closed || this.arm(),
+        (err: unknown) => {
+          this.o.logger.error('offline store: removing expired messages from Redis failed', err);
+          if (!this.closed) this.arm();
+        },
+      );
+    }, this.o.sweepIntervalMs);
+    unref(this.timer);
+  }
+
+  private key(kind: 'm' | 'f', to: string): string {
+    return `${this.prefix}${kind}:${to}`;
+  }
+}
+
+/** Checks Redis's settings: refuses a Redis that evicts keys, and 'always' unless the AOF gives it. */
+async function checkPersistence(client: Redis, durability: RedisDurability, logger: Logger): Promise<void> {
+  let appendonly: string | undefined;
+  let fsync: string | undefined;
+  let eviction: string | undefined;
+  try {
+    appendonly = ((await client.config('GET', 'appendonly')) as string[])[1];
+    fsync = ((await client.config('GET', 'appendfsync')) as string[])[1];
+    eviction = ((await client.config('GET', 'maxmemory-policy')) as string[])[1];
+  } catch (err) {
+    if (durability === 'always') throw new Error(`offline store: durability "always" needs CONFIG GET to check appendfsync, which Redis refused: ${(err as Error).message}`);
+    logger.warn(`offline store: cannot read Redis's persistence settings (${(err as Error).message}); make sure it runs with appendonly yes`);
+    return;
+  }
+  // An evicted message would be gone after its sender's ACK: a store that evicts is no store.
+  if (eviction !== 'noeviction') {
+    throw new Error(`offline store: Redis may evict keys under memory pressure (maxmemory-policy ${eviction}); stored messages would vanish after their ACK: set maxmemory-policy noeviction`);
+  }
+  if (durability === 'always' && (appendonly !== 'yes' || fsync !== 'always')) {
+    throw new Error(`offline store: durability "always" needs Redis with appendonly yes and appendfsync always (it has appendonly ${appendonly}, appendfsync ${fsync})`);
+  }
+  if (appendonly !== 'yes') logger.warn('offline store: Redis runs without appendonly: a Redis restart loses every stored message since its last snapshot');
+  else if (fsync !== 'always') logger.info(`offline store: Redis fsyncs its AOF ${fsync === 'everysec' ? 'every second' : `by policy "${fsync}"`}: a crash of the Redis host may lose the last ~1 s of ACKed messages`);
+}
+
+function positive(value: number, name: string): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${String(value)}`);
+  return value;
+}
+
+/** A bound Lua can read (it has no Infinity literal). */
+function finite(n: number): number {
+  return Number.isFinite(n) ? n : 1e300;
+}

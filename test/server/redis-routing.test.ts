@@ -1,0 +1,184 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Protocal } from '../../src/protocol';
+import { silentLogger } from '../../server/src/index';
+import type { PresenceEntry } from '../../server/src/presence';
+import { RedisPresence } from '../../server/src/presence-redis';
+import type { QosWaiter, Routing } from '../../server/src/routing';
+import { RedisRouting } from '../../server/src/routing-redis';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server';
+
+/**
+ * RedisRouting between three nodes on a private redis-server: what is routed to a user reaches the local
+ * routing of the node holding that user only, and the dirty-set recheck covers a lost notification.
+ */
+
+const T0 = 1_800_000_000_000;
+
+/** A local Routing that records what reached it; `online` are the users it holds. */
+class RecordingRouting implements Routing {
+  readonly calls: Array<[string, ...unknown[]]> = [];
+  constructor(readonly online: Set<string>) {}
+  hasRoom(): boolean {
+    return true;
+  }
+  sendData(to: string, frame: Protocal, waiter?: QosWaiter): boolean {
+    this.calls.push(['data', to, frame.fp]);
+    waiter?.('delivered');
+    return this.online.has(to);
+  }
+  sendReceipt(sender: string, receiver: string, fp: string, atMs: number): boolean {
+    this.calls.push(['receipt', sender, receiver, fp, atMs]);
+    return this.online.has(sender);
+  }
+  kickUser(userId: string, code: number, reason?: string): boolean {
+    this.calls.push(['kick', userId, code, reason]);
+    return this.online.has(userId);
+  }
+  endSession(at: PresenceEntry, userId: string, kickCode: number | null): void {
+    this.calls.push(['end', at.node, at.session, userId, kickCode]);
+  }
+  close(): void {}
+}
+
+interface Node {
+  id: string;
+  presence: RedisPresence;
+  routing: RedisRouting;
+  local: RecordingRouting;
+  rechecked: string[];
+}
+
+let redis: RedisServer;
+let prefixes = 0;
+let nodes: Node[] = [];
+beforeAll(async () => void (redis = await startRedisServer()));
+afterAll(() => redis?.stop());
+afterEach(async () => {
+  for (const n of nodes.splice(0)) {
+    await n.routing.close();
+    await n.presence.close();
+  }
+});
+
+async function cluster(ids: string[]): Promise<Node[]> {
+  const keyPrefix = `r${++prefixes}:`;
+  for (const id of ids) {
+    const presence = await RedisPresence.open({ redis: redis.url, nodeId: id, keyPrefix, logger: silentLogger });
+    const local = new RecordingRouting(new Set());
+    const rechecked: string[] = [];
+    const routing = await RedisRouting.open({ redis: redis.url, nodeId: id, keyPrefix, local, presence, recheckMs: 50, logger: silentLogger, onRecheck: (users) => rechecked.push(...users) });
+    nodes.push({ id, presence, routing, local, rechecked });
+  }
+  return nodes;
+}
+
+async function online(n: Node, user: string, session: number): Promise<void> {
+  await n.presence.claim(user, { node: n.id, session, firstLoginTime: T0 }, 0);
+  n.local.online.add(user);
+}
+
+const frame = (to: string, fp: string, qos = true): Protocal => ({ type: 2, from: 'alice', to, fp, QoS: qos, dataContent: 'hi', bridge: false, typeu: -1 }) as Protocal;
+
+/** Polls until `check` holds (at most `withinMs`). */
+async function eventually(check: () => boolean, withinMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+describe('RedisRouting', () => {
+  it("a frame, a receipt, a kick and a superseded session for a user on node B reach B's local routing only", async () => {
+    const [a, b, c] = await cluster(['A', 'B', 'C']);
+    await online(b, 'bob', 7);
+    await online(a, 'alice', 1);
+    let told: string | null = null;
+    expect(await a.routing.sendData('bob', frame('bob', 'f1'), (o) => void (told = o))).toBe(true);
+    // The outcome on B is not reported back: the stored copy stays until bob ACKs it.
+    expect(told).toBe('lost');
+    expect(await a.routing.sendReceipt('bob', 'carol', 'f9', 123)).toBe(true);
+    expect(await a.routing.kickUser('bob', 2, 'admin')).toBe(true);
+    await a.routing.endSession({ node: 'B', session: 7, firstLoginTime: T0 }, 'bob', 1);
+    const expected = [['data', 'bob', 'f1'], ['receipt', 'bob', 'carol', 'f9', 123], ['kick', 'bob', 2, 'admin'], ['end', 'B', 7, 'bob', 1]];
+    expect(await eventually(() => b.local.calls.length === expected.length)).toBe(true);
+    expect(b.local.calls).toEqual(expected);
+    expect(c.local.calls).toEqual([]);
+    expect(a.local.calls).toEqual([]);
+    // The QoS frame marked bob dirty on B only.
+    expect(await eventually(() => b.rechecked.includes('bob'))).toBe(true);
+    expect(c.rechecked).toEqual([]);
+    expect(a.rechecked).toEqual([]);
+  });
+
+  it("this node's own users go to its local routing directly, and a user no node holds is not routed", async () => {
+    const [a, b] = await cluster(['A', 'B']);
+    await online(a, 'alice', 1);
+    expect(await a.routing.sendData('alice', frame('alice', 'f1'))).toBe(true);
+    expect(await a.routing.kickUser('alice', 2)).toBe(true);
+    expect(a.local.calls).toEqual([['data', 'alice', 'f1'], ['kick', 'alice', 2, undefined]]);
+    expect(await a.routing.sendData('nobody', frame('nobody', 'f2'))).toBe(false);
+    expect(await a.routing.kickUser('nobody', 2)).toBe(false);
+    expect(await a.routing.sendReceipt('nobody', 'alice', 'f', 1)).toBe(false);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(b.local.calls).toEqual([]);
+    expect(a.rechecked).toEqual([]);
+  });
+
+  it('a frame whose notification was lost (subscriber connection killed) is covered by the dirty-set recheck; the subscription comes back', async () => {
+    const [a, b, c] = await cluster(['A', 'B', 'C']);
+    await online(b, 'bob', 7);
+    const admin = new Redis(redis.url);
+    try {
+      // Kills every subscriber connection; ioredis reconnects after its backoff (50 ms at first).
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await a.routing.sendData('bob', frame('bob', 'lost-1'));
+      expect(await eventually(() => b.rechecked.includes('bob'))).toBe(true);
+      expect(b.local.calls).toEqual([]);
+      expect(c.rechecked).toEqual([]);
+      // Subscribed again: the next frame arrives by notification.
+      let delivered = false;
+      for (let i = 0; i < 100 && !delivered; i++) {
+        await a.routing.sendData('bob', frame('bob', `again-${i}`, false));
+        delivered = await eventually(() => b.local.calls.length > 0, 50);
+      }
+      expect(delivered).toBe(true);
+      expect(c.local.calls).toEqual([]);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('after Redis is killed and restarted, the same objects route again (the subscriber subscribed again)', async () => {
+    const [a, b] = await cluster(['A', 'B']);
+    await online(b, 'bob', 7);
+    await redis.kill();
+    try {
+      // While Redis is down: no throw, no routing (the stored copy would wait for a recheck or a login).
+      expect(await a.routing.sendData('bob', frame('bob', 'down'))).toBe(false);
+    } finally {
+      await redis.restart();
+    }
+    let delivered = false;
+    for (let i = 0; i < 100 && !delivered; i++) {
+      delivered = (await a.routing.sendData('bob', frame('bob', `up-${i}`, false)).catch(() => false)) && (await eventually(() => b.local.calls.length > 0, 50));
+      if (!delivered) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(delivered).toBe(true);
+    expect(b.local.calls[0][0]).toBe('data');
+  });
+
+  it("a recheck hands over each dirty user once per mark, and markDirty marks a user on a node's set", async () => {
+    const [a, b] = await cluster(['A', 'B']);
+    await a.routing.markDirty('B', 'bob');
+    await a.routing.markDirty('B', 'bob');
+    await a.routing.markDirty('B', 'carol');
+    expect(await eventually(() => b.rechecked.length === 2)).toBe(true);
+    expect([...b.rechecked].sort()).toEqual(['bob', 'carol']);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(b.rechecked.length).toBe(2);
+    expect(a.rechecked).toEqual([]);
+  });
+});

@@ -1,0 +1,154 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { OfflineStoreError, silentLogger } from '../../server/src/index';
+import type { ExpiredMessage } from '../../server/src/offline-store';
+import { RedisMessageStore, type RedisStoreOptions } from '../../server/src/store-redis';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server';
+
+/** RedisMessageStore beyond the conformance suite: its own quotas, the sweep, byte-counted keys, bounds. */
+
+const T0 = 1_800_000_000_000;
+let redis: RedisServer;
+let prefixes = 0;
+const opened: RedisMessageStore[] = [];
+beforeAll(async () => void (redis = await startRedisServer()));
+afterAll(() => redis?.stop());
+afterEach(async () => void (await Promise.all(opened.splice(0).map((s) => s.close()))));
+
+/** A store on a fresh prefix whose clock `advance` moves. */
+async function open(o: Partial<RedisStoreOptions> = {}) {
+  let now = T0;
+  const clock = { now: () => now, setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+  const store = await RedisMessageStore.open({ redis: redis.url, keyPrefix: `s${++prefixes}:`, logger: silentLogger, clock, ...o });
+  opened.push(store);
+  return { store, advance: (ms: number) => void (now += ms) };
+}
+
+async function refusal(p: Promise<unknown>): Promise<OfflineStoreError> {
+  const err = await p.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(OfflineStoreError);
+  return err as OfflineStoreError;
+}
+
+describe('RedisMessageStore', () => {
+  it('refuses a put past the receiver\'s quota (reason "quota") in the same step, and still takes a retransmission', async () => {
+    const { store } = await open({ maxPerReceiver: 2 });
+    await store.put('bob', 'alice', 'f1', 'a');
+    await store.put('bob', 'alice', 'f2', 'b');
+    expect((await refusal(store.put('bob', 'alice', 'f3', 'c'))).reason).toBe('quota');
+    expect(await store.put('bob', 'alice', 'f2', 'b')).toBe(false);
+    expect(await store.put('carol', 'alice', 'f3', 'c')).toBe(true);
+    // Concurrent puts cannot overshoot: the check and the write are one script.
+    const many = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.put('dave', 'alice', `g${i}`, 'x')));
+    expect(many.filter((r) => r.status === 'fulfilled').length).toBe(2);
+    expect(await store.count('dave')).toBe(2);
+  });
+
+  it('refuses a put past the global byte quota, counting UTF-8 bytes, and takes one again after a removal', async () => {
+    const { store } = await open({ maxBytes: 10 });
+    expect(await store.put('bob', 'alice', 'f1', 'éé✓')).toBe(true); // 7 bytes
+    expect((await refusal(store.put('bob', 'alice', 'f2', 'abcd'))).reason).toBe('quota');
+    expect(await store.put('bob', 'alice', 'f2', 'abc')).toBe(true);
+    await store.remove('bob', 'alice', 'f1');
+    expect(await store.put('bob', 'alice', 'f3', 'abcdefg')).toBe(true);
+    expect(await store.total()).toBe(2);
+  });
+
+  it('keeps non-ASCII and colon-laden user ids and fps apart and returns them intact', async () => {
+    const { store } = await open();
+    const from = '用户:1';
+    await store.put('接收者', from, 'fp:é', 'frame 1');
+    await store.put('接收者', '用户', ':1fp:é', 'frame 2');
+    const rows = await store.list('接收者', 0, 10);
+    expect(rows.map((r) => [r.from, r.fp, r.frame])).toEqual([
+      [from, 'fp:é', 'frame 1'],
+      ['用户', ':1fp:é', 'frame 2'],
+    ]);
+    expect(await store.remove('接收者', from, 'fp:é')).toBe(true);
+    expect((await store.list('接收者', 0, 10)).map((r) => r.from)).toEqual(['用户']);
+  });
+
+  it('sweeps expired messages (not one before its TTL), reports them to onExpired with receiver and fp, and frees the quota', async () => {
+    const expired: ExpiredMessage[] = [];
+    const { store, advance } = await open({ ttlMs: 1000, maxRows: 3, sweepBatch: 2, onExpired: (m) => expired.push(...m) });
+    await store.put('接收者', 'alice', 'f1', 'one');
+    await store.put('bob', 'alice', 'f2', 'two');
+    advance(500);
+    await store.put('bob', 'alice', 'f3', 'three');
+    expect((await refusal(store.put('bob', 'alice', 'f4', 'x'))).reason).toBe('quota');
+    advance(499);
+    await store.sweep();
+    expect(expired).toEqual([]);
+    advance(1);
+    await store.sweep();
+    // Stored in the same millisecond: swept together, in no particular order.
+    expect([...expired].sort((x, y) => x.fp.localeCompare(y.fp))).toEqual([
+      { to: '接收者', fp: 'f1', frame: 'one' },
+      { to: 'bob', fp: 'f2', frame: 'two' },
+    ]);
+    expect(await store.total()).toBe(1);
+    expect(await store.count('bob')).toBe(1);
+    expect(await store.put('bob', 'alice', 'f4', 'x')).toBe(true);
+    expect((await store.list('bob', 0, 10)).map((r) => r.fp)).toEqual(['f3', 'f4']);
+  });
+
+  it('lists past expired messages still waiting for the sweep, and a limit counts listed messages only', async () => {
+    const { store, advance } = await open({ ttlMs: 1000 });
+    for (let i = 0; i < 5; i++) await store.put('bob', 'alice', `old${i}`, 'x');
+    advance(600);
+    for (let i = 0; i < 3; i++) await store.put('bob', 'alice', `new${i}`, 'x');
+    advance(400);
+    expect((await store.list('bob', 0, 2)).map((r) => r.fp)).toEqual(['new0', 'new1']);
+    const all = await store.list('bob', 0, 10);
+    expect(all.map((r) => r.fp)).toEqual(['new0', 'new1', 'new2']);
+    expect((await store.list('bob', all[1].seq, 10)).map((r) => r.fp)).toEqual(['new2']);
+  });
+
+  it("bounds a window by bytes too: past maxBytes the oldest sender's fp is forgotten", async () => {
+    // Each entry is charged 64 bytes plus its key's bytes ("5:alice" + fp): 64 + 9 = 73 for fN.
+    const { store } = await open({ dedup: { c2c: { ttlMs: 60_000, max: 1000, maxBytes: 3 * 73 } } });
+    for (const fp of ['f1', 'f2', 'f3']) await store.remember('c2c', 'alice', fp);
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(true);
+    await store.remember('c2c', 'alice', 'f4');
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(false);
+    expect(await store.seen('c2c', 'alice', 'f2')).toBe(true);
+    expect(await store.seen('c2c', 'alice', 'f4')).toBe(true);
+  });
+
+  it('a key remembered again after it expired is charged once: the byte bound still holds afterwards', async () => {
+    const { store, advance } = await open({ dedup: { c2c: { ttlMs: 1000, max: 1000, maxBytes: 2 * 73 } } });
+    await store.remember('c2c', 'alice', 'f1');
+    advance(1000);
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(false);
+    await store.remember('c2c', 'alice', 'f1');
+    await store.remember('c2c', 'alice', 'f2');
+    await store.remember('c2c', 'alice', 'f3');
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(false);
+    expect(await store.seen('c2c', 'alice', 'f3')).toBe(true);
+  });
+
+  it('checkAndRemember is atomic across connections: of 20 concurrent checks of one fp exactly one is new', async () => {
+    const { store } = await open();
+    // A second connection on the same keys (another node).
+    const { store: other } = await open({ keyPrefix: `s${prefixes}:` });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).checkAndRemember('c2s', 'alice', 'same')));
+    expect(results.filter((seen) => !seen).length).toBe(1);
+  });
+
+  it('refuses to open on a Redis that evicts keys under memory pressure, naming the setting', async () => {
+    const admin = new Redis(redis.url);
+    try {
+      await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      await expect(RedisMessageStore.open({ redis: redis.url, logger: silentLogger })).rejects.toThrow(/maxmemory-policy allkeys-lru.*noeviction/);
+    } finally {
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      admin.disconnect();
+    }
+  });
+
+  it('rejects bad options naming them', async () => {
+    await expect(RedisMessageStore.open({ redis: redis.url, ttlMs: 0 })).rejects.toThrow(/ttlMs/);
+    await expect(RedisMessageStore.open({ redis: redis.url, durability: 'sometimes' as 'always' })).rejects.toThrow(/durability/);
+    await expect(RedisMessageStore.open({ redis: 42 as unknown as string })).rejects.toThrow(/ioredis client or a redis:\/\/ URL/);
+  });
+});
