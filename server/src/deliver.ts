@@ -10,7 +10,8 @@ import { OfflineStoreError } from './store-error';
 /**
  * How handing a message to its receiver went: `full` is the receiver's box, `quota` the whole store's
  * limit, `unavailable` a store that cannot write durably now (nothing was stored, nothing may be ACKed),
- * `busy` a receiver online while the QoS table is at its bound (neither written nor stored).
+ * `busy` a receiver online while the QoS table, or that receiver's share of it, is at its bound (neither
+ * written nor stored).
  */
 export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable' | 'busy';
 
@@ -32,7 +33,10 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
     return (isPromise(w) ? await w : w) ? 'sent' : 'dropped';
   }
   const room = ctx.routing.hasRoom(to, msg);
-  if (!(isPromise(room) ? await room : room)) return 'busy';
+  if (!(isPromise(room) ? await room : room)) {
+    ctx.opts.logger.debug(`message ${msg.fp} to "${to}" refused with error ${ServerErrorCode.SERVER_BUSY}: the QoS table or "${to}"'s share of it is full`);
+    return 'busy';
+  }
   const hook = ctx.opts.hooks.onOffline;
   if (hook) {
     const w = writeOnline();

@@ -203,10 +203,12 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     positiveInt(udp.maxSessionsPerAddress, 'udp.maxSessionsPerAddress');
   }
   const http = o.http === false ? false : resolveAdminHttp(o.http ?? {});
-  const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, maxEntries: 100000, maxBytes: 32 * MIB, ...o.qos };
+  const qos: QosOptions = { checkIntervalMs: 5000, resendAfterMs: 2000, maxRetries: 1, maxEntries: 100000, maxBytes: 32 * MIB, maxEntriesPerReceiver: 1000, maxBytesPerReceiver: MIB, ...o.qos };
   positive(qos.checkIntervalMs, 'qos.checkIntervalMs');
   positive(qos.maxEntries, 'qos.maxEntries');
   positive(qos.maxBytes, 'qos.maxBytes');
+  positive(qos.maxEntriesPerReceiver, 'qos.maxEntriesPerReceiver');
+  positive(qos.maxBytesPerReceiver, 'qos.maxBytesPerReceiver');
   if (!Number.isFinite(qos.resendAfterMs) || qos.resendAfterMs < 0) throw new RangeError(`qos.resendAfterMs must be 0 or more, got ${String(qos.resendAfterMs)}`);
   if (!Number.isInteger(qos.maxRetries) || qos.maxRetries < 0) throw new RangeError(`qos.maxRetries must be a whole number 0 or more, got ${String(qos.maxRetries)}`);
   const rateLimit = o.rateLimit === false ? null : resolveRateLimit({ burst: 200, perSecond: 100, ...o.rateLimit });

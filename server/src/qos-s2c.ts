@@ -13,12 +13,18 @@ export interface QosOptions {
   maxEntries: number;
   /** Most bytes (frames and keys, as charged by `entryBytes`) waiting for an ACK, server-wide. */
   maxBytes: number;
+  /** Most messages waiting for one receiver's ACK: a receiver that never ACKs blocks only itself (321). */
+  maxEntriesPerReceiver: number;
+  /** Most bytes waiting for one receiver's ACK, charged as for `maxBytes`. */
+  maxBytesPerReceiver: number;
 }
 
 /** How a tracked message ended. */
 export type QosOutcome = 'delivered' | 'lost';
 
 interface Entry {
+  /** The receiver whose share the entry is charged to. */
+  to: string;
   frame: Protocal;
   bytes: number;
   firstSentMs: number;
@@ -35,13 +41,16 @@ interface Entry {
  *
  * Entries are keyed by receiver, sender and fp: one user cannot settle another's message, and two
  * senders that pick the same fp for one receiver do not share an entry. The table is bounded in entries
- * and bytes: {@link QosSendDaemon.hasRoom} says whether a new message may be written, and a live
+ * and bytes, server-wide and per receiver (so one receiver that never ACKs fills only its own share):
+ * {@link QosSendDaemon.hasRoom} says whether a new message may be written, and a live
  * {@link QosSendDaemon.enrol} beyond the bounds is refused. Replays (`restart`) are bounded by each
  * session's replay window instead, so they may go past the bounds by at most that much.
  */
 export class QosSendDaemon {
   private readonly pending = new Map<string, Entry>();
   private charged = 0;
+  /** Entries and bytes charged to each receiver with at least one entry. */
+  private readonly shares = new Map<string, { entries: number; bytes: number }>();
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
@@ -65,12 +74,20 @@ export class QosSendDaemon {
     const entries = [...this.pending.values()];
     this.pending.clear();
     this.charged = 0;
+    this.shares.clear();
     for (const e of entries) for (const w of e.waiters) w('lost');
   }
 
-  /** Whether one more message of `frameBytes` encoded bytes fits the table's bounds. */
-  hasRoom(frameBytes: number): boolean {
-    return this.pending.size < this.opts.maxEntries && this.charged + frameBytes + entryBytes() <= this.opts.maxBytes;
+  /**
+   * Whether one more message of `frameBytes` encoded bytes fits the table's server-wide bounds and, when
+   * `to` is given, that receiver's share.
+   */
+  hasRoom(frameBytes: number, to?: string): boolean {
+    const cost = frameBytes + entryBytes();
+    if (this.pending.size >= this.opts.maxEntries || this.charged + cost > this.opts.maxBytes) return false;
+    if (to === undefined) return true;
+    const share = this.shares.get(to);
+    return !share || (share.entries < this.opts.maxEntriesPerReceiver && share.bytes + cost <= this.opts.maxBytesPerReceiver);
   }
 
   /**
@@ -79,7 +96,8 @@ export class QosSendDaemon {
    * after re-login) and is always accepted; otherwise an existing entry keeps its timings.
    */
   enrol(frame: Protocal, restart = false, waiter?: (outcome: QosOutcome) => void): boolean {
-    const key = qosKey(frame.to, frame.from, frame.fp);
+    const to = frame.to ?? '';
+    const key = qosKey(to, frame.from, frame.fp);
     const existing = this.pending.get(key);
     if (existing) {
       existing.frame = frame;
@@ -91,10 +109,15 @@ export class QosSendDaemon {
       return true;
     }
     const size = Buffer.byteLength(encodeFrame(frame), 'utf8');
-    if (!restart && !this.hasRoom(size)) return false;
+    if (!restart && !this.hasRoom(size, to)) return false;
     const bytes = size + entryBytes(key);
     this.charged += bytes;
-    this.pending.set(key, { frame, bytes, firstSentMs: Date.now(), retries: 0, waiters: waiter ? [waiter] : [] });
+    const share = this.shares.get(to);
+    if (share) {
+      share.entries++;
+      share.bytes += bytes;
+    } else this.shares.set(to, { entries: 1, bytes });
+    this.pending.set(key, { to, frame, bytes, firstSentMs: Date.now(), retries: 0, waiters: waiter ? [waiter] : [] });
     return true;
   }
 
@@ -133,6 +156,9 @@ export class QosSendDaemon {
   private remove(key: string, e: Entry): void {
     this.pending.delete(key);
     this.charged -= e.bytes;
+    const share = this.shares.get(e.to);
+    if (share && --share.entries === 0) this.shares.delete(e.to);
+    else if (share) share.bytes -= e.bytes;
   }
 
   private check(): void {

@@ -22,7 +22,7 @@ export class LocalRouting implements Routing {
   hasRoom(to: string, frame: Protocal): boolean {
     const target = this.sessions.current(to);
     if (!target || target.closed) return true;
-    return (!!frame.fp && this.qos.has(to, frame.from ?? SERVER_ID, frame.fp)) || this.qos.hasRoom(frameBytes(frame));
+    return (!!frame.fp && this.qos.has(to, frame.from ?? SERVER_ID, frame.fp)) || this.qos.hasRoom(frameBytes(frame), to);
   }
 
   /** See {@link Routing.sendData}. */

@@ -15,7 +15,7 @@ export type QosWaiter = (outcome: QosOutcome) => void;
 export interface Routing {
   /**
    * Whether the node holding `to` can track one more QoS message for it: false only when `to` is online
-   * there, the message is not tracked already, and that node's QoS table is at its bound.
+   * there, the message is not tracked already, and that node's QoS table, or `to`'s share of it, is at its bound.
    */
   hasRoom(to: string, frame: Protocal): MaybePromise<boolean>;
   /**

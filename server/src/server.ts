@@ -32,7 +32,7 @@ export interface SendOptions {
  * `sent` (written without QoS), `dropped` (not QoS and the user is offline, or the offline hook refused
  * it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full), `quota` (the whole
  * store is at its limit), `unavailable` (the store cannot write durably now), `busy` (the user is online
- * but too many messages wait for an ACK server-wide); the last four send and store nothing.
+ * but too many messages wait for an ACK server-wide or for that user); the last four send and store nothing.
  */
 export interface SendResult {
   fp: string | null;
