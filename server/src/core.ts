@@ -25,6 +25,7 @@ import { Session, type Link } from './session';
 import { SessionIo } from './session-io';
 import type { MessageStore } from './store';
 import { LocalMessageStore } from './store-local';
+import { UserBudgets } from './user-budgets';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -110,6 +111,7 @@ export class ServerCore {
       store: this.store,
       qos: this.qos,
       receipts: this.receipts,
+      userBudgets: opts.rateLimit ? new UserBudgets(opts.rateLimit) : null,
       safely: hookRunner(opts.logger),
     };
   }
@@ -188,6 +190,7 @@ export class ServerCore {
     s.closed = true;
     s.clearTimers();
     this.metrics.open[s.transport]--;
+    if (s.userId && s.budget) this.ctx.userBudgets?.put(s.userId, s.budget);
     this.io.release(s);
   }
 
