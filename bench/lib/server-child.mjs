@@ -55,7 +55,10 @@ async function startRaw() {
   };
 }
 
-/** Starts the reference server (WebSocket only, no rate limit) and returns the same shape. */
+/**
+ * Starts the reference server (WebSocket only, no rate limit, no cap on connections not logged in yet: every
+ * load client comes from 127.0.0.1 and thousands connect at once) and returns the same shape.
+ */
 async function startOurs() {
   const { createServer, silentLogger } = await import(pathToFileURL(join(ROOT, 'server/dist/index.js')).href);
   const server = await createServer({
@@ -66,6 +69,7 @@ async function startOurs() {
     dataDir: o.dataDir,
     senseMode: o.senseMode,
     rateLimit: false,
+    maxUnauthenticatedPerAddress: 0,
     logger: silentLogger,
   });
   return {

@@ -32,6 +32,7 @@ const FLAGS: Flag[] = [
   { flag: '--max-stored-messages', env: 'IM_MAX_STORED_MESSAGES', kind: 'int', help: 'messages the offline store holds in all; then error 324 (default 1000000)' },
   { flag: '--max-stored-bytes', env: 'IM_MAX_STORED_BYTES', kind: 'int', help: 'bytes of frames the offline store holds in all; then error 324 (default 1073741824 = 1 GiB)' },
   { flag: '--message-ttl-ms', env: 'IM_MESSAGE_TTL_MS', kind: 'int', help: 'a stored message not ACKed within this time expires and is removed (default 1209600000 = 14 days)' },
+  { flag: '--max-unauth-per-address', env: 'IM_MAX_UNAUTH_PER_ADDRESS', kind: 'int', help: 'WebSocket + TCP connections one IP may hold before logging in; beyond: refused (default 64; 0 = no cap)' },
   { flag: '--login-timeout-ms', env: 'IM_LOGIN_TIMEOUT_MS', kind: 'int', help: 'a connection must log in within this time (default 15000)' },
   { flag: '--rate-burst', env: 'IM_RATE_BURST', kind: 'int', help: 'frames a connection may send at once (default 200; 0 = no limit)' },
   { flag: '--rate-per-second', env: 'IM_RATE_PER_SECOND', kind: 'int', help: 'frames per second a connection may sustain (default 100)' },
@@ -177,6 +178,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       maxStoredBytes: int('--max-stored-bytes', 1, Number.MAX_SAFE_INTEGER),
       messageTtlMs: int('--message-ttl-ms', 1, Number.MAX_SAFE_INTEGER),
       loginTimeoutMs: int('--login-timeout-ms', 1, 3600000),
+      maxUnauthenticatedPerAddress: int('--max-unauth-per-address', 0, 1e9),
       rateLimit:
         burst === 0
           ? false

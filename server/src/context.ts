@@ -8,6 +8,7 @@ import type { Routing } from './routing';
 import type { LocalRouting } from './routing-local';
 import type { SessionIo } from './session-io';
 import type { MessageStore } from './store';
+import type { UserBudgets } from './user-budgets';
 
 /** The options the frame handlers read. */
 export type HandlerOptions = Pick<
@@ -37,6 +38,8 @@ export interface ServerContext {
   readonly qos: QosSendDaemon;
   /** Device receipts waiting for their offline senders. */
   readonly receipts: ReceiptBacklog;
+  /** What users' ended sessions left of their rate budget (null: no rate limit). */
+  readonly userBudgets: UserBudgets | null;
   /** Runs an application hook, logging (never propagating) what it throws or rejects with. */
   safely(name: string, fn: () => unknown): void;
 }

@@ -1,6 +1,7 @@
 // The path of a frame through the server, file by file, is drawn in server/README.md (Architecture).
 
 import { createFrame, decodeFrame, encodeFrame, MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
+import { AddressCap } from './address-cap';
 import { MAX_KICK_REASON_LENGTH } from './bounds';
 import type { ServerContext, ServerSeams } from './context';
 import { resendFrame } from './deliver';
@@ -24,6 +25,7 @@ import { Session, type Link } from './session';
 import { SessionIo } from './session-io';
 import type { MessageStore } from './store';
 import { LocalMessageStore } from './store-local';
+import { UserBudgets } from './user-budgets';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -72,6 +74,8 @@ export class ServerCore {
   readonly store: MessageStore;
   /** What the frame handlers receive. */
   readonly ctx: ServerContext;
+  /** WebSocket and TCP connections not logged in yet, per source IP (`maxUnauthenticatedPerAddress`). */
+  readonly unauthenticated: AddressCap;
   /** Set by a graceful shutdown: every new connection is sent error 336 and closed at once. */
   draining = false;
   private readonly localRouting: LocalRouting;
@@ -79,6 +83,7 @@ export class ServerCore {
   /** `offline` holds the messages unless `seams.store` replaces the whole store; see {@link ServerSeams}. */
   constructor(readonly opts: ResolvedOptions, offline: OfflineStore, seams: Partial<ServerSeams> = {}) {
     this.receipts = new ReceiptBacklog(opts.receipts);
+    this.unauthenticated = new AddressCap(opts.maxUnauthenticatedPerAddress);
     this.qos = new QosSendDaemon(
       opts.qos,
       (frame) => resendFrame(this.ctx, frame),
@@ -106,6 +111,7 @@ export class ServerCore {
       store: this.store,
       qos: this.qos,
       receipts: this.receipts,
+      userBudgets: opts.rateLimit ? new UserBudgets(opts.rateLimit) : null,
       safely: hookRunner(opts.logger),
     };
   }
@@ -184,6 +190,7 @@ export class ServerCore {
     s.closed = true;
     s.clearTimers();
     this.metrics.open[s.transport]--;
+    if (s.userId && s.budget) this.ctx.userBudgets?.put(s.userId, s.budget);
     this.io.release(s);
   }
 

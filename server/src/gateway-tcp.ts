@@ -1,6 +1,7 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { encodeLengthPrefixed, FrameTooLargeError, LengthPrefixDecoder } from '../../src/length-prefix';
+import { NO_SLOT, plainAddress, refusalLogger, type AddressSlot } from './address-cap';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
@@ -16,10 +17,26 @@ const CLOSE_GRACE_MS = 2000;
  */
 export async function startTcpGateway(core: ServerCore, opts: { port: number; host?: string; maxBodyBytes: number }): Promise<Gateway> {
   const sockets = new Set<Socket>();
+  const cap = core.unauthenticated;
+  const refused = refusalLogger((m) => core.opts.logger.warn(m), 'tcp gateway', cap.max);
+  // A connection from a trusted proxy (ws.trustedProxies, e.g. nginx's stream module) is not counted: TCP
+  // carries no client address, so all the proxy's clients would share one count.
+  const trusted = new Set((core.opts.ws ? (core.opts.ws.trustedProxies ?? []) : []).map(plainAddress));
+  // With TLS, counted once the TLS handshake is done (before it, tls.handshakeTimeoutMs bounds it).
   const onSocket = (socket: Socket): void => {
+    const ip = plainAddress(socket.remoteAddress ?? '?');
+    const slot = trusted.has(ip) ? NO_SLOT : cap.acquire(ip);
+    if (!slot) {
+      refused(ip);
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    attach(core, socket, opts.maxBodyBytes);
+    socket.on('close', () => {
+      sockets.delete(socket);
+      slot.release();
+    });
+    attach(core, socket, opts.maxBodyBytes, slot);
   };
   const tls = core.opts.tls;
   let guard: { close(): void } | null = null;
@@ -50,7 +67,7 @@ export async function startTcpGateway(core: ServerCore, opts: { port: number; ho
   };
 }
 
-function attach(core: ServerCore, socket: Socket, maxBodyBytes: number): void {
+function attach(core: ServerCore, socket: Socket, maxBodyBytes: number, slot: AddressSlot): void {
   socket.setNoDelay(true);
   socket.setKeepAlive(true);
   const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
@@ -72,6 +89,7 @@ function attach(core: ServerCore, socket: Socket, maxBodyBytes: number): void {
       socket.end();
       setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
     },
+    loggedIn: () => slot.release(),
   });
   socket.on('data', (chunk: Buffer) => {
     if (session.closed) return;

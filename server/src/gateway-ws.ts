@@ -3,6 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket } from 'ws';
+import { NO_SLOT, plainAddress, refusalLogger, type AddressSlot } from './address-cap';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
@@ -85,15 +86,28 @@ export async function startWsGateway(
     socket.once('close', () => settle(socket));
   });
   const trusted = new Set((opts.trustedProxies ?? []).map(plainAddress));
+  const cap = core.unauthenticated;
+  const refused = refusalLogger((m) => core.opts.logger.warn(m), 'ws gateway', cap.max);
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     if (req.url !== opts.path) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
+    const peer = remoteOf(req, trusted);
+    // Counted from the upgrade request on (before it, handshakeTimeoutMs bounds the connection), until login
+    // or close. A trusted proxy that names no client is not counted: all its clients would share one count.
+    const slot = peer.ip === null ? NO_SLOT : cap.acquire(peer.ip);
+    if (!slot) {
+      refused(peer.ip ?? peer.text);
+      socket.once('finish', () => socket.destroy());
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    socket.once('close', () => slot.release());
     wss.handleUpgrade(req, socket, head, (ws) => {
       settle(socket);
-      attach(core, ws as LimitedWebSocket, remoteOf(req, trusted), opts.maxPayloadBytes);
+      attach(core, ws as LimitedWebSocket, peer.text, opts.maxPayloadBytes, slot);
     });
   });
   http.on('clientError', (_err, socket) => socket.destroy());
@@ -120,19 +134,16 @@ export async function startWsGateway(
   };
 }
 
-/** `::ffff:127.0.0.1` (an IPv4 peer of a dual-stack socket) as `127.0.0.1`. */
-function plainAddress(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
-
 /**
- * The peer as logs name it. Only when the direct peer is one of `trustedProxies` (opt-in) is the client
- * address taken from the proxy's headers: the rightmost X-Forwarded-For entry that is not itself a trusted
- * proxy (what nginx's `$proxy_add_x_forwarded_for` appended), else X-Real-IP. Anyone else could forge them.
+ * The peer: `ip` as the per-address cap counts it, `text` as logs name it. Only when the direct peer is one
+ * of `trustedProxies` (opt-in) is the client address taken from the proxy's headers: the rightmost
+ * X-Forwarded-For entry that is not itself a trusted proxy (what nginx's `$proxy_add_x_forwarded_for`
+ * appended), else X-Real-IP. Anyone else could forge them. `ip` is null for a trusted proxy that names no client.
  */
-function remoteOf(req: IncomingMessage, trusted: ReadonlySet<string>): string {
-  const direct = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-  if (trusted.size === 0 || !trusted.has(plainAddress(req.socket.remoteAddress ?? ''))) return direct;
+function remoteOf(req: IncomingMessage, trusted: ReadonlySet<string>): { ip: string | null; text: string } {
+  const directIp = plainAddress(req.socket.remoteAddress ?? '?');
+  const direct = { ip: directIp, text: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}` };
+  if (trusted.size === 0 || !trusted.has(directIp)) return direct;
   const forwarded = String(req.headers['x-forwarded-for'] ?? '')
     .split(',')
     .map((a) => plainAddress(a.trim()))
@@ -140,10 +151,12 @@ function remoteOf(req: IncomingMessage, trusted: ReadonlySet<string>): string {
   let client = forwarded.reverse().find((a) => !trusted.has(a));
   const realIp = req.headers['x-real-ip'];
   if (!client && typeof realIp === 'string' && realIp.trim() !== '') client = plainAddress(realIp.trim());
-  return client ? `${client.slice(0, 64)} via ${direct}` : direct;
+  if (!client) return { ip: null, text: direct.text };
+  const ip = client.slice(0, 64);
+  return { ip, text: `${ip} via ${direct.text}` };
 }
 
-function attach(core: ServerCore, ws: LimitedWebSocket, remote: string, maxPayloadBytes: number): void {
+function attach(core: ServerCore, ws: LimitedWebSocket, remote: string, maxPayloadBytes: number, slot: AddressSlot): void {
   const limit = core.opts.maxBufferedBytes;
   const session = core.open({
     transport: 'ws',
@@ -161,6 +174,7 @@ function attach(core: ServerCore, ws: LimitedWebSocket, remote: string, maxPaylo
     close(code) {
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code ?? 1000, code === 1001 ? 'Going Away' : 'Bye');
     },
+    loggedIn: () => slot.release(),
   });
   ws.onTooBig = () => {
     core.metrics.badInput++;

@@ -80,6 +80,8 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
   }
   s.userId = uid;
   s.firstLoginTime = ftOut;
+  s.link.loggedIn?.();
+  if (s.budget) ctx.userBudgets?.carryInto(uid, s.budget);
   if (s.loginTimer) clearTimeout(s.loginTimer);
   s.loginTimer = null;
   ctx.metrics.logins++;

@@ -21,7 +21,9 @@ export interface ServerOptions {
   /**
    * WebSocket gateway (default port 3000, path `/websocket`, 65536-byte frames); a connection must finish
    * its HTTP upgrade within `handshakeTimeoutMs` (default 10000, as Netty) or it is dropped. `trustedProxies`
-   * (default none): addresses of reverse proxies whose X-Forwarded-For / X-Real-IP name the client in logs.
+   * (default none): addresses of reverse proxies whose X-Forwarded-For / X-Real-IP name the client in logs
+   * and for `maxUnauthenticatedPerAddress`; their connections that name no client (and every TCP
+   * connection from them) are not counted by that cap.
    */
   ws?: (ListenOptions & { path?: string; maxPayloadBytes?: number; handshakeTimeoutMs?: number; trustedProxies?: readonly string[] }) | false;
   /** TCP gateway (default port 8901, bodies up to 6144 bytes). */
@@ -64,6 +66,13 @@ export interface ServerOptions {
   replayWindow?: number;
   /** A connection must log in within this time (default 15000). */
   loginTimeoutMs?: number;
+  /**
+   * WebSocket and TCP connections one source IP may hold open without having logged in, counted across both
+   * gateways (default 64; 0 = no cap). Beyond it a new connection is refused at once: WebSocket with HTTP 429
+   * before the upgrade, TCP closed at accept. Behind a `ws.trustedProxies` proxy the forwarded client address
+   * counts, and a connection naming no client is not counted. A connection stops counting once it logs in.
+   */
+  maxUnauthenticatedPerAddress?: number;
   /**
    * How long an awaited hook (`beforeC2S`, `beforeC2C`, `onOffline`) may take before the server gives up
    * on it (a before hook: error 318, no ACK; `onOffline`: not stored) and moves on (default 10000).
@@ -159,6 +168,7 @@ export interface ResolvedOptions {
   messageTtlMs: number;
   replayWindow: number;
   loginTimeoutMs: number;
+  maxUnauthenticatedPerAddress: number;
   hookTimeoutMs: number;
   rateLimit: ResolvedRateLimit | null;
   qos: QosOptions;
@@ -249,6 +259,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     messageTtlMs: positive(o.messageTtlMs ?? 14 * 24 * 60 * 60 * 1000, 'messageTtlMs'),
     replayWindow: positive(o.replayWindow ?? 100, 'replayWindow'),
     loginTimeoutMs: positive(o.loginTimeoutMs ?? 15000, 'loginTimeoutMs'),
+    maxUnauthenticatedPerAddress: nonNegativeInt(o.maxUnauthenticatedPerAddress ?? 64, 'maxUnauthenticatedPerAddress'),
     hookTimeoutMs: positive(o.hookTimeoutMs ?? 10000, 'hookTimeoutMs'),
     rateLimit,
     qos,
@@ -297,6 +308,11 @@ function port(value: number | undefined, fallback: number, name: string): number
   const p = value ?? fallback;
   if (!Number.isInteger(p) || p < 0 || p > 65535) throw new RangeError(`${name} must be an integer 0–65535 (0 = any free port), got ${String(value)}`);
   return p;
+}
+
+function nonNegativeInt(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 0) throw new RangeError(`${name} must be a whole number 0 or more (0 = off), got ${String(value)}`);
+  return value;
 }
 
 function positiveInt(value: number, name: string): number {

@@ -47,6 +47,19 @@ export class TokenBucket {
     this.tokens -= 1;
     return true;
   }
+
+  /** Lowers this bucket to `other`'s level when that is lower (both refilled to `now` first). */
+  lowerTo(other: TokenBucket, now: number = Date.now()): void {
+    this.refill(now);
+    other.refill(now);
+    this.tokens = Math.min(this.tokens, other.tokens);
+  }
+
+  private refill(now: number): void {
+    const elapsed = Math.max(0, now - this.lastMs);
+    this.lastMs = Math.max(this.lastMs, now);
+    this.tokens = Math.min(this.opts.burst, this.tokens + (elapsed * this.opts.perSecond) / 1000);
+  }
 }
 
 /** Why a frame was refused by a {@link FrameBudget}: the error code and message to send. */
@@ -87,6 +100,15 @@ export class FrameBudget {
         : { code: ServerErrorCode.CONTROL_RATE_LIMITED, message: 'too many keep-alives, or ACKs for messages this connection was not sent' };
     }
     return this.originate.take(now) ? null : { code: ServerErrorCode.RATE_LIMITED, message: 'too many frames: rate limit exceeded' };
+  }
+
+  /**
+   * Takes over what an earlier session of the same user left in its buckets, when that is less than this
+   * one holds: reconnecting buys no fresh burst. The ACK credit stays this connection's own.
+   */
+  inherit(earlier: FrameBudget, now: number = Date.now()): void {
+    this.originate.lowerTo(earlier.originate, now);
+    this.control.lowerTo(earlier.control, now);
   }
 
   /** Records a QoS frame written to the connection: its ACK will cost nothing. */

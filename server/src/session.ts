@@ -16,6 +16,8 @@ export interface Link {
    * the gateway then reports it closed.
    */
   close(code?: number): void;
+  /** Called once when the connection logs in (the gateway stops counting it as not logged in). */
+  loggedIn?(): void;
 }
 
 /** Read-only facts about a connection, passed to hooks. */
