@@ -10,7 +10,8 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'
 export const screenshotDir = join(repoRoot, 'test', 'browser', 'screenshots');
 
 /** Debian's Chromium (`apt-get install chromium`); CHROMIUM_PATH points elsewhere. */
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+/** Debian's Chromium, or CHROMIUM_PATH. */
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 /** Whether the browser tests can run here; on CI a missing Chromium is a failure, elsewhere a skip. */
@@ -22,8 +23,11 @@ export function chromiumStatus(): { available: boolean; mustFail: boolean; messa
   return { available, mustFail: !available && ci, message };
 }
 
-/** Launches headless Chromium with a fresh temporary profile and without any background traffic. */
-export function launchChromium(): Promise<Browser> {
+/**
+ * Launches headless Chromium with a fresh temporary profile and without any background traffic; `extraArgs`
+ * are added to the command line (e.g. the TLS test's certificate pin).
+ */
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -35,6 +39,7 @@ export function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }

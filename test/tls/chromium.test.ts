@@ -5,16 +5,15 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IMClient } from '../../src/index';
 import { createServer, silentLogger, type IMServer } from '../../server/src/index';
-import { ensureRootBuilt, repoRoot } from '../browser/harness';
+import { CHROMIUM, ensureRootBuilt, launchChromium, repoRoot } from '../browser/harness';
 import { wssClient } from './helpers';
 import { startNginx, type Nginx } from './nginx';
 import { requireTool, TestPki, type ServerCert } from './pki';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 let pki: TestPki;
 let trusted: ServerCert;
@@ -32,22 +31,9 @@ beforeAll(async () => {
   trusted = pki.issue('chromium');
   other = pki.issue('not-trusted');
   ensureRootBuilt();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      // Accepts a certificate chain containing this public key (and only this one): our throwaway CA is
-      // not in Chromium's store, and --ignore-certificate-errors would accept anything.
-      `--ignore-certificate-errors-spki-list=${trusted.spkiSha256}`,
-    ],
-  });
+  // Accepts a certificate chain containing this public key (and only this one): our throwaway CA is not in
+  // Chromium's store, and --ignore-certificate-errors would accept anything.
+  browser = await launchChromium([`--ignore-certificate-errors-spki-list=${trusted.spkiSha256}`]);
   page = await browser.newPage();
   await page.addScriptTag({ content: readFileSync(join(repoRoot, 'dist', 'umd', 'mobileimsdk.min.js'), 'utf8') });
 }, 180000);
