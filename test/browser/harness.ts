@@ -10,7 +10,6 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'
 export const screenshotDir = join(repoRoot, 'test', 'browser', 'screenshots');
 
 /** Debian's Chromium (`apt-get install chromium`); CHROMIUM_PATH points elsewhere. */
-/** Debian's Chromium, or CHROMIUM_PATH. */
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
