@@ -94,17 +94,22 @@ async function serverWith(tls: ServerCert | null): Promise<IMServer> {
   return server;
 }
 
+/** A Node SDK client logs in over `url`; the page logs in and sends it a message, which arrives. */
+async function chatWithNode(url: string): Promise<void> {
+  const node = wssClient(url, pki.caPem);
+  clients.push(node);
+  const got: string[] = [];
+  node.on('message', (m) => void got.push(`${m.from}: ${m.content}`));
+  await node.login({ userId: 'in-node', token: 't' });
+  expect(await chatFromPage(url, 'in-node')).toEqual({ userId: 'in-chromium', acked: true });
+  await expect.poll(() => got).toEqual(['in-chromium: hello from chromium']);
+}
+
 describe('the SDK in Chromium over wss://', () => {
   it("talks to the server's own wss:// port", async () => {
     const server = await serverWith(trusted);
     const url = `wss://127.0.0.1:${server.ports.ws}/websocket`;
-    const node = wssClient(url, pki.caPem);
-    clients.push(node);
-    const got: string[] = [];
-    node.on('message', (m) => void got.push(`${m.from}: ${m.content}`));
-    await node.login({ userId: 'in-node', token: 't' });
-    expect(await chatFromPage(url, 'in-node')).toEqual({ userId: 'in-chromium', acked: true });
-    await expect.poll(() => got).toEqual(['in-chromium: hello from chromium']);
+    await chatWithNode(url);
   });
 
   it('talks to the server through nginx, and refuses a certificate it was not told to trust', async () => {
@@ -112,13 +117,7 @@ describe('the SDK in Chromium over wss://', () => {
     const nginx = await startNginx({ upstreamPort: server.ports.ws!, cert: trusted.certPath, key: trusted.keyPath });
     proxies.push(nginx);
     const url = `wss://127.0.0.1:${nginx.port}/websocket`;
-    const node = wssClient(url, pki.caPem);
-    clients.push(node);
-    const got: string[] = [];
-    node.on('message', (m) => void got.push(`${m.from}: ${m.content}`));
-    await node.login({ userId: 'in-node', token: 't' });
-    expect(await chatFromPage(url, 'in-node')).toEqual({ userId: 'in-chromium', acked: true });
-    await expect.poll(() => got).toEqual(['in-chromium: hello from chromium']);
+    await chatWithNode(url);
 
     const untrusted = await startNginx({ upstreamPort: server.ports.ws!, cert: other.certPath, key: other.keyPath });
     proxies.push(untrusted);
