@@ -249,10 +249,8 @@ export class ServerCore {
       case MsgType.ECHO: {
         const reply: Protocal = { ...p, type: MsgType.ECHO_RESPONSE };
         // "type":53 is one byte longer than "type":5: an echo at the frame limit would come back over it.
-        const size = Buffer.byteLength(encodeFrame(reply), 'utf8');
-        const limit = this.io.frameLimit(s.transport);
-        if (size > limit) this.io.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `the echo reply would be ${size} bytes, over this connection's ${limit}-byte frame limit`);
-        else this.io.send(s, reply);
+        if (this.io.fits(s, reply)) this.io.send(s, reply);
+        else this.io.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `the echo reply would exceed this connection's ${this.io.frameLimit(s.transport)}-byte frame limit`);
         return;
       }
       case MsgType.LOGOUT:
