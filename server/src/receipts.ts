@@ -1,4 +1,5 @@
 import { createFrame, parseObject, readInt, type Protocal } from '../../src/protocol';
+import { entryBytes, MAX_FP_LENGTH } from './bounds';
 import { isPromise } from './maybe-promise';
 import type { Routing } from './routing';
 import type { Session } from './session';
@@ -24,8 +25,6 @@ export const CAP_RECEIPTS = 1;
 /** Every capability bit this server grants. */
 export const SUPPORTED_CAPS = CAP_RECEIPTS;
 
-/** Longest fp a receipt is kept for (MobileIMSDK fps are 36-character UUIDs). */
-const MAX_FP_CHARS = 128;
 
 /** Bounds of the receipts waiting for offline senders. */
 export interface ReceiptBacklogLimits {
@@ -91,8 +90,8 @@ export class ReceiptBacklog {
 
   /** Keeps a receipt for `sender`, making room by dropping the oldest; false when it cannot be kept at all. */
   add(sender: string, receiver: string, fp: string, atMs: number): boolean {
-    const bytes = 2 * (sender.length + receiver.length + fp.length) + 64;
-    if (fp.length > MAX_FP_CHARS || bytes > this.limits.maxBytes) {
+    const bytes = entryBytes(sender, receiver, fp);
+    if (fp.length > MAX_FP_LENGTH || bytes > this.limits.maxBytes) {
       this.dropped++;
       return false;
     }
