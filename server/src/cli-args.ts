@@ -4,6 +4,7 @@ import { SenseMode } from '../../src/sense-mode';
 import { createAuthenticator, type AuthOptions } from './auth';
 import type { LogFormat, LogLevel } from './logger';
 import type { ServerOptions } from './options';
+import { parseWorkers } from './workers';
 
 /** One CLI flag with its environment variable. */
 interface Flag {
@@ -50,6 +51,8 @@ const FLAGS: Flag[] = [
   { flag: '--log-level', env: 'IM_LOG_LEVEL', kind: 'string', help: 'debug | info | warn | error | silent (default info)' },
   { flag: '--log-format', env: 'IM_LOG_FORMAT', kind: 'string', help: 'json (one object a line, default) | pretty (for a terminal)' },
   { flag: '--node-id', env: 'IM_NODE_ID', kind: 'string', help: 'this node\'s id in every log line and /health (default hostname-pid)' },
+  { flag: '--redis-url', env: 'IM_REDIS_URL', kind: 'string', help: 'redis://host:port: this node joins a cluster whose presence, routing and stored messages live in Redis' },
+  { flag: '--workers', env: 'IM_WORKERS', kind: 'string', help: 'processes sharing the ports, each a cluster node (default 1; "auto" = one per core; above 1 needs --redis-url)' },
   { flag: '--drain-ms', env: 'IM_DRAIN_MS', kind: 'int', help: 'on SIGTERM/SIGINT, time clients get to leave before exit (default 5000; a second signal exits at once)' },
   { flag: '--tls-cert', env: 'IM_TLS_CERT', kind: 'string', help: 'PEM certificate file: the WebSocket gateway serves wss://, TCP runs TLS (reloaded on SIGHUP and change)' },
   { flag: '--tls-key', env: 'IM_TLS_KEY', kind: 'string', help: 'PEM private key file of --tls-cert' },
@@ -82,6 +85,10 @@ export interface CliConfig {
   logLevel: LogLevel;
   logFormat: LogFormat;
   nodeId: string | undefined;
+  /** `--workers`: processes to run (1 = this process serves, no cluster module). */
+  workers: number;
+  /** `--redis-url`. */
+  redisUrl: string | undefined;
   drainMs: number;
   adminTokenGenerated: boolean;
   help: boolean;
@@ -152,12 +159,24 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const logFormat = (values.get('--log-format') ?? 'json') as LogFormat;
   if (logFormat !== 'json' && logFormat !== 'pretty') throw new Error('--log-format must be "json" or "pretty"');
   const nodeId = values.get('--node-id');
+  const redisUrl = values.get('--redis-url');
+  const workersValue = values.get('--workers');
+  const workers = workersValue === undefined ? 1 : parseWorkers(workersValue);
+  if (workers > 1 && redisUrl === undefined) {
+    throw new Error(
+      `--workers ${workersValue}${workersValue === 'auto' ? ` (${workers} cores)` : ''} needs --redis-url (or IM_REDIS_URL): each worker is its own process with its own sessions, ` +
+        'and workers share who is online, where to route and what is stored only through Redis; without it a user on one worker could not reach a user on another. ' +
+        'Pass --redis-url redis://host:port, or run one process (--workers 1)',
+    );
+  }
   return {
     help,
     version,
     logLevel,
     logFormat,
     nodeId,
+    workers,
+    redisUrl,
     drainMs: int('--drain-ms', 0, 3600000) ?? 5000,
     adminTokenGenerated,
     options: {
