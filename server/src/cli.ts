@@ -4,7 +4,7 @@ import { parseCli, helpText, type CliConfig } from './cli-args';
 import { createLogger, defaultNodeId } from './logger';
 import type { ServerOptions } from './options';
 import { createServer, type BoundPorts, type IMServer } from './server';
-import { reportWorkerReady, runPrimary, workerNodeId, workerRole } from './workers';
+import { joinPrimary, runPrimary, workerNodeId, workerRole } from './workers';
 
 /** Extra time past `--drain-ms` for closing the store before the process exits regardless. */
 const EXIT_GRACE_MS = 2000;
@@ -106,9 +106,17 @@ async function main(): Promise<void> {
     };
     process.on('SIGINT', () => onSignal('SIGINT'));
     process.on('SIGTERM', () => onSignal('SIGTERM'));
-    reportWorkerReady(server.ports, () => {
-      if (!stopping) stop('the primary asked to drain');
+    const own = server.prometheusMetrics.bind(server);
+    const clusterMetrics = joinPrimary({
+      ports: server.ports,
+      nodeId: role.nodeId,
+      ownMetrics: own,
+      onShutdown: () => {
+        if (!stopping) stop('the primary asked to drain');
+      },
     });
+    // A scrape reaches whichever worker took the connection; it answers for every worker (node label).
+    server.prometheusMetrics = clusterMetrics;
     return;
   }
   process.on('SIGINT', () => stop('SIGINT'));

@@ -4,7 +4,7 @@ import type { Logger } from './logger';
 export interface SupervisedWorker {
   readonly pid: number | undefined;
   /** Sends a message over the IPC channel (ignored when the channel is closed). */
-  send(message: WorkerControl): void;
+  send(message: object): void;
   /** Signals the process itself. */
   kill(signal: NodeJS.Signals): void;
   onMessage(listener: (message: unknown) => void): void;
@@ -41,6 +41,8 @@ export interface SupervisorOptions {
   onStarted(ready: WorkerReady[]): void;
   /** Called once, when the supervisor is done: 0 after a clean stop, 1 after a failed start or stop. */
   onDone(code: 0 | 1): void;
+  /** Any other message a worker sends (the ready report is the supervisor's own). */
+  onMessage?(worker: SupervisedWorker, message: unknown): void;
 }
 
 /** First restart delay after a crash; it doubles with each crash in a row. */
@@ -108,6 +110,11 @@ export class WorkerSupervisor {
     this.beginStop();
   }
 
+  /** The workers that reported ready and still run. */
+  readyWorkers(): SupervisedWorker[] {
+    return this.slots.filter((s) => s.worker && s.ready).map((s) => s.worker as SupervisedWorker);
+  }
+
   private beginStop(): void {
     this.state = 'stopping';
     this.stopTimer = this.o.clock.setTimeout(() => {
@@ -141,7 +148,8 @@ export class WorkerSupervisor {
     slot.worker = w;
     this.o.logger.info(`worker ${slot.index} starting`, { worker: slot.index, pid: w.pid });
     w.onMessage((m) => {
-      if (slot.worker !== w || !isReady(m)) return;
+      if (slot.worker !== w) return;
+      if (!isReady(m)) return this.o.onMessage?.(w, m);
       slot.ready = m;
       slot.readyAt = this.o.clock.now();
       this.o.logger.info(`worker ${slot.index} ready`, { worker: slot.index, pid: w.pid, ports: m.ports });

@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { createLogger, defaultNodeId, type LogFormat, type LogLevel } from './logger';
 import type { BoundPorts } from './server';
+import { asMetricsMessage, mergeExpositions, MetricsGatherer, type MetricsMessage } from './worker-metrics';
 import { WorkerSupervisor, type WorkerControl, type WorkerReady } from './worker-supervisor';
 
 /** Most workers `--workers` accepts. */
@@ -44,16 +45,61 @@ export function workerRole(env: NodeJS.ProcessEnv = process.env): WorkerRole | n
   return { index, nodeId: workerNodeId(base, index), runsUdp: index === 1 };
 }
 
+/** Longest wait of a worker for the primary's merged `/metrics`; then it answers with its own. */
+const METRICS_WAIT_MS = 2000;
+/** `/metrics` requests one worker has waiting on the primary at once; beyond, it answers with its own. */
+const MAX_METRICS_WAITING = 8;
+
+/** What a worker tells the primary and how it answers it. */
+export interface WorkerLinkOptions {
+  ports: BoundPorts;
+  nodeId: string;
+  /** This worker's own Prometheus text. */
+  ownMetrics(): Promise<string>;
+  /** The primary asks every worker to drain (SIGTERM/SIGINT to the primary). */
+  onShutdown(): void;
+}
+
 /**
- * In a worker: tells the primary the gateways listen, and calls `onShutdown` when the primary asks
- * every worker to drain (SIGTERM/SIGINT to the primary).
+ * In a worker: tells the primary the gateways listen, drains when it asks, hands it this worker's metrics,
+ * and returns the function that renders `/metrics` for every worker (see worker-metrics.ts).
  */
-export function reportWorkerReady(ports: BoundPorts, onShutdown: () => void): void {
+export function joinPrimary(o: WorkerLinkOptions): () => Promise<string> {
+  const waiting = new Map<number, (text: string) => void>();
+  let nextId = 1;
   process.on('message', (m: unknown) => {
-    if ((m as WorkerControl | null)?.im === 'shutdown') onShutdown();
+    if ((m as WorkerControl | null)?.im === 'shutdown') return o.onShutdown();
+    const metrics = asMetricsMessage(m);
+    if (metrics?.im === 'metrics-collect') {
+      const id = metrics.id;
+      void o.ownMetrics().then(
+        (text) => sendToPrimary({ im: 'metrics-part', id, node: o.nodeId, text }),
+        () => sendToPrimary({ im: 'metrics-part', id, node: o.nodeId, text: '' }),
+      );
+    } else if (metrics?.im === 'metrics-result') waiting.get(metrics.id)?.(metrics.text);
   });
-  const ready: WorkerReady = { im: 'ready', ports: { ...ports } };
-  process.send?.(ready);
+  const ready: WorkerReady = { im: 'ready', ports: { ...o.ports } };
+  sendToPrimary(ready);
+  return async () => {
+    const own = async () => mergeExpositions([{ node: o.nodeId, text: await o.ownMetrics() }]);
+    if (waiting.size >= MAX_METRICS_WAITING || !process.connected) return own();
+    const id = nextId++;
+    const text = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => done(''), METRICS_WAIT_MS);
+      const done = (t: string) => {
+        clearTimeout(timer);
+        waiting.delete(id);
+        resolve(t);
+      };
+      waiting.set(id, done);
+      sendToPrimary({ im: 'metrics-request', id });
+    });
+    return text === '' ? own() : text;
+  };
+}
+
+function sendToPrimary(message: WorkerReady | MetricsMessage): void {
+  if (process.connected) process.send?.(message);
 }
 
 /** What the primary needs of the parsed command line. */
@@ -82,10 +128,12 @@ export function runPrimary(config: PrimaryConfig, onStarted: (ready: WorkerReady
   const ids = Array.from({ length: config.workers }, (_, i) => workerNodeId(base, i + 1));
   logger.info(`primary: starting ${config.workers} workers`, { workers: config.workers, nodeIds: ids, scheduling: 'round-robin' });
   if (config.udpEnabled) logger.info('udp gateway runs in worker 1 only: datagrams of one peer must reach the same process', { nodeId: ids[0] });
-  const supervisor = new WorkerSupervisor({
+  const clock = { now: Date.now, setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+  const gatherer = new MetricsGatherer({ targets: () => supervisor.readyWorkers(), clock });
+  const supervisor: WorkerSupervisor = new WorkerSupervisor({
     count: config.workers,
     logger,
-    clock: { now: Date.now, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+    clock,
     stopTimeoutMs: config.drainMs + WORKER_EXIT_GRACE_MS,
     fork(index) {
       const w = cluster.fork({ [ENV_INDEX]: String(index), [ENV_BASE]: base, ...(config.adminToken !== undefined && { IM_ADMIN_TOKEN: config.adminToken }) });
@@ -100,7 +148,11 @@ export function runPrimary(config: PrimaryConfig, onStarted: (ready: WorkerReady
       };
     },
     onStarted,
-    onDone: (code) => process.exit(code),
+    onMessage: (w, m) => void gatherer.handle(w, m),
+    onDone: (code) => {
+      gatherer.stop();
+      process.exit(code);
+    },
   });
   process.on('SIGINT', () => supervisor.stop('SIGINT'));
   process.on('SIGTERM', () => supervisor.stop('SIGTERM'));

@@ -216,9 +216,21 @@ describe('--workers 2 with --redis-url', () => {
     expect(lines.filter((l) => /^worker [12] exited$/.test(l.msg)).map((l) => l.code)).toEqual([0, 0]);
   });
 
-  it('keeps every UDP peer on worker 1', async () => {
+  it('keeps every UDP peer on worker 1; /metrics has both workers\' series whichever worker takes the scrape', async () => {
     const p = await startWorkers(2);
     const base = /node ids (\S+)-w1\.\.w2/.exec(p.output())![1];
+    const answeredBy = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const health = (await (await fetch(`http://127.0.0.1:${p.ports.http}/health`)).json()) as { node: string };
+      answeredBy.add(health.node);
+      const res = await fetch(`http://127.0.0.1:${p.ports.http}/metrics`);
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      for (const node of [`${base}-w1`, `${base}-w2`]) expect(text).toContain(`mobileimsdk_connections_opened_total{node="${node}"} `);
+      const types = text.split('\n').filter((l) => l.startsWith('# TYPE '));
+      expect(new Set(types).size).toBe(types.length);
+    }
+    expect([...answeredBy].every((n) => n === `${base}-w1` || n === `${base}-w2`)).toBe(true);
     for (let i = 0; i < 4; i++) {
       const u = await UdpClient.open(p.ports.udp);
       clients.push(u);
