@@ -48,6 +48,7 @@ async function main(): Promise<void> {
         drainMs: config.drainMs,
         adminToken: o.http && config.adminTokenGenerated ? o.http.adminToken : undefined,
         udpEnabled: !!o.udp,
+        tls: !!o.tls,
       },
       (ready) => {
         const ports = { ...ready[0].ports } as BoundPorts;

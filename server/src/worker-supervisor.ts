@@ -110,6 +110,11 @@ export class WorkerSupervisor {
     this.beginStop();
   }
 
+  /** Sends `signal` to every running worker (SIGHUP: reload the TLS certificate). */
+  signalAll(signal: NodeJS.Signals): void {
+    for (const s of this.live()) s.worker?.kill(signal);
+  }
+
   /** The workers that reported ready and still run. */
   readyWorkers(): SupervisedWorker[] {
     return this.slots.filter((s) => s.worker && s.ready).map((s) => s.worker as SupervisedWorker);

@@ -112,6 +112,8 @@ export interface PrimaryConfig {
   /** The admin token every worker must share (a generated one is handed to them). */
   adminToken: string | undefined;
   udpEnabled: boolean;
+  /** Workers reload their TLS certificate on SIGHUP: the primary passes it on. */
+  tls: boolean;
 }
 
 /**
@@ -156,5 +158,11 @@ export function runPrimary(config: PrimaryConfig, onStarted: (ready: WorkerReady
   });
   process.on('SIGINT', () => supervisor.stop('SIGINT'));
   process.on('SIGTERM', () => supervisor.stop('SIGTERM'));
+  // SIGHUP would end the primary (its default action) and with it every worker.
+  process.on('SIGHUP', () => {
+    if (!config.tls) return logger.info('SIGHUP: nothing to reload (no --tls-cert)');
+    logger.info('SIGHUP: every worker reloads its TLS certificate');
+    supervisor.signalAll('SIGHUP');
+  });
   supervisor.start();
 }

@@ -196,6 +196,12 @@ describe('--workers 2 with --redis-url', () => {
     expect(logLines(p.output).find((l) => l.msg === 'worker 2 exited: restarting it in 250 ms')).toMatchObject({ pid: victim, signal: 'SIGKILL' });
     expect(logLines(p.output).filter((l) => l.msg === 'started' && l.node === `${base}-w2`)).toHaveLength(2);
 
+    // SIGHUP (a TLS reload elsewhere) must not end the primary, whose default action it would be.
+    p.proc.kill('SIGHUP');
+    await until(() => (logLines(p.output).some((l) => l.msg === 'SIGHUP: nothing to reload (no --tls-cert)') ? true : undefined), 5000, 'the SIGHUP log line');
+    expect(p.proc.exitCode).toBe(null);
+    expect([...workerPidsBySlot(p.output).values()].every(isAlive)).toBe(true);
+
     // A client of the restarted worker and one of the other are told to reconnect when the primary drains.
     const ws: WsClient[] = [];
     const nodes = new Set<string>();

@@ -190,6 +190,18 @@ describe('WorkerSupervisor', () => {
     expect(done).toEqual([1]);
   });
 
+  it('passes a signal on to every running worker', () => {
+    const { sup, forks, done } = setup(2);
+    sup.start();
+    for (const w of forks) w.ready();
+    forks[0].exit(1);
+    sup.signalAll('SIGHUP');
+    expect(forks.map((w) => w.signals)).toEqual([[], ['SIGHUP']]);
+    sup.stop('SIGTERM');
+    forks[1].exit(0);
+    expect(done).toEqual([0]);
+  });
+
   it('kills every worker at once on a second stop', () => {
     const { sup, forks, done } = setup(2);
     sup.start();
