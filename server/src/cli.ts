@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { authNotice, createAuthenticator } from './auth';
 import { parseCli, helpText } from './cli-args';
 import { createLogger } from './logger';
-import type { ServerOptions } from './options';
+import { redactUrl, type ServerOptions } from './options';
 import { createServer } from './server';
 
 /** Extra time past `--drain-ms` for closing the store before the process exits regardless. */
@@ -55,7 +55,8 @@ async function main(): Promise<void> {
   if (http !== undefined && config.adminTokenGenerated && o.http) lines.push(`  admin token (generated, set IM_ADMIN_TOKEN to fix it): ${o.http.adminToken}`);
   const auth = authNotice(o.auth, createAuthenticator(o.auth), false);
   lines.push(`  ${auth.level === 'warn' ? 'WARNING: ' : ''}${auth.message}`);
-  lines.push(`  offline store: ${o.dataDir}/offline.db`);
+  if (o.cluster) lines.push(`  cluster node ${server.nodeId} on ${redactUrl(o.cluster.redisUrl)} (messages stored in Redis)`);
+  else lines.push(`  offline store: ${o.dataDir}/offline.db`);
   // The banner is for whoever started the process; the JSON log lines follow it.
   console.log(lines.join('\n'));
 
