@@ -84,7 +84,7 @@ async function handle(server: IMServer, opts: ResolvedAdminHttp, req: IncomingMe
     case 'GET /api/metrics':
       return reply(res, 200, server.metrics());
     case 'GET /api/online':
-      return reply(res, 200, { users: server.onlineUsers() });
+      return reply(res, 200, { users: await server.allOnlineUsers() });
     case 'POST /api/send': {
       const body = await readJson(req, opts.maxBodyBytes);
       const to = body.to;
@@ -106,7 +106,7 @@ async function handle(server: IMServer, opts: ResolvedAdminHttp, req: IncomingMe
         throw new HttpError(400, 'body must be {"userId": string, "code"?: integer, "reason"?: string}');
       }
       const code = typeof body.code === 'number' ? body.code : 2;
-      const kicked = server.kick(body.userId, code, typeof body.reason === 'string' ? body.reason : undefined);
+      const kicked = await server.kick(body.userId, code, typeof body.reason === 'string' ? body.reason : undefined);
       return reply(res, kicked ? 200 : 404, { kicked });
     }
     default: {

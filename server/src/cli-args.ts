@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { SenseMode } from '../../src/sense-mode';
 import { createAuthenticator, type AuthOptions } from './auth';
 import type { LogFormat, LogLevel } from './logger';
-import type { ServerOptions } from './options';
+import type { ClusterOptions, ServerOptions } from './options';
 import { parseWorkers } from './workers';
 
 /** One CLI flag with its environment variable. */
@@ -51,7 +51,9 @@ const FLAGS: Flag[] = [
   { flag: '--log-level', env: 'IM_LOG_LEVEL', kind: 'string', help: 'debug | info | warn | error | silent (default info)' },
   { flag: '--log-format', env: 'IM_LOG_FORMAT', kind: 'string', help: 'json (one object a line, default) | pretty (for a terminal)' },
   { flag: '--node-id', env: 'IM_NODE_ID', kind: 'string', help: 'this node\'s id in every log line and /health (default hostname-pid)' },
-  { flag: '--redis-url', env: 'IM_REDIS_URL', kind: 'string', help: 'redis://host:port: this node joins a cluster whose presence, routing and stored messages live in Redis' },
+  { flag: '--redis-url', env: 'IM_REDIS_URL', kind: 'string', help: 'cluster mode: share users, messages and presence with the other nodes on this Redis (redis://host:port)' },
+  { flag: '--redis-prefix', env: 'IM_REDIS_PREFIX', kind: 'string', help: 'prefix of every Redis key and channel, one per cluster (default im:)' },
+  { flag: '--redis-durability', env: 'IM_REDIS_DURABILITY', kind: 'string', help: '"everysec" (AOF on, default) or "always" (Redis must run appendfsync always; checked at start)' },
   { flag: '--workers', env: 'IM_WORKERS', kind: 'string', help: 'processes sharing the ports, each a cluster node (default 1; "auto" = one per core; above 1 needs --redis-url)' },
   { flag: '--drain-ms', env: 'IM_DRAIN_MS', kind: 'int', help: 'on SIGTERM/SIGINT, time clients get to leave before exit (default 5000; a second signal exits at once)' },
   { flag: '--tls-cert', env: 'IM_TLS_CERT', kind: 'string', help: 'PEM certificate file: the WebSocket gateway serves wss://, TCP runs TLS (reloaded on SIGHUP and change)' },
@@ -87,8 +89,6 @@ export interface CliConfig {
   nodeId: string | undefined;
   /** `--workers`: processes to run (1 = this process serves, no cluster module). */
   workers: number;
-  /** `--redis-url`. */
-  redisUrl: string | undefined;
   drainMs: number;
   adminTokenGenerated: boolean;
   help: boolean;
@@ -159,10 +159,10 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   const logFormat = (values.get('--log-format') ?? 'json') as LogFormat;
   if (logFormat !== 'json' && logFormat !== 'pretty') throw new Error('--log-format must be "json" or "pretty"');
   const nodeId = values.get('--node-id');
-  const redisUrl = values.get('--redis-url');
+  const cluster = clusterOf(values);
   const workersValue = values.get('--workers');
   const workers = workersValue === undefined ? 1 : parseWorkers(workersValue);
-  if (workers > 1 && redisUrl === undefined) {
+  if (workers > 1 && cluster === undefined) {
     throw new Error(
       `--workers ${workersValue}${workersValue === 'auto' ? ` (${workers} cores)` : ''} needs --redis-url (or IM_REDIS_URL): each worker is its own process with its own sessions, ` +
         'and workers share who is online, where to route and what is stored only through Redis; without it a user on one worker could not reach a user on another. ' +
@@ -176,11 +176,11 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     logFormat,
     nodeId,
     workers,
-    redisUrl,
     drainMs: int('--drain-ms', 0, 3600000) ?? 5000,
     adminTokenGenerated,
     options: {
       nodeId,
+      ...(cluster && { cluster }),
       ws: ws && { ...ws, path: values.get('--ws-path') ?? '/websocket', ...(trustedProxies && { trustedProxies }) },
       tcp: gw('--tcp-port', 8901),
       udp: udp && {
@@ -211,6 +211,20 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       ...(tlsCert !== undefined && tlsKey !== undefined && { tls: { cert: tlsCert, key: tlsKey, ...(tlsCa !== undefined && { ca: tlsCa }) } }),
     },
   };
+}
+
+/** The `cluster` option from the --redis-* flags; undefined without --redis-url. */
+function clusterOf(values: Map<string, string>): ClusterOptions | undefined {
+  const redisUrl = values.get('--redis-url');
+  if (redisUrl === undefined) {
+    for (const f of ['--redis-prefix', '--redis-durability']) if (values.has(f)) throw new Error(`${f} needs --redis-url`);
+    return undefined;
+  }
+  if (!/^rediss?:\/\/[^/]/.test(redisUrl)) throw new Error(`--redis-url must be a redis:// or rediss:// URL, got "${redisUrl}"`);
+  const durability = values.get('--redis-durability');
+  if (durability !== undefined && durability !== 'everysec' && durability !== 'always') throw new Error('--redis-durability must be "everysec" or "always"');
+  const keyPrefix = values.get('--redis-prefix');
+  return { redisUrl, ...(keyPrefix !== undefined && { keyPrefix }), ...(durability !== undefined && { durability }) };
 }
 
 /** The `auth` option from the --auth* flags; undefined when none is given (the server then warns). */

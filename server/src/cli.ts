@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { authNotice, createAuthenticator } from './auth';
 import { parseCli, helpText, type CliConfig } from './cli-args';
 import { createLogger, defaultNodeId } from './logger';
-import type { ServerOptions } from './options';
+import { redactUrl, type ServerOptions } from './options';
 import { createServer, type BoundPorts, type IMServer } from './server';
 import { joinPrimary, runPrimary, workerNodeId, workerRole } from './workers';
 
@@ -39,6 +39,7 @@ async function main(): Promise<void> {
   const role = workerRole();
   if (config.workers > 1 && !role) {
     const o = config.options;
+    const ids = `${workerNodeId(config.nodeId ?? defaultNodeId(), 1)}..w${config.workers}`;
     runPrimary(
       {
         workers: config.workers,
@@ -52,8 +53,8 @@ async function main(): Promise<void> {
       },
       (ready) => {
         const ports = { ...ready[0].ports } as BoundPorts;
-        const extra = [`  workers    ${config.workers} processes share these ports (round-robin), node ids ${workerNodeId(config.nodeId ?? defaultNodeId(), 1)}..w${config.workers}${ports.udp !== undefined ? '; udp on worker 1 only' : ''}`];
-        console.log(banner(config, ports, extra));
+        const extra = [`  workers    ${config.workers} processes share these ports (round-robin), node ids ${ids}${ports.udp !== undefined ? '; udp on worker 1 only' : ''}`];
+        console.log(banner(config, ports, extra, ids));
       },
     );
     return;
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
   }
   // The banner is for whoever started the process; the JSON log lines follow it. Under --workers the
   // primary prints it once all workers listen.
-  if (!role) console.log(banner(config, server.ports, []));
+  if (!role) console.log(banner(config, server.ports, [], server.nodeId));
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
 }
 
 /** The lines that say where the server listens, how it authenticates and where it stores. */
-function banner(config: CliConfig, ports: BoundPorts, extra: string[]): string {
+function banner(config: CliConfig, ports: BoundPorts, extra: string[], nodeId: string): string {
   const { ws, tcp, udp, http } = ports;
   const o = config.options;
   const host = (l: unknown) => (l && typeof l === 'object' && 'host' in l && l.host ? String(l.host) : '0.0.0.0');
@@ -138,7 +139,8 @@ function banner(config: CliConfig, ports: BoundPorts, extra: string[]): string {
   lines.push(...extra);
   const auth = authNotice(o.auth, createAuthenticator(o.auth), false);
   lines.push(`  ${auth.level === 'warn' ? 'WARNING: ' : ''}${auth.message}`);
-  lines.push(`  offline store: ${o.dataDir}/offline.db`);
+  if (o.cluster) lines.push(`  cluster node ${nodeId} on ${redactUrl(o.cluster.redisUrl)} (messages stored in Redis)`);
+  else lines.push(`  offline store: ${o.dataDir}/offline.db`);
   return lines.join('\n');
 }
 

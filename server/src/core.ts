@@ -8,6 +8,7 @@ import { resendFrame } from './deliver';
 import { ServerErrorCode } from './errors';
 import { hookRunner, runHook } from './hooks';
 import { LocalSessions } from './local-sessions';
+import type { MaybePromise } from './maybe-promise';
 import { handleLogin } from './login';
 import { Metrics } from './metrics';
 import type { OfflineStore } from './offline-store';
@@ -80,8 +81,8 @@ export class ServerCore {
   draining = false;
   private readonly localRouting: LocalRouting;
 
-  /** `offline` holds the messages unless `seams.store` replaces the whole store; see {@link ServerSeams}. */
-  constructor(readonly opts: ResolvedOptions, offline: OfflineStore, seams: Partial<ServerSeams> = {}) {
+  /** `offline` holds the messages unless `seams.store` replaces the whole store (then it may be null); see {@link ServerSeams}. */
+  constructor(readonly opts: ResolvedOptions, offline: OfflineStore | null, seams: Partial<ServerSeams> = {}) {
     this.receipts = new ReceiptBacklog(opts.receipts);
     this.unauthenticated = new AddressCap(opts.maxUnauthenticatedPerAddress);
     this.qos = new QosSendDaemon(
@@ -100,7 +101,8 @@ export class ServerCore {
     this.io = new SessionIo(opts, this.metrics, this.sessions, this.presence);
     this.localRouting = new LocalRouting(this.sessions, this.io, this.qos);
     this.routing = seams.routing ? seams.routing(this.localRouting) : this.localRouting;
-    this.store = seams.store ?? new LocalMessageStore(offline, { c2s: opts.dedup, c2c: opts.c2cDedup });
+    if (!seams.store && !offline) throw new TypeError('ServerCore needs an offline store or a store seam');
+    this.store = seams.store ?? new LocalMessageStore(offline as OfflineStore, { c2s: opts.dedup, c2c: opts.c2cDedup });
     this.ctx = {
       opts,
       metrics: this.metrics,
@@ -205,16 +207,15 @@ export class ServerCore {
   }
 
   /**
-   * Kicks a user's current session in this process; false when the user is not online here (the admin
-   * API's view is this process's until it answers asynchronously for a cluster). A reason
-   * longer than {@link MAX_KICK_REASON_LENGTH} characters is a RangeError (the admin API answers 413).
+   * Kicks a user's current session, on whichever node holds it; false when the user is not online. A
+   * reason longer than {@link MAX_KICK_REASON_LENGTH} characters is a RangeError (the admin API answers 413).
    */
-  kick(userId: string, code: number, reason?: string): boolean {
+  kick(userId: string, code: number, reason?: string): MaybePromise<boolean> {
     if (reason != null && typeof reason !== 'string') throw new TypeError(`kick reason must be a string, got ${typeof reason}`);
     if (reason != null && reason.length > MAX_KICK_REASON_LENGTH) {
       throw new RangeError(`kick reason is ${reason.length} characters; at most ${MAX_KICK_REASON_LENGTH}`);
     }
-    return this.localRouting.kickUser(userId, code, reason);
+    return this.routing.kickUser(userId, code, reason);
   }
 
   /** The users logged in to this process (in one process, exactly what the presence lists). */

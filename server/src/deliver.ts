@@ -52,7 +52,7 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
   }
   let inserted: boolean;
   try {
-    if ((await ctx.store.count(to)) >= ctx.opts.maxOfflinePerUser) return 'full';
+    if (!ctx.store.checksBoxLimit && (await ctx.store.count(to)) >= ctx.opts.maxOfflinePerUser) return 'full';
     const putStartMs = performance.now();
     inserted = await ctx.store.put(to, from, msg.fp, encodeFrame(msg));
     ctx.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
@@ -89,11 +89,11 @@ export function storedExpired(ctx: ServerContext, messages: ExpiredMessage[]): v
   if (frames.length > 0) ctx.safely('onLost', () => ctx.opts.hooks.onLost?.(frames));
 }
 
-/** A put the store refused: the global quota, or (for any other failure) unavailable; logged either way. */
-function storeRefused(ctx: ServerContext, to: string, fp: string, err: unknown): 'quota' | 'unavailable' {
-  if (err instanceof OfflineStoreError && err.reason === 'quota') {
+/** A put the store refused: the global quota, the receiver's box, or (for any other failure) unavailable; logged either way. */
+function storeRefused(ctx: ServerContext, to: string, fp: string, err: unknown): 'quota' | 'full' | 'unavailable' {
+  if (err instanceof OfflineStoreError && (err.reason === 'quota' || err.reason === 'full')) {
     ctx.opts.logger.debug(`message ${fp} to "${to}" refused: ${err.message}`);
-    return 'quota';
+    return err.reason;
   }
   if (err instanceof OfflineStoreError) ctx.opts.logger.debug(`message ${fp} to "${to}" refused: ${err.message}`);
   else ctx.opts.logger.error(`storing message ${fp} for "${to}" failed; refused with error ${ServerErrorCode.STORE_UNAVAILABLE}`, err);

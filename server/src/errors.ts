@@ -51,6 +51,11 @@ export const ServerErrorCode = {
   CONTROL_RATE_LIMITED: 332,
   /** The server is shutting down: reconnect now (with jitter), to this node once it is back or to another. */
   SERVER_GOING_AWAY: 336,
+  /**
+   * The node cannot reach the cluster's shared state (Redis) now: a login is refused (error frame, then
+   * close; the client reconnects), and so is a message that needs it. Retry later, here or at another node.
+   */
+  CLUSTER_UNAVAILABLE: 337,
 } as const;
 
 /** One of the {@link ServerErrorCode} values. */

@@ -1,7 +1,7 @@
 /** Public surface of the MobileIMSDK-compatible reference server. */
 export { createServer } from './server';
 export type { IMServer, SendOptions, SendResult, BoundPorts, HealthReport, ReadinessReport } from './server';
-export type { ServerOptions, ListenOptions, AdminHttpLimits } from './options';
+export type { ServerOptions, ListenOptions, AdminHttpLimits, ClusterOptions } from './options';
 export type { ServerHooks, BeforeVerdict } from './hooks';
 export type { ConnectionInfo, TransportName } from './session';
 export type { OfflineStore, StoredMessage, ExpiredMessage, StoreHealth, OfflineStoreRefusal, SqliteStoreOptions, StoreClock } from './offline-store';

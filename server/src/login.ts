@@ -2,6 +2,7 @@ import { createFrame, decodeLoginInfo, KickoutCode, MsgType, SERVER_ID, UNSET_ID
 import type { ServerContext } from './context';
 import { ServerErrorCode } from './errors';
 import { isPromise } from './maybe-promise';
+import type { PresenceClaim } from './presence';
 import { flushReceipts, requestedCaps, SUPPORTED_CAPS } from './receipts';
 import { replayStored } from './replay';
 import type { Session } from './session';
@@ -59,11 +60,25 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
   const ft = trustedFirstLoginTime(info.firstLoginTime, now);
   const ftOut = ft === 0 ? now : ft;
   const caps = requestedCaps(p.dataContent);
+  // Arbitrated and recorded in one step (atomic in a shared presence), then bound to this process's session.
+  // Claimed before the answer: a cluster node that cannot reach the shared presence refuses the login.
+  let verdict: PresenceClaim;
+  try {
+    const claimed = ctx.presence.claim(uid, { node: ctx.opts.nodeId, session: s.id, firstLoginTime: ftOut }, ft);
+    verdict = isPromise(claimed) ? await claimed : claimed;
+  } catch (err) {
+    ctx.metrics.loginRefused(ServerErrorCode.CLUSTER_UNAVAILABLE);
+    ctx.opts.logger.warn(`login of "${uid}" refused with error ${ServerErrorCode.CLUSTER_UNAVAILABLE}: the presence cannot be reached`, {
+      session: s.id,
+      error: (err as Error).message,
+    });
+    // An error frame, not a login code: a refused login code stops an SDK for good, a closed link makes it retry.
+    ctx.io.sendError(s, ServerErrorCode.CLUSTER_UNAVAILABLE, 'the server cannot reach its cluster state now; retry later');
+    ctx.io.closeSession(s);
+    return;
+  }
   s.caps = (caps ?? 0) & SUPPORTED_CAPS;
   ctx.io.send(s, loginResponse(0, ftOut, uid, ctx.opts.maxMessageBytes, caps));
-  // Arbitrated and recorded in one step (atomic in a shared presence), then bound to this process's session.
-  const claimed = ctx.presence.claim(uid, { node: ctx.opts.nodeId, session: s.id, firstLoginTime: ftOut }, ft);
-  const verdict = isPromise(claimed) ? await claimed : claimed;
   if (verdict.kind === 'reject') {
     ctx.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
     return;

@@ -41,8 +41,14 @@ export interface ServerOptions {
    * route but `/health`, `/ready` and (on loopback) `/metrics` answers 403.
    */
   http?: (ListenOptions & AdminHttpLimits & { adminToken?: string; metricsPublic?: boolean }) | false;
-  /** This node's id, in every log line and in `/health` (default host name and pid). */
+  /** This node's id, in every log line and in `/health` (default host name and pid); unique among a cluster's nodes. */
   nodeId?: string;
+  /**
+   * Cluster mode: this process is one node of a cluster sharing users, messages and presence through
+   * Redis (server/README.md, Cluster). Offline and in-flight messages then live in Redis instead of
+   * SQLite (`dataDir`, `durability` and `store` do not apply).
+   */
+  cluster?: ClusterOptions;
   /** Sense mode that sets the idle expiry of connections (default MODE_15S: 20 s, MobileIMSDK's default). */
   senseMode?: number;
   /** Directory of the offline store's database; null or absent keeps it in memory. */
@@ -148,6 +154,28 @@ export interface ResolvedAdminHttp extends Required<AdminHttpLimits> {
   metricsPublic: boolean;
 }
 
+/** Options of the cluster mode ({@link ServerOptions.cluster}). */
+export interface ClusterOptions {
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS) of the Redis every node shares. */
+  redisUrl: string;
+  /** Prefix of every Redis key and channel, so several clusters can share one Redis (default 'im:'). */
+  keyPrefix?: string;
+  /**
+   * What an ACK promises (see server/README.md, Cluster): 'everysec' (default) needs Redis's AOF on;
+   * 'always' also needs `appendfsync always`, checked at start.
+   */
+  durability?: 'everysec' | 'always';
+  /** How long a node's users stay online for the others after it stops refreshing (default 15000). */
+  presenceTtlMs?: number;
+  /** How often a node re-checks the store for its users that other nodes marked (default 1000). */
+  recheckMs?: number;
+  /** Longest wait for Redis at start (default 10000). */
+  connectTimeoutMs?: number;
+}
+
+/** {@link ClusterOptions} with every default filled in. */
+export type ResolvedClusterOptions = Required<ClusterOptions>;
+
 /** {@link ServerOptions} with every default filled in. */
 export interface ResolvedOptions {
   ws: { port: number; host?: string; path: string; maxPayloadBytes: number; handshakeTimeoutMs: number; trustedProxies?: readonly string[] } | false;
@@ -157,6 +185,7 @@ export interface ResolvedOptions {
     | false;
   http: ResolvedAdminHttp | false;
   nodeId: string;
+  cluster: ResolvedClusterOptions | null;
   expiryMs: number;
   udpExpiryMs: number;
   dataDir: string | null;
@@ -247,7 +276,8 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     tcp,
     udp,
     http,
-    nodeId: o.nodeId ?? defaultNodeId(),
+    nodeId: nodeId(o.nodeId),
+    cluster: resolveCluster(o),
     expiryMs: timings.serverExpiryMs,
     udpExpiryMs: timings.udpServerExpiryMs ?? timings.serverExpiryMs,
     dataDir: o.dataDir ?? null,
@@ -274,6 +304,45 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     hooks,
     logger,
   };
+}
+
+/** A Redis URL without its password, for logs and banners. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+/** Validates the cluster options; null when there is no cluster. */
+function resolveCluster(o: ServerOptions): ResolvedClusterOptions | null {
+  const c = o.cluster;
+  if (c === undefined || c === null) return null;
+  if (typeof c !== 'object') throw new TypeError(`cluster must be an object such as { redisUrl: "redis://127.0.0.1:6379" }, got ${typeof c}`);
+  if (typeof c.redisUrl !== 'string' || !/^rediss?:\/\/[^/]/.test(c.redisUrl)) {
+    throw new TypeError(`cluster.redisUrl must be a redis:// or rediss:// URL, got ${JSON.stringify(c.redisUrl)}`);
+  }
+  if (o.store) throw new TypeError('cluster and store cannot be combined: in a cluster the messages are stored in Redis');
+  const keyPrefix = c.keyPrefix ?? 'im:';
+  if (typeof keyPrefix !== 'string' || keyPrefix === '' || /[\s{}]/.test(keyPrefix)) {
+    throw new TypeError(`cluster.keyPrefix must be a non-empty string without spaces or braces, got ${JSON.stringify(keyPrefix)}`);
+  }
+  const durability = c.durability ?? 'everysec';
+  if (durability !== 'everysec' && durability !== 'always') throw new TypeError(`cluster.durability must be "everysec" or "always", got ${JSON.stringify(durability)}`);
+  return {
+    redisUrl: c.redisUrl,
+    keyPrefix,
+    durability,
+    presenceTtlMs: positive(c.presenceTtlMs ?? 15000, 'cluster.presenceTtlMs'),
+    recheckMs: positive(c.recheckMs ?? 1000, 'cluster.recheckMs'),
+    connectTimeoutMs: positive(c.connectTimeoutMs ?? 10000, 'cluster.connectTimeoutMs'),
+  };
+}
+
+/** The node id: given (a non-empty string of at most 128 characters) or host name and pid. */
+function nodeId(given: string | undefined): string {
+  if (given === undefined) return defaultNodeId();
+  if (typeof given !== 'string' || given === '' || given.length > 128 || /[\s{}]/.test(given)) {
+    throw new TypeError(`nodeId must be 1–128 characters without spaces or braces, got ${JSON.stringify(given)}`);
+  }
+  return given;
 }
 
 function resolveAdminHttp(h: Exclude<ServerOptions['http'], false | undefined>): ResolvedAdminHttp {

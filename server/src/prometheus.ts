@@ -10,6 +10,13 @@ export interface PrometheusGauges {
   qosPending(): number;
 }
 
+/** What a cluster node adds: its id as a label on every metric, and the cluster's own figures read from Redis at scrape time. */
+export interface PrometheusClusterGauges {
+  nodeId: string;
+  onlineUsers(): Promise<number>;
+  storedMessages(): Promise<number>;
+}
+
 /** A per-server Prometheus registry and its text rendering. */
 export interface PrometheusExporter {
   readonly registry: Registry;
@@ -31,8 +38,10 @@ const PREFIX = 'mobileimsdk_';
  * read {@link Metrics} at scrape time, plus prom-client's default process and Node metrics (CPU, memory,
  * descriptors, GC, event-loop delay). Nothing here runs per message.
  */
-export function createPrometheusExporter(m: Metrics, g: PrometheusGauges): PrometheusExporter {
+export function createPrometheusExporter(m: Metrics, g: PrometheusGauges, cluster: PrometheusClusterGauges | null = null): PrometheusExporter {
   const registry = new Registry();
+  // Each node of a cluster labels its own figures (several workers may answer on one port).
+  if (cluster) registry.setDefaultLabels({ node: cluster.nodeId });
   const add = (name: string, type: 'counter' | 'gauge' | 'histogram', help: string, values: () => Sample[]): void => {
     const full = PREFIX + name;
     const metric = { name: full, help, type, aggregator: 'sum', get: () => ({ name: full, help, type, aggregator: 'sum', values: values() }) };
@@ -80,6 +89,16 @@ export function createPrometheusExporter(m: Metrics, g: PrometheusGauges): Prome
   });
   counter('rate_limited_total', 'Connections closed for sending too fast.', () => m.rateLimited);
   counter('bad_input_total', 'Input refused as unreadable or unhandleable: oversize, binary, invalid UTF-8 or JSON frames, and connections closed for a backlog of frames behind slow hooks (error 322).', () => m.badInput);
+  if (cluster) {
+    // Read from Redis at scrape time; a scrape while Redis is down leaves them out rather than fail.
+    const fromRedis = (name: string, help: string, v: () => Promise<number>) => {
+      const full = PREFIX + name;
+      const get = async () => ({ name: full, help, type: 'gauge', aggregator: 'max', values: await v().then((value) => [{ value }], () => []) });
+      registry.registerMetric({ name: full, help, type: 'gauge', aggregator: 'max', get } as unknown as Parameters<Registry['registerMetric']>[0]);
+    };
+    fromRedis('cluster_online_users', 'Users online on any live node of the cluster (from Redis).', cluster.onlineUsers);
+    fromRedis('cluster_offline_pending', 'Messages stored for the whole cluster (from Redis).', cluster.storedMessages);
+  }
   collectDefaultMetrics({ register: registry });
   return { registry, contentType: registry.contentType, scrape: () => registry.metrics() };
 }

@@ -4,7 +4,7 @@ import type { ServerContext } from './context';
 import { deliver } from './deliver';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
-import { isPromise } from './maybe-promise';
+import { isPromise, type MaybePromise } from './maybe-promise';
 import { forwardReceipt } from './receipts';
 import { replaySettled } from './replay';
 import type { Session } from './session';
@@ -71,8 +71,16 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
   // the first copy is delivered or stored until its receiver ACKs it.
   const dedupFp = p.QoS && p.fp ? p.fp : null;
   if (dedupFp) {
-    const seen = ctx.store.seen('c2c', uid, dedupFp);
-    if (isPromise(seen) ? await seen : seen) {
+    let seen: MaybePromise<boolean>;
+    try {
+      seen = ctx.store.seen('c2c', uid, dedupFp);
+      if (isPromise(seen)) seen = await seen;
+    } catch (err) {
+      // Unknown, so handled as new: the put below is idempotent per (receiver, sender, fp), and refuses when the store is down.
+      ctx.opts.logger.warn(`the c2c de-duplication window cannot be read; message ${dedupFp} of "${uid}" is handled as new`, { error: (err as Error).message });
+      seen = false;
+    }
+    if (seen) {
       sendAck(ctx, s, dedupFp, p.to, uid);
       return;
     }
@@ -113,8 +121,13 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
   }
   // The ACK answers the frame the sender sent, whatever the hook rewrote: its fp is what the sender retries.
   if (dedupFp && (result === 'sent' || result === 'stored')) {
-    const remembered = ctx.store.remember('c2c', uid, dedupFp);
-    if (isPromise(remembered)) await remembered;
+    try {
+      const remembered = ctx.store.remember('c2c', uid, dedupFp);
+      if (isPromise(remembered)) await remembered;
+    } catch (err) {
+      // The message is stored: it is ACKed. A retry would be stored no second time, at worst written again (the SDK drops it by fp).
+      ctx.opts.logger.warn(`message ${dedupFp} of "${uid}" could not be added to the c2c de-duplication window`, { error: (err as Error).message });
+    }
     sendAck(ctx, s, dedupFp, p.to, uid);
   }
 }
@@ -124,8 +137,16 @@ async function handleC2S(ctx: ServerContext, s: Session, uid: string, p: Protoca
   const msg = await runBefore(ctx, s, 'beforeC2S', p);
   if (!msg) return;
   if (p.QoS && p.fp) {
-    const seen = ctx.store.checkAndRemember('c2s', uid, p.fp);
-    const duplicate = isPromise(seen) ? await seen : seen;
+    let duplicate: boolean;
+    try {
+      const seen = ctx.store.checkAndRemember('c2s', uid, p.fp);
+      duplicate = isPromise(seen) ? await seen : seen;
+    } catch (err) {
+      // Without the window a retry cannot be told from a new message: refused, no ACK, so the sender retries later.
+      ctx.opts.logger.warn(`the c2s de-duplication window cannot be reached; message ${p.fp} of "${uid}" refused with error ${ServerErrorCode.CLUSTER_UNAVAILABLE}`, { error: (err as Error).message });
+      ctx.io.sendError(s, ServerErrorCode.CLUSTER_UNAVAILABLE, 'the server cannot reach its cluster state now; retry later', { fp: p.fp });
+      return;
+    }
     sendAck(ctx, s, p.fp, SERVER_ID, uid);
     if (duplicate) return;
   }

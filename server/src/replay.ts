@@ -9,9 +9,9 @@ import type { Session } from './session';
  * next ones go, so a long backlog never floods the connection. Messages written live since the login
  * (also stored until ACKed) are skipped rather than sent twice.
  */
-export async function replayStored(ctx: ServerContext, s: Session): Promise<void> {
+export async function replayStored(ctx: ServerContext, s: Session, sinceMs = Date.now()): Promise<void> {
   if (ctx.opts.hooks.onOffline) return;
-  s.replay = { cursor: 0, startedMs: Date.now(), inFlight: new Set(), pumping: false, again: false };
+  s.replay = { cursor: 0, startedMs: sinceMs, inFlight: new Set(), pumping: false, again: false };
   await pumpReplay(ctx, s);
 }
 
@@ -26,41 +26,60 @@ async function pumpReplay(ctx: ServerContext, s: Session): Promise<void> {
   }
   r.pumping = true;
   try {
-    do {
-      r.again = false;
-      const room = ctx.opts.replayWindow - r.inFlight.size;
-      if (room <= 0) break;
-      const rows = await ctx.store.list(uid, r.cursor, room);
-      if (rows.length === 0 && r.inFlight.size === 0) {
-        s.replay = null;
-        return;
-      }
-      for (const row of rows) {
-        if (s.closed || ctx.sessions.current(uid) !== s) return;
-        r.cursor = row.seq;
-        if (ctx.qos.sentSince(uid, row.from, row.fp, r.startedMs)) continue;
-        let frame: Protocal;
-        try {
-          frame = decodeFrame(row.frame);
-        } catch {
-          ctx.opts.logger.error(`stored message ${row.fp} for "${uid}" is unreadable; removing it`);
-          await ctx.store.remove(uid, row.from, row.fp);
-          continue;
-        }
-        if (!ctx.io.fits(s, frame)) {
-          // Left stored (another transport may carry it) rather than let it stall the rest of the backlog.
-          ctx.opts.logger.warn(`stored message ${row.fp} for "${uid}" is over the ${s.transport} frame limit; skipped`);
-          continue;
-        }
-        if (!ctx.io.send(s, frame)) return;
-        r.inFlight.add(tupleKey(row.from, row.fp));
-        ctx.qos.enrol(frame, true);
-        ctx.metrics.offlineDelivered++;
-      }
-    } while (r.again);
+    await pump(ctx, s, r, uid);
+  } catch (err) {
+    // Left where it is: the next ACK, a recheck (cluster) or the next login carries on from the cursor.
+    ctx.opts.logger.warn(`replaying the stored messages of "${uid}" paused: the store cannot be read now`, { error: (err as Error).message });
   } finally {
     r.pumping = false;
   }
+}
+
+/**
+ * Carries on (or starts) handing a logged-in session its stored messages: for a cluster node told that
+ * the user may have messages it did not hear of, and after a pause.
+ */
+export async function resumeReplay(ctx: ServerContext, s: Session): Promise<void> {
+  if (s.closed || !s.userId || ctx.sessions.current(s.userId) !== s) return;
+  if (s.replay) return pumpReplay(ctx, s);
+  // Messages in the QoS table are skipped: its retransmission goes to this session already.
+  return replayStored(ctx, s, 0);
+}
+
+/** One pass of {@link pumpReplay}: lists and sends while the window has room and more is asked for. */
+async function pump(ctx: ServerContext, s: Session, r: NonNullable<Session['replay']>, uid: string): Promise<void> {
+  do {
+    r.again = false;
+    const room = ctx.opts.replayWindow - r.inFlight.size;
+    if (room <= 0) break;
+    const rows = await ctx.store.list(uid, r.cursor, room);
+    if (rows.length === 0 && r.inFlight.size === 0) {
+      s.replay = null;
+      return;
+    }
+    for (const row of rows) {
+      if (s.closed || ctx.sessions.current(uid) !== s) return;
+      r.cursor = row.seq;
+      if (ctx.qos.sentSince(uid, row.from, row.fp, r.startedMs)) continue;
+      let frame: Protocal;
+      try {
+        frame = decodeFrame(row.frame);
+      } catch {
+        ctx.opts.logger.error(`stored message ${row.fp} for "${uid}" is unreadable; removing it`);
+        await ctx.store.remove(uid, row.from, row.fp);
+        continue;
+      }
+      if (!ctx.io.fits(s, frame)) {
+        // Left stored (another transport may carry it) rather than let it stall the rest of the backlog.
+        ctx.opts.logger.warn(`stored message ${row.fp} for "${uid}" is over the ${s.transport} frame limit; skipped`);
+        continue;
+      }
+      if (!ctx.io.send(s, frame)) return;
+      r.inFlight.add(tupleKey(row.from, row.fp));
+      ctx.qos.enrol(frame, true);
+      ctx.metrics.offlineDelivered++;
+    }
+  } while (r.again);
 }
 
 /** A replayed message (`from`'s `fp`) was ACKed or given up on: it leaves the window and the next may go. */

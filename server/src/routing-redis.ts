@@ -4,6 +4,7 @@ import { createConsoleLogger, type Logger } from './logger';
 import { isPromise, type MaybePromise } from './maybe-promise';
 import type { Presence, PresenceEntry } from './presence';
 import { closeOwned, openTarget, watchRedis, whenReady, type RedisTarget } from './redis-client';
+import type { QosOutcome } from './qos-s2c';
 import type { QosWaiter, Routing } from './routing';
 import { realClock, unref, type StoreClock } from './store-expiry';
 
@@ -13,8 +14,11 @@ export interface RedisRoutingOptions {
   redis: RedisTarget;
   /** This node's id (its channel is `<prefix>node:<nodeId>`). */
   nodeId: string;
-  /** Routing to this node's own sessions: what this node gets, and what other nodes send here, goes there. */
-  local: Routing;
+  /**
+   * Routing to this node's own sessions: what this node gets, and what other nodes send here, goes there.
+   * May be given later with {@link RedisRouting.bindLocal} (a server builds it after the seams are open).
+   */
+  local?: Routing;
   /** Where each user is online. */
   presence: Presence;
   /** Prefix of every key and channel (default 'im:'). */
@@ -27,6 +31,16 @@ export interface RedisRoutingOptions {
   dirtyTtlMs?: number;
   /** Told which of this node's users may have stored messages it was not told of (replay them). */
   onRecheck?(users: string[]): void;
+  /**
+   * Told when the subscriber connection is back after it was lost: what was published to this node
+   * meanwhile is gone (stored messages come back through the dirty set; kicks do not), so the wiring
+   * re-checks its sessions against the presence.
+   */
+  onResubscribed?(): void;
+  /** Longest wait for another node's report of how a routed QoS message ended (default 60000). */
+  outcomeTimeoutMs?: number;
+  /** Routed QoS messages whose outcome this node waits for at most; beyond, their waiter is told 'lost' at once (default 100000). */
+  maxOutcomeWaiters?: number;
   /** Longest wait for the connections at open (default 10000). */
   connectTimeoutMs?: number;
   clock?: Pick<StoreClock, 'setTimeout' | 'clearTimeout'>;
@@ -35,7 +49,8 @@ export interface RedisRoutingOptions {
 
 /** What one node publishes to another's channel. */
 type Routed =
-  | { t: 'data'; to: string; frame: Protocal }
+  | { t: 'data'; to: string; frame: Protocal; reply?: { node: string; id: number } }
+  | { t: 'outcome'; id: number; outcome: QosOutcome }
   | { t: 'receipt'; sender: string; receiver: string; fp: string; atMs: number }
   | { t: 'kick'; user: string; code: number; reason?: string }
   | { t: 'end'; user: string; session: number; firstLoginTime: number; code: number | null };
@@ -56,16 +71,23 @@ export class RedisRouting implements Routing {
   private failing = false;
   private readonly prefix: string;
   private readonly channel: string;
+  private local: Routing | null;
+  /** Routed QoS messages waiting for their receiving node's outcome report, by id. */
+  private readonly outcomes = new Map<number, { waiter: QosWaiter; timer: unknown }>();
+  private nextOutcomeId = 1;
 
   private constructor(
     private readonly client: Redis,
     private readonly owned: boolean,
     private readonly sub: Redis,
-    private readonly o: Required<Omit<RedisRoutingOptions, 'redis' | 'onRecheck' | 'keyPrefix'>> & Pick<RedisRoutingOptions, 'onRecheck'>,
+    private readonly o: Required<Omit<RedisRoutingOptions, 'redis' | 'onRecheck' | 'onResubscribed' | 'keyPrefix' | 'local'>> &
+      Pick<RedisRoutingOptions, 'onRecheck' | 'onResubscribed'>,
     keyPrefix: string,
+    local: Routing | undefined,
   ) {
     this.prefix = keyPrefix;
     this.channel = this.nodeChannel(o.nodeId);
+    this.local = local ?? null;
   }
 
   /** Connects both connections, subscribes to this node's channel and starts the recheck timer. */
@@ -84,17 +106,20 @@ export class RedisRouting implements Routing {
       sub,
       {
         nodeId: options.nodeId,
-        local: options.local,
         presence: options.presence,
         recheckMs,
         recheckBatch: options.recheckBatch ?? 1000,
         dirtyTtlMs: options.dirtyTtlMs ?? 60_000,
+        outcomeTimeoutMs: options.outcomeTimeoutMs ?? 60_000,
+        maxOutcomeWaiters: options.maxOutcomeWaiters ?? 100_000,
         onRecheck: options.onRecheck,
+        onResubscribed: options.onResubscribed,
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
         clock: options.clock ?? realClock,
         logger,
       },
       options.keyPrefix ?? 'im:',
+      options.local,
     );
     sub.on('message', (channel: string, text: string) => {
       if (channel === r.channel) r.received(text);
@@ -107,22 +132,54 @@ export class RedisRouting implements Routing {
       await closeOwned(client, owned);
       throw err;
     }
+    // Every later 'ready' is a reconnect: ioredis has subscribed again, but what was published meanwhile is gone.
+    sub.on('ready', () => {
+      if (r.closed) return;
+      try {
+        r.o.onResubscribed?.();
+      } catch (err) {
+        r.o.logger.error('routing: onResubscribed failed', err);
+      }
+    });
     r.arm();
     return r;
   }
 
-  /** True for a user on another node: that node enforces its QoS table's bound when the frame arrives. */
+  /** Sets the routing to this node's own sessions (when it was not given to {@link open}); returns this. */
+  bindLocal(local: Routing): this {
+    this.local = local;
+    return this;
+  }
+
+  /** Whether both connections are up: false while this node cannot route or hear other nodes. */
+  health(): { ok: boolean; reason?: string } {
+    if (this.closed) return { ok: false, reason: 'routing is closed' };
+    if (this.client.status !== 'ready') return { ok: false, reason: `Redis is not connected (${this.client.status})` };
+    if (this.sub.status !== 'ready') return { ok: false, reason: `the routing subscriber is not connected (${this.sub.status})` };
+    return { ok: true };
+  }
+
+  /**
+   * True for a user on another node (that node enforces its QoS table's bound when the frame arrives),
+   * and when Redis cannot answer (the store's put then refuses the message, with an error to its sender).
+   */
   async hasRoom(to: string, frame: Protocal): Promise<boolean> {
-    const at = await this.o.presence.locate(to);
-    if (!at || at.node === this.o.nodeId) return this.o.local.hasRoom(to, frame);
+    let at: PresenceEntry | null;
+    try {
+      at = await this.o.presence.locate(to);
+    } catch {
+      return true;
+    }
+    if (!at || at.node === this.o.nodeId) return this.ownLocal().hasRoom(to, frame);
     return true;
   }
 
   /**
    * See {@link Routing.sendData}. To another node: published, and for a QoS frame the receiver marked
-   * dirty there first; `waiter` is told 'lost' at once (the outcome on another node is not reported back,
-   * the stored copy stays until the receiver ACKs). False when no node holds `to` or its node is not
-   * subscribed (down), or Redis failed: the stored copy is replayed at the receiver's next login or recheck.
+   * dirty there first; that node reports back how the message ended ('delivered' or 'lost'), and
+   * `waiter` hears 'lost' when no report comes within `outcomeTimeoutMs` (the stored copy stays until
+   * the receiver ACKs). False when no node holds `to` or its node is not subscribed (down), or Redis
+   * failed: the stored copy is replayed at the receiver's next login or recheck.
    */
   async sendData(to: string, frame: Protocal, waiter?: QosWaiter): Promise<boolean> {
     let at: PresenceEntry | null;
@@ -133,14 +190,14 @@ export class RedisRouting implements Routing {
       this.o.logger.error(`routing: a frame for "${to}" could not be routed (Redis); a stored copy waits for a replay`, err);
       return false;
     }
-    return at ? this.o.local.sendData(to, frame, waiter) : false;
+    return at ? this.ownLocal().sendData(to, frame, waiter) : false;
   }
 
   /** See {@link Routing.sendReceipt}. */
   async sendReceipt(sender: string, receiver: string, fp: string, atMs: number): Promise<boolean> {
     const at = await this.o.presence.locate(sender);
     if (!at) return false;
-    if (at.node === this.o.nodeId) return this.o.local.sendReceipt(sender, receiver, fp, atMs);
+    if (at.node === this.o.nodeId) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
     return this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
   }
 
@@ -148,13 +205,13 @@ export class RedisRouting implements Routing {
   async kickUser(userId: string, code: number, reason?: string): Promise<boolean> {
     const at = await this.o.presence.locate(userId);
     if (!at) return false;
-    if (at.node === this.o.nodeId) return this.o.local.kickUser(userId, code, reason);
+    if (at.node === this.o.nodeId) return this.ownLocal().kickUser(userId, code, reason);
     return this.publish(at.node, { t: 'kick', user: userId, code, reason });
   }
 
   /** See {@link Routing.endSession}: published to the node of `at` when it is not this one. */
   async endSession(at: PresenceEntry, userId: string, kickCode: number | null): Promise<void> {
-    if (at.node === this.o.nodeId) return this.o.local.endSession(at, userId, kickCode);
+    if (at.node === this.o.nodeId) return this.ownLocal().endSession(at, userId, kickCode);
     await this.publish(at.node, { t: 'end', user: userId, session: at.session, firstLoginTime: at.firstLoginTime, code: kickCode });
   }
 
@@ -184,11 +241,12 @@ export class RedisRouting implements Routing {
     this.closed = true;
     this.o.clock.clearTimeout(this.timer);
     this.timer = null;
+    for (const id of [...this.outcomes.keys()]) this.settle(id, 'lost');
     this.sub.disconnect();
     await closeOwned(this.client, this.owned);
   }
 
-  /** A message another node published here: handed to the local routing. */
+  /** A message another node published here: handed to the local routing (or, for an outcome report, to its waiter). */
   private received(text: string): void {
     let m: Routed;
     try {
@@ -197,10 +255,12 @@ export class RedisRouting implements Routing {
       this.o.logger.error(`routing: unreadable message on ${this.channel}`);
       return;
     }
+    if (m.t === 'outcome') return this.settle(m.id, m.outcome);
+    if (!this.local) return void this.o.logger.warn(`routing: a type "${m.t}" message arrived before this node's sessions were attached; dropped`);
     let done: MaybePromise<unknown>;
     try {
-      const local = this.o.local;
-      if (m.t === 'data') done = local.sendData(m.to, m.frame);
+      const local = this.local;
+      if (m.t === 'data') done = this.receivedData(local, m);
       else if (m.t === 'receipt') done = local.sendReceipt(m.sender, m.receiver, m.fp, m.atMs);
       else if (m.t === 'kick') done = local.kickUser(m.user, m.code, m.reason);
       else if (m.t === 'end') done = local.endSession({ node: this.o.nodeId, session: m.session, firstLoginTime: m.firstLoginTime }, m.user, m.code);
@@ -212,18 +272,71 @@ export class RedisRouting implements Routing {
     if (isPromise(done)) done.catch((err: unknown) => this.o.logger.error('routing: handling a routed message failed', err));
   }
 
+  /** A data frame routed here; when its sender's node waits for the outcome, the outcome is published back. */
+  private receivedData(local: Routing, m: Extract<Routed, { t: 'data' }>): MaybePromise<unknown> {
+    const reply = m.reply;
+    if (!reply) return local.sendData(m.to, m.frame);
+    let told = false;
+    const report: QosWaiter = (outcome) => {
+      if (told) return;
+      told = true;
+      this.publish(reply.node, { t: 'outcome', id: reply.id, outcome }).catch((err: unknown) =>
+        this.o.logger.warn(`routing: the outcome of ${m.frame.fp} could not be reported to node "${reply.node}" (it hears 'lost' at its timeout)`, err),
+      );
+    };
+    const sent = local.sendData(m.to, m.frame, report);
+    const afterSend = (ok: boolean): void => {
+      if (!ok) report('lost');
+    };
+    if (isPromise(sent)) return sent.then(afterSend);
+    afterSend(sent);
+    return undefined;
+  }
+
+  /** Tells a routed message's waiter how it ended; an unknown id (timed out already) is ignored. */
+  private settle(id: number, outcome: QosOutcome): void {
+    const w = this.outcomes.get(id);
+    if (!w) return;
+    this.outcomes.delete(id);
+    this.o.clock.clearTimeout(w.timer);
+    w.waiter(outcome === 'delivered' ? 'delivered' : 'lost');
+  }
+
   /** Publishes a data frame to `node`, a QoS one marking `to` dirty there in the same MULTI. */
   private async sendRemote(node: string, to: string, frame: Protocal, waiter?: QosWaiter): Promise<boolean> {
+    const qos = !!(frame.QoS && frame.fp);
     const tx = this.client.multi();
-    if (frame.QoS && frame.fp) {
+    if (qos) {
       const dirty = this.dirtyKey(node);
       tx.sadd(dirty, to).pexpire(dirty, this.o.dirtyTtlMs);
     }
-    tx.publish(this.nodeChannel(node), JSON.stringify({ t: 'data', to, frame } satisfies Routed));
-    const replies = await tx.exec();
-    const receivers = replies?.[replies.length - 1]?.[1];
-    if (frame.QoS && frame.fp) waiter?.('lost');
-    return typeof receivers === 'number' && receivers > 0;
+    let id = 0;
+    if (qos && waiter && this.outcomes.size < this.o.maxOutcomeWaiters) {
+      id = this.nextOutcomeId++;
+      const timer = this.o.clock.setTimeout(() => this.settle(id, 'lost'), this.o.outcomeTimeoutMs);
+      unref(timer);
+      this.outcomes.set(id, { waiter, timer });
+    } else if (qos) {
+      waiter?.('lost');
+    }
+    const routed: Routed = id ? { t: 'data', to, frame, reply: { node: this.o.nodeId, id } } : { t: 'data', to, frame };
+    tx.publish(this.nodeChannel(node), JSON.stringify(routed));
+    let receivers: unknown;
+    try {
+      const replies = await tx.exec();
+      receivers = replies?.[replies.length - 1]?.[1];
+    } catch (err) {
+      if (id) this.settle(id, 'lost');
+      throw err;
+    }
+    const delivered = typeof receivers === 'number' && receivers > 0;
+    if (!delivered && id) this.settle(id, 'lost');
+    return delivered;
+  }
+
+  private ownLocal(): Routing {
+    if (!this.local) throw new Error('routing: this node\'s sessions are not attached yet (bindLocal)');
+    return this.local;
   }
 
   private async publish(node: string, m: Routed): Promise<boolean> {

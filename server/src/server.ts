@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createFrame, MsgType, SERVER_ID } from '../../src/protocol';
 import { startAdminHttp } from './admin-http';
 import { frameBytes, MAX_FP_LENGTH } from './bounds';
+import type { ClusterNode } from './cluster';
 import { ServerCore } from './core';
 import { deliver, storedExpired } from './deliver';
 import type { Gateway } from './gateway';
@@ -67,12 +68,19 @@ export interface ReadinessReport {
 /** A running server, as returned by {@link createServer}. */
 export interface IMServer {
   readonly ports: BoundPorts;
+  /** This node's id (`nodeId`). */
+  readonly nodeId: string;
   /** S2C push; with QoS it resolves once the client ACKs (or the message is stored for later). */
   sendToUser(userId: string, content: string, options?: SendOptions): Promise<SendResult>;
-  /** Kicks a user (type 54, then close); false when the user is not online. */
-  kick(userId: string, code?: number, reason?: string): boolean;
-  /** User ids online now. */
+  /**
+   * Kicks a user (type 54, then close) on whichever node holds the session; false when the user is not
+   * online. Bad arguments throw at once.
+   */
+  kick(userId: string, code?: number, reason?: string): Promise<boolean>;
+  /** User ids logged in to this process (this node of a cluster). */
   onlineUsers(): string[];
+  /** User ids online anywhere: every node of the cluster (in one process, the same as {@link onlineUsers}). */
+  allOnlineUsers(): Promise<string[]>;
   /** Counters for the admin API. */
   metrics(): MetricsSnapshot;
   /** Every metric in the Prometheus text format. */
@@ -101,7 +109,10 @@ export interface IMServer {
 export async function createServer(options: ServerOptions = {}): Promise<IMServer> {
   const opts = resolveOptions(options);
   let core: ServerCore | null = null;
-  const ownStore = opts.store
+  // Loaded only for a cluster: one process never loads the Redis client.
+  const cluster = opts.cluster ? await (await import('./cluster')).openCluster(opts, opts.cluster) : null;
+  const ownStore =
+    opts.store || cluster
     ? null
     : new SqliteOfflineStore(opts.dataDir, {
         synchronous: opts.durability,
@@ -111,22 +122,28 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
         logger: opts.logger,
         onExpired: (messages) => core && storedExpired(core.ctx, messages),
       });
-  const store = opts.store ?? (ownStore as SqliteOfflineStore);
-  core = new ServerCore(opts, store);
+  const store = cluster ? null : (opts.store ?? (ownStore as SqliteOfflineStore));
+  core = new ServerCore(opts, store, cluster?.seams);
+  cluster?.attach(core);
   const gateways: Gateway[] = [];
   const ports: BoundPorts = {};
   let offlinePending = 0;
   let closed = false;
   const logger = opts.logger;
   const fdWatch = watchDescriptors(logger);
-  const exporter = createPrometheusExporter(core.metrics, {
-    onlineUsers: () => core.onlineCount(),
-    offlinePending: () => (ownStore && !closed ? ownStore.total() : null),
-    qosPending: () => core.qos.size,
-  });
+  const exporter = createPrometheusExporter(
+    core.metrics,
+    {
+      onlineUsers: () => core.onlineCount(),
+      offlinePending: () => (ownStore && !closed ? ownStore.total() : null),
+      qosPending: () => core.qos.size,
+    },
+    cluster ? { nodeId: opts.nodeId, onlineUsers: () => cluster.onlineCount(), storedMessages: () => cluster.storedTotal() } : null,
+  );
 
   const server: IMServer = {
     ports,
+    nodeId: opts.nodeId,
     async sendToUser(userId, content, o = {}) {
       if (closed) throw new Error('the server is closed');
       if (!isValidUserId(userId)) {
@@ -154,18 +171,19 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     },
     kick(userId, code = 2, reason) {
       if (!Number.isInteger(code)) throw new TypeError(`kick code must be an integer (2 = admin kick), got ${String(code)}`);
-      return core.kick(userId, code, reason);
+      return Promise.resolve(core.kick(userId, code, reason));
     },
     onlineUsers: () => core.onlineUsers(),
+    allOnlineUsers: async () => (cluster ? cluster.onlineUsers() : core.onlineUsers()),
     prometheusMetrics: () => exporter.scrape(),
     prometheusContentType: exporter.contentType,
     async health() {
-      const h = await storeHealth(store);
+      const h = cluster ? clusterHealth(cluster) : await storeHealth(store);
       const ok = !closed && (h === null || h.ok);
       return { status: ok ? 'ok' : 'degraded', node: opts.nodeId, uptimeMs: core.metrics.uptimeMs(), ...(h ? { store: h.detail } : {}) };
     },
     async readiness() {
-      const h = await storeHealth(store);
+      const h = cluster ? clusterHealth(cluster) : await storeHealth(store);
       const ready = !closed && !core.draining && (h === null || h.ok);
       return { ready, node: opts.nodeId, draining: core.draining, ...(h ? { store: h.detail } : {}) };
     },
@@ -187,6 +205,8 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     },
     metrics: () => {
       if (ownStore && !closed) offlinePending = ownStore.total();
+      // A cluster's count comes from Redis: the last one read, refreshed for the next call.
+      if (cluster && !closed) cluster.storedTotal().then((n) => (offlinePending = n), () => undefined);
       return core.metrics.snapshot(core.onlineCount(), offlinePending);
     },
     async close() {
@@ -198,6 +218,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       await Promise.all(gateways.map((g) => g.close()));
       for (const s of core.allSessions()) core.closed(s);
       ownStore?.close();
+      await cluster?.close();
       logger.info('stopped');
     },
   };
@@ -221,12 +242,18 @@ const DRAIN_POLL_MS = 25;
 /** A store's `health()` slower than this counts as unhealthy. */
 const HEALTH_TIMEOUT_MS = 1000;
 
+/** A cluster node's health: its store's connection, and both routing connections. */
+function clusterHealth(cluster: ClusterNode): { ok: boolean; detail: unknown } {
+  const h = cluster.health();
+  return { ok: h.ok, detail: h };
+}
+
 /**
  * The store's health when it has a `health()` method (sync or async): `false`, `{ok: false}` or
  * `{writable: false}`, a throw or no answer within a second count as unhealthy. null when it has none.
  */
-async function storeHealth(store: OfflineStore): Promise<{ ok: boolean; detail: unknown } | null> {
-  const fn = (store as { health?: () => unknown }).health;
+async function storeHealth(store: OfflineStore | null): Promise<{ ok: boolean; detail: unknown } | null> {
+  const fn = (store as { health?: () => unknown } | null)?.health;
   if (typeof fn !== 'function') return null;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {

@@ -27,7 +27,7 @@ export interface RedisStoreOptions {
   maxRows?: number;
   /** Most bytes of stored frames (UTF-8) in all; beyond it 'quota' (default 1 GiB). */
   maxBytes?: number;
-  /** Most messages stored per receiver, checked in the same atomic step as the put ('quota'; default none). */
+  /** Most messages stored per receiver, checked in the same atomic step as the put (reason 'full'; default none). */
   maxPerReceiver?: number;
   /** A message not ACKed this long after it was stored is never listed again, then swept (default 14 days). */
   ttlMs?: number;
@@ -121,7 +121,12 @@ export class RedisMessageStore implements MessageStore {
     return store;
   }
 
-  /** See {@link MessageStore.put}; refuses with OfflineStoreError 'quota' or 'unavailable'. */
+  /** Whether put checks a per-receiver limit itself (`maxPerReceiver` given): see {@link MessageStore.checksBoxLimit}. */
+  get checksBoxLimit(): boolean {
+    return this.o.maxPerReceiver > 0;
+  }
+
+  /** See {@link MessageStore.put}; refuses with OfflineStoreError 'quota', 'full' or 'unavailable'. */
   async put(to: string, from: string, fp: string, frame: string): Promise<boolean> {
     if (this.closed) throw new OfflineStoreError('unavailable', 'the offline store is closed');
     const member = lengthPrefixed(from) + fp;
@@ -135,7 +140,7 @@ export class RedisMessageStore implements MessageStore {
       throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now: ${(err as Error).message}`, { cause: err });
     }
     if (r === -1) throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
-    if (r === -2) throw new OfflineStoreError('quota', `the offline box of "${to}" is full (${this.o.maxPerReceiver} messages)`);
+    if (r === -2) throw new OfflineStoreError('full', `the offline box of "${to}" is full (${this.o.maxPerReceiver} messages)`);
     return r === 1;
   }
 

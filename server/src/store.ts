@@ -14,6 +14,11 @@ export type DedupWindowName = 'c2s' | 'c2c';
  * store-local.ts (the SQLite or a custom {@link OfflineStore}, and in-memory windows).
  */
 export interface MessageStore {
+  /**
+   * True when `put` itself refuses, atomically, a message past the receiver's limit (OfflineStoreError
+   * 'full'); otherwise the caller counts first, which concurrent puts (other nodes) can overshoot.
+   */
+  readonly checksBoxLimit?: boolean;
   /** Stores `from`'s message `fp` for `to`; false when that (from, fp) is already stored for `to`. */
   put(to: string, from: string, fp: string, frame: string): MaybePromise<boolean>;
   /** The unexpired messages for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */

@@ -41,7 +41,8 @@ export function asMetricsMessage(m: unknown): MetricsMessage | null {
 
 /**
  * Merges Prometheus text expositions (as prom-client writes them: each family's `# HELP`, `# TYPE`, then
- * its samples) into one: each family once, with every part's samples labelled `node="<node>"`.
+ * its samples) into one: each family once, with every part's samples labelled `node="<node>"` (a sample
+ * that has a `node` label already keeps it).
  */
 export function mergeExpositions(parts: ReadonlyArray<{ node: string; text: string }>): string {
   const families = new Map<string, { help: string; type: string; samples: string[] }>();
@@ -62,7 +63,11 @@ export function mergeExpositions(parts: ReadonlyArray<{ node: string; text: stri
       const brace = line.indexOf('{');
       const space = line.indexOf(' ');
       if (space < 0) continue;
-      current.samples.push(brace >= 0 && brace < space ? `${line.slice(0, brace + 1)}${label},${line.slice(brace + 1)}` : `${line.slice(0, space)}{${label}}${line.slice(space)}`);
+      if (brace >= 0 && brace < space) {
+        // A cluster node's registry labels its samples with `node` already: keep theirs.
+        const labelled = /[{,]node="/.test(line.slice(brace, line.lastIndexOf('}') + 1));
+        current.samples.push(labelled ? line : `${line.slice(0, brace + 1)}${label},${line.slice(brace + 1)}`);
+      } else current.samples.push(`${line.slice(0, space)}{${label}}${line.slice(space)}`);
     }
   }
   const out: string[] = [];

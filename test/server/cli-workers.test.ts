@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createTcpServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
 import { cliPath, ensureServerBuilt } from './child-server';
-import { errorOf, login, UdpClient, WsClient, type RawClient } from './helpers';
+import { ackFrame, dataFrame, errorOf, login, UdpClient, WsClient, type RawClient } from './helpers';
 
 /**
  * `--workers N` end to end: the built CLI as a primary with real worker processes sharing the ports
@@ -18,6 +19,8 @@ interface Primary {
   ports: { ws: number; udp: number; http: number };
   output: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** This run's Redis key prefix. */
+  prefix: string;
 }
 
 const children: ChildProcess[] = [];
@@ -72,9 +75,10 @@ function startWorkers(n: number, extra: string[] = []): Promise<Primary> {
   const dataDir = mkdtempSync(join(tmpdir(), 'im-workers-'));
   dirs.push(dataDir);
   const nodeId = `wt${process.pid}-${++runs}`;
+  const prefix = `${nodeId}:`;
   const argv = [
     cliPath, '--workers', String(n), '--redis-url', redis.url, '--node-id', nodeId, '--ws-port', '0', '--tcp-port', '0', '--udp-port', '0',
-    '--http-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--auth', 'none', '--admin-token', 'workers-admin', '--drain-ms', '2000', ...extra,
+    '--http-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--auth', 'none', '--admin-token', 'workers-admin', '--drain-ms', '2000', '--redis-prefix', prefix, ...extra,
   ];
   const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(proc);
@@ -91,7 +95,7 @@ function startWorkers(n: number, extra: string[] = []): Promise<Primary> {
       const http = /admin api\s+http:\/\/[^:]+:(\d+)/.exec(out);
       if (ws && udp && http && /workers {4}\d+ processes/.test(out)) {
         clearTimeout(timer);
-        resolve({ proc, ports: { ws: Number(ws[1]), udp: Number(udp[1]), http: Number(http[1]) }, output, exited });
+        resolve({ proc, ports: { ws: Number(ws[1]), udp: Number(udp[1]), http: Number(http[1]) }, output, exited, prefix });
       }
     });
     proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -242,6 +246,36 @@ describe('--workers 2 with --redis-url', () => {
       clients.push(u);
       expect((await login(u, `udp${i}`)).code).toBe(0);
       expect(await loginNode(p.output, `udp${i}`)).toBe(`${base}-w1`);
+    }
+  });
+
+  it('relays a QoS C2C message between users logged in on different workers, both ways', async () => {
+    const p = await startWorkers(2);
+    const byNode = new Map<string, { c: WsClient; user: string }>();
+    for (let i = 0; i < 12 && byNode.size < 2; i++) {
+      const c = await WsClient.open(p.ports.ws);
+      clients.push(c);
+      const user = `c2c${i}`;
+      expect((await login(c, user)).code).toBe(0);
+      const node = await loginNode(p.output, user);
+      if (!byNode.has(node)) byNode.set(node, { c, user });
+    }
+    expect(byNode.size).toBe(2);
+    // Both workers are nodes in Redis presence, each holding its user.
+    const r = new Redis(redis.url);
+    try {
+      expect((await r.smembers(`${p.prefix}nodes`)).sort()).toEqual([...byNode.keys()].sort());
+    } finally {
+      r.disconnect();
+    }
+    const [a, b] = [...byNode.values()];
+    for (const [from, to, fp] of [[a, b, 'fp-ab'], [b, a, 'fp-ba']] as const) {
+      from.c.send(dataFrame(from.user, to.user, `hello ${to.user}`, fp));
+      const got = await to.c.next((f) => f.type === 2 && f.fp === fp, 5000);
+      expect(got).toMatchObject({ from: from.user, to: to.user, dataContent: `hello ${to.user}`, QoS: true });
+      to.c.send(ackFrame(to.user, from.user, fp));
+      const ack = await from.c.next((f) => f.type === 4 && f.dataContent === fp, 5000);
+      expect(ack).toMatchObject({ from: to.user, to: from.user });
     }
   });
 });

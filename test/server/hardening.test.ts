@@ -282,11 +282,11 @@ describe('a session the server ends', () => {
     const c = await ws();
     await login(c, 'stalled');
     (c as WsClient).ws.pause();
-    expect(server.kick('stalled', 2, 'bye')).toBe(true);
+    expect(await server.kick('stalled', 2, 'bye')).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
     expect(server.onlineUsers()).toEqual([]);
     expect(logouts).toEqual([['stalled', 2]]);
-    expect(server.kick('stalled')).toBe(false);
+    expect(await server.kick('stalled')).toBe(false);
   });
 });
 

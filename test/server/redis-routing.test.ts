@@ -97,8 +97,9 @@ describe('RedisRouting', () => {
     await online(a, 'alice', 1);
     let told: string | null = null;
     expect(await a.routing.sendData('bob', frame('bob', 'f1'), (o) => void (told = o))).toBe(true);
-    // The outcome on B is not reported back: the stored copy stays until bob ACKs it.
-    expect(told).toBe('lost');
+    // B reports how the message ended (its local routing's waiter said 'delivered') back to A.
+    expect(told).toBe(null);
+    expect(await eventually(() => told === 'delivered')).toBe(true);
     expect(await a.routing.sendReceipt('bob', 'carol', 'f9', 123)).toBe(true);
     expect(await a.routing.kickUser('bob', 2, 'admin')).toBe(true);
     await a.routing.endSession({ node: 'B', session: 7, firstLoginTime: T0 }, 'bob', 1);

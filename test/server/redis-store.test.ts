@@ -31,11 +31,11 @@ async function refusal(p: Promise<unknown>): Promise<OfflineStoreError> {
 }
 
 describe('RedisMessageStore', () => {
-  it('refuses a put past the receiver\'s quota (reason "quota") in the same step, and still takes a retransmission', async () => {
+  it('refuses a put past the receiver\'s quota (reason "full": error 319) in the same step, and still takes a retransmission', async () => {
     const { store } = await open({ maxPerReceiver: 2 });
     await store.put('bob', 'alice', 'f1', 'a');
     await store.put('bob', 'alice', 'f2', 'b');
-    expect((await refusal(store.put('bob', 'alice', 'f3', 'c'))).reason).toBe('quota');
+    expect((await refusal(store.put('bob', 'alice', 'f3', 'c'))).reason).toBe('full');
     expect(await store.put('bob', 'alice', 'f2', 'b')).toBe(false);
     expect(await store.put('carol', 'alice', 'f3', 'c')).toBe(true);
     // Concurrent puts cannot overshoot: the check and the write are one script.

@@ -149,7 +149,7 @@ describe('across transports', () => {
     for (let i = 0; i < 2; i++) u.send({ type: 1, dataContent: '{}', from: 'udp-kick', to: '0' });
     await u.nextOfType(51);
     await u.nextOfType(51);
-    expect(server.kick('udp-kick', 2, 'admin')).toBe(true);
+    expect(await server.kick('udp-kick', 2, 'admin')).toBe(true);
     expect((await u.nextOfType(54)).dataContent).toBe('{"code":2,"reason":"admin"}');
     u.send({ type: 1, dataContent: '{}', from: 'udp-kick', to: '0' });
     expect(errorOf(await u.nextOfType(52)).errorCode).toBe(ServerErrorCode.UNLOGIN);

@@ -46,6 +46,11 @@ process_open_fds{node="n-w2"} 22
 `);
   });
 
+  it('keeps a node label a sample has already (a cluster node labels its own registry)', () => {
+    const text = '# HELP x X.\n# TYPE x gauge\nx{node="n-w2"} 1\nx{transport="ws",node="n-w2"} 2\nx{nodes="3"} 4\n';
+    expect(mergeExpositions([{ node: 'n-w2', text }])).toBe('# HELP x X.\n# TYPE x gauge\nx{node="n-w2"} 1\nx{transport="ws",node="n-w2"} 2\nx{node="n-w2",nodes="3"} 4\n');
+  });
+
   it('escapes a node id\'s quotes and backslashes in the label value', () => {
     expect(mergeExpositions([{ node: 'a"b\\c', text: '# HELP x X.\n# TYPE x gauge\nx 1\n' }])).toContain('x{node="a\\"b\\\\c"} 1');
   });

@@ -70,7 +70,7 @@ describe('kick reasons', () => {
     expect(res.status).toBe(413);
     expect(res.json.error).toMatch(/256/);
     expect(server.onlineUsers()).toEqual(['k1']);
-    expect(server.kick('k1', 2, 'r'.repeat(256))).toBe(true);
+    expect(await server.kick('k1', 2, 'r'.repeat(256))).toBe(true);
     expect(JSON.parse((await c.nextOfType(54)).dataContent as string)).toEqual({ code: 2, reason: 'r'.repeat(256) });
   });
 
@@ -79,7 +79,7 @@ describe('kick reasons', () => {
     const c = await tcp();
     await login(c, 't1');
     // 256 quotes: 512 bytes once JSON-escaped twice over, more than the 400-byte TCP frame limit.
-    expect(server.kick('t1', 2, '"'.repeat(256))).toBe(true);
+    expect(await server.kick('t1', 2, '"'.repeat(256))).toBe(true);
     const kick = await c.nextOfType(54);
     expect(JSON.parse(kick.dataContent as string)).toEqual({ code: 2 });
     expect(Buffer.byteLength(c.texts.at(-1)!)).toBeLessThanOrEqual(400);

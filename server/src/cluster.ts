@@ -1,0 +1,179 @@
+// Loaded by server.ts through a dynamic import, only when `cluster` is configured: a single-process
+// server never loads ioredis or any Redis code.
+
+import type { Redis } from 'ioredis';
+import { KickoutCode } from '../../src/protocol';
+import type { ServerSeams } from './context';
+import type { ServerCore } from './core';
+import { storedExpired } from './deliver';
+import { redactUrl, type ResolvedClusterOptions, type ResolvedOptions } from './options';
+import { RedisPresence } from './presence-redis';
+import { createRedisClient, whenReady } from './redis-client';
+import { resumeReplay } from './replay';
+import { RedisRouting } from './routing-redis';
+import type { Session } from './session';
+import { RedisMessageStore } from './store-redis';
+
+/** What `/health` and `/ready` show of a cluster node. */
+export interface ClusterHealth {
+  ok: boolean;
+  store: { ok: boolean; reason?: string };
+  routing: { ok: boolean; reason?: string };
+}
+
+/** One node's share of a cluster: the Redis seams it runs with, and the cluster-wide views the admin API needs. */
+export interface ClusterNode {
+  /** The Redis presence, store and routing, for {@link ServerCore}'s constructor. */
+  readonly seams: ServerSeams;
+  /** Connects the node's callbacks (rechecks, lapses, expiries) to the core built with {@link seams}. */
+  attach(core: ServerCore): void;
+  /** Whether this node can store, route and hear the other nodes now. */
+  health(): ClusterHealth;
+  /** Every user online on any live node. */
+  onlineUsers(): Promise<string[]>;
+  /** Number of users online on any live node. */
+  onlineCount(): Promise<number>;
+  /** Messages stored for the whole cluster. */
+  storedTotal(): Promise<number>;
+  /** Withdraws this node (its users are offline for the others at once) and closes its connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens this node's Redis seams: one command connection shared by the presence, the store and the
+ * routing, plus the routing's subscriber. Fails (nothing left open) when Redis does not answer within
+ * `connectTimeoutMs`, or its persistence does not match `durability`.
+ *
+ * What the node does on its own, besides the seams' timers:
+ * - a recheck (users other nodes marked for this node) carries on each such user's replay;
+ * - when the presence finds this node's registration lapsed, or the subscriber reconnected (kicks
+ *   published meanwhile are gone), every local session is checked against the presence: one that
+ *   another login superseded is kicked (code 1), one whose entry vanished is claimed again;
+ * - when the command connection is back after an outage, every local user's replay is carried on, for
+ *   a message stored just before a failed notification.
+ */
+export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptions): Promise<ClusterNode> {
+  const logger = opts.logger;
+  const nodeId = opts.nodeId;
+  const client = createRedisClient(c.redisUrl, logger, `cluster ${nodeId}`);
+  let core: ServerCore | null = null;
+  let presence: RedisPresence | null = null;
+  let store: RedisMessageStore | null = null;
+  let routing: RedisRouting | null = null;
+  const reconcile = serialised(() => (core ? reconcileSessions(core, presence as RedisPresence) : Promise.resolve()), logger);
+  try {
+    await whenReady(client, c.connectTimeoutMs, `cluster ${nodeId} (${redactUrl(c.redisUrl)})`);
+    const common = { redis: client, keyPrefix: c.keyPrefix, connectTimeoutMs: c.connectTimeoutMs, logger };
+    presence = await RedisPresence.open({ ...common, nodeId, ttlMs: c.presenceTtlMs, onLapse: () => reconcile() });
+    store = await RedisMessageStore.open({
+      ...common,
+      maxRows: opts.maxStoredMessages,
+      maxBytes: opts.maxStoredBytes,
+      maxPerReceiver: opts.maxOfflinePerUser,
+      ttlMs: opts.messageTtlMs,
+      dedup: { c2s: opts.dedup, c2c: opts.c2cDedup },
+      durability: c.durability,
+      onExpired: (messages) => core && storedExpired(core.ctx, messages),
+    });
+    routing = await RedisRouting.open({
+      ...common,
+      nodeId,
+      presence,
+      recheckMs: c.recheckMs,
+      outcomeTimeoutMs: opts.qos.resendAfterMs * (opts.qos.maxRetries + 1) + opts.qos.checkIntervalMs * 2 + 5000,
+      onRecheck: (users) => core && resumeReplays(core, users.map((u) => core?.sessions.current(u))),
+      onResubscribed: () => reconcile(),
+    });
+  } catch (err) {
+    await Promise.allSettled([routing?.close(), store?.close(), presence?.close()]);
+    client.disconnect();
+    throw err;
+  }
+  const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local) };
+  afterOutage(client, () => core && resumeReplays(core, core.allSessions()));
+  logger.info('cluster node started', { redis: redactUrl(c.redisUrl), keyPrefix: c.keyPrefix, durability: c.durability });
+  const p = presence;
+  const st = store;
+  const r = routing;
+  return {
+    seams,
+    attach(k) {
+      core = k;
+    },
+    health() {
+      const s = st.health();
+      const rt = r.health();
+      return { ok: s.ok && rt.ok, store: s, routing: rt };
+    },
+    onlineUsers: () => p.list(),
+    onlineCount: () => p.count(),
+    storedTotal: () => st.total(),
+    async close() {
+      core = null;
+      await Promise.allSettled([r.close(), st.close(), p.close()]);
+      client.disconnect();
+    },
+  };
+}
+
+/** Carries on the replay of each logged-in session given (a recheck, or Redis back after an outage). */
+function resumeReplays(core: ServerCore, sessions: Array<Session | undefined>): void {
+  for (const s of sessions) {
+    if (s?.userId && !s.closed) void resumeReplay(core.ctx, s);
+  }
+}
+
+/**
+ * Checks each local logged-in session against the presence, one at a time: kept when the presence
+ * names it, claimed again when the user's entry is gone (this node's registration had lapsed), kicked
+ * with code 1 when another login holds the user now.
+ */
+async function reconcileSessions(core: ServerCore, presence: RedisPresence): Promise<void> {
+  const nodeId = core.opts.nodeId;
+  for (const s of core.allSessions()) {
+    const uid = s.userId;
+    if (!uid || s.closed || core.sessions.current(uid) !== s) continue;
+    const at = await presence.locate(uid);
+    if (at && at.node === nodeId && at.session === s.id) continue;
+    if (at) {
+      core.opts.logger.info('session superseded while this node was not told; kicked', { user: uid, session: s.id, holder: at.node });
+      core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
+      continue;
+    }
+    const verdict = await presence.claim(uid, { node: nodeId, session: s.id, firstLoginTime: s.firstLoginTime }, s.firstLoginTime);
+    if (verdict.kind === 'reject') core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
+    else if (verdict.kind === 'replace') await core.routing.endSession(verdict.old, uid, verdict.kick ? KickoutCode.DUPLICATE_LOGIN : null);
+  }
+}
+
+/** `run` never twice at once: a call while it runs makes it run once more afterwards. Failures are logged. */
+function serialised(run: () => Promise<void>, logger: ResolvedOptions['logger']): () => void {
+  let running = false;
+  let again = false;
+  const go = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    again = false;
+    run()
+      .catch((err: unknown) => logger.error('cluster: checking the local sessions against the presence failed; it runs again at the next lapse or reconnect', err))
+      .finally(() => {
+        running = false;
+        if (again) go();
+      });
+  };
+  return go;
+}
+
+/** Calls `fn` each time the connection is ready again after it was lost. */
+function afterOutage(client: Redis, fn: () => void): void {
+  let lost = false;
+  client.on('close', () => (lost = true));
+  client.on('ready', () => {
+    if (!lost) return;
+    lost = false;
+    fn();
+  });
+}

@@ -1,0 +1,189 @@
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ServerErrorCode, type IMServer, type ServerOptions } from '../../server/src/index';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server';
+import { ackFrame, admin, closeAll, dataFrame, errorOf, login, loginFrame, startServer, TcpClient, WsClient, type RawClient } from './helpers';
+
+/**
+ * Three cluster nodes (three servers in this process, each with its own Redis connections, node id and
+ * ports) on one private redis-server: every path of a message, a login and an admin call that crosses
+ * from one node to another, with raw MobileIMSDK frames.
+ */
+
+let redis: RedisServer | null = null;
+let cases = 0;
+const clients: RawClient[] = [];
+const servers: IMServer[] = [];
+
+afterEach(async () => {
+  await closeAll(clients.splice(0), servers.splice(0));
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+/** Three nodes on a fresh key prefix; `extra` is applied to each. */
+async function cluster(extra: ServerOptions = {}): Promise<IMServer[]> {
+  redis ??= await startRedisServer();
+  const keyPrefix = `c${++cases}:`;
+  const nodes: IMServer[] = [];
+  for (const n of ['n1', 'n2', 'n3']) {
+    const s = await startServer({ nodeId: n, udp: false, cluster: { redisUrl: redis.url, keyPrefix, recheckMs: 200 }, ...extra });
+    servers.push(s);
+    nodes.push(s);
+  }
+  return nodes;
+}
+
+async function ws(node: IMServer): Promise<WsClient> {
+  const c = await WsClient.open(node.ports.ws!);
+  clients.push(c);
+  return c;
+}
+
+async function tcp(node: IMServer): Promise<TcpClient> {
+  const c = await TcpClient.open(node.ports.tcp!);
+  clients.push(c);
+  return c;
+}
+
+describe('cluster: three nodes on one Redis', () => {
+  it('relays C2C with QoS across nodes: stored before the ACK, delivered once, settled by the receiver\'s ACK on its own node', async () => {
+    const [n1, , n3] = await cluster();
+    const alice = await ws(n1);
+    const bob = await tcp(n3);
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    alice.send(dataFrame('alice', 'bob', 'hi bob', 'fp-x1'));
+    const ack = await alice.nextOfType(4);
+    expect(ack.dataContent).toBe('fp-x1');
+    const got = await bob.nextOfType(2);
+    expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'hi bob', 'fp-x1']);
+    bob.send(ackFrame('bob', 'alice', 'fp-x1'));
+    await expect.poll(() => n3.metrics().delivered).toBe(1);
+    // The retransmission of an ACKed message, reaching another node, is recognised: ACKed, not relayed.
+    const alice2 = await ws(n3);
+    alice.close();
+    await login(alice2, 'alice', Date.now());
+    alice2.send(dataFrame('alice', 'bob', 'hi bob', 'fp-x1'));
+    expect((await alice2.nextOfType(4)).dataContent).toBe('fp-x1');
+    expect((await bob.quiet(400)).filter((f) => f.type === 2)).toEqual([]);
+  });
+
+  it('delivers C2S to the hooks of the node it arrived at, and S2C pushes from any node to a user on another', async () => {
+    const seen: string[] = [];
+    const [n1, n2] = await cluster({ hooks: { onC2S: (m) => void seen.push(`${m.from}:${m.dataContent}`) } });
+    const carol = await ws(n1);
+    await login(carol, 'carol');
+    carol.send(dataFrame('carol', '0', 'to server', 'fp-s1'));
+    expect((await carol.nextOfType(4)).dataContent).toBe('fp-s1');
+    await expect.poll(() => seen).toEqual(['carol:to server']);
+    // Pushed through node 2's library API and its admin API: each waits for carol's ACK on node 1.
+    const push = n2.sendToUser('carol', 'from n2', { fp: 'p-1' });
+    const frame = await carol.nextOfType(2);
+    expect([frame.from, frame.dataContent, frame.fp]).toEqual(['0', 'from n2', 'p-1']);
+    carol.send(ackFrame('carol', '0', 'p-1'));
+    expect(await push).toEqual({ fp: 'p-1', status: 'delivered' });
+    const viaAdmin = admin(n2.ports.http!, 'POST', '/api/send', { to: 'carol', content: 'admin push', fp: 'p-2' });
+    expect((await carol.nextOfType(2)).dataContent).toBe('admin push');
+    carol.send(ackFrame('carol', '0', 'p-2'));
+    expect((await viaAdmin).json).toEqual({ fp: 'p-2', status: 'delivered' });
+  });
+
+  it('stores a message sent via node 1 while the receiver is offline and delivers it when the receiver logs in at node 3', async () => {
+    const [n1, , n3] = await cluster();
+    const alice = await ws(n1);
+    await login(alice, 'alice');
+    alice.send(dataFrame('alice', 'dave', 'while you were out', 'fp-off'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-off');
+    const dave = await ws(n3);
+    await login(dave, 'dave');
+    const got = await dave.nextOfType(2);
+    expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'while you were out', 'fp-off']);
+  });
+
+  it('arbitrates duplicate logins across nodes by firstLoginTime: a newer login kicks (code 1), the same one replaces silently, an older one is refused', async () => {
+    const [n1, n2, n3] = await cluster();
+    const first = await ws(n1);
+    const r1 = await login(first, 'eve');
+    expect(r1.code).toBe(0);
+    // A first login (firstLoginTime 0) elsewhere is newer: the session on node 1 gets kickout code 1.
+    const second = await ws(n2);
+    const r2 = await login(second, 'eve');
+    expect(r2.code).toBe(0);
+    expect(JSON.parse((await first.nextOfType(54)).dataContent as string)).toMatchObject({ code: 1 });
+    await first.closed;
+    // The same device reconnecting at node 3 with the firstLoginTime node 2 handed out: node 2's session closes without a kickout.
+    const third = await ws(n3);
+    expect((await login(third, 'eve', r2.firstLoginTime)).code).toBe(0);
+    await second.closed;
+    expect(second.frames.filter((f) => f.type === 54)).toEqual([]);
+    // An older device (an earlier firstLoginTime) is refused: it is kicked, and the session on node 3 stays.
+    const stale = await ws(n1);
+    stale.send(loginFrame('eve', r2.firstLoginTime - 1000));
+    expect(JSON.parse((await stale.nextOfType(54)).dataContent as string)).toMatchObject({ code: 1 });
+    expect((await third.quiet(200)).filter((f) => f.type === 54)).toEqual([]);
+    expect(await n1.allOnlineUsers()).toEqual(['eve']);
+    // Messages for eve reach the one live session only.
+    const sender = await ws(n2);
+    await login(sender, 'frank');
+    sender.send(dataFrame('frank', 'eve', 'only once', 'fp-e'));
+    expect((await third.nextOfType(2)).dataContent).toBe('only once');
+  });
+
+  it('lists, kicks and counts users of the whole cluster through any node\'s admin API', async () => {
+    const [n1, n2, n3] = await cluster();
+    const gina = await ws(n1);
+    const hank = await ws(n3);
+    await login(gina, 'gina');
+    await login(hank, 'hank');
+    const online = await admin(n2.ports.http!, 'GET', '/api/online');
+    expect(online.json.users.sort()).toEqual(['gina', 'hank']);
+    expect(n2.onlineUsers()).toEqual([]);
+    const kicked = await admin(n2.ports.http!, 'POST', '/api/kick', { userId: 'gina', code: 2, reason: 'admin' });
+    expect(kicked).toEqual({ status: 200, json: { kicked: true } });
+    expect(JSON.parse((await gina.nextOfType(54)).dataContent as string)).toEqual({ code: 2, reason: 'admin' });
+    await gina.closed;
+    expect((await admin(n2.ports.http!, 'POST', '/api/kick', { userId: 'gina' })).status).toBe(404);
+    await expect.poll(async () => (await admin(n2.ports.http!, 'GET', '/api/online')).json.users).toEqual(['hank']);
+    const metrics = await fetch(`http://127.0.0.1:${n2.ports.http}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/mobileimsdk_cluster_online_users\{node="n2"\} 1/);
+    expect(metrics).toMatch(/mobileimsdk_online_users\{node="n2"\} 0/);
+    const health = await admin(n1.ports.http!, 'GET', '/ready');
+    expect(health.status).toBe(200);
+  });
+
+  it('refuses logins with error 337 and messages with 325 (never an ACK) while Redis is down, reports not ready, and resumes when it returns', async () => {
+    const own = await startRedisServer();
+    try {
+      const nodes: IMServer[] = [];
+      for (const n of ['r1', 'r2']) {
+        const s = await startServer({ nodeId: n, udp: false, cluster: { redisUrl: own.url, recheckMs: 200 } });
+        servers.push(s);
+        nodes.push(s);
+      }
+      const [r1, r2] = nodes;
+      const ivy = await ws(r1);
+      const jon = await ws(r2);
+      await login(ivy, 'ivy');
+      await login(jon, 'jon');
+      await own.kill();
+      ivy.send(dataFrame('ivy', 'jon', 'during the outage', 'fp-out'));
+      const refused = await ivy.nextOfType(52);
+      expect(errorOf(refused).errorCode).toBe(ServerErrorCode.STORE_UNAVAILABLE);
+      expect(ivy.frames.filter((f) => f.type === 4)).toEqual([]);
+      const late = await ws(r1);
+      late.send(loginFrame('kim'));
+      expect(errorOf(await late.nextOfType(52)).errorCode).toBe(ServerErrorCode.CLUSTER_UNAVAILABLE);
+      await late.closed;
+      expect(late.frames.filter((f) => f.type === 50)).toEqual([]);
+      expect((await admin(r1.ports.http!, 'GET', '/ready')).status).toBe(503);
+      await own.restart();
+      await expect.poll(async () => (await admin(r1.ports.http!, 'GET', '/ready')).status, { timeout: 10000 }).toBe(200);
+      ivy.send(dataFrame('ivy', 'jon', 'after the outage', 'fp-out'));
+      expect((await ivy.nextOfType(4)).dataContent).toBe('fp-out');
+      expect((await jon.nextOfType(2, 5000)).dataContent).toBe('after the outage');
+    } finally {
+      await own.stop();
+    }
+  });
+});
