@@ -193,12 +193,21 @@ export class RedisRouting implements Routing {
     return at ? this.ownLocal().sendData(to, frame, waiter) : false;
   }
 
-  /** See {@link Routing.sendReceipt}. */
+  /**
+   * See {@link Routing.sendReceipt}. False also when Redis failed: the receipt then waits in this node's
+   * backlog like one for an offline sender, and the ACK that caused it is handled as usual (a rejection
+   * here would fail the receiver's ACK and close its connection).
+   */
   async sendReceipt(sender: string, receiver: string, fp: string, atMs: number): Promise<boolean> {
-    const at = await this.o.presence.locate(sender);
-    if (!at) return false;
-    if (at.node === this.o.nodeId) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
-    return this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+    try {
+      const at = await this.o.presence.locate(sender);
+      if (!at) return false;
+      if (at.node !== this.o.nodeId) return await this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+    } catch (err) {
+      this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for its next login`, { error: (err as Error).message });
+      return false;
+    }
+    return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
   }
 
   /** See {@link Routing.kickUser}. */
