@@ -49,6 +49,42 @@ describe('cluster: Redis down, and back', () => {
     }
   });
 
+  it('neither ACKs nor refuses a message whose write went out to Redis without an answer (Redis may hold it), and ACKs its retransmission once Redis answers', { timeout: 30_000 }, async () => {
+    const own = await startRedisServer();
+    try {
+      const cluster = { redisUrl: own.url, keyPrefix: 'unsure:', recheckMs: 200 };
+      for (const nodeId of ['u1', 'u2']) servers.push(await startServer({ nodeId, udp: false, tcp: false, cluster }));
+      const alice = await WsClient.open(servers[0].ports.ws!);
+      const bob = await WsClient.open(servers[1].ports.ws!);
+      clients.push(alice, bob);
+      await login(alice, 'alice');
+      await login(bob, 'bob');
+      // Redis stops answering: the de-duplication check, the receiver's lookup and the put each time out
+      // after 2 s (the put went out: Redis applies it when it resumes).
+      process.kill(own.pid, 'SIGSTOP');
+      let stopped = true;
+      try {
+        alice.send(dataFrame('alice', 'bob', 'maybe stored', 'fp-u'));
+        const quiet = await alice.quiet(7000);
+        // A refusal (error 325) would make the sender report a loss for a message Redis is about to hold.
+        expect(quiet.filter((f) => f.type === 52 || f.type === 4)).toEqual([]);
+        process.kill(own.pid, 'SIGCONT');
+        stopped = false;
+      } finally {
+        if (stopped) process.kill(own.pid, 'SIGCONT');
+      }
+      // The SDK retransmits the same fp: the idempotent put answers, the sender gets its ACK, the receiver one copy.
+      alice.send(dataFrame('alice', 'bob', 'maybe stored', 'fp-u'));
+      expect((await alice.next((f) => f.type === 4 || f.type === 52, 5000)).type).toBe(4);
+      const got = await bob.next((f) => f.type === 2, 5000);
+      expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'maybe stored', 'fp-u']);
+      bob.send(ackFrame('bob', 'alice', 'fp-u'));
+      expect((await bob.quiet(500)).filter((f) => f.type === 2)).toEqual([]);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('delivers a message stored for one of its users during the lapse once its refresh finds the lapse, without a new login', async () => {
     redis = await startRedisServer();
     const keyPrefix = 'lapse:';
