@@ -14,6 +14,8 @@ export interface ClusterNodeProcess {
   readonly wsUrl: string;
   /** The last 8 KB the process wrote (its warnings and errors), for a failure message. */
   output(): string;
+  /** Its first 100 error lines (log level error or fatal). */
+  errors(): string[];
   /** SIGKILL: the node dies without closing anything (its sockets are reset by the kernel). */
   kill(): Promise<void>;
 }
@@ -38,7 +40,14 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
   proc.once('exit', () => running.delete(proc));
   let out = '';
   const keep = (chunk: Buffer) => void (out = (out + chunk.toString()).slice(-8192));
-  proc.stderr?.on('data', keep);
+  const errors: string[] = [];
+  let partial = '';
+  proc.stderr?.on('data', (chunk: Buffer) => {
+    keep(chunk);
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) if (/"level":[56]\d/.test(l) && errors.length < 100) errors.push(l);
+  });
   const ws = await new Promise<number>((resolve, reject) => {
     let line = '';
     const timer = setTimeout(() => fail(new Error(`node ${options.nodeId} did not start within 15 s:\n${out}`)), 15_000);
@@ -66,6 +75,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Clu
     pid: proc.pid as number,
     wsUrl: `ws://127.0.0.1:${ws}/websocket`,
     output: () => out,
+    errors: () => errors,
     kill: () => killChild(proc),
   };
 }

@@ -39,6 +39,8 @@ export interface ClusterScenarioReport {
   home: Map<string, string>;
   /** Per user: [ms since the first send, URL] at each later login (after a reconnect). */
   relogins: Map<string, Array<{ atMs: number; url: string }>>;
+  /** Per user: why and when (ms since the first send) its session went down. */
+  drops: Map<string, Array<{ atMs: number; reason: string }>>;
   /** Per user: the SDK's `lost` events, by error code. */
   lostCodes: Record<string, number>;
   /** Time from the first send until every message settled (or the settle deadline). */
@@ -67,6 +69,7 @@ export async function runClusterScenario(o: ClusterScenarioOptions): Promise<Clu
   const clients = new Map<string, IMClient>();
   const home = new Map<string, string>();
   const relogins = new Map<string, Array<{ atMs: number; url: string }>>();
+  const drops = new Map<string, Array<{ atMs: number; reason: string }>>();
   const sentAtMs = new Map<string, number>();
   const deliveredAtMs = new Map<string, number>();
   const lostCodes: Record<string, number> = {};
@@ -80,7 +83,7 @@ export async function runClusterScenario(o: ClusterScenarioOptions): Promise<Clu
       const c = new IMClient({
         url: urls,
         adapter: createBrowserAdapter({ WebSocket: WebSocket as never, window: null, document: null }),
-        keepAlive: { intervalMs: 250, timeoutMs: 1000 },
+        keepAlive: { intervalMs: 1000, timeoutMs: 5000 },
         reconnect: { minDelayMs: 250, maxDelayMs: 1000 },
         loginTimeoutMs: 1000,
         qos: { checkIntervalMs: 200, resendAfterMs: 500, maxRetries: 1000, maxPending: 5000, deliverTimeoutMs: 60_000 },
@@ -102,8 +105,10 @@ export async function runClusterScenario(o: ClusterScenarioOptions): Promise<Clu
     }
     await Promise.all([...clients].map(([name, c]) => c.login({ userId: name, token: 't' })));
     for (const [name, c] of clients) {
-      c.on('state', ({ to }) => {
+      drops.set(name, []);
+      c.on('state', ({ from, to, reason }) => {
         if (to === 'online') relogins.get(name)?.push({ atMs: Date.now() - t0, url: c.url });
+        if (from === 'online') drops.get(name)?.push({ atMs: Date.now() - t0, reason });
       });
     }
 
@@ -140,7 +145,7 @@ export async function runClusterScenario(o: ClusterScenarioOptions): Promise<Clu
     const settledMs = Date.now() - t0;
     // Room for a late duplicate to show up.
     await sleep(500);
-    return { all: ledger.counts(), ledger, sentAtMs, deliveredAtMs, faultAtMs, home, relogins, lostCodes, settledMs };
+    return { all: ledger.counts(), ledger, sentAtMs, deliveredAtMs, faultAtMs, home, relogins, drops, lostCodes, settledMs };
   } finally {
     for (const c of clients.values()) c.destroy();
   }
