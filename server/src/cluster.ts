@@ -80,6 +80,8 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       nodeId,
       presence,
       recheckMs: c.recheckMs,
+      // A subscriber that hears nothing is found within two checks: 10 s at the default recheckMs.
+      subscriberCheckMs: Math.max(1000, c.recheckMs * 5),
       outcomeTimeoutMs: opts.qos.resendAfterMs * (opts.qos.maxRetries + 1) + opts.qos.checkIntervalMs * 2 + 5000,
       onRecheck: (users) => core && resumeReplays(core, users.map((u) => core?.sessions.current(u))),
       onResubscribed: () => reconcile(),

@@ -155,7 +155,7 @@ describe('cluster faults: three node processes on one Redis, SDK clients over th
     for (const [u] of r.home) expect(r.drops.get(u)?.filter((d) => d.reason !== 'destroyed')).toEqual([]);
   }, 60_000);
 
-  it('a node\'s Redis subscriber connection silently black-holed: messages for its users still arrive (the dirty-set recheck), none lost', async () => {
+  it('a node\'s Redis subscriber connection silently black-holed: messages for its users still arrive (the dirty-set recheck), the node replaces the deaf subscriber, none lost', async () => {
     redis ??= await startRedisServer();
     const proxy = new FaultProxy(redis.port, seededRandom(CLUSTER_SEED + 3));
     cleanups.push(() => proxy.close());
@@ -168,6 +168,7 @@ describe('cluster faults: three node processes on one Redis, SDK clients over th
     const channel = `cf${cases}:node:n3`;
     const messages = 1000;
     let cutAtMs = -1;
+    let replacedAtMs = -1;
     const r = await runClusterScenario({
       urls: nodes.map((n) => n.wsUrl),
       users: USERS,
@@ -182,21 +183,31 @@ describe('cluster faults: three node processes on one Redis, SDK clients over th
           const line = list.split('\n').find((l) => / name=routing-sub-n3 /.test(l));
           const port = Number(/ addr=127\.0\.0\.1:(\d+) /.exec(line ?? '')?.[1]);
           expect(proxy.stallWhere((up) => up.localPort === port)).toBe(1);
-          cutAtMs = 1;
+          const t = Date.now();
+          cutAtMs = 0;
+          // n3 finds its subscriber deaf (its own ping unheard) and opens a new one through the proxy.
+          while (proxy.counts.connections < 3 && Date.now() - t < 15_000) await new Promise((res) => setTimeout(res, 20));
+          if (proxy.counts.connections >= 3) replacedAtMs = Date.now() - t;
         },
       },
     });
     console.log(describeRun('subscriber black-holed', r));
-    expect(cutAtMs).toBe(1);
-    // Still cut at the end, and Redis still counts it as subscribed: every PUBLISH to n3 went into the void.
-    expect(proxy.counts).toMatchObject({ connections: 2, stalls: 1 });
-    expect(await admin.pubsub('NUMSUB', channel)).toEqual([channel, 1]);
+    console.log(`  n3 replaced its deaf subscriber ${replacedAtMs} ms after the cut (subscriber check every ${Math.max(1000, RECHECK_MS * 5)} ms)`);
+    expect(cutAtMs).toBe(0);
+    expect(replacedAtMs).toBeGreaterThan(0);
+    // The old connection stays black-holed and Redis still counts it: what is published to n3 reaches the new one too.
+    expect(proxy.counts).toMatchObject({ connections: 3, stalls: 1 });
+    expect(await admin.pubsub('NUMSUB', channel)).toEqual([channel, 2]);
+    // Sent to n3's users while only the recheck could bring them: delivered all the same.
     const n3Users = [...r.home].filter(([, url]) => url === nodes[2].wsUrl).map(([u]) => u);
-    const afterCut = [...r.sentAtMs.keys()].filter((id) => n3Users.includes(receiverOf(id)) && (r.sentAtMs.get(id) as number) > r.faultAtMs + 50);
-    const latency = afterCut.map((id) => (r.deliveredAtMs.get(id) ?? NaN) - (r.sentAtMs.get(id) as number));
-    console.log(`  to n3's users after the cut: delivered after ${spread(latency)} (recheck every ${RECHECK_MS} ms)`);
-    expect(afterCut.length).toBeGreaterThan(0);
-    expect(r.ledger.counts((id) => afterCut.includes(id))).toMatchObject({ sent: afterCut.length, delivered: afterCut.length });
+    const deaf = [...r.sentAtMs.keys()].filter((id) => {
+      const t = r.sentAtMs.get(id) as number;
+      return n3Users.includes(receiverOf(id)) && t > r.faultAtMs + 50 && t < r.faultAtMs + replacedAtMs;
+    });
+    const latency = deaf.map((id) => (r.deliveredAtMs.get(id) ?? NaN) - (r.sentAtMs.get(id) as number));
+    console.log(`  to n3's users while it was deaf: delivered after ${spread(latency)} (recheck every ${RECHECK_MS} ms)`);
+    expect(deaf.length).toBeGreaterThan(0);
+    expect(r.ledger.counts((id) => deaf.includes(id))).toMatchObject({ sent: deaf.length, delivered: deaf.length });
     expectQosPromiseKept(r, messages);
     expect(r.all.lost).toBe(0);
     for (const [u] of r.home) expect(r.relogins.get(u)).toEqual([]);
