@@ -68,9 +68,11 @@ describe('cluster faults: three node processes on one Redis, SDK clients over th
       seed: 1,
       fault: {
         atMs: 2000,
-        run: async () => {
+        run: async ({ send }) => {
           await victim.kill();
           killedAtMs = Date.now();
+          // Two messages from each survivor to each of the victim's users now, before they can be back.
+          for (let i = 0; i < USERS; i++) if (i % 3 !== 1) for (let k = 1; k < USERS; k += 3) for (let j = 0; j < 2; j++) send(`u${i}`, `u${k}`);
         },
       },
     });

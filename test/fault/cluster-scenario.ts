@@ -19,8 +19,11 @@ export interface ClusterScenarioOptions {
   /** C2C messages sent in all, evenly over `sendMs`. */
   messages: number;
   sendMs: number;
-  /** Run (not awaited by the send loop) `atMs` after the first send; the scenario waits for it before settling. */
-  fault: { atMs: number; run(): Promise<void> };
+  /**
+   * Run (not awaited by the send loop) `atMs` after the first send; the scenario waits for it before
+   * settling. `send` sends one more C2C message through the ledger (`from>to#extra-N`).
+   */
+  fault: { atMs: number; run(io: { send(from: string, to: string): void }): Promise<void> };
   /** Added to CLUSTER_SEED so each case draws its own sequence. */
   seed: number;
 }
@@ -129,7 +132,8 @@ export async function runClusterScenario(o: ClusterScenarioOptions): Promise<Clu
     while (seq < o.messages) {
       if (!faultDone && Date.now() - t0 >= o.fault.atMs) {
         faultAtMs = Date.now() - t0;
-        faultDone = o.fault.run();
+        let extra = 0;
+        faultDone = o.fault.run({ send: (from, to) => send(from, to, `${from}>${to}#extra-${extra++}`) });
       }
       for (let k = 0; k < perTick && seq < o.messages; k++, seq++) {
         const from = names[seq % o.users];
@@ -157,7 +161,7 @@ export async function runClusterScenario(o: ClusterScenarioOptions): Promise<Clu
  * sees, no loss report for a message that arrived.
  */
 export function expectQosPromiseKept(r: ClusterScenarioReport, messages: number): void {
-  expect(r.all.sent).toBe(messages);
+  expect(r.all.sent).toBe(messages + [...r.sentAtMs.keys()].filter((id) => id.includes('#extra-')).length);
   expect(r.all).toMatchObject({ silent: 0, duplicates: 0, lostButDelivered: 0, unsettled: 0, lostEventMismatch: 0, wrongReceiver: 0 });
   expect(r.all.delivered + r.all.lost).toBe(r.all.sent);
 }
