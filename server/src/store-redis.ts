@@ -156,7 +156,7 @@ export class RedisMessageStore implements MessageStore {
       })) as number;
     } catch (err) {
       const mayHaveWritten = unsure || this.uncertain.has(id);
-      throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now${mayHaveWritten ? ' (an earlier attempt may have written it)' : ''}: ${(err as Error).message}`, { cause: err, mayHaveWritten });
+      throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now${mayHaveWritten ? ' (it may have been written: no answer came)' : ''}: ${(err as Error).message}`, { cause: err, mayHaveWritten });
     }
     this.uncertain.delete(id);
     if (r === -1) throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
