@@ -80,6 +80,8 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       nodeId,
       presence,
       recheckMs: c.recheckMs,
+      // A subscriber that hears nothing is found within two checks: 10 s at the default recheckMs.
+      subscriberCheckMs: Math.max(1000, c.recheckMs * 5),
       outcomeTimeoutMs: opts.qos.resendAfterMs * (opts.qos.maxRetries + 1) + opts.qos.checkIntervalMs * 2 + 5000,
       onRecheck: (users) => core && resumeReplays(core, users.map((u) => core?.sessions.current(u))),
       onResubscribed: () => reconcile(),
@@ -126,7 +128,10 @@ function resumeReplays(core: ServerCore, sessions: Array<Session | undefined>): 
 /**
  * Checks each local logged-in session against the presence, one at a time: kept when the presence
  * names it, claimed again when the user's entry is gone (this node's registration had lapsed), kicked
- * with code 1 when another login holds the user now.
+ * with code 1 when another login holds the user now. A kept or claimed session's replay is carried on:
+ * a message stored for the user while the registration had lapsed found nobody online, so no node was
+ * told of it (no notification, no dirty mark), and its sender has had its ACK. Such a message was stored
+ * before the refresh or claim that made the user visible again, so this replay, listed after it, finds it.
  */
 async function reconcileSessions(core: ServerCore, presence: RedisPresence): Promise<void> {
   const nodeId = core.opts.nodeId;
@@ -134,15 +139,22 @@ async function reconcileSessions(core: ServerCore, presence: RedisPresence): Pro
     const uid = s.userId;
     if (!uid || s.closed || core.sessions.current(uid) !== s) continue;
     const at = await presence.locate(uid);
-    if (at && at.node === nodeId && at.session === s.id) continue;
+    if (at && at.node === nodeId && at.session === s.id) {
+      void resumeReplay(core.ctx, s);
+      continue;
+    }
     if (at) {
       core.opts.logger.info('session superseded while this node was not told; kicked', { user: uid, session: s.id, holder: at.node });
       core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
       continue;
     }
     const verdict = await presence.claim(uid, { node: nodeId, session: s.id, firstLoginTime: s.firstLoginTime }, s.firstLoginTime);
-    if (verdict.kind === 'reject') core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
-    else if (verdict.kind === 'replace') await core.routing.endSession(verdict.old, uid, verdict.kick ? KickoutCode.DUPLICATE_LOGIN : null);
+    if (verdict.kind === 'reject') {
+      core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
+      continue;
+    }
+    if (verdict.kind === 'replace') await core.routing.endSession(verdict.old, uid, verdict.kick ? KickoutCode.DUPLICATE_LOGIN : null);
+    void resumeReplay(core.ctx, s);
   }
 }
 

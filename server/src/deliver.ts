@@ -10,10 +10,11 @@ import { OfflineStoreError } from './store-error';
 /**
  * How handing a message to its receiver went: `full` is the receiver's box, `quota` the whole store's
  * limit, `unavailable` a store that cannot write durably now (nothing was stored, nothing may be ACKed),
- * `busy` a receiver online while the QoS table, or that receiver's share of it, is at its bound (neither
- * written nor stored).
+ * `uncertain` a store that failed after the write went out (it may hold the message: neither ACK nor
+ * refuse it, a retry with the same fp settles it), `busy` a receiver online while the QoS table, or that
+ * receiver's share of it, is at its bound (neither written nor stored).
  */
-export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable' | 'busy';
+export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable' | 'uncertain' | 'busy';
 
 /**
  * Hands a message to user `msg.to`. QoS messages are stored durably first (unless an `onOffline` hook
@@ -89,8 +90,15 @@ export function storedExpired(ctx: ServerContext, messages: ExpiredMessage[]): v
   if (frames.length > 0) ctx.safely('onLost', () => ctx.opts.hooks.onLost?.(frames));
 }
 
-/** A put the store refused: the global quota, the receiver's box, or (for any other failure) unavailable; logged either way. */
-function storeRefused(ctx: ServerContext, to: string, fp: string, err: unknown): 'quota' | 'full' | 'unavailable' {
+/**
+ * A put the store refused: the global quota, the receiver's box, uncertain (the store may have written
+ * it), or (for any other failure) unavailable; logged either way.
+ */
+function storeRefused(ctx: ServerContext, to: string, fp: string, err: unknown): 'quota' | 'full' | 'unavailable' | 'uncertain' {
+  if (err instanceof OfflineStoreError && err.mayHaveWritten) {
+    ctx.opts.logger.debug(`message ${fp} to "${to}" neither ACKed nor refused: ${err.message}`);
+    return 'uncertain';
+  }
   if (err instanceof OfflineStoreError && (err.reason === 'quota' || err.reason === 'full')) {
     ctx.opts.logger.debug(`message ${fp} to "${to}" refused: ${err.message}`);
     return err.reason;

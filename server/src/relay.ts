@@ -115,6 +115,9 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
     ctx.io.sendError(s, ServerErrorCode.STORE_UNAVAILABLE, 'the server cannot store messages durably now; retry later', { fp: p.fp });
     return;
   }
+  // The store may hold it (Redis failed after the write went out): no ACK, and no refusal that would make
+  // the sender report a loss; its retransmission is ACKed once the idempotent put gets an answer.
+  if (result === 'uncertain') return;
   if (result === 'busy') {
     ctx.io.sendError(s, ServerErrorCode.SERVER_BUSY, 'too many messages are waiting for delivery; retry later', { fp: p.fp });
     return;

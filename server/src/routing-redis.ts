@@ -41,6 +41,13 @@ export interface RedisRoutingOptions {
   outcomeTimeoutMs?: number;
   /** Routed QoS messages whose outcome this node waits for at most; beyond, their waiter is told 'lost' at once (default 100000). */
   maxOutcomeWaiters?: number;
+  /**
+   * How often the node checks that its subscriber still hears its channel (default 5000): it publishes a
+   * ping there, and a ping not heard by the next check means the connection carries nothing although it
+   * looks open (a half-open link, a stalled proxy): the subscriber is reconnected, and `health` is not ok
+   * meanwhile. Without it such a node would stay "healthy" and miss kicks, session ends and receipts.
+   */
+  subscriberCheckMs?: number;
   /** Longest wait for the connections at open (default 10000). */
   connectTimeoutMs?: number;
   clock?: Pick<StoreClock, 'setTimeout' | 'clearTimeout'>;
@@ -53,7 +60,8 @@ type Routed =
   | { t: 'outcome'; id: number; outcome: QosOutcome }
   | { t: 'receipt'; sender: string; receiver: string; fp: string; atMs: number }
   | { t: 'kick'; user: string; code: number; reason?: string }
-  | { t: 'end'; user: string; session: number; firstLoginTime: number; code: number | null };
+  | { t: 'end'; user: string; session: number; firstLoginTime: number; code: number | null }
+  | { t: 'ping'; seq: number };
 
 /**
  * {@link Routing} across nodes through Redis pub/sub. A frame, receipt or kick for a user on another node
@@ -67,8 +75,14 @@ type Routed =
  */
 export class RedisRouting implements Routing {
   private timer: unknown = null;
+  private subTimer: unknown = null;
   private closed = false;
   private failing = false;
+  /** The last ping published to this node's own channel and not heard yet (0: none). */
+  private pingOut = 0;
+  private pingSeq = 0;
+  /** A ping went unheard for a whole check period: the subscriber is being reconnected. */
+  private deaf = false;
   private readonly prefix: string;
   private readonly channel: string;
   private local: Routing | null;
@@ -95,6 +109,9 @@ export class RedisRouting implements Routing {
     if (typeof options.nodeId !== 'string' || options.nodeId === '') throw new TypeError('nodeId must be a non-empty string');
     const recheckMs = options.recheckMs ?? 1000;
     if (!(recheckMs > 0)) throw new RangeError(`recheckMs must be a positive number, got ${String(recheckMs)}`);
+    if (options.subscriberCheckMs !== undefined && !(options.subscriberCheckMs > 0)) {
+      throw new RangeError(`subscriberCheckMs must be a positive number, got ${String(options.subscriberCheckMs)}`);
+    }
     const logger = options.logger ?? createConsoleLogger('info');
     const { client, owned } = openTarget(options.redis, logger, `routing ${options.nodeId}`);
     // The subscriber waits for its connection rather than fail: it only ever sends (re)subscriptions.
@@ -114,6 +131,7 @@ export class RedisRouting implements Routing {
         maxOutcomeWaiters: options.maxOutcomeWaiters ?? 100_000,
         onRecheck: options.onRecheck,
         onResubscribed: options.onResubscribed,
+        subscriberCheckMs: options.subscriberCheckMs ?? 5000,
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
         clock: options.clock ?? realClock,
         logger,
@@ -135,6 +153,7 @@ export class RedisRouting implements Routing {
     // Every later 'ready' is a reconnect: ioredis has subscribed again, but what was published meanwhile is gone.
     sub.on('ready', () => {
       if (r.closed) return;
+      r.deaf = false;
       try {
         r.o.onResubscribed?.();
       } catch (err) {
@@ -142,6 +161,7 @@ export class RedisRouting implements Routing {
       }
     });
     r.arm();
+    r.armSubscriberCheck();
     return r;
   }
 
@@ -156,6 +176,7 @@ export class RedisRouting implements Routing {
     if (this.closed) return { ok: false, reason: 'routing is closed' };
     if (this.client.status !== 'ready') return { ok: false, reason: `Redis is not connected (${this.client.status})` };
     if (this.sub.status !== 'ready') return { ok: false, reason: `the routing subscriber is not connected (${this.sub.status})` };
+    if (this.deaf) return { ok: false, reason: 'the routing subscriber did not hear this node\'s ping; reconnecting it' };
     return { ok: true };
   }
 
@@ -193,12 +214,21 @@ export class RedisRouting implements Routing {
     return at ? this.ownLocal().sendData(to, frame, waiter) : false;
   }
 
-  /** See {@link Routing.sendReceipt}. */
+  /**
+   * See {@link Routing.sendReceipt}. False also when Redis failed: the receipt then waits in this node's
+   * backlog like one for an offline sender, and the ACK that caused it is handled as usual (a rejection
+   * here would fail the receiver's ACK and close its connection).
+   */
   async sendReceipt(sender: string, receiver: string, fp: string, atMs: number): Promise<boolean> {
-    const at = await this.o.presence.locate(sender);
-    if (!at) return false;
-    if (at.node === this.o.nodeId) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
-    return this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+    try {
+      const at = await this.o.presence.locate(sender);
+      if (!at) return false;
+      if (at.node !== this.o.nodeId) return await this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+    } catch (err) {
+      this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for its next login`, { error: (err as Error).message });
+      return false;
+    }
+    return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
   }
 
   /** See {@link Routing.kickUser}. */
@@ -240,7 +270,9 @@ export class RedisRouting implements Routing {
     if (this.closed) return;
     this.closed = true;
     this.o.clock.clearTimeout(this.timer);
+    this.o.clock.clearTimeout(this.subTimer);
     this.timer = null;
+    this.subTimer = null;
     for (const id of [...this.outcomes.keys()]) this.settle(id, 'lost');
     this.sub.disconnect();
     await closeOwned(this.client, this.owned);
@@ -256,6 +288,11 @@ export class RedisRouting implements Routing {
       return;
     }
     if (m.t === 'outcome') return this.settle(m.id, m.outcome);
+    if (m.t === 'ping') {
+      if (m.seq === this.pingOut) this.pingOut = 0;
+      this.deaf = false;
+      return;
+    }
     if (!this.local) return void this.o.logger.warn(`routing: a type "${m.t}" message arrived before this node's sessions were attached; dropped`);
     let done: MaybePromise<unknown>;
     try {
@@ -349,6 +386,43 @@ export class RedisRouting implements Routing {
 
   private dirtyKey(node: string): string {
     return `${this.prefix}dirty:${node}`;
+  }
+
+  /**
+   * One subscriber check: a ping still unheard since the last check makes the subscriber reconnect (ioredis
+   * subscribes again, then `onResubscribed` runs); otherwise a new ping goes out. Nothing is judged while
+   * either connection is down (their own reconnects handle that).
+   */
+  private async checkSubscriber(): Promise<void> {
+    if (this.client.status !== 'ready' || this.sub.status !== 'ready') {
+      this.pingOut = 0;
+      return;
+    }
+    if (this.pingOut !== 0) {
+      this.o.logger.error(`routing: node "${this.o.nodeId}" did not hear its own ping within ${this.o.subscriberCheckMs} ms; reconnecting its subscriber`);
+      this.deaf = true;
+      this.pingOut = 0;
+      this.sub.disconnect(true);
+      return;
+    }
+    const seq = ++this.pingSeq;
+    this.pingOut = seq;
+    await this.client.publish(this.channel, JSON.stringify({ t: 'ping', seq } satisfies Routed));
+  }
+
+  private armSubscriberCheck(): void {
+    if (this.closed) return;
+    this.subTimer = this.o.clock.setTimeout(() => {
+      this.checkSubscriber().then(
+        () => this.armSubscriberCheck(),
+        () => {
+          // Redis failed the publish: no ping is out, the next check tries again.
+          this.pingOut = 0;
+          this.armSubscriberCheck();
+        },
+      );
+    }, this.o.subscriberCheckMs);
+    unref(this.subTimer);
   }
 
   private arm(): void {

@@ -33,11 +33,13 @@ export interface SendOptions {
  * `sent` (written without QoS), `dropped` (not QoS and the user is offline, or the offline hook refused
  * it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full), `quota` (the whole
  * store is at its limit), `unavailable` (the store cannot write durably now), `busy` (the user is online
- * but too many messages wait for an ACK server-wide or for that user); the last four send and store nothing.
+ * but too many messages wait for an ACK server-wide or for that user); these four send and store nothing.
+ * `uncertain`: the cluster's Redis failed after the write went out, so it may hold the push; send it
+ * again with the same fp (the store keeps one copy per fp, the SDK shows it once).
  */
 export interface SendResult {
   fp: string | null;
-  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full' | 'quota' | 'unavailable' | 'busy';
+  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full' | 'quota' | 'unavailable' | 'uncertain' | 'busy';
 }
 
 /** The bound ports of the gateways that were started. */
