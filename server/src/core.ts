@@ -7,8 +7,10 @@ import type { ServerContext, ServerSeams } from './context';
 import { resendFrame } from './deliver';
 import { ServerErrorCode } from './errors';
 import { hookRunner, runHook } from './hooks';
+import { enqueue, type Work, type WorkRunner } from './frame-queue';
 import { LocalSessions } from './local-sessions';
 import { handleLogin } from './login';
+import type { MaybePromise } from './maybe-promise';
 import { Metrics } from './metrics';
 import type { OfflineStore } from './offline-store';
 import type { ResolvedOptions } from './options';
@@ -163,18 +165,7 @@ export class ServerCore {
       this.io.fail(s, ServerErrorCode.INPUT_BACKLOG, `too many bytes of frames waiting to be handled (limit ${this.opts.maxQueuedBytes})`);
       return;
     }
-    s.queued++;
-    s.queuedChars += text.length;
-    s.chain = s.chain
-      .then(() => (s.closed ? undefined : this.dispatch(s, p)))
-      .catch((err: unknown) => {
-        this.opts.logger.error(`session ${s.id}: handling a type-${p.type} frame failed`, err);
-        this.io.fail(s, ServerErrorCode.SERVER_ERROR, 'internal server error');
-      })
-      .finally(() => {
-        s.queued--;
-        s.queuedChars -= text.length;
-      });
+    enqueue(s, p, text.length, this.runner);
   }
 
   /** Handles one frame's bytes: invalid UTF-8 is refused with error 310, anything else goes to {@link receive}. */
@@ -232,6 +223,11 @@ export class ServerCore {
     return replayStored(this.ctx, s);
   }
 
+  /** Runs `task` on the session's queue, after every frame received before it (the UDP gateway's replay). */
+  schedule(s: Session, task: () => MaybePromise<void>): void {
+    enqueue(s, task, 0, this.runner);
+  }
+
   /** Every connection still open, for shutdown. */
   allSessions(): Session[] {
     return this.sessions.all();
@@ -242,7 +238,21 @@ export class ServerCore {
     runHook(this.opts.logger, name, fn);
   }
 
-  private async dispatch(s: Session, p: Protocal): Promise<void> {
+  /** Runs each session's queued frames and tasks (see frame-queue.ts). */
+  private readonly runner: WorkRunner = {
+    run: (s: Session, work: Work) => (typeof work === 'function' ? work() : this.dispatch(s, work)),
+    failed: (s: Session, work: Work, err: unknown) => {
+      if (typeof work === 'function') {
+        this.opts.logger.error(`session ${s.id}: a queued task failed`, err);
+        return;
+      }
+      this.opts.logger.error(`session ${s.id}: handling a type-${work.type} frame failed`, err);
+      this.io.fail(s, ServerErrorCode.SERVER_ERROR, 'internal server error');
+    },
+  };
+
+  /** Hands a frame to its handler; a promise only while the handler still waits for something (a hook, a store). */
+  private dispatch(s: Session, p: Protocal): MaybePromise<void> {
     switch (p.type) {
       case MsgType.LOGIN:
         return handleLogin(this.ctx, s, p);
