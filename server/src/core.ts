@@ -8,6 +8,7 @@ import { resendFrame } from './deliver';
 import { ServerErrorCode } from './errors';
 import { hookRunner, runHook } from './hooks';
 import { enqueue, type Work, type WorkRunner } from './frame-queue';
+import { IdleList } from './idle-list';
 import { LocalSessions } from './local-sessions';
 import { handleLogin } from './login';
 import type { MaybePromise } from './maybe-promise';
@@ -81,6 +82,9 @@ export class ServerCore {
   /** Set by a graceful shutdown: every new connection is sent error 336 and closed at once. */
   draining = false;
   private readonly localRouting: LocalRouting;
+  /** Idle expiry of WebSocket and TCP sessions, and of UDP sessions (one timer each); made at first use. */
+  private idleStream: IdleList<Session> | null = null;
+  private idleUdp: IdleList<Session> | null = null;
 
   /** `offline` holds the messages unless `seams.store` replaces the whole store; see {@link ServerSeams}. */
   constructor(readonly opts: ResolvedOptions, offline: OfflineStore, seams: Partial<ServerSeams> = {}) {
@@ -151,7 +155,7 @@ export class ServerCore {
       this.io.fail(s, refusal.code, refusal.message);
       return;
     }
-    s.lastActivityMs = Date.now();
+    s.idle?.touch(s, Date.now());
     this.metrics.messagesIn++;
     if ((p.type === MsgType.DATA || p.type === MsgType.ACK) && !admitFrame(this.ctx, s, p)) return;
     if (s.queued >= MAX_QUEUED_FRAMES) {
@@ -287,19 +291,18 @@ export class ServerCore {
     }
   }
 
-  /** Idle expiry judged against the last activity, so a busy connection costs no timer churn. */
+  /** Puts a new session in its transport's idle list: closed once idle for the mode's expiry. */
   private armIdle(s: Session): void {
-    const expiry = s.transport === 'udp' ? this.opts.udpExpiryMs : this.opts.expiryMs;
-    const tick = (): void => {
-      const idle = Date.now() - s.lastActivityMs;
-      if (idle >= expiry) {
-        s.idleTimer = null;
-        this.opts.logger.debug(`session ${s.id}: idle for ${idle} ms, closing`);
-        this.io.closeSession(s);
-        return;
-      }
-      s.idleTimer = setTimeout(tick, expiry - idle);
-    };
-    s.idleTimer = setTimeout(tick, expiry);
+    const list = s.transport === 'udp' ? (this.idleUdp ??= this.idleList(this.opts.udpExpiryMs)) : (this.idleStream ??= this.idleList(this.opts.expiryMs));
+    s.idle = list;
+    list.add(s);
+  }
+
+  private idleList(expiryMs: number): IdleList<Session> {
+    return new IdleList<Session>(expiryMs, (s, idleMs) => {
+      s.idle = null;
+      this.opts.logger.debug(`session ${s.id}: idle for ${idleMs} ms, closing`);
+      this.io.closeSession(s);
+    });
   }
 }

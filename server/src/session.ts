@@ -1,6 +1,7 @@
 import type { Protocal } from '../../src/protocol';
 import { encoded } from './bounds';
 import type { Queued } from './frame-queue';
+import type { IdleList, IdleNode } from './idle-list';
 import { FrameBudget, type ResolvedRateLimit } from './rate-limit';
 
 /** The transports a session can arrive on. */
@@ -33,7 +34,7 @@ export interface ConnectionInfo {
 let nextId = 1;
 
 /** One client connection, whatever its transport, with its login state and its timers. */
-export class Session implements ConnectionInfo {
+export class Session implements ConnectionInfo, IdleNode {
   readonly id = nextId++;
   /** The logged-in user, or null before login. */
   userId: string | null = null;
@@ -47,8 +48,10 @@ export class Session implements ConnectionInfo {
   closed = false;
   /** Last time a valid protocol frame arrived. */
   lastActivityMs = Date.now();
-  readonly openedMs = this.lastActivityMs;
-  idleTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The idle list this session is in (by its transport's expiry), and its links there; see idle-list.ts. */
+  idle: IdleList<Session> | null = null;
+  idlePrev: IdleNode | null = null;
+  idleNext: IdleNode | null = null;
   loginTimer: ReturnType<typeof setTimeout> | null = null;
   /** Frames (and tasks) queued or being handled, in order (see frame-queue.ts). */
   queued = 0;
@@ -103,9 +106,9 @@ export class Session implements ConnectionInfo {
 
   /** Stops this session's timers. */
   clearTimers(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idle?.remove(this);
+    this.idle = null;
     if (this.loginTimer) clearTimeout(this.loginTimer);
-    this.idleTimer = null;
     this.loginTimer = null;
   }
 
