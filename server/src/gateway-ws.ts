@@ -175,9 +175,10 @@ function uncorkAll(): void {
 
 /**
  * Holds a socket's writes until the current turn's microtasks are done (a process.nextTick queued from
- * a microtask runs after the last of them). Every frame one turn writes to a socket (a store commit
- * settling many messages to one receiver, a read of many frames answered at once) then leaves in one
- * writev instead of one system call per frame; no frame waits for a later turn.
+ * a microtask runs after the last of them). Every frame one turn writes to a socket (one store commit
+ * settling several senders' messages to one receiver, a kick and its close) then leaves in one writev
+ * instead of one system call per frame; no frame waits for a later turn. One connection's own frames
+ * are handled one store commit apart (frame-queue.ts), so a single busy pair gains nothing from it.
  */
 function corkUntilTurnEnds(socket: Duplex): void {
   if (corked.has(socket)) return;
