@@ -6,6 +6,9 @@
 //
 //   npm run bench:relay -- [--pairs 50] [--loaders 2] [--duration 5000] [--rates 1000,2000] [--repeat 3] [--out file]
 // With --repeat, each target runs that many times (alternating) and every figure is the median.
+// `--clients raw` drives our server with bare sockets sending MobileIMSDK frames (QoS and ACKs, no SDK),
+// the same clients the raw relay always gets (`npm run bench:frames`). `--profile DIR` runs each server
+// child under `node --cpu-prof` and leaves the profiles in DIR.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,8 +27,11 @@ const flags = parseFlags(process.argv.slice(2), {
   store: 'disk',
   pin: true,
   repeat: 1,
+  clients: 'sdk',
+  profile: '',
   out: '',
 });
+if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clients is sdk or raw, not ${flags.clients}`);
 requireBuild();
 
 const serverScript = join(ROOT, 'bench/lib/server-child.mjs');
@@ -37,14 +43,15 @@ const loadScript = join(ROOT, 'bench/lib/relay-load.mjs');
  */
 async function benchTarget(target, ratesFor) {
   const dataDir = flags.store === 'disk' && target === 'ours' ? mkdtempSync(join(tmpdir(), 'im-bench-')) : null;
-  const server = startChild(serverScript, [target, JSON.stringify({ dataDir })], { cpus: flags.pin ? '1' : null });
+  const execArgv = flags.profile ? ['--cpu-prof', '--cpu-prof-dir', flags.profile, '--cpu-prof-name', `${target}-${Date.now()}.cpuprofile`] : [];
+  const server = startChild(serverScript, [target, JSON.stringify({ dataDir })], { cpus: flags.pin ? '1' : null, execArgv });
   const { port } = await server.waitFor((m) => m.type === 'ready');
   const url = `ws://127.0.0.1:${port}/websocket`;
   const loaders = Array.from({ length: flags.loaders }, () => startChild(loadScript, [], { cpus: flags.pin ? '0' : null }));
   await Promise.all(loaders.map((l) => l.waitFor((m) => m.type === 'ready')));
   const share = loaders.map(() => []);
   for (let i = 0; i < flags.pairs; i++) share[i % flags.loaders].push([`${target}-a${i}`, `${target}-b${i}`]);
-  await Promise.all(loaders.map((l, i) => l.request({ cmd: 'setup', kind: target, url, pairIds: share[i] })));
+  await Promise.all(loaders.map((l, i) => l.request({ cmd: 'setup', kind: target === 'raw' || flags.clients === 'raw' ? 'raw' : 'sdk', url, pairIds: share[i] })));
 
   const steps = [];
   const plan = [{ name: 'saturation', rate: 0 }];
@@ -116,7 +123,7 @@ let rates = flags.rates.filter((r) => r > 0);
 const runs = Object.fromEntries(targets.map((t) => [t, []]));
 for (let round = 0; round < flags.repeat; round++) {
   for (const target of targets) {
-    console.log(`${target}: ${flags.pairs} pairs over ${flags.loaders} load processes${flags.repeat > 1 ? `, run ${round + 1} of ${flags.repeat}` : ''}`);
+    console.log(`${target}: ${flags.pairs} pairs (${target === 'raw' ? 'raw' : flags.clients} clients) over ${flags.loaders} load processes${flags.repeat > 1 ? `, run ${round + 1} of ${flags.repeat}` : ''}`);
     runs[target].push(
       await benchTarget(target, (saturated) => {
         if (rates.length === 0) rates = flags.fractions.map((f) => Math.max(100, Math.round((saturated * f) / 100) * 100));

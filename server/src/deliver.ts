@@ -1,4 +1,5 @@
-import { decodeFrame, encodeFrame, SERVER_ID, type Protocal } from '../../src/protocol';
+import { decodeFrame, SERVER_ID, type Protocal } from '../../src/protocol';
+import { encoded } from './bounds';
 import type { ServerContext } from './context';
 import { ServerErrorCode } from './errors';
 import { settleWithin } from './hooks';
@@ -53,9 +54,12 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
   }
   let inserted: boolean;
   try {
-    if (!ctx.store.checksBoxLimit && (await ctx.store.count(to)) >= ctx.opts.maxOfflinePerUser) return 'full';
+    if (!ctx.store.checksBoxLimit) {
+      const count = ctx.store.count(to);
+      if ((isPromise(count) ? await count : count) >= ctx.opts.maxOfflinePerUser) return 'full';
+    }
     const putStartMs = performance.now();
-    inserted = await ctx.store.put(to, from, msg.fp, encodeFrame(msg));
+    inserted = await ctx.store.put(to, from, msg.fp, encoded(msg));
     ctx.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
   } catch (err) {
     return storeRefused(ctx, to, msg.fp, err);
