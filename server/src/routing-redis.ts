@@ -193,12 +193,20 @@ export class RedisRouting implements Routing {
     return at ? this.ownLocal().sendData(to, frame, waiter) : false;
   }
 
-  /** See {@link Routing.sendReceipt}. */
+  /**
+   * See {@link Routing.sendReceipt}. False also when Redis fails (the caller keeps the receipt for the
+   * sender's next login here): a receipt is best effort, and the ACK that caused it must not fail.
+   */
   async sendReceipt(sender: string, receiver: string, fp: string, atMs: number): Promise<boolean> {
-    const at = await this.o.presence.locate(sender);
-    if (!at) return false;
-    if (at.node === this.o.nodeId) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
-    return this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+    try {
+      const at = await this.o.presence.locate(sender);
+      if (!at) return false;
+      if (at.node === this.o.nodeId) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
+      return await this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+    } catch (err) {
+      this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for their next login here`, { error: (err as Error).message });
+      return false;
+    }
   }
 
   /** See {@link Routing.kickUser}. */

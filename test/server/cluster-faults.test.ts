@@ -1,0 +1,83 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ServerErrorCode, type IMServer, type ServerOptions } from '../../server/src/index';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server';
+import { ackFrame, admin, closeAll, dataFrame, errorOf, login, startServer, WsClient, type RawClient } from './helpers';
+
+/**
+ * Faults of a cluster's Redis and races between its nodes, with raw MobileIMSDK frames: Redis killed,
+ * refusing a command, holding a broken value, or shared by two processes with one node id.
+ */
+
+let shared: RedisServer | null = null;
+let cases = 0;
+const clients: RawClient[] = [];
+const servers: IMServer[] = [];
+const owned: RedisServer[] = [];
+const conns: Redis[] = [];
+
+afterEach(async () => {
+  await closeAll(clients.splice(0), servers.splice(0));
+  for (const c of conns.splice(0)) c.disconnect();
+  for (const r of owned.splice(0)) await r.stop();
+});
+afterAll(async () => {
+  await shared?.stop();
+});
+
+/** Nodes on `redis` (a shared server unless given), on a fresh key prefix. */
+async function nodes(ids: string[], extra: ServerOptions = {}, redis?: RedisServer): Promise<{ nodes: IMServer[]; keyPrefix: string; url: string }> {
+  const r = redis ?? (shared ??= await startRedisServer());
+  const keyPrefix = `f${++cases}:`;
+  const out: IMServer[] = [];
+  for (const n of ids) {
+    const s = await startServer({ nodeId: n, udp: false, tcp: false, cluster: { redisUrl: r.url, keyPrefix, recheckMs: 200 }, ...extra });
+    servers.push(s);
+    out.push(s);
+  }
+  return { nodes: out, keyPrefix, url: r.url };
+}
+
+/** A private Redis for a test that kills it. */
+async function ownRedis(): Promise<RedisServer> {
+  const r = await startRedisServer();
+  owned.push(r);
+  return r;
+}
+
+/** A plain connection for the test to inspect or disturb Redis with. */
+function rawRedis(url: string): Redis {
+  const c = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+  c.on('error', () => undefined);
+  conns.push(c);
+  return c;
+}
+
+async function ws(node: IMServer): Promise<WsClient> {
+  const c = await WsClient.open(node.ports.ws!);
+  clients.push(c);
+  return c;
+}
+
+describe('cluster faults', () => {
+  it('an ACK while Redis is down settles the message and keeps the session: no error 318, no close', async () => {
+    const redis = await ownRedis();
+    const { nodes: [n1, n2] } = await nodes(['a1', 'a2'], {}, redis);
+    const alice = await ws(n1);
+    const bob = await ws(n2);
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-ack1'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-ack1');
+    expect((await bob.nextOfType(2)).fp).toBe('fp-ack1');
+    await redis.kill();
+    bob.send(ackFrame('bob', 'alice', 'fp-ack1'));
+    await expect.poll(() => n2.metrics().delivered).toBe(1);
+    const after = await bob.quiet(300);
+    expect(after.filter((f) => f.type === 52).map((f) => errorOf(f).errorCode)).toEqual([]);
+    expect(bob.closeInfo).toBeNull();
+    // The session still answers.
+    bob.send({ type: 1, dataContent: '{}', from: 'bob', to: '0', fp: null, QoS: false, bridge: false, typeu: -1, sm: -1 });
+    expect((await bob.nextOfType(51)).type).toBe(51);
+  });
+});
