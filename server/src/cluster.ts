@@ -10,7 +10,7 @@ import { redactUrl, type ResolvedClusterOptions, type ResolvedOptions } from './
 import { RedisPresence } from './presence-redis';
 import { createRedisClient, whenReady } from './redis-client';
 import { resumeReplay } from './replay';
-import { RedisRouting } from './routing-redis';
+import { DEFAULT_DIRTY_TTL_MS, RedisRouting } from './routing-redis';
 import type { Session } from './session';
 import { RedisMessageStore } from './store-redis';
 
@@ -74,6 +74,9 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       dedup: { c2s: opts.dedup, c2c: opts.c2cDedup },
       durability: c.durability,
       onExpired: (messages) => core && storedExpired(core.ctx, messages),
+      // A message for a user on another node is marked for that node's recheck with the put itself:
+      // its delivery never depends on the notification published after it.
+      markHolder: { nodeId, dirtyTtlMs: DEFAULT_DIRTY_TTL_MS },
     });
     routing = await RedisRouting.open({
       ...common,

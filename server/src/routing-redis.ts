@@ -8,6 +8,9 @@ import type { QosOutcome } from './qos-s2c';
 import type { QosWaiter, Routing } from './routing';
 import { realClock, unref, type StoreClock } from './store-expiry';
 
+/** How long a node's dirty set lives after its last addition unless `dirtyTtlMs` says otherwise. */
+export const DEFAULT_DIRTY_TTL_MS = 60_000;
+
 /** Options of {@link RedisRouting.open}. */
 export interface RedisRoutingOptions {
   /** An ioredis connection (left open by close) or a redis:// URL; the subscriber is a second connection opened here. */
@@ -109,7 +112,7 @@ export class RedisRouting implements Routing {
         presence: options.presence,
         recheckMs,
         recheckBatch: options.recheckBatch ?? 1000,
-        dirtyTtlMs: options.dirtyTtlMs ?? 60_000,
+        dirtyTtlMs: options.dirtyTtlMs ?? DEFAULT_DIRTY_TTL_MS,
         outcomeTimeoutMs: options.outcomeTimeoutMs ?? 60_000,
         maxOutcomeWaiters: options.maxOutcomeWaiters ?? 100_000,
         onRecheck: options.onRecheck,

@@ -45,6 +45,12 @@ export interface RedisStoreOptions {
   logger?: Logger;
   /** Called with each batch of expired messages the sweep removed. */
   onExpired?(messages: ExpiredMessage[]): void;
+  /**
+   * A cluster node's store: each put also marks the receiver for a recheck by the node holding them,
+   * if that is another live node (the presence and routing of presence-redis.ts and routing-redis.ts,
+   * on the same prefix), atomically with the message. Default: no marking.
+   */
+  markHolder?: { nodeId: string; dirtyTtlMs: number };
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -80,6 +86,7 @@ export class RedisMessageStore implements MessageStore {
     private readonly o: {
       maxRows: number; maxBytes: number; maxPerReceiver: number; ttlMs: number; sweepIntervalMs: number; sweepBatch: number;
       dedup: Record<DedupWindowName, DedupBounds>; clock: StoreClock; logger: Logger; onExpired?: (m: ExpiredMessage[]) => void;
+      markHolder?: { nodeId: string; dirtyTtlMs: number };
     },
   ) {
     this.run = defineScripts(client, SCRIPTS);
@@ -107,6 +114,7 @@ export class RedisMessageStore implements MessageStore {
       clock: options.clock ?? realClock,
       logger,
       onExpired: options.onExpired,
+      markHolder: options.markHolder,
     };
     const { client, owned } = openTarget(options.redis, logger, 'store');
     try {
@@ -135,6 +143,7 @@ export class RedisMessageStore implements MessageStore {
       r = (await this.run('imStorePut')(
         this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}seq`, `${this.prefix}stat`,
         member, frame, this.o.clock.now(), finite(this.o.maxRows), finite(this.o.maxBytes), this.o.maxPerReceiver, lengthPrefixed(to) + member,
+        to, this.prefix, this.o.markHolder?.nodeId ?? '', this.o.markHolder?.dirtyTtlMs ?? 0,
       )) as number;
     } catch (err) {
       throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now: ${(err as Error).message}`, { cause: err });

@@ -80,4 +80,19 @@ describe('cluster faults', () => {
     bob.send({ type: 1, dataContent: '{}', from: 'bob', to: '0', fp: null, QoS: false, bridge: false, typeu: -1, sm: -1 });
     expect((await bob.nextOfType(51)).type).toBe(51);
   });
+
+  it('a message stored for a user online on another node reaches them within seconds when its notification is lost (the PUBLISH refused)', async () => {
+    const redis = await ownRedis();
+    const { nodes: [n1, n2], url } = await nodes(['b1', 'b2'], {}, redis);
+    const alice = await ws(n1);
+    const bob = await ws(n2);
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    // Every notification between nodes is refused from now on; commands that store and read still work.
+    await rawRedis(url).call('ACL', 'SETUSER', 'default', '-publish');
+    alice.send(dataFrame('alice', 'bob', 'stored, never announced', 'fp-lost1'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-lost1');
+    const got = await bob.nextOfType(2, 5000);
+    expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'stored, never announced', 'fp-lost1']);
+  });
 });
