@@ -94,6 +94,7 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
   }
   const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local) };
   afterOutage(client, () => core && resumeReplays(core, core.allSessions()));
+  const stopRetrying = retryPausedReplays(client, c.recheckMs, () => core);
   logger.info('cluster node started', { redis: redactUrl(c.redisUrl), keyPrefix: c.keyPrefix, durability: c.durability });
   const p = presence;
   const st = store;
@@ -113,6 +114,7 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
     storedTotal: () => st.total(),
     async close() {
       core = null;
+      stopRetrying();
       await Promise.allSettled([r.close(), st.close(), p.close()]);
       client.disconnect();
     },
@@ -124,6 +126,30 @@ function resumeReplays(core: ServerCore, sessions: Array<Session | undefined>): 
   for (const s of sessions) {
     if (s?.userId && !s.closed) void resumeReplay(core.ctx, s);
   }
+}
+
+/**
+ * Every `everyMs` while Redis is connected, carries on each local replay that is stalled: one with nothing
+ * in flight (so no ACK will pump it) and not pumping now, which is what a store read that failed (Redis
+ * slow or briefly gone) leaves behind. Without this such a backlog would wait for the user's next login.
+ * Returns the function that stops it.
+ */
+function retryPausedReplays(client: Redis, everyMs: number, current: () => ServerCore | null): () => void {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const tick = (): void => {
+    const core = current();
+    if (core && client.status === 'ready') {
+      resumeReplays(core, core.allSessions().filter((s) => s.replay && !s.replay.pumping && s.replay.inFlight.size === 0));
+    }
+    timer = setTimeout(tick, everyMs);
+    timer.unref();
+  };
+  timer = setTimeout(tick, everyMs);
+  timer.unref();
+  return () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
 }
 
 /**

@@ -95,4 +95,23 @@ describe('cluster faults', () => {
     const got = await bob.nextOfType(2, 5000);
     expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'stored, never announced', 'fp-lost1']);
   });
+
+  it('a replay whose store read failed at login is carried on by the node within seconds, without a new login or message', async () => {
+    const { nodes: [n1, n2], keyPrefix, url } = await nodes(['c1', 'c2']);
+    const alice = await ws(n1);
+    await login(alice, 'alice');
+    alice.send(dataFrame('alice', 'bob', 'waiting for bob', 'fp-paused'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-paused');
+    // The stored copy's value is made unreadable for the list script: bob's replay at login fails.
+    const raw = rawRedis(url);
+    const box = `${keyPrefix}f:bob`;
+    const [field, value] = (await raw.hgetall(box).then((h) => Object.entries(h)))[0];
+    await raw.hset(box, field, 'unreadable');
+    const bob = await ws(n2);
+    await login(bob, 'bob');
+    expect((await bob.quiet(500)).filter((f) => f.type === 2)).toEqual([]);
+    await raw.hset(box, field, value);
+    const got = await bob.nextOfType(2, 5000);
+    expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'waiting for bob', 'fp-paused']);
+  });
 });
