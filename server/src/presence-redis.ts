@@ -35,6 +35,9 @@ export interface RedisPresenceOptions {
   logger?: Logger;
 }
 
+/** Releases that failed and are retried (one per ended session); beyond it the oldest is given up (its entry stays until the user logs in again). */
+export const MAX_PENDING_RELEASES = 100_000;
+
 /** The scripts, defined once per connection (ioredis runs them by EVALSHA, re-loading after a Redis restart). */
 const SCRIPTS = {
   imPresenceClaim: [4, CLAIM_LUA],
@@ -61,6 +64,13 @@ export class RedisPresence implements Presence {
   private timer: unknown = null;
   private closed = false;
   private failing = false;
+  /**
+   * Releases that failed (Redis down or slow), by session id: retried when the connection is ready again
+   * and after each refresh, so a user who left during an outage does not stay online for the cluster.
+   * A release is a compare-and-delete, so a late one never removes a newer login.
+   */
+  private readonly pendingReleases = new Map<number, string>();
+  private retrying = false;
 
   private constructor(
     private readonly client: Redis,
@@ -70,6 +80,7 @@ export class RedisPresence implements Presence {
   ) {
     this.prefix = keyPrefix;
     this.run = defineScripts(client, SCRIPTS);
+    client.on('ready', () => this.retryReleases());
   }
 
   /** Connects, removes what an earlier process with this node id left, and starts refreshing. */
@@ -128,9 +139,24 @@ export class RedisPresence implements Presence {
     }
   }
 
-  /** See {@link Presence.release}. */
+  /**
+   * See {@link Presence.release}. A release of this node's session that fails is kept and retried (see
+   * `pendingReleases`) before the rejection reaches the caller.
+   */
   async release(userId: string, node: string, session: number): Promise<boolean> {
-    return (await this.run('imPresenceRelease')(this.key('p', userId), userId, node, session, this.prefix)) === 1;
+    try {
+      const released = await this.releaseNow(userId, node, session);
+      if (node === this.o.nodeId) this.pendingReleases.delete(session);
+      return released;
+    } catch (err) {
+      if (node === this.o.nodeId && !this.closed) this.keepRelease(userId, session);
+      throw err;
+    }
+  }
+
+  /** Releases that failed and wait for their retry. */
+  get pendingReleaseCount(): number {
+    return this.pendingReleases.size;
   }
 
   /** See {@link Presence.locate}. */
@@ -185,6 +211,37 @@ export class RedisPresence implements Presence {
     await closeOwned(this.client, this.owned);
   }
 
+  private async releaseNow(userId: string, node: string, session: number): Promise<boolean> {
+    return (await this.run('imPresenceRelease')(this.key('p', userId), userId, node, session, this.prefix)) === 1;
+  }
+
+  private keepRelease(userId: string, session: number): void {
+    this.pendingReleases.delete(session);
+    this.pendingReleases.set(session, userId);
+    if (this.pendingReleases.size <= MAX_PENDING_RELEASES) return;
+    const [oldest, user] = this.pendingReleases.entries().next().value as [number, string];
+    this.pendingReleases.delete(oldest);
+    this.o.logger.warn(`presence: more than ${MAX_PENDING_RELEASES} releases wait for Redis; "${user}" (session ${oldest}) stays online for other nodes until they log in again`);
+  }
+
+  /** Retries the failed releases, oldest first, until one fails again (Redis still unreachable). */
+  private async retryReleases(): Promise<void> {
+    if (this.retrying || this.closed || this.pendingReleases.size === 0) return;
+    this.retrying = true;
+    try {
+      for (const [session, userId] of [...this.pendingReleases]) {
+        if (this.closed) return;
+        await this.releaseNow(userId, this.o.nodeId, session);
+        this.pendingReleases.delete(session);
+      }
+      this.o.logger.info('presence: the releases that had failed are done');
+    } catch {
+      // Still unreachable: retried at the next refresh or reconnect.
+    } finally {
+      this.retrying = false;
+    }
+  }
+
   private key(kind: 'p' | 'nu' | 'alive', id: string): string {
     return `${this.prefix}${kind}:${id}`;
   }
@@ -196,6 +253,7 @@ export class RedisPresence implements Presence {
         () => {
           if (this.failing) this.o.logger.info(`presence: refreshing node "${this.o.nodeId}" works again`);
           this.failing = false;
+          void this.retryReleases();
           this.arm();
         },
         (err: unknown) => {

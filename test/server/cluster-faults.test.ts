@@ -114,4 +114,21 @@ describe('cluster faults', () => {
     const got = await bob.nextOfType(2, 5000);
     expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'waiting for bob', 'fp-paused']);
   });
+
+  it('a user who leaves while Redis is down is offline for the whole cluster once Redis is back (the release is retried)', async () => {
+    const redis = await ownRedis();
+    const { nodes: [n1, n2] } = await nodes(['d1', 'd2'], {}, redis);
+    const bob = await ws(n2);
+    await login(bob, 'bob');
+    expect(await n1.allOnlineUsers()).toEqual(['bob']);
+    // Past one AOF fsync (everysec): the entry survives the crash below.
+    await new Promise((r) => setTimeout(r, 1500));
+    await redis.kill();
+    bob.close();
+    await expect.poll(() => n2.onlineUsers()).toEqual([]);
+    await redis.restart();
+    await expect.poll(async () => (await admin(n1.ports.http!, 'GET', '/ready')).status, { timeout: 10000 }).toBe(200);
+    await expect.poll(() => n1.allOnlineUsers(), { timeout: 8000 }).toEqual([]);
+    expect((await admin(n1.ports.http!, 'POST', '/api/kick', { userId: 'bob' })).status).toBe(404);
+  });
 });
