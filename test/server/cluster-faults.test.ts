@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ServerErrorCode, type IMServer, type ServerOptions } from '../../server/src/index';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
-import { ackFrame, admin, closeAll, dataFrame, errorOf, login, startServer, WsClient, type RawClient } from './helpers';
+import { ackFrame, admin, closeAll, dataFrame, errorOf, login, loginFrame, startServer, WsClient, type RawClient } from './helpers';
 
 /**
  * Faults of a cluster's Redis and races between its nodes, with raw MobileIMSDK frames: Redis killed,
@@ -130,5 +130,18 @@ describe('cluster faults', () => {
     await expect.poll(async () => (await admin(n1.ports.http!, 'GET', '/ready')).status, { timeout: 10000 }).toBe(200);
     await expect.poll(() => n1.allOnlineUsers(), { timeout: 8000 }).toEqual([]);
     expect((await admin(n1.ports.http!, 'POST', '/api/kick', { userId: 'bob' })).status).toBe(404);
+  });
+
+  it('a login refused because its claim timed out (Redis paused) leaves no entry behind once Redis catches up', async () => {
+    const { nodes: [n1, n2], url } = await nodes(['e1', 'e2']);
+    await rawRedis(url).call('CLIENT', 'PAUSE', '3000', 'WRITE');
+    const kim = await ws(n1);
+    kim.send(loginFrame('kim'));
+    expect(errorOf(await kim.nextOfType(52, 5000)).errorCode).toBe(ServerErrorCode.CLUSTER_UNAVAILABLE);
+    await kim.closed;
+    expect(kim.frames.filter((f) => f.type === 50)).toEqual([]);
+    // The claim Redis ran once the pause ended named a session that is gone.
+    await expect.poll(() => n2.allOnlineUsers(), { timeout: 10000, interval: 200 }).toEqual([]);
+    expect((await admin(n2.ports.http!, 'POST', '/api/kick', { userId: 'kim' })).status).toBe(404);
   });
 });
