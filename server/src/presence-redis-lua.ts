@@ -131,11 +131,16 @@ return {status}
 
 /**
  * start: a new incarnation of this node. KEYS: alive:<node>, nodes, nu:<node>. ARGV: inc, ttlMs, prefix,
- * node, batch. Takes the `alive` key, then deletes up to `batch` entries left by an earlier incarnation
- * (a crashed process with the same node id); returns how many users were popped (call again until 0).
+ * node, batch, abandoned. Takes the `alive` key if it is free, already this incarnation's, or still holds
+ * `abandoned` (an earlier incarnation the caller watched stop refreshing: a crashed process with the same
+ * node id); otherwise returns -1 and changes nothing (another process took the id meanwhile). Then
+ * deletes up to `batch` entries left by earlier incarnations; returns how many users were popped (call
+ * again until 0).
  */
 export const START_LUA = `
 local inc, ttl, prefix, node, batch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= inc and cur ~= ARGV[6] then return -1 end
 redis.call('SET', KEYS[1], inc, 'PX', ttl)
 redis.call('SADD', KEYS[2], node)
 local users = redis.call('SPOP', KEYS[3], batch)

@@ -109,8 +109,13 @@ export class RedisPresence implements Presence {
     );
     try {
       await whenReady(client, p.o.connectTimeoutMs, `presence ${options.nodeId}`);
+      const abandoned = await p.abandonedIncarnation();
       const keys = [p.key('alive', p.o.nodeId), `${p.prefix}nodes`, p.key('nu', p.o.nodeId)];
-      while (((await p.run('imPresenceStart')(...keys, p.inc, ttlMs, p.prefix, p.o.nodeId, p.o.gcBatch)) as number) > 0);
+      for (;;) {
+        const popped = (await p.run('imPresenceStart')(...keys, p.inc, ttlMs, p.prefix, p.o.nodeId, p.o.gcBatch, abandoned)) as number;
+        if (popped === -1) throw new Error(p.inUse('another process registered it while this one started'));
+        if (popped === 0) break;
+      }
     } catch (err) {
       await closeOwned(client, owned);
       throw err;
@@ -209,6 +214,37 @@ export class RedisPresence implements Presence {
       // Redis is down: the registration expires on its own within ttlMs.
     }
     await closeOwned(this.client, this.owned);
+  }
+
+  /**
+   * The incarnation an earlier process with this node id left in Redis, once it is seen not to refresh
+   * it ('' when there is none): a crashed process's key is taken over, while one whose remaining TTL grows
+   * within `refreshMs` plus a second (it was re-armed) belongs to a live process, and this one refuses to
+   * start rather than silently take that node's users (every node of a cluster refreshes at the same pace).
+   */
+  private async abandonedIncarnation(): Promise<string> {
+    const key = this.key('alive', this.o.nodeId);
+    const read = async (): Promise<[string | null, number]> => {
+      const r = await this.client.multi().get(key).pttl(key).exec();
+      return [(r?.[0]?.[1] as string | null) ?? null, Number(r?.[1]?.[1] ?? -2)];
+    };
+    let [held, ttl] = await read();
+    if (held === null) return '';
+    const stepMs = Math.max(20, Math.min(250, this.o.refreshMs / 4));
+    const deadline = Date.now() + this.o.refreshMs + 1000;
+    this.o.logger.warn(`presence: node id "${this.o.nodeId}" is registered in Redis; checking for up to ${this.o.refreshMs + 1000} ms that its process is gone`);
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, stepMs));
+      const [now, left] = await read();
+      if (now === null) return '';
+      if (now !== held || left > ttl) throw new Error(this.inUse('its registration is being refreshed'));
+      [held, ttl] = [now, left];
+    }
+    return held;
+  }
+
+  private inUse(why: string): string {
+    return `presence: node id "${this.o.nodeId}" is in use by a live process (${why}); give each node its own id (nodeId, --node-id)`;
   }
 
   private async releaseNow(userId: string, node: string, session: number): Promise<boolean> {

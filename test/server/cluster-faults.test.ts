@@ -144,4 +144,26 @@ describe('cluster faults', () => {
     await expect.poll(() => n2.allOnlineUsers(), { timeout: 10000, interval: 200 }).toEqual([]);
     expect((await admin(n2.ports.http!, 'POST', '/api/kick', { userId: 'kim' })).status).toBe(404);
   });
+
+  it('a second process given a node id that a live node uses is refused at start, and the live node keeps serving its users', async () => {
+    const quick = { presenceTtlMs: 3000 };
+    const r = (shared ??= await startRedisServer());
+    const keyPrefix = `f${++cases}:`;
+    const start = (nodeId: string) => startServer({ nodeId, udp: false, tcp: false, cluster: { redisUrl: r.url, keyPrefix, recheckMs: 200, ...quick } });
+    const g1 = await start('g1');
+    servers.push(g1);
+    const g2 = await start('g2');
+    servers.push(g2);
+    const alice = await ws(g1);
+    await login(alice, 'alice');
+    await expect(start('g1').then((s) => (servers.push(s), s))).rejects.toThrow(/node id "g1" is in use/);
+    expect(await g2.allOnlineUsers()).toEqual(['alice']);
+    const bob = await ws(g2);
+    await login(bob, 'bob');
+    bob.send(dataFrame('bob', 'alice', 'still here?', 'fp-dup-id'));
+    expect((await alice.nextOfType(2)).fp).toBe('fp-dup-id');
+    // A new login on the live node is still arbitrated and answered.
+    const carol = await ws(g1);
+    expect((await login(carol, 'carol')).code).toBe(0);
+  });
 });

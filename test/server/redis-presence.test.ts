@@ -113,16 +113,26 @@ describe('RedisPresence across nodes', () => {
     }
   });
 
-  it('a process restarted with the same node id never revives the old one\'s users, and the old one hears of the conflict', async () => {
+  it('a process given the node id of a live one is refused; one restarted after a crash takes the id over without reviving the old users, and the old one hears of the conflict', async () => {
     const prefix = `p${++prefixes}:`;
     const lapses: PresenceLapse[] = [];
-    const old = await node('A', prefix, { refreshMs: 50, ttlMs: 1000, onLapse: (r) => lapses.push(r) });
+    const own = new Redis(redis.url, { lazyConnect: true });
+    own.on('error', () => {});
+    await own.connect();
+    const old = await node('A', prefix, { redis: own, refreshMs: 50, ttlMs: 5000, onLapse: (r) => lapses.push(r) });
     await old.claim('u', entry('A', 1, T0), 0);
-    const restarted = await node('A', prefix);
+    // Live (refreshing every 50 ms): a second process with its id is refused, and changes nothing.
+    await expect(node('A', prefix, { refreshMs: 50, ttlMs: 5000 })).rejects.toThrow(/node id "A" is in use by a live process/);
+    expect(await old.locate('u')).toEqual(entry('A', 1, T0));
+    // Crashed (no more refreshes, its key still there): taken over once seen not to be re-armed.
+    own.disconnect();
+    const restarted = await node('A', prefix, { refreshMs: 50, ttlMs: 5000 });
     expect(await restarted.locate('u')).toBeNull();
     expect(await restarted.claim('v', entry('A', 1, T0), 0)).toEqual({ kind: 'take' });
+    expect(await restarted.list()).toEqual(['v']);
+    // Were the old process to come back, it hears of the conflict and may not claim under the id.
+    await own.connect();
     expect(await eventually(async () => lapses.includes('conflict'), 1000)).toBe(true);
-    // The old process may not claim under an id another process holds.
     await expect(old.claim('w', entry('A', 2, T0), 0)).rejects.toThrow(/another process/);
     expect(await restarted.list()).toEqual(['v']);
   });
