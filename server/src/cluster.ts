@@ -95,6 +95,7 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
   const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local) };
   afterOutage(client, () => core && resumeReplays(core, core.allSessions()));
   const stopRetrying = retryPausedReplays(client, c.recheckMs, () => core);
+  const latency = watchLatency(client);
   logger.info('cluster node started', { redis: redactUrl(c.redisUrl), keyPrefix: c.keyPrefix, durability: c.durability });
   const p = presence;
   const st = store;
@@ -105,7 +106,8 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       core = k;
     },
     health() {
-      const s = st.health();
+      const slow = latency.slow();
+      const s = slow ?? st.health();
       const rt = r.health();
       return { ok: s.ok && rt.ok, store: s, routing: rt };
     },
@@ -115,6 +117,7 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
     async close() {
       core = null;
       stopRetrying();
+      latency.stop();
       await Promise.allSettled([r.close(), st.close(), p.close()]);
       client.disconnect();
     },
@@ -149,6 +152,45 @@ function retryPausedReplays(client: Redis, everyMs: number, current: () => Serve
   return () => {
     if (timer) clearTimeout(timer);
     timer = null;
+  };
+}
+
+/** How often a node PINGs Redis to tell a connected but stalled Redis from a healthy one. */
+export const REDIS_PROBE_MS = 500;
+/** A PING unanswered this long (or failed) makes the node not ready: its senders would wait up to the command timeout. */
+export const REDIS_SLOW_MS = 1000;
+
+/**
+ * Probes the command connection every {@link REDIS_PROBE_MS}: `slow()` is a store health saying why
+ * while a PING is unanswered past {@link REDIS_SLOW_MS} or the last one failed, else null. A connection's
+ * status alone says 'ready' while Redis is paused, busy in a script or swapping.
+ */
+function watchLatency(client: Redis): { slow(): { ok: false; reason: string } | null; stop(): void } {
+  let sentMs = 0;
+  let failed = false;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const probe = (): void => {
+    if (sentMs === 0 && client.status === 'ready') {
+      sentMs = Date.now();
+      client.ping().then(
+        () => void ((sentMs = 0), (failed = false)),
+        () => void ((sentMs = 0), (failed = true)),
+      );
+    }
+    timer = setTimeout(probe, REDIS_PROBE_MS);
+    timer.unref();
+  };
+  probe();
+  return {
+    slow() {
+      if (failed) return { ok: false, reason: 'Redis did not answer the last PING in time' };
+      if (sentMs !== 0 && Date.now() - sentMs > REDIS_SLOW_MS) return { ok: false, reason: `Redis has not answered a PING for ${Date.now() - sentMs} ms` };
+      return null;
+    },
+    stop() {
+      if (timer) clearTimeout(timer);
+      timer = null;
+    },
   };
 }
 

@@ -166,4 +166,19 @@ describe('cluster faults', () => {
     const carol = await ws(g1);
     expect((await login(carol, 'carol')).code).toBe(0);
   });
+
+  it('reports not ready while Redis is connected but does not answer (CLIENT PAUSE), and ready again after', async () => {
+    const redis = await ownRedis();
+    const { nodes: [n1], url } = await nodes(['h1'], {}, redis);
+    expect((await admin(n1.ports.http!, 'GET', '/ready')).status).toBe(200);
+    await rawRedis(url).call('CLIENT', 'PAUSE', '4000', 'ALL');
+    const statuses: number[] = [];
+    const until = Date.now() + 3800;
+    while (Date.now() < until) {
+      statuses.push((await admin(n1.ports.http!, 'GET', '/ready')).status);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(statuses).toContain(503);
+    await expect.poll(async () => (await admin(n1.ports.http!, 'GET', '/ready')).status, { timeout: 5000 }).toBe(200);
+  });
 });
