@@ -197,7 +197,8 @@ function watchLatency(client: Redis): { slow(): { ok: false; reason: string } | 
 /**
  * Checks each local logged-in session against the presence, one at a time: kept when the presence
  * names it, claimed again when the user's entry is gone (this node's registration had lapsed), kicked
- * with code 1 when another login holds the user now.
+ * with code 1 when another login holds the user now. Each session kept or claimed carries on its replay:
+ * while its entry was invalid or gone, other nodes stored its messages without telling this node.
  */
 async function reconcileSessions(core: ServerCore, presence: RedisPresence): Promise<void> {
   const nodeId = core.opts.nodeId;
@@ -205,15 +206,22 @@ async function reconcileSessions(core: ServerCore, presence: RedisPresence): Pro
     const uid = s.userId;
     if (!uid || s.closed || core.sessions.current(uid) !== s) continue;
     const at = await presence.locate(uid);
-    if (at && at.node === nodeId && at.session === s.id) continue;
+    if (at && at.node === nodeId && at.session === s.id) {
+      resumeReplays(core, [s]);
+      continue;
+    }
     if (at) {
       core.opts.logger.info('session superseded while this node was not told; kicked', { user: uid, session: s.id, holder: at.node });
       core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
       continue;
     }
     const verdict = await presence.claim(uid, { node: nodeId, session: s.id, firstLoginTime: s.firstLoginTime }, s.firstLoginTime);
-    if (verdict.kind === 'reject') core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
-    else if (verdict.kind === 'replace') await core.routing.endSession(verdict.old, uid, verdict.kick ? KickoutCode.DUPLICATE_LOGIN : null);
+    if (verdict.kind === 'reject') {
+      core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
+      continue;
+    }
+    if (verdict.kind === 'replace') await core.routing.endSession(verdict.old, uid, verdict.kick ? KickoutCode.DUPLICATE_LOGIN : null);
+    resumeReplays(core, [s]);
   }
 }
 

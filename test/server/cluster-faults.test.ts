@@ -26,12 +26,17 @@ afterAll(async () => {
 });
 
 /** Nodes on `redis` (a shared server unless given), on a fresh key prefix. */
-async function nodes(ids: string[], extra: ServerOptions = {}, redis?: RedisServer): Promise<{ nodes: IMServer[]; keyPrefix: string; url: string }> {
+async function nodes(
+  ids: string[],
+  extra: ServerOptions = {},
+  redis?: RedisServer,
+  clusterExtra: Partial<NonNullable<ServerOptions['cluster']>> = {},
+): Promise<{ nodes: IMServer[]; keyPrefix: string; url: string }> {
   const r = redis ?? (shared ??= await startRedisServer());
   const keyPrefix = `f${++cases}:`;
   const out: IMServer[] = [];
   for (const n of ids) {
-    const s = await startServer({ nodeId: n, udp: false, tcp: false, cluster: { redisUrl: r.url, keyPrefix, recheckMs: 200 }, ...extra });
+    const s = await startServer({ nodeId: n, udp: false, tcp: false, cluster: { redisUrl: r.url, keyPrefix, recheckMs: 200, ...clusterExtra }, ...extra });
     servers.push(s);
     out.push(s);
   }
@@ -180,5 +185,20 @@ describe('cluster faults', () => {
     }
     expect(statuses).toContain(503);
     await expect.poll(async () => (await admin(n1.ports.http!, 'GET', '/ready')).status, { timeout: 5000 }).toBe(200);
+  });
+
+  it("a message stored while its receiver's node had lapsed (its users offline for the others) reaches the receiver after the node's next refresh", async () => {
+    const { nodes: [k1, k2], keyPrefix, url } = await nodes(['k1', 'k2'], {}, undefined, { presenceTtlMs: 3000 });
+    const alice = await ws(k1);
+    const bob = await ws(k2);
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    // As if k2 had stalled past its TTL: its registration is gone, bob is offline for k1.
+    await rawRedis(url).del(`${keyPrefix}alive:k2`);
+    alice.send(dataFrame('alice', 'bob', 'sent while k2 looked dead', 'fp-lapse'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-lapse');
+    const got = await bob.nextOfType(2, 6000);
+    expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'sent while k2 looked dead', 'fp-lapse']);
+    expect(bob.frames.filter((f) => f.type === 54)).toEqual([]);
   });
 });
