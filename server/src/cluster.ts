@@ -2,16 +2,14 @@
 // server never loads ioredis or any Redis code.
 
 import type { Redis } from 'ioredis';
-import { KickoutCode } from '../../src/protocol';
 import type { ServerSeams } from './context';
 import type { ServerCore } from './core';
 import { storedExpired } from './deliver';
 import { redactUrl, type ResolvedClusterOptions, type ResolvedOptions } from './options';
+import { createSessionChecker, resumeReplays, retryPausedReplays, type SessionChecker } from './cluster-sessions';
 import { RedisPresence } from './presence-redis';
 import { createRedisClient, whenReady } from './redis-client';
-import { resumeReplay } from './replay';
 import { DEFAULT_DIRTY_TTL_MS, RedisRouting } from './routing-redis';
-import type { Session } from './session';
 import { RedisMessageStore } from './store-redis';
 
 /** What `/health` and `/ready` show of a cluster node. */
@@ -44,13 +42,16 @@ export interface ClusterNode {
  * routing, plus the routing's subscriber. Fails (nothing left open) when Redis does not answer within
  * `connectTimeoutMs`, or its persistence does not match `durability`.
  *
- * What the node does on its own, besides the seams' timers:
+ * What the node does on its own, besides the seams' timers (cluster-sessions.ts):
  * - a recheck (users other nodes marked for this node) carries on each such user's replay;
  * - when the presence finds this node's registration lapsed, or the subscriber reconnected (kicks
  *   published meanwhile are gone), every local session is checked against the presence: one that
- *   another login superseded is kicked (code 1), one whose entry vanished is claimed again;
+ *   another login superseded is kicked (code 1), one whose entry vanished is claimed again, and each
+ *   one kept carries on its replay; a slice of the sessions is checked so every 5 s (each within 60 s);
  * - when the command connection is back after an outage, every local user's replay is carried on, for
- *   a message stored just before a failed notification.
+ *   a message stored just before a failed notification; a replay a failed read stalled is carried on
+ *   every `recheckMs`;
+ * - Redis is PINGed every 500 ms: a node whose Redis is stalled is not ready.
  */
 export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptions): Promise<ClusterNode> {
   const logger = opts.logger;
@@ -60,11 +61,11 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
   let presence: RedisPresence | null = null;
   let store: RedisMessageStore | null = null;
   let routing: RedisRouting | null = null;
-  const reconcile = serialised(() => (core ? reconcileSessions(core, presence as RedisPresence) : Promise.resolve()), logger);
+  let checker: SessionChecker | null = null;
   try {
     await whenReady(client, c.connectTimeoutMs, `cluster ${nodeId} (${redactUrl(c.redisUrl)})`);
     const common = { redis: client, keyPrefix: c.keyPrefix, connectTimeoutMs: c.connectTimeoutMs, logger };
-    presence = await RedisPresence.open({ ...common, nodeId, ttlMs: c.presenceTtlMs, onLapse: () => reconcile() });
+    presence = await RedisPresence.open({ ...common, nodeId, ttlMs: c.presenceTtlMs, onLapse: () => checker?.all() });
     store = await RedisMessageStore.open({
       ...common,
       maxRows: opts.maxStoredMessages,
@@ -85,7 +86,7 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       recheckMs: c.recheckMs,
       outcomeTimeoutMs: opts.qos.resendAfterMs * (opts.qos.maxRetries + 1) + opts.qos.checkIntervalMs * 2 + 5000,
       onRecheck: (users) => core && resumeReplays(core, users.map((u) => core?.sessions.current(u))),
-      onResubscribed: () => reconcile(),
+      onResubscribed: () => checker?.all(),
     });
   } catch (err) {
     await Promise.allSettled([routing?.close(), store?.close(), presence?.close()]);
@@ -93,9 +94,11 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
     throw err;
   }
   const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local) };
+  checker = createSessionChecker(() => core, presence, logger);
   afterOutage(client, () => core && resumeReplays(core, core.allSessions()));
   const stopRetrying = retryPausedReplays(client, c.recheckMs, () => core);
   const latency = watchLatency(client);
+  const stopAudit = checker.startAudit(() => client.status === 'ready' && latency.slow() === null);
   logger.info('cluster node started', { redis: redactUrl(c.redisUrl), keyPrefix: c.keyPrefix, durability: c.durability });
   const p = presence;
   const st = store;
@@ -117,41 +120,11 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
     async close() {
       core = null;
       stopRetrying();
+      stopAudit();
       latency.stop();
       await Promise.allSettled([r.close(), st.close(), p.close()]);
       client.disconnect();
     },
-  };
-}
-
-/** Carries on the replay of each logged-in session given (a recheck, or Redis back after an outage). */
-function resumeReplays(core: ServerCore, sessions: Array<Session | undefined>): void {
-  for (const s of sessions) {
-    if (s?.userId && !s.closed) void resumeReplay(core.ctx, s);
-  }
-}
-
-/**
- * Every `everyMs` while Redis is connected, carries on each local replay that is stalled: one with nothing
- * in flight (so no ACK will pump it) and not pumping now, which is what a store read that failed (Redis
- * slow or briefly gone) leaves behind. Without this such a backlog would wait for the user's next login.
- * Returns the function that stops it.
- */
-function retryPausedReplays(client: Redis, everyMs: number, current: () => ServerCore | null): () => void {
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const tick = (): void => {
-    const core = current();
-    if (core && client.status === 'ready') {
-      resumeReplays(core, core.allSessions().filter((s) => s.replay && !s.replay.pumping && s.replay.inFlight.size === 0));
-    }
-    timer = setTimeout(tick, everyMs);
-    timer.unref();
-  };
-  timer = setTimeout(tick, everyMs);
-  timer.unref();
-  return () => {
-    if (timer) clearTimeout(timer);
-    timer = null;
   };
 }
 
@@ -192,58 +165,6 @@ function watchLatency(client: Redis): { slow(): { ok: false; reason: string } | 
       timer = null;
     },
   };
-}
-
-/**
- * Checks each local logged-in session against the presence, one at a time: kept when the presence
- * names it, claimed again when the user's entry is gone (this node's registration had lapsed), kicked
- * with code 1 when another login holds the user now. Each session kept or claimed carries on its replay:
- * while its entry was invalid or gone, other nodes stored its messages without telling this node.
- */
-async function reconcileSessions(core: ServerCore, presence: RedisPresence): Promise<void> {
-  const nodeId = core.opts.nodeId;
-  for (const s of core.allSessions()) {
-    const uid = s.userId;
-    if (!uid || s.closed || core.sessions.current(uid) !== s) continue;
-    const at = await presence.locate(uid);
-    if (at && at.node === nodeId && at.session === s.id) {
-      resumeReplays(core, [s]);
-      continue;
-    }
-    if (at) {
-      core.opts.logger.info('session superseded while this node was not told; kicked', { user: uid, session: s.id, holder: at.node });
-      core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
-      continue;
-    }
-    const verdict = await presence.claim(uid, { node: nodeId, session: s.id, firstLoginTime: s.firstLoginTime }, s.firstLoginTime);
-    if (verdict.kind === 'reject') {
-      core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
-      continue;
-    }
-    if (verdict.kind === 'replace') await core.routing.endSession(verdict.old, uid, verdict.kick ? KickoutCode.DUPLICATE_LOGIN : null);
-    resumeReplays(core, [s]);
-  }
-}
-
-/** `run` never twice at once: a call while it runs makes it run once more afterwards. Failures are logged. */
-function serialised(run: () => Promise<void>, logger: ResolvedOptions['logger']): () => void {
-  let running = false;
-  let again = false;
-  const go = (): void => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    again = false;
-    run()
-      .catch((err: unknown) => logger.error('cluster: checking the local sessions against the presence failed; it runs again at the next lapse or reconnect', err))
-      .finally(() => {
-        running = false;
-        if (again) go();
-      });
-  };
-  return go;
 }
 
 /** Calls `fn` each time the connection is ready again after it was lost. */

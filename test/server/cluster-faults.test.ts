@@ -201,4 +201,23 @@ describe('cluster faults', () => {
     expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'sent while k2 looked dead', 'fp-lapse']);
     expect(bob.frames.filter((f) => f.type === 54)).toEqual([]);
   });
+
+  it('a session left without a presence entry (its replacement\'s claim timed out, then ran and was undone) is registered again and gets its messages', async () => {
+    const { nodes: [m1, m2], url } = await nodes(['m1', 'm2']);
+    const bob = await ws(m2);
+    await login(bob, 'bob');
+    await rawRedis(url).call('CLIENT', 'PAUSE', '2500', 'WRITE');
+    const other = await ws(m1);
+    other.send(loginFrame('bob'));
+    expect(errorOf(await other.nextOfType(52, 5000)).errorCode).toBe(ServerErrorCode.CLUSTER_UNAVAILABLE);
+    await new Promise((r) => setTimeout(r, 800));
+    const alice = await ws(m1);
+    await login(alice, 'alice');
+    alice.send(dataFrame('alice', 'bob', 'are you there?', 'fp-orphan'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-orphan');
+    const got = await bob.nextOfType(2, 12000);
+    expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'are you there?', 'fp-orphan']);
+    expect(bob.frames.filter((f) => f.type === 54)).toEqual([]);
+    expect(await m1.allOnlineUsers().then((u) => u.sort())).toEqual(['alice', 'bob']);
+  }, 20000);
 });
