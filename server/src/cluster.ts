@@ -27,8 +27,8 @@ export interface ClusterNode {
   attach(core: ServerCore): void;
   /** Whether this node can store, route and hear the other nodes now. */
   health(): ClusterHealth;
-  /** Every user online on any live node. */
-  onlineUsers(): Promise<string[]>;
+  /** Users online on any live node, at most `limit`. */
+  onlineUsers(limit?: number): Promise<string[]>;
   /** Number of users online on any live node. */
   onlineCount(): Promise<number>;
   /** Messages stored for the whole cluster. */
@@ -114,7 +114,7 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       const rt = r.health();
       return { ok: s.ok && rt.ok, store: s, routing: rt };
     },
-    onlineUsers: () => p.list(),
+    onlineUsers: (limit) => p.list(limit),
     onlineCount: () => p.count(),
     storedTotal: () => st.total(),
     async close() {

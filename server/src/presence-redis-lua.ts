@@ -80,8 +80,9 @@ return {e[1], e[2], e[3]}
 `;
 
 /**
- * list (ARGV[2] = 'list') or count ('count'). KEYS: nodes. ARGV: prefix, mode. The users of every node
- * whose `alive` key exists (a user is in exactly one node's set: a claim moves it).
+ * live nodes (ARGV[2] = 'nodes') or count ('count'). KEYS: nodes. ARGV: prefix, mode. The ids of the
+ * nodes whose `alive` key exists, or the number of their users (a user is in exactly one node's set: a
+ * claim moves it). O(nodes): the users themselves are read with SSCAN, a batch at a time.
  */
 export const LIST_LUA = `
 local prefix, mode = ARGV[1], ARGV[2]
@@ -91,7 +92,7 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     if mode == 'count' then
       n = n + redis.call('SCARD', prefix .. 'nu:' .. node)
     else
-      for _, u in ipairs(redis.call('SMEMBERS', prefix .. 'nu:' .. node)) do out[#out + 1] = u end
+      out[#out + 1] = node
     end
   end
 end

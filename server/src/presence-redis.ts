@@ -170,9 +170,25 @@ export class RedisPresence implements Presence {
     return r ? { node: r[0], session: Number(r[1]), firstLoginTime: Number(r[2]) } : null;
   }
 
-  /** Every user online on a live node. */
-  async list(): Promise<string[]> {
-    return (await this.run('imPresenceList')(`${this.prefix}nodes`, this.prefix, 'list')) as string[];
+  /**
+   * Users online on a live node, at most `limit`: read with SSCAN, 1000 at a time, so neither Redis (no
+   * script walks every user) nor this process (no unbounded array) holds the whole presence at once.
+   */
+  async list(limit = Number.POSITIVE_INFINITY): Promise<string[]> {
+    const users = new Set<string>();
+    const nodes = (await this.run('imPresenceList')(`${this.prefix}nodes`, this.prefix, 'nodes')) as string[];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, batch] = await this.client.sscan(this.key('nu', node), cursor, 'COUNT', 1000);
+        for (const u of batch) {
+          if (users.size >= limit) return [...users];
+          users.add(u);
+        }
+        cursor = next;
+      } while (cursor !== '0');
+    }
+    return [...users];
   }
 
   /** Number of users online on live nodes. */

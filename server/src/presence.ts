@@ -36,8 +36,8 @@ export interface Presence {
   release(userId: string, node: string, session: number): MaybePromise<boolean>;
   /** Where the user is online, or null. */
   locate(userId: string): MaybePromise<PresenceEntry | null>;
-  /** Every online user id. */
-  list(): MaybePromise<string[]>;
+  /** The online user ids, at most `limit` (default all). */
+  list(limit?: number): MaybePromise<string[]>;
   /** Number of online users. */
   count(): MaybePromise<number>;
   /** Releases what the implementation holds (connections, timers). */

@@ -220,4 +220,22 @@ describe('cluster faults', () => {
     expect(bob.frames.filter((f) => f.type === 54)).toEqual([]);
     expect(await m1.allOnlineUsers().then((u) => u.sort())).toEqual(['alice', 'bob']);
   }, 20000);
+
+  it('lists at most 10000 users through the admin API however many are online, saying the list is cut, without one blocking script', async () => {
+    const { nodes: [o1], keyPrefix, url } = await nodes(['o1']);
+    // A live node "big" holding 12000 users, written straight into the presence's layout.
+    const raw = rawRedis(url);
+    await raw.set(`${keyPrefix}alive:big`, 'inc-big', 'PX', 60000);
+    await raw.sadd(`${keyPrefix}nodes`, 'big');
+    for (let i = 0; i < 12; i++) {
+      await raw.sadd(`${keyPrefix}nu:big`, Array.from({ length: 1000 }, (_, j) => `user-${i * 1000 + j}`));
+    }
+    const online = await admin(o1.ports.http!, 'GET', '/api/online');
+    expect(online.status).toBe(200);
+    expect(online.json.users).toHaveLength(10000);
+    expect(new Set(online.json.users).size).toBe(10000);
+    expect(online.json.truncated).toBe(true);
+    const scrape = await fetch(`http://127.0.0.1:${o1.ports.http}/metrics`).then((r) => r.text());
+    expect(scrape).toMatch(/mobileimsdk_cluster_online_users\{node="o1"\} 12000/);
+  });
 });
