@@ -11,6 +11,9 @@ import { realClock, unref, type StoreClock } from './store-expiry';
 /** How long a node's dirty set lives after its last addition unless `dirtyTtlMs` says otherwise. */
 export const DEFAULT_DIRTY_TTL_MS = 60_000;
 
+/** Pause between attempts to subscribe again when Redis refused the subscription after a reconnect. */
+export const RESUBSCRIBE_RETRY_MS = 1000;
+
 /** Options of {@link RedisRouting.open}. */
 export interface RedisRoutingOptions {
   /** An ioredis connection (left open by close) or a redis:// URL; the subscriber is a second connection opened here. */
@@ -61,12 +64,13 @@ type Routed =
 /**
  * {@link Routing} across nodes through Redis pub/sub. A frame, receipt or kick for a user on another node
  * is published to that node's channel only (`<prefix>node:<id>`); this node's own users go to `local`,
- * and so do the frames other nodes publish here (a dedicated subscriber connection; ioredis subscribes
- * again after a reconnect). Delivery never depends on a notification arriving: a QoS frame is in the
- * store before it is routed, and the node that routes it to another node first adds the receiver to that
- * node's dirty set (`<prefix>dirty:<id>`, in the same MULTI as the PUBLISH); every node takes its dirty
- * set every `recheckMs` and hands those users to `onRecheck`, which replays their stored messages. A
- * message whose notification was lost (subscriber reconnecting) thus arrives within about `recheckMs`.
+ * and so do the frames other nodes publish here (a dedicated subscriber connection, subscribed again
+ * after each reconnect until Redis accepts; the node is not ready meanwhile). Delivery never depends on
+ * a notification arriving: a QoS frame is in the store before it is routed, and the node that routes it
+ * to another node first adds the receiver to that node's dirty set (`<prefix>dirty:<id>`, in the same
+ * MULTI as the PUBLISH; in a cluster the put itself does so too); every node takes its dirty set every
+ * `recheckMs` and hands those users to `onRecheck`, which replays their stored messages. A message whose
+ * notification was lost (subscriber reconnecting) thus arrives within about `recheckMs`.
  */
 export class RedisRouting implements Routing {
   private timer: unknown = null;
@@ -75,6 +79,9 @@ export class RedisRouting implements Routing {
   private readonly prefix: string;
   private readonly channel: string;
   private local: Routing | null;
+  /** Whether the subscriber is subscribed to this node's channel now (false from a disconnect until confirmed again). */
+  private subscribed = false;
+  private resubscribeTimer: ReturnType<typeof setTimeout> | null = null;
   /** Routed QoS messages waiting for their receiving node's outcome report, by id. */
   private readonly outcomes = new Map<number, { waiter: QosWaiter; timer: unknown }>();
   private nextOutcomeId = 1;
@@ -101,7 +108,15 @@ export class RedisRouting implements Routing {
     const logger = options.logger ?? createConsoleLogger('info');
     const { client, owned } = openTarget(options.redis, logger, `routing ${options.nodeId}`);
     // The subscriber waits for its connection rather than fail: it only ever sends (re)subscriptions.
-    const sub = client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, connectionName: `routing-sub-${options.nodeId}`.replace(/[^\w.-]/g, '_') });
+    // It subscribes again itself after a reconnect (see resubscribe): ioredis's own resubscription leaves
+    // a refused SUBSCRIBE as an unhandled rejection (a crash) and the connection 'ready' but deaf.
+    const sub = client.duplicate({
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      commandTimeout: undefined,
+      autoResubscribe: false,
+      connectionName: `routing-sub-${options.nodeId}`.replace(/[^\w.-]/g, '_'),
+    });
     watchRedis(sub, logger, `routing subscriber ${options.nodeId}`);
     const r = new RedisRouting(
       client,
@@ -135,15 +150,10 @@ export class RedisRouting implements Routing {
       await closeOwned(client, owned);
       throw err;
     }
-    // Every later 'ready' is a reconnect: ioredis has subscribed again, but what was published meanwhile is gone.
-    sub.on('ready', () => {
-      if (r.closed) return;
-      try {
-        r.o.onResubscribed?.();
-      } catch (err) {
-        r.o.logger.error('routing: onResubscribed failed', err);
-      }
-    });
+    r.subscribed = true;
+    sub.on('close', () => (r.subscribed = false));
+    // Every later 'ready' is a reconnect: subscribed again here, and what was published meanwhile is gone.
+    sub.on('ready', () => r.resubscribe());
     r.arm();
     return r;
   }
@@ -159,6 +169,7 @@ export class RedisRouting implements Routing {
     if (this.closed) return { ok: false, reason: 'routing is closed' };
     if (this.client.status !== 'ready') return { ok: false, reason: `Redis is not connected (${this.client.status})` };
     if (this.sub.status !== 'ready') return { ok: false, reason: `the routing subscriber is not connected (${this.sub.status})` };
+    if (!this.subscribed) return { ok: false, reason: 'the routing subscriber is not subscribed to this node\'s channel (retrying)' };
     return { ok: true };
   }
 
@@ -252,9 +263,41 @@ export class RedisRouting implements Routing {
     this.closed = true;
     this.o.clock.clearTimeout(this.timer);
     this.timer = null;
+    if (this.resubscribeTimer) clearTimeout(this.resubscribeTimer);
+    this.resubscribeTimer = null;
     for (const id of [...this.outcomes.keys()]) this.settle(id, 'lost');
     this.sub.disconnect();
     await closeOwned(this.client, this.owned);
+  }
+
+  /**
+   * Subscribes to this node's channel again after the subscriber reconnected, retrying every
+   * {@link RESUBSCRIBE_RETRY_MS} while Redis refuses (the node is not ready meanwhile); once subscribed,
+   * `onResubscribed` hears of it (what was published meanwhile is gone).
+   */
+  private resubscribe(): void {
+    if (this.closed || this.subscribed || this.resubscribeTimer || this.sub.status !== 'ready') return;
+    this.sub.subscribe(this.channel).then(
+      () => {
+        if (this.closed) return;
+        this.subscribed = true;
+        this.o.logger.info(`routing: subscribed to ${this.channel} again`);
+        try {
+          this.o.onResubscribed?.();
+        } catch (err) {
+          this.o.logger.error('routing: onResubscribed failed', err);
+        }
+      },
+      (err: unknown) => {
+        if (this.closed) return;
+        this.o.logger.error(`routing: subscribing to ${this.channel} again failed; retrying in ${RESUBSCRIBE_RETRY_MS} ms (this node hears no other node meanwhile)`, err);
+        this.resubscribeTimer = setTimeout(() => {
+          this.resubscribeTimer = null;
+          this.resubscribe();
+        }, RESUBSCRIBE_RETRY_MS);
+        this.resubscribeTimer.unref();
+      },
+    );
   }
 
   /** A message another node published here: handed to the local routing (or, for an outcome report, to its waiter). */

@@ -238,4 +238,33 @@ describe('cluster faults', () => {
     const scrape = await fetch(`http://127.0.0.1:${o1.ports.http}/metrics`).then((r) => r.text());
     expect(scrape).toMatch(/mobileimsdk_cluster_online_users\{node="o1"\} 12000/);
   });
+
+  it('a subscriber whose resubscription was refused is not ready (and the process does not crash), and subscribes again once it can: routed kicks reach the node again', async () => {
+    const redis = await ownRedis();
+    const { nodes: [s1, s2], keyPrefix, url } = await nodes(['s1', 's2'], {}, redis);
+    const bob = await ws(s2);
+    await login(bob, 'bob');
+    const raw = rawRedis(url);
+    const listening = async () => ((await raw.pubsub('NUMSUB', `${keyPrefix}node:s2`)) as [string, number])[1];
+    expect(await listening()).toBe(1);
+    const rejections: unknown[] = [];
+    const onRejection = (err: unknown) => void rejections.push(err);
+    process.on('unhandledRejection', onRejection);
+    try {
+      await raw.call('ACL', 'SETUSER', 'default', '-subscribe');
+      await raw.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await listening()).toBe(0);
+      expect((await admin(s2.ports.http!, 'GET', '/ready')).status).toBe(503);
+      await raw.call('ACL', 'SETUSER', 'default', '+subscribe');
+      await expect.poll(listening, { timeout: 8000 }).toBe(1);
+      await expect.poll(async () => (await admin(s2.ports.http!, 'GET', '/ready')).status, { timeout: 8000 }).toBe(200);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+    expect(rejections).toEqual([]);
+    const kicked = await admin(s1.ports.http!, 'POST', '/api/kick', { userId: 'bob', code: 2, reason: 'admin' });
+    expect(kicked).toEqual({ status: 200, json: { kicked: true } });
+    expect(JSON.parse((await bob.nextOfType(54)).dataContent as string)).toEqual({ code: 2, reason: 'admin' });
+  }, 20000);
 });
