@@ -28,6 +28,7 @@ end
  * invalid entry, or this very session) takes; claimed <= 0 or newer replaces with a kick; equal replaces
  * silently; older is refused and changes nothing. A claim re-arms this node's `alive` key if it had
  * expired (the node is evidently live); another incarnation holding it is a node-id conflict.
+ * The entry keeps the holder it replaced (pnode, psession, pflt, pinc), for {@link ABANDON_LUA}.
  * Returns {'take'} | {'reject'} | {'kick'|'silent', oldNode, oldSession, oldFlt} | {'conflict'}.
  */
 export const CLAIM_LUA = `${READ_ENTRY}
@@ -50,10 +51,34 @@ elseif not (old[1] == node and old[2] == session) then
   else return {'reject'} end
   if old[1] ~= node then redis.call('SREM', prefix .. 'nu:' .. old[1], user) end
 end
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'node', node, 'session', session, 'flt', flt, 'inc', inc)
 redis.call('SADD', KEYS[2], user)
 if verdict == 'take' then return {'take'} end
+redis.call('HSET', KEYS[1], 'pnode', old[1], 'psession', old[2], 'pflt', old[3], 'pinc', old[4])
 return {verdict, old[1], old[2], old[3]}
+`;
+
+/**
+ * abandon: undoes a claim whose answer never reached its login (it timed out, or the connection went
+ * meanwhile). KEYS: p:<user>. ARGV: user, node, session, prefix, dirtyTtlMs. If the entry still names
+ * (node, session): the holder it replaced holds the user again when that node is still live (and is
+ * marked for a recheck there: messages stored meanwhile were marked for this node), otherwise the entry
+ * is deleted. Returns 2 restored, 1 deleted, 0 the entry names another session (nothing changed).
+ */
+export const ABANDON_LUA = `
+local user, node, session, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local e = redis.call('HMGET', KEYS[1], 'node', 'session', 'pnode', 'psession', 'pflt', 'pinc')
+if e[1] ~= node or e[2] ~= session then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', prefix .. 'nu:' .. node, user)
+if not e[3] or redis.call('GET', prefix .. 'alive:' .. e[3]) ~= e[6] then return 1 end
+redis.call('HSET', KEYS[1], 'node', e[3], 'session', e[4], 'flt', e[5], 'inc', e[6])
+redis.call('SADD', prefix .. 'nu:' .. e[3], user)
+local dirty = prefix .. 'dirty:' .. e[3]
+redis.call('SADD', dirty, user)
+redis.call('PEXPIRE', dirty, ARGV[5])
+return 2
 `;
 
 /**

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { createConsoleLogger, type Logger } from './logger';
 import type { Presence, PresenceClaim, PresenceEntry } from './presence';
-import { CLAIM_LUA, LIST_LUA, LOCATE_LUA, REFRESH_LUA, RELEASE_LUA, START_LUA, STOP_LUA } from './presence-redis-lua';
+import { ABANDON_LUA, CLAIM_LUA, LIST_LUA, LOCATE_LUA, REFRESH_LUA, RELEASE_LUA, START_LUA, STOP_LUA } from './presence-redis-lua';
 import { closeOwned, defineScripts, openTarget, whenReady, type RedisTarget, type RunScript } from './redis-client';
+import { DEFAULT_DIRTY_TTL_MS } from './routing-redis';
 import { realClock, unref, type StoreClock } from './store-expiry';
 
 /** Why this node's registration was found broken by a refresh. */
@@ -42,6 +43,7 @@ export const MAX_PENDING_RELEASES = 100_000;
 const SCRIPTS = {
   imPresenceClaim: [4, CLAIM_LUA],
   imPresenceRelease: [1, RELEASE_LUA],
+  imPresenceAbandon: [1, ABANDON_LUA],
   imPresenceLocate: [1, LOCATE_LUA],
   imPresenceList: [1, LIST_LUA],
   imPresenceRefresh: [2, REFRESH_LUA],
@@ -69,7 +71,7 @@ export class RedisPresence implements Presence {
    * and after each refresh, so a user who left during an outage does not stay online for the cluster.
    * A release is a compare-and-delete, so a late one never removes a newer login.
    */
-  private readonly pendingReleases = new Map<number, string>();
+  private readonly pendingReleases = new Map<number, { userId: string; abandon: boolean }>();
   private retrying = false;
 
   private constructor(
@@ -150,11 +152,25 @@ export class RedisPresence implements Presence {
    */
   async release(userId: string, node: string, session: number): Promise<boolean> {
     try {
-      const released = await this.releaseNow(userId, node, session);
+      const released = await this.releaseNow(userId, node, session, false);
       if (node === this.o.nodeId) this.pendingReleases.delete(session);
       return released;
     } catch (err) {
-      if (node === this.o.nodeId && !this.closed) this.keepRelease(userId, session);
+      if (node === this.o.nodeId && !this.closed) this.keepRelease(userId, session, false);
+      throw err;
+    }
+  }
+
+  /**
+   * See {@link Presence.abandon}: the entry this node's `session` claimed goes, and the holder it replaced
+   * holds the user again if its node is live (marked for a recheck there). Retried like a release.
+   */
+  async abandon(userId: string, session: number): Promise<void> {
+    try {
+      await this.releaseNow(userId, this.o.nodeId, session, true);
+      this.pendingReleases.delete(session);
+    } catch (err) {
+      if (!this.closed) this.keepRelease(userId, session, true);
       throw err;
     }
   }
@@ -263,17 +279,19 @@ export class RedisPresence implements Presence {
     return `presence: node id "${this.o.nodeId}" is in use by a live process (${why}); give each node its own id (nodeId, --node-id)`;
   }
 
-  private async releaseNow(userId: string, node: string, session: number): Promise<boolean> {
+  private async releaseNow(userId: string, node: string, session: number, abandon: boolean): Promise<boolean> {
+    if (abandon) return (await this.run('imPresenceAbandon')(this.key('p', userId), userId, node, session, this.prefix, DEFAULT_DIRTY_TTL_MS)) !== 0;
     return (await this.run('imPresenceRelease')(this.key('p', userId), userId, node, session, this.prefix)) === 1;
   }
 
-  private keepRelease(userId: string, session: number): void {
+  private keepRelease(userId: string, session: number, abandon: boolean): void {
+    const earlier = this.pendingReleases.get(session);
     this.pendingReleases.delete(session);
-    this.pendingReleases.set(session, userId);
+    this.pendingReleases.set(session, { userId, abandon: abandon || !!earlier?.abandon });
     if (this.pendingReleases.size <= MAX_PENDING_RELEASES) return;
-    const [oldest, user] = this.pendingReleases.entries().next().value as [number, string];
+    const [oldest, left] = this.pendingReleases.entries().next().value as [number, { userId: string }];
     this.pendingReleases.delete(oldest);
-    this.o.logger.warn(`presence: more than ${MAX_PENDING_RELEASES} releases wait for Redis; "${user}" (session ${oldest}) stays online for other nodes until they log in again`);
+    this.o.logger.warn(`presence: more than ${MAX_PENDING_RELEASES} releases wait for Redis; "${left.userId}" (session ${oldest}) stays online for other nodes until they log in again`);
   }
 
   /** Retries the failed releases, oldest first, until one fails again (Redis still unreachable). */
@@ -281,9 +299,9 @@ export class RedisPresence implements Presence {
     if (this.retrying || this.closed || this.pendingReleases.size === 0) return;
     this.retrying = true;
     try {
-      for (const [session, userId] of [...this.pendingReleases]) {
+      for (const [session, { userId, abandon }] of [...this.pendingReleases]) {
         if (this.closed) return;
-        await this.releaseNow(userId, this.o.nodeId, session);
+        await this.releaseNow(userId, this.o.nodeId, session, abandon);
         this.pendingReleases.delete(session);
       }
       this.o.logger.info('presence: the releases that had failed are done');
