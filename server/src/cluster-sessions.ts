@@ -112,7 +112,8 @@ export function createSessionChecker(current: () => ServerCore | null, presence:
 /**
  * Checks local logged-in sessions against the presence: kept when the presence names it, claimed again
  * when the user's entry is gone (this node's registration had lapsed, or a claim that failed was undone),
- * kicked with code 1 when another login holds the user now. Each session kept or claimed carries on its
+ * kicked with code 1 when another login holds the user now (closed silently when that login has its
+ * firstLoginTime: the same device reconnected). Each session kept or claimed carries on its
  * replay: while its entry was invalid or gone, other nodes stored its messages without telling this node.
  */
 export async function checkSessions(core: ServerCore, presence: Presence, sessions: Session[]): Promise<void> {
@@ -132,8 +133,10 @@ export async function checkSessions(core: ServerCore, presence: Presence, sessio
         continue;
       }
       if (at) {
-        core.opts.logger.info('session superseded while this node was not told; kicked', { user: uid, session: s.id, holder: at.node });
-        core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
+        // As the login that superseded it would have: the same device (its firstLoginTime) closes silently.
+        core.opts.logger.info('session superseded while this node was not told; ended', { user: uid, session: s.id, holder: at.node });
+        if (at.firstLoginTime === s.firstLoginTime) core.io.closeSession(s);
+        else core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
         continue;
       }
       const verdict = await presence.claim(uid, { node: nodeId, session: s.id, firstLoginTime: s.firstLoginTime }, s.firstLoginTime);

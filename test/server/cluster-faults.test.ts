@@ -225,6 +225,30 @@ describe('cluster faults', () => {
     expect(await m1.allOnlineUsers().then((u) => u.sort())).toEqual(['alice', 'bob']);
   });
 
+  it('a session superseded on another node whose kick was never published is kicked (code 1) by its own node within one audit, and a same-device one is closed silently', async () => {
+    const redis = await ownRedis();
+    const { nodes: [a1, a2, a3], url } = await nodes(['a1', 'a2', 'a3'], {}, redis);
+    const old = await ws(a2);
+    await login(old, 'bob');
+    const twin = await ws(a2);
+    const first = await login(twin, 'carol');
+    const raw = rawRedis(url);
+    // The logins below supersede the sessions on a2, but their kicks (PUBLISH) are refused.
+    await raw.call('ACL', 'SETUSER', 'default', '-publish');
+    const newer = await ws(a1);
+    await login(newer, 'bob');
+    const same = await ws(a3);
+    await login(same, 'carol', first.firstLoginTime);
+    await raw.call('ACL', 'SETUSER', 'default', '+publish');
+    const startedMs = Date.now();
+    expect(JSON.parse((await old.nextOfType(54, 7000)).dataContent as string)).toEqual({ code: 1 });
+    await twin.closed;
+    expect(Date.now() - startedMs).toBeLessThan(7000);
+    expect(twin.frames.filter((f) => f.type === 54)).toEqual([]);
+    expect(newer.closeInfo).toBeNull();
+    expect(same.closeInfo).toBeNull();
+  });
+
   it('lists at most 10000 users through the admin API however many are online, saying the list is cut, without one blocking script', async () => {
     const { nodes: [o1], keyPrefix, url } = await nodes(['o1']);
     // A live node "big" holding 12000 users, written straight into the presence's layout.
