@@ -8,7 +8,7 @@ import { storedExpired } from './deliver';
 import { redactUrl, type ResolvedClusterOptions, type ResolvedOptions } from './options';
 import { createSessionChecker, resumeReplays, retryPausedReplays, type SessionChecker } from './cluster-sessions';
 import { RedisPresence } from './presence-redis';
-import { createRedisClient, whenReady } from './redis-client';
+import { createRedisClient, watchStall, whenReady } from './redis-client';
 import { DEFAULT_DIRTY_TTL_MS, RedisRouting } from './routing-redis';
 import { RedisMessageStore } from './store-redis';
 
@@ -97,7 +97,7 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
   checker = createSessionChecker(() => core, presence, logger);
   afterOutage(client, () => core && resumeReplays(core, core.allSessions()));
   const stopRetrying = retryPausedReplays(client, c.recheckMs, () => core);
-  const latency = watchLatency(client);
+  const latency = watchLatency(client, () => void (presence as RedisPresence).retryReleases());
   const stopAudit = checker.startAudit(() => client.status === 'ready' && latency.slow() === null);
   logger.info('cluster node started', { redis: redactUrl(c.redisUrl), keyPrefix: c.keyPrefix, durability: c.durability });
   const p = presence;
@@ -135,34 +135,55 @@ export const REDIS_SLOW_MS = 1000;
 
 /**
  * Probes the command connection every {@link REDIS_PROBE_MS}: `slow()` is a store health saying why
- * while a PING is unanswered past {@link REDIS_SLOW_MS} or the last one failed, else null. A connection's
- * status alone says 'ready' while Redis is paused, busy in a script or swapping.
+ * while a PING is unanswered past {@link REDIS_SLOW_MS} or the last one failed, else null, and the
+ * connection is marked stalled meanwhile (its scripts fail at once). A connection's status alone says
+ * 'ready' while Redis is paused, busy in a script or swapping.
  */
-function watchLatency(client: Redis): { slow(): { ok: false; reason: string } | null; stop(): void } {
+function watchLatency(client: Redis, recovered: () => void): { slow(): { ok: false; reason: string } | null; stop(): void } {
   let sentMs = 0;
   let failed = false;
   let timer: ReturnType<typeof setTimeout> | null = null;
+  const slow = (): { ok: false; reason: string } | null => {
+    if (failed) return { ok: false, reason: 'Redis did not answer the last PING in time' };
+    if (sentMs !== 0 && Date.now() - sentMs > REDIS_SLOW_MS) return { ok: false, reason: `Redis has not answered a PING for ${Date.now() - sentMs} ms` };
+    return null;
+  };
+  // While stalled, the seams' scripts fail at once (redis-client.ts watchStall) rather than each wait 2 s.
+  watchStall(client, () => slow()?.reason ?? null);
+  const ping = (): void => {
+    if (sentMs !== 0 || client.status !== 'ready') return;
+    const at = (sentMs = Date.now());
+    client.ping().then(
+      () => settled(true, at),
+      () => settled(false, at),
+    );
+  };
+  const settled = (ok: boolean, at: number): void => {
+    const wasSlow = slow() !== null;
+    sentMs = 0;
+    failed = !ok;
+    // Releases refused while stalled were not even sent: they go now rather than at the next refresh.
+    if (ok && wasSlow) recovered();
+    // A PING that timed out (not one refused at once): the next waits in line at once, so the end of
+    // the stall is seen when it ends, not at the next probe.
+    if (!ok && Date.now() - at >= REDIS_SLOW_MS) ping();
+  };
   const probe = (): void => {
-    if (sentMs === 0 && client.status === 'ready') {
-      sentMs = Date.now();
-      client.ping().then(
-        () => void ((sentMs = 0), (failed = false)),
-        () => void ((sentMs = 0), (failed = true)),
-      );
-    }
+    ping();
     timer = setTimeout(probe, REDIS_PROBE_MS);
     timer.unref();
   };
+  // A reconnect means Redis answered its ready check: not stalled, before any other 'ready' listener runs.
+  client.prependListener('ready', () => {
+    if (sentMs === 0) settled(true, Date.now());
+  });
   probe();
   return {
-    slow() {
-      if (failed) return { ok: false, reason: 'Redis did not answer the last PING in time' };
-      if (sentMs !== 0 && Date.now() - sentMs > REDIS_SLOW_MS) return { ok: false, reason: `Redis has not answered a PING for ${Date.now() - sentMs} ms` };
-      return null;
-    },
+    slow,
     stop() {
       if (timer) clearTimeout(timer);
       timer = null;
+      watchStall(client, null);
     },
   };
 }

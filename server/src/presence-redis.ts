@@ -294,8 +294,11 @@ export class RedisPresence implements Presence {
     this.o.logger.warn(`presence: more than ${MAX_PENDING_RELEASES} releases wait for Redis; "${left.userId}" (session ${oldest}) stays online for other nodes until they log in again`);
   }
 
-  /** Retries the failed releases, oldest first, until one fails again (Redis still unreachable). */
-  private async retryReleases(): Promise<void> {
+  /**
+   * Retries the failed releases, oldest first, until one fails again (Redis still unreachable). Runs on
+   * reconnect and after each refresh; a cluster node also calls it when Redis answers again after a stall.
+   */
+  async retryReleases(): Promise<void> {
     if (this.retrying || this.closed || this.pendingReleases.size === 0) return;
     this.retrying = true;
     try {

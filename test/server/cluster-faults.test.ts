@@ -295,4 +295,22 @@ describe('cluster faults', () => {
     expect(kicked).toEqual({ status: 200, json: { kicked: true } });
     expect(JSON.parse((await bob.nextOfType(54)).dataContent as string)).toEqual({ code: 2, reason: 'admin' });
   }, 20000);
+
+  it('while Redis is stalled, a message is refused (325) and the keep-alive behind it answered without waiting out each command\'s 2 s timeout', async () => {
+    const redis = await ownRedis();
+    const { nodes: [t1], url } = await nodes(['t1'], {}, redis);
+    const alice = await ws(t1);
+    await login(alice, 'alice');
+    await rawRedis(url).call('CLIENT', 'PAUSE', '6000', 'ALL');
+    // Past the 1 s after which an unanswered PING marks Redis stalled.
+    await expect.poll(async () => (await admin(t1.ports.http!, 'GET', '/ready')).status, { timeout: 3000 }).toBe(503);
+    const sentMs = Date.now();
+    alice.send(dataFrame('alice', 'bob', 'during the stall', 'fp-stall'));
+    alice.send({ type: 1, dataContent: '{}', from: 'alice', to: '0', QoS: false, bridge: false, typeu: -1, sm: -1 });
+    expect(errorOf(await alice.nextOfType(52, 6000)).errorCode).toBe(ServerErrorCode.STORE_UNAVAILABLE);
+    await alice.nextOfType(51, 6000);
+    // Before: the dedup read, the locate and the put each waited 2 s (and the put then went through).
+    expect(Date.now() - sentMs).toBeLessThan(1500);
+    expect(alice.frames.filter((f) => f.type === 4)).toEqual([]);
+  });
 });
