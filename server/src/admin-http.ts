@@ -87,7 +87,7 @@ async function handle(server: IMServer, opts: ResolvedAdminHttp, req: IncomingMe
       return reply(res, 200, server.metrics());
     case 'GET /api/online': {
       // One more than shown tells whether the list was cut.
-      const users = await server.allOnlineUsers(MAX_ONLINE_LISTED + 1);
+      const users = await clusterCall(() => server.allOnlineUsers(MAX_ONLINE_LISTED + 1));
       if (users.length <= MAX_ONLINE_LISTED) return reply(res, 200, { users });
       return reply(res, 200, { users: users.slice(0, MAX_ONLINE_LISTED), truncated: true });
     }
@@ -112,7 +112,9 @@ async function handle(server: IMServer, opts: ResolvedAdminHttp, req: IncomingMe
         throw new HttpError(400, 'body must be {"userId": string, "code"?: integer, "reason"?: string}');
       }
       const code = typeof body.code === 'number' ? body.code : 2;
-      const kicked = await server.kick(body.userId, code, typeof body.reason === 'string' ? body.reason : undefined);
+      const userId = body.userId;
+      const reason = typeof body.reason === 'string' ? body.reason : undefined;
+      const kicked = await clusterCall(() => server.kick(userId, code, reason));
       return reply(res, kicked ? 200 : 404, { kicked });
     }
     default: {
@@ -123,6 +125,19 @@ async function handle(server: IMServer, opts: ResolvedAdminHttp, req: IncomingMe
       }
       throw new HttpError(404, `no route ${route}`);
     }
+  }
+}
+
+/**
+ * Runs a call that may need the cluster's shared state: a failure other than the caller's own mistake
+ * (TypeError, RangeError) is Redis unreachable or stalled, answered 503 rather than 500.
+ */
+async function clusterCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError || err instanceof HttpError) throw err;
+    throw new HttpError(503, `the cluster state cannot be reached now; retry later (${(err as Error).message})`);
   }
 }
 

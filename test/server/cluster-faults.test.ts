@@ -313,4 +313,16 @@ describe('cluster faults', () => {
     expect(Date.now() - sentMs).toBeLessThan(1500);
     expect(alice.frames.filter((f) => f.type === 4)).toEqual([]);
   });
+
+  it('the admin API answers 503 (not 500) for the cluster-wide list and kick while Redis is down', async () => {
+    const redis = await ownRedis();
+    const { nodes: [v1] } = await nodes(['v1'], {}, redis);
+    await redis.kill();
+    const online = await admin(v1.ports.http!, 'GET', '/api/online');
+    expect(online.status).toBe(503);
+    expect(online.json.error).toMatch(/cluster/);
+    expect((await admin(v1.ports.http!, 'POST', '/api/kick', { userId: 'bob' })).status).toBe(503);
+    // Bad arguments are still the caller's mistake.
+    expect((await admin(v1.ports.http!, 'POST', '/api/kick', { userId: 'bob', reason: 'x'.repeat(300) })).status).toBe(413);
+  });
 });
