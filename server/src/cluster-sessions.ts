@@ -2,7 +2,6 @@
 // presence and carries on their replays, so that nothing Redis or the network dropped (a kick, a
 // notification, a claim or a release that timed out) leaves a live session unreachable for long.
 
-import type { Redis } from 'ioredis';
 import { KickoutCode } from '../../src/protocol';
 import type { ServerCore } from './core';
 import type { Logger } from './logger';
@@ -27,16 +26,16 @@ export function resumeReplays(core: ServerCore, sessions: Array<Session | undefi
 }
 
 /**
- * Every `everyMs` while Redis is connected, carries on each local replay that is stalled: one with nothing
- * in flight (so no ACK will pump it) and not pumping now, which is what a store read that failed (Redis
- * slow or briefly gone) leaves behind. Without this such a backlog would wait for the user's next login.
- * Returns the function that stops it.
+ * Every `everyMs` while `healthy()` (Redis connected and answering), carries on each local replay that is
+ * stalled: one with nothing in flight (so no ACK will pump it) and not pumping now, which is what a store
+ * read that failed (Redis slow or briefly gone) leaves behind. Without this such a backlog would wait for
+ * the user's next login. Returns the function that stops it.
  */
-export function retryPausedReplays(client: Redis, everyMs: number, current: () => ServerCore | null): () => void {
+export function retryPausedReplays(healthy: () => boolean, everyMs: number, current: () => ServerCore | null): () => void {
   let timer: ReturnType<typeof setTimeout> | null = null;
   const tick = (): void => {
     const core = current();
-    if (core && client.status === 'ready') {
+    if (core && healthy()) {
       resumeReplays(core, core.allSessions().filter((s) => s.replay && !s.replay.pumping && s.replay.inFlight.size === 0));
     }
     timer = setTimeout(tick, everyMs);

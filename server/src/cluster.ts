@@ -96,9 +96,10 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
   const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local) };
   checker = createSessionChecker(() => core, presence, logger);
   afterOutage(client, () => core && resumeReplays(core, core.allSessions()));
-  const stopRetrying = retryPausedReplays(client, c.recheckMs, () => core);
   const latency = watchLatency(client, () => void (presence as RedisPresence).retryReleases());
-  const stopAudit = checker.startAudit(() => client.status === 'ready' && latency.slow() === null);
+  const healthy = (): boolean => client.status === 'ready' && latency.slow() === null;
+  const stopRetrying = retryPausedReplays(healthy, c.recheckMs, () => core);
+  const stopAudit = checker.startAudit(healthy);
   logger.info('cluster node started', { redis: redactUrl(c.redisUrl), keyPrefix: c.keyPrefix, durability: c.durability });
   const p = presence;
   const st = store;
