@@ -84,12 +84,17 @@ return 2
 /**
  * release: compare and delete. KEYS: p:<user>. ARGV: user, node, session, prefix. Deletes the entry only
  * if it names (node, session); returns 1 when that entry was valid, 0 otherwise (an invalid one is
- * deleted too: it is garbage).
+ * deleted too: it is garbage). An entry that names (node, session) as the holder it replaced forgets it,
+ * so abandoning that claim never gives the user back to a session that is gone.
  */
 export const RELEASE_LUA = `${READ_ENTRY}
 local user, node, session, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local e, stale = validEntry(prefix, KEYS[1])
 local held = e or stale
+if held and (held[1] ~= node or held[2] ~= session) then
+  local p = redis.call('HMGET', KEYS[1], 'pnode', 'psession')
+  if p[1] == node and p[2] == session then redis.call('HDEL', KEYS[1], 'pnode', 'psession', 'pflt', 'pinc') end
+end
 if not held or held[1] ~= node or held[2] ~= session then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', prefix .. 'nu:' .. node, user)

@@ -62,6 +62,22 @@ describe('RedisPresence across nodes', () => {
     expect(await b.count()).toBe(0);
   });
 
+  it('abandoning a claim gives the user back to the session it replaced, unless that session was released meanwhile', async () => {
+    const prefix = `p${++prefixes}:`;
+    const a = await node('A', prefix);
+    const b = await node('B', prefix);
+    await a.claim('u', entry('A', 1, T0), 0);
+    await b.claim('u', entry('B', 2, T0 + 1), 0);
+    await b.abandon('u', 2);
+    expect(await a.locate('u')).toEqual(entry('A', 1, T0));
+    // B claims again; A's session ends (its release finds B's entry) before B's claim is abandoned.
+    await b.claim('u', entry('B', 3, T0 + 1), 0);
+    expect(await a.release('u', 'A', 1)).toBe(false);
+    await b.abandon('u', 3);
+    expect(await a.locate('u')).toBeNull();
+    expect(await a.list()).toEqual([]);
+  });
+
   it('50 concurrent pairs of claims for one user each, from two nodes, leave exactly one holder per user', async () => {
     const prefix = `p${++prefixes}:`;
     const a = await node('A', prefix);
