@@ -10,7 +10,6 @@ import { enqueue, type Work, type WorkRunner } from './frame-queue';
 import { hookRunner, runHook } from './hooks';
 import { IdleList } from './idle-list';
 import { LocalSessions } from './local-sessions';
-import type { MaybePromise } from './maybe-promise';
 import { handleLogin } from './login';
 import type { MaybePromise } from './maybe-promise';
 import { Metrics } from './metrics';

@@ -8,6 +8,12 @@ import type { QosOutcome } from './qos-s2c';
 import type { QosWaiter, Routing } from './routing';
 import { realClock, unref, type StoreClock } from './store-expiry';
 
+/** How long a node's dirty set lives after its last addition unless `dirtyTtlMs` says otherwise. */
+export const DEFAULT_DIRTY_TTL_MS = 60_000;
+
+/** Pause between attempts to subscribe again when Redis refused the subscription after a reconnect. */
+export const RESUBSCRIBE_RETRY_MS = 1000;
+
 /** Options of {@link RedisRouting.open}. */
 export interface RedisRoutingOptions {
   /** An ioredis connection (left open by close) or a redis:// URL; the subscriber is a second connection opened here. */
@@ -66,12 +72,13 @@ type Routed =
 /**
  * {@link Routing} across nodes through Redis pub/sub. A frame, receipt or kick for a user on another node
  * is published to that node's channel only (`<prefix>node:<id>`); this node's own users go to `local`,
- * and so do the frames other nodes publish here (a dedicated subscriber connection; ioredis subscribes
- * again after a reconnect). Delivery never depends on a notification arriving: a QoS frame is in the
- * store before it is routed, and the node that routes it to another node first adds the receiver to that
- * node's dirty set (`<prefix>dirty:<id>`, in the same MULTI as the PUBLISH); every node takes its dirty
- * set every `recheckMs` and hands those users to `onRecheck`, which replays their stored messages. A
- * message whose notification was lost (subscriber reconnecting) thus arrives within about `recheckMs`.
+ * and so do the frames other nodes publish here (a dedicated subscriber connection, subscribed again
+ * after each reconnect until Redis accepts; the node is not ready meanwhile). Delivery never depends on
+ * a notification arriving: a QoS frame is in the store before it is routed, and the node that routes it
+ * to another node first adds the receiver to that node's dirty set (`<prefix>dirty:<id>`, in the same
+ * MULTI as the PUBLISH; in a cluster the put itself does so too); every node takes its dirty set every
+ * `recheckMs` and hands those users to `onRecheck`, which replays their stored messages. A message whose
+ * notification was lost (subscriber reconnecting) thus arrives within about `recheckMs`.
  */
 export class RedisRouting implements Routing {
   private timer: unknown = null;
@@ -86,6 +93,9 @@ export class RedisRouting implements Routing {
   private readonly prefix: string;
   private readonly channel: string;
   private local: Routing | null;
+  /** Whether the subscriber is subscribed to this node's channel now (false from a disconnect until confirmed again). */
+  private subscribed = false;
+  private resubscribeTimer: ReturnType<typeof setTimeout> | null = null;
   /** Routed QoS messages waiting for their receiving node's outcome report, by id. */
   private readonly outcomes = new Map<number, { waiter: QosWaiter; timer: unknown }>();
   private nextOutcomeId = 1;
@@ -115,7 +125,15 @@ export class RedisRouting implements Routing {
     const logger = options.logger ?? createConsoleLogger('info');
     const { client, owned } = openTarget(options.redis, logger, `routing ${options.nodeId}`);
     // The subscriber waits for its connection rather than fail: it only ever sends (re)subscriptions.
-    const sub = client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, connectionName: `routing-sub-${options.nodeId}`.replace(/[^\w.-]/g, '_') });
+    // It subscribes again itself after a reconnect (see resubscribe): ioredis's own resubscription leaves
+    // a refused SUBSCRIBE as an unhandled rejection (a crash) and the connection 'ready' but deaf.
+    const sub = client.duplicate({
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      commandTimeout: undefined,
+      autoResubscribe: false,
+      connectionName: `routing-sub-${options.nodeId}`.replace(/[^\w.-]/g, '_'),
+    });
     watchRedis(sub, logger, `routing subscriber ${options.nodeId}`);
     const r = new RedisRouting(
       client,
@@ -126,7 +144,7 @@ export class RedisRouting implements Routing {
         presence: options.presence,
         recheckMs,
         recheckBatch: options.recheckBatch ?? 1000,
-        dirtyTtlMs: options.dirtyTtlMs ?? 60_000,
+        dirtyTtlMs: options.dirtyTtlMs ?? DEFAULT_DIRTY_TTL_MS,
         outcomeTimeoutMs: options.outcomeTimeoutMs ?? 60_000,
         maxOutcomeWaiters: options.maxOutcomeWaiters ?? 100_000,
         onRecheck: options.onRecheck,
@@ -150,15 +168,12 @@ export class RedisRouting implements Routing {
       await closeOwned(client, owned);
       throw err;
     }
-    // Every later 'ready' is a reconnect: ioredis has subscribed again, but what was published meanwhile is gone.
+    r.subscribed = true;
+    sub.on('close', () => (r.subscribed = false));
+    // Every later 'ready' is a reconnect: subscribed again here, and what was published meanwhile is gone.
     sub.on('ready', () => {
-      if (r.closed) return;
       r.deaf = false;
-      try {
-        r.o.onResubscribed?.();
-      } catch (err) {
-        r.o.logger.error('routing: onResubscribed failed', err);
-      }
+      r.resubscribe();
     });
     r.arm();
     r.armSubscriberCheck();
@@ -177,6 +192,7 @@ export class RedisRouting implements Routing {
     if (this.client.status !== 'ready') return { ok: false, reason: `Redis is not connected (${this.client.status})` };
     if (this.sub.status !== 'ready') return { ok: false, reason: `the routing subscriber is not connected (${this.sub.status})` };
     if (this.deaf) return { ok: false, reason: 'the routing subscriber did not hear this node\'s ping; reconnecting it' };
+    if (!this.subscribed) return { ok: false, reason: 'the routing subscriber is not subscribed to this node\'s channel (retrying)' };
     return { ok: true };
   }
 
@@ -215,20 +231,19 @@ export class RedisRouting implements Routing {
   }
 
   /**
-   * See {@link Routing.sendReceipt}. False also when Redis failed: the receipt then waits in this node's
-   * backlog like one for an offline sender, and the ACK that caused it is handled as usual (a rejection
-   * here would fail the receiver's ACK and close its connection).
+   * See {@link Routing.sendReceipt}. False also when Redis fails (the caller keeps the receipt for the
+   * sender's next login here): a receipt is best effort, and the ACK that caused it must not fail.
    */
   async sendReceipt(sender: string, receiver: string, fp: string, atMs: number): Promise<boolean> {
     try {
       const at = await this.o.presence.locate(sender);
       if (!at) return false;
-      if (at.node !== this.o.nodeId) return await this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+      if (at.node === this.o.nodeId) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
+      return await this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
     } catch (err) {
-      this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for its next login`, { error: (err as Error).message });
+      this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for their next login here`, { error: (err as Error).message });
       return false;
     }
-    return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
   }
 
   /** See {@link Routing.kickUser}. */
@@ -273,9 +288,41 @@ export class RedisRouting implements Routing {
     this.o.clock.clearTimeout(this.subTimer);
     this.timer = null;
     this.subTimer = null;
+    if (this.resubscribeTimer) clearTimeout(this.resubscribeTimer);
+    this.resubscribeTimer = null;
     for (const id of [...this.outcomes.keys()]) this.settle(id, 'lost');
     this.sub.disconnect();
     await closeOwned(this.client, this.owned);
+  }
+
+  /**
+   * Subscribes to this node's channel again after the subscriber reconnected, retrying every
+   * {@link RESUBSCRIBE_RETRY_MS} while Redis refuses (the node is not ready meanwhile); once subscribed,
+   * `onResubscribed` hears of it (what was published meanwhile is gone).
+   */
+  private resubscribe(): void {
+    if (this.closed || this.subscribed || this.resubscribeTimer || this.sub.status !== 'ready') return;
+    this.sub.subscribe(this.channel).then(
+      () => {
+        if (this.closed) return;
+        this.subscribed = true;
+        this.o.logger.info(`routing: subscribed to ${this.channel} again`);
+        try {
+          this.o.onResubscribed?.();
+        } catch (err) {
+          this.o.logger.error('routing: onResubscribed failed', err);
+        }
+      },
+      (err: unknown) => {
+        if (this.closed) return;
+        this.o.logger.error(`routing: subscribing to ${this.channel} again failed; retrying in ${RESUBSCRIBE_RETRY_MS} ms (this node hears no other node meanwhile)`, err);
+        this.resubscribeTimer = setTimeout(() => {
+          this.resubscribeTimer = null;
+          this.resubscribe();
+        }, RESUBSCRIBE_RETRY_MS);
+        this.resubscribeTimer.unref();
+      },
+    );
   }
 
   /** A message another node published here: handed to the local routing (or, for an outcome report, to its waiter). */
@@ -394,7 +441,7 @@ export class RedisRouting implements Routing {
    * either connection is down (their own reconnects handle that).
    */
   private async checkSubscriber(): Promise<void> {
-    if (this.client.status !== 'ready' || this.sub.status !== 'ready') {
+    if (this.client.status !== 'ready' || this.sub.status !== 'ready' || !this.subscribed) {
       this.pingOut = 0;
       return;
     }

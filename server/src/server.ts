@@ -81,8 +81,11 @@ export interface IMServer {
   kick(userId: string, code?: number, reason?: string): Promise<boolean>;
   /** User ids logged in to this process (this node of a cluster). */
   onlineUsers(): string[];
-  /** User ids online anywhere: every node of the cluster (in one process, the same as {@link onlineUsers}). */
-  allOnlineUsers(): Promise<string[]>;
+  /**
+   * User ids online anywhere, at most `limit` (default all): every node of the cluster (in one process,
+   * the same as {@link onlineUsers}).
+   */
+  allOnlineUsers(limit?: number): Promise<string[]>;
   /** Counters for the admin API. */
   metrics(): MetricsSnapshot;
   /** Every metric in the Prometheus text format. */
@@ -176,7 +179,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       return Promise.resolve(core.kick(userId, code, reason));
     },
     onlineUsers: () => core.onlineUsers(),
-    allOnlineUsers: async () => (cluster ? cluster.onlineUsers() : core.onlineUsers()),
+    allOnlineUsers: async (limit) => (cluster ? cluster.onlineUsers(limit) : core.onlineUsers().slice(0, limit ?? Number.POSITIVE_INFINITY)),
     prometheusMetrics: () => exporter.scrape(),
     prometheusContentType: exporter.contentType,
     async health() {

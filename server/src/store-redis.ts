@@ -1,7 +1,7 @@
 import { ReplyError, type Redis } from 'ioredis';
 import { createConsoleLogger, type Logger } from './logger';
 import type { ExpiredMessage, StoredMessage, StoreHealth } from './offline-store';
-import { closeOwned, defineScripts, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget, type RunScript } from './redis-client';
+import { closeOwned, defineScripts, NotSentError, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget, type RunScript } from './redis-client';
 import type { DedupWindowName, MessageStore } from './store';
 import { OfflineStoreError } from './store-error';
 import { realClock, unref, type StoreClock } from './store-expiry';
@@ -45,6 +45,12 @@ export interface RedisStoreOptions {
   logger?: Logger;
   /** Called with each batch of expired messages the sweep removed. */
   onExpired?(messages: ExpiredMessage[]): void;
+  /**
+   * A cluster node's store: each put also marks the receiver for a recheck by the node holding them,
+   * if that is another live node (the presence and routing of presence-redis.ts and routing-redis.ts,
+   * on the same prefix), atomically with the message. Default: no marking.
+   */
+  markHolder?: { nodeId: string; dirtyTtlMs: number };
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -84,6 +90,7 @@ export class RedisMessageStore implements MessageStore {
     private readonly o: {
       maxRows: number; maxBytes: number; maxPerReceiver: number; ttlMs: number; sweepIntervalMs: number; sweepBatch: number;
       dedup: Record<DedupWindowName, DedupBounds>; clock: StoreClock; logger: Logger; onExpired?: (m: ExpiredMessage[]) => void;
+      markHolder?: { nodeId: string; dirtyTtlMs: number };
     },
   ) {
     this.run = defineScripts(client, SCRIPTS);
@@ -111,6 +118,7 @@ export class RedisMessageStore implements MessageStore {
       clock: options.clock ?? realClock,
       logger,
       onExpired: options.onExpired,
+      markHolder: options.markHolder,
     };
     const { client, owned } = openTarget(options.redis, logger, 'store');
     try {
@@ -148,10 +156,11 @@ export class RedisMessageStore implements MessageStore {
       const sent = this.run('imStorePut')(
         this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}seq`, `${this.prefix}stat`,
         member, frame, this.o.clock.now(), finite(this.o.maxRows), finite(this.o.maxBytes), this.o.maxPerReceiver, id,
+        to, this.prefix, this.o.markHolder?.nodeId ?? '', this.o.markHolder?.dirtyTtlMs ?? 0,
       );
       r = (await sent.catch((err: unknown) => {
-        // Redis's own error reply: it answered, so nothing was written.
-        if (!(err instanceof ReplyError)) this.markUncertain(id);
+        // Redis's own error reply (it answered), or refused before it went out: nothing was written.
+        if (!(err instanceof ReplyError) && !(err instanceof NotSentError)) this.markUncertain(id);
         throw err;
       })) as number;
     } catch (err) {
