@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { IMServer } from '../../server/src/index';
+import { OfflineStoreError, ServerErrorCode, silentLogger, type IMServer } from '../../server/src/index';
+import { RedisMessageStore } from '../../server/src/store-redis';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
-import { ackFrame, closeAll, dataFrame, login, startServer, WsClient, type RawClient } from './helpers';
+import { ackFrame, closeAll, dataFrame, errorOf, login, startServer, WsClient, type RawClient } from './helpers';
 
 /**
  * What the cluster fault tests (test/fault/cluster-faults.test.ts) found when Redis is killed, reduced to
@@ -49,38 +50,65 @@ describe('cluster: Redis down, and back', () => {
     }
   });
 
-  it('neither ACKs nor refuses a message whose write went out to Redis without an answer (Redis may hold it), and ACKs its retransmission once Redis answers', { timeout: 30_000 }, async () => {
+  it('refuses (325) a message whose write a stalled Redis never got, and stores nothing of it', { timeout: 30_000 }, async () => {
     const own = await startRedisServer();
     try {
-      const cluster = { redisUrl: own.url, keyPrefix: 'unsure:', recheckMs: 200 };
+      const cluster = { redisUrl: own.url, keyPrefix: 'stall:', recheckMs: 200 };
       for (const nodeId of ['u1', 'u2']) servers.push(await startServer({ nodeId, udp: false, tcp: false, cluster }));
       const alice = await WsClient.open(servers[0].ports.ws!);
       const bob = await WsClient.open(servers[1].ports.ws!);
       clients.push(alice, bob);
       await login(alice, 'alice');
       await login(bob, 'bob');
-      // Redis stops answering: the de-duplication check, the receiver's lookup and the put each time out
-      // after 2 s (the put went out: Redis applies it when it resumes).
+      // Redis stops answering: the de-duplication check times out after 2 s; by then the node's PING probe
+      // has found the stall, so the put is refused before it goes out (NotSentError): a certain refusal.
       process.kill(own.pid, 'SIGSTOP');
       let stopped = true;
       try {
-        alice.send(dataFrame('alice', 'bob', 'maybe stored', 'fp-u'));
-        const quiet = await alice.quiet(7000);
-        // A refusal (error 325) would make the sender report a loss for a message Redis is about to hold.
-        expect(quiet.filter((f) => f.type === 52 || f.type === 4)).toEqual([]);
+        alice.send(dataFrame('alice', 'bob', 'not stored', 'fp-u'));
+        const refusal = await alice.next((f) => f.type === 52 || f.type === 4, 6000);
+        expect(refusal.type).toBe(52);
+        expect(errorOf(refusal).errorCode).toBe(ServerErrorCode.STORE_UNAVAILABLE);
         process.kill(own.pid, 'SIGCONT');
         stopped = false;
       } finally {
         if (stopped) process.kill(own.pid, 'SIGCONT');
       }
-      // The SDK retransmits the same fp: the idempotent put answers, the sender gets its ACK, the receiver one copy.
-      alice.send(dataFrame('alice', 'bob', 'maybe stored', 'fp-u'));
-      expect((await alice.next((f) => f.type === 4 || f.type === 52, 5000)).type).toBe(4);
-      const got = await bob.next((f) => f.type === 2, 5000);
-      expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'maybe stored', 'fp-u']);
-      bob.send(ackFrame('bob', 'alice', 'fp-u'));
-      expect((await bob.quiet(500)).filter((f) => f.type === 2)).toEqual([]);
+      // Refused means not stored: bob gets nothing, now or at his next login.
+      expect((await bob.quiet(1500)).filter((f) => f.type === 2)).toEqual([]);
+      const bob2 = await WsClient.open(servers[1].ports.ws!);
+      clients.push(bob2);
+      await login(bob2, 'bob', Date.now());
+      expect((await bob2.quiet(1000)).filter((f) => f.type === 2)).toEqual([]);
     } finally {
+      await own.stop();
+    }
+  });
+
+  it('a put whose script went out and got no answer says it may have been written, and so does every attempt of it until one is answered', { timeout: 30_000 }, async () => {
+    const own = await startRedisServer();
+    const store = await RedisMessageStore.open({ redis: own.url, keyPrefix: 'unsure:', logger: silentLogger });
+    try {
+      await store.put('bob', 'alice', 'fp-0', 'earlier');
+      process.kill(own.pid, 'SIGSTOP');
+      let stopped = true;
+      try {
+        const first = await store.put('bob', 'alice', 'fp-u', 'maybe').then(() => null, (e: OfflineStoreError) => e);
+        expect(first?.reason).toBe('unavailable');
+        expect(first?.mayHaveWritten).toBe(true);
+        // A second attempt while Redis is still stopped: still "may have been written", never a plain refusal.
+        const second = await store.put('bob', 'alice', 'fp-u', 'maybe').then(() => null, (e: OfflineStoreError) => e);
+        expect(second?.mayHaveWritten).toBe(true);
+        process.kill(own.pid, 'SIGCONT');
+        stopped = false;
+      } finally {
+        if (stopped) process.kill(own.pid, 'SIGCONT');
+      }
+      // Redis applied the first attempt when it resumed: the retry answers "already stored".
+      await expect.poll(() => store.put('bob', 'alice', 'fp-u', 'maybe').catch(() => 'refused'), { timeout: 5000 }).toBe(false);
+      expect((await store.list('bob', 0, 10)).map((m) => m.fp)).toEqual(['fp-0', 'fp-u']);
+    } finally {
+      await store.close();
       await own.stop();
     }
   });
