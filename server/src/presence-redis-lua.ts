@@ -110,6 +110,27 @@ return {e[1], e[2], e[3]}
 `;
 
 /**
+ * route (used by routing-redis.ts: one round trip where locate, then a MULTI of SADD, PEXPIRE and
+ * PUBLISH took two). KEYS: p:<user>. ARGV: prefix, callerNode, payload, dirtyTtlMs ('0': no mark), user.
+ * Returns nil without a valid entry; else {node, session, flt, receivers}: when another node holds the
+ * user, the user is added to that node's dirty set (prefix dirty:<id>, unless dirtyTtlMs is '0') and
+ * `payload` published to its channel (prefix node:<id>), receivers being what PUBLISH answered; when the
+ * caller holds the user, nothing is written (-1).
+ */
+export const ROUTE_LUA = `${READ_ENTRY}
+local prefix = ARGV[1]
+local e = validEntry(prefix, KEYS[1])
+if not e then return nil end
+if e[1] == ARGV[2] then return {e[1], e[2], e[3], -1} end
+if ARGV[4] ~= '0' then
+  local dirty = prefix .. 'dirty:' .. e[1]
+  redis.call('SADD', dirty, ARGV[5])
+  redis.call('PEXPIRE', dirty, ARGV[4])
+end
+return {e[1], e[2], e[3], redis.call('PUBLISH', prefix .. 'node:' .. e[1], ARGV[3])}
+`;
+
+/**
  * live nodes (ARGV[2] = 'nodes') or count ('count'). KEYS: nodes. ARGV: prefix, mode. The ids of the
  * nodes whose `alive` key exists, or the number of their users (a user is in exactly one node's set: a
  * claim moves it). O(nodes): the users themselves are read with SSCAN, a batch at a time.

@@ -3,7 +3,8 @@ import type { Protocal } from '../../src/protocol';
 import { createConsoleLogger, type Logger } from './logger';
 import { isPromise, type MaybePromise } from './maybe-promise';
 import type { Presence, PresenceEntry } from './presence';
-import { closeOwned, openTarget, watchRedis, whenReady, type RedisTarget } from './redis-client';
+import { ROUTE_LUA } from './presence-redis-lua';
+import { closeOwned, defineScripts, openTarget, watchRedis, whenReady, type RedisTarget, type RunScript } from './redis-client';
 import type { QosOutcome } from './qos-s2c';
 import type { QosWaiter, Routing } from './routing';
 import { realClock, unref, type StoreClock } from './store-expiry';
@@ -60,6 +61,16 @@ export interface RedisRoutingOptions {
   logger?: Logger;
 }
 
+/** Where {@link RedisRouting.route} found a user: held here (`local`), or elsewhere and whether a subscriber got the message. */
+interface Routed_ {
+  node: string;
+  local: boolean;
+  published: boolean;
+}
+
+/** The scripts, defined once per connection (EVALSHA, re-loaded after a Redis restart). */
+const ROUTING_SCRIPTS = { imRoute: [1, ROUTE_LUA] } as const;
+
 /** What one node publishes to another's channel. */
 type Routed =
   | { t: 'data'; to: string; frame: Protocal; reply?: { node: string; id: number } }
@@ -75,10 +86,11 @@ type Routed =
  * and so do the frames other nodes publish here (a dedicated subscriber connection, subscribed again
  * after each reconnect until Redis accepts; the node is not ready meanwhile). Delivery never depends on
  * a notification arriving: a QoS frame is in the store before it is routed, and the node that routes it
- * to another node first adds the receiver to that node's dirty set (`<prefix>dirty:<id>`, in the same
- * MULTI as the PUBLISH; in a cluster the put itself does so too); every node takes its dirty set every
- * `recheckMs` and hands those users to `onRecheck`, which replays their stored messages. A message whose
- * notification was lost (subscriber reconnecting) thus arrives within about `recheckMs`.
+ * to another node first adds the receiver to that node's dirty set (`<prefix>dirty:<id>`, in the one
+ * script that locates the receiver and publishes; in a cluster the put itself does so too); every node
+ * takes its dirty set every `recheckMs` and hands those users to `onRecheck`, which replays their stored
+ * messages. A message whose notification was lost (subscriber reconnecting) thus arrives within about
+ * `recheckMs`.
  */
 export class RedisRouting implements Routing {
   private timer: unknown = null;
@@ -93,6 +105,7 @@ export class RedisRouting implements Routing {
   private readonly prefix: string;
   private readonly channel: string;
   private local: Routing | null;
+  private readonly run: (name: keyof typeof ROUTING_SCRIPTS) => RunScript;
   /** Whether the subscriber is subscribed to this node's channel now (false from a disconnect until confirmed again). */
   private subscribed = false;
   private resubscribeTimer: ReturnType<typeof setTimeout> | null = null;
@@ -112,6 +125,7 @@ export class RedisRouting implements Routing {
     this.prefix = keyPrefix;
     this.channel = this.nodeChannel(o.nodeId);
     this.local = local ?? null;
+    this.run = defineScripts(client, ROUTING_SCRIPTS);
   }
 
   /** Connects both connections, subscribes to this node's channel and starts the recheck timer. */
@@ -197,18 +211,12 @@ export class RedisRouting implements Routing {
   }
 
   /**
-   * True for a user on another node (that node enforces its QoS table's bound when the frame arrives),
-   * and when Redis cannot answer (the store's put then refuses the message, with an error to its sender).
+   * Asked of this node's own sessions only, without Redis: a user held here is checked against this
+   * node's QoS table; a user held elsewhere is checked by that node when the frame arrives, and a user
+   * held nowhere gets the message stored (the store's own quotas apply).
    */
-  async hasRoom(to: string, frame: Protocal): Promise<boolean> {
-    let at: PresenceEntry | null;
-    try {
-      at = await this.o.presence.locate(to);
-    } catch {
-      return true;
-    }
-    if (!at || at.node === this.o.nodeId) return this.ownLocal().hasRoom(to, frame);
-    return true;
+  hasRoom(to: string, frame: Protocal): MaybePromise<boolean> {
+    return this.ownLocal().hasRoom(to, frame);
   }
 
   /**
@@ -219,15 +227,24 @@ export class RedisRouting implements Routing {
    * failed: the stored copy is replayed at the receiver's next login or recheck.
    */
   async sendData(to: string, frame: Protocal, waiter?: QosWaiter): Promise<boolean> {
-    let at: PresenceEntry | null;
+    const qos = !!(frame.QoS && frame.fp);
+    // Registered before the frame can reach the other node, whose report may come back at once.
+    const id = qos && waiter ? this.expectOutcome(waiter) : 0;
+    const payload: Routed = id ? { t: 'data', to, frame, reply: { node: this.o.nodeId, id } } : { t: 'data', to, frame };
+    let r: Routed_ | null;
     try {
-      at = await this.o.presence.locate(to);
-      if (at && at.node !== this.o.nodeId) return await this.sendRemote(at.node, to, frame, waiter);
+      r = await this.route(to, payload, qos);
     } catch (err) {
+      if (id) this.settle(id, 'lost');
       this.o.logger.error(`routing: a frame for "${to}" could not be routed (Redis); a stored copy waits for a replay`, err);
       return false;
     }
-    return at ? this.ownLocal().sendData(to, frame, waiter) : false;
+    if (r?.local) {
+      if (id) this.forget(id);
+      return this.ownLocal().sendData(to, frame, waiter);
+    }
+    if (!r?.published && id) this.settle(id, 'lost');
+    return !!r?.published;
   }
 
   /**
@@ -236,10 +253,9 @@ export class RedisRouting implements Routing {
    */
   async sendReceipt(sender: string, receiver: string, fp: string, atMs: number): Promise<boolean> {
     try {
-      const at = await this.o.presence.locate(sender);
-      if (!at) return false;
-      if (at.node === this.o.nodeId) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
-      return await this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+      const r = await this.route(sender, { t: 'receipt', sender, receiver, fp, atMs });
+      if (r?.local) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
+      return !!r?.published;
     } catch (err) {
       this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for their next login here`, { error: (err as Error).message });
       return false;
@@ -248,10 +264,9 @@ export class RedisRouting implements Routing {
 
   /** See {@link Routing.kickUser}. */
   async kickUser(userId: string, code: number, reason?: string): Promise<boolean> {
-    const at = await this.o.presence.locate(userId);
-    if (!at) return false;
-    if (at.node === this.o.nodeId) return this.ownLocal().kickUser(userId, code, reason);
-    return this.publish(at.node, { t: 'kick', user: userId, code, reason });
+    const r = await this.route(userId, { t: 'kick', user: userId, code, reason });
+    if (r?.local) return this.ownLocal().kickUser(userId, code, reason);
+    return !!r?.published;
   }
 
   /** See {@link Routing.endSession}: published to the node of `at` when it is not this one. */
@@ -386,36 +401,38 @@ export class RedisRouting implements Routing {
     w.waiter(outcome === 'delivered' ? 'delivered' : 'lost');
   }
 
-  /** Publishes a data frame to `node`, a QoS one marking `to` dirty there in the same MULTI. */
-  private async sendRemote(node: string, to: string, frame: Protocal, waiter?: QosWaiter): Promise<boolean> {
-    const qos = !!(frame.QoS && frame.fp);
-    const tx = this.client.multi();
-    if (qos) {
-      const dirty = this.dirtyKey(node);
-      tx.sadd(dirty, to).pexpire(dirty, this.o.dirtyTtlMs);
+  /**
+   * Locates `user` and, when another live node holds them, publishes `m` to that node, in one script
+   * (ROUTE_LUA; it reads the presence's key layout, presence-redis-lua.ts, under the same prefix), and
+   * for `dirty` (a QoS frame) first adds the user to that node's dirty set. null: no node holds the user.
+   */
+  private async route(user: string, m: Routed, dirty = false): Promise<Routed_ | null> {
+    const r = (await this.run('imRoute')(
+      `${this.prefix}p:${user}`, this.prefix, this.o.nodeId, JSON.stringify(m), dirty ? this.o.dirtyTtlMs : 0, user,
+    )) as [string, string, string, number] | null;
+    if (!r) return null;
+    return { node: r[0], local: r[0] === this.o.nodeId, published: r[3] > 0 };
+  }
+
+  /** Registers a routed QoS message's waiter until its outcome report, or 'lost' after `outcomeTimeoutMs`; 0 when the table is full (told 'lost' at once). */
+  private expectOutcome(waiter: QosWaiter): number {
+    if (this.outcomes.size >= this.o.maxOutcomeWaiters) {
+      waiter('lost');
+      return 0;
     }
-    let id = 0;
-    if (qos && waiter && this.outcomes.size < this.o.maxOutcomeWaiters) {
-      id = this.nextOutcomeId++;
-      const timer = this.o.clock.setTimeout(() => this.settle(id, 'lost'), this.o.outcomeTimeoutMs);
-      unref(timer);
-      this.outcomes.set(id, { waiter, timer });
-    } else if (qos) {
-      waiter?.('lost');
-    }
-    const routed: Routed = id ? { t: 'data', to, frame, reply: { node: this.o.nodeId, id } } : { t: 'data', to, frame };
-    tx.publish(this.nodeChannel(node), JSON.stringify(routed));
-    let receivers: unknown;
-    try {
-      const replies = await tx.exec();
-      receivers = replies?.[replies.length - 1]?.[1];
-    } catch (err) {
-      if (id) this.settle(id, 'lost');
-      throw err;
-    }
-    const delivered = typeof receivers === 'number' && receivers > 0;
-    if (!delivered && id) this.settle(id, 'lost');
-    return delivered;
+    const id = this.nextOutcomeId++;
+    const timer = this.o.clock.setTimeout(() => this.settle(id, 'lost'), this.o.outcomeTimeoutMs);
+    unref(timer);
+    this.outcomes.set(id, { waiter, timer });
+    return id;
+  }
+
+  /** Drops a registered waiter without telling it (the message went to this node's own sessions instead). */
+  private forget(id: number): void {
+    const w = this.outcomes.get(id);
+    if (!w) return;
+    this.outcomes.delete(id);
+    this.o.clock.clearTimeout(w.timer);
   }
 
   private ownLocal(): Routing {

@@ -114,7 +114,7 @@ describe('cluster under churn', () => {
 });
 
 describe('cluster with receivers moving between nodes', () => {
-  it('delivers every ACKed message while receivers reconnect to another node every 300 ms and Redis pauses for 2.5 s; each old connection is closed within 3 s', async () => {
+  it('delivers every ACKed message while receivers reconnect to another node every 300 ms and Redis pauses for 2.5 s; each old connection is closed within seconds, not at its idle expiry', async () => {
     redis = await startRedisServer();
     const nodes: IMServer[] = [];
     for (const n of ['y1', 'y2', 'y3']) {
@@ -200,7 +200,9 @@ describe('cluster with receivers moving between nodes', () => {
       stop = true;
       await Promise.all(running);
       expect(hops).toBeGreaterThan(6);
-      expect(slowestCloseMs).toBeLessThan(3000);
+      // The defect left old connections open 17–21 s (until they idled out); fixed they close in about 1 s.
+      // The bound leaves room for a loaded CI machine without letting the defect through.
+      expect(slowestCloseMs).toBeLessThan(8000);
       const missing = () => [...acked].filter(([key, to]) => !receivers.find((r) => r.uid === to)!.got().has(key)).map(([key]) => key);
       await expect.poll(missing, { timeout: 10000, interval: 200 }).toEqual([]);
       for (const p of senders) expect(p.errors().filter((code) => code !== 325 && code !== 337)).toEqual([]);
