@@ -6,6 +6,7 @@ import { settleWithin } from './hooks';
 import { isPromise } from './maybe-promise';
 import type { ExpiredMessage } from './offline-store';
 import type { QosWaiter } from './routing';
+import type { DedupWindowName } from './store';
 import { OfflineStoreError } from './store-error';
 
 /**
@@ -20,9 +21,11 @@ export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 
 /**
  * Hands a message to user `msg.to`. QoS messages are stored durably first (unless an `onOffline` hook
  * replaces the store), then written if the user is online and tracked by the QoS daemon; they leave the
- * store only on the receiver's ACK, so a crash or a lost retransmission never loses them.
+ * store only on the receiver's ACK, so a crash or a lost retransmission never loses them. `remember`:
+ * the put also records `msg`'s (from, fp) in that de-duplication window (the caller leaves it out with
+ * an `onOffline` hook, which replaces the put).
  */
-export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWaiter): Promise<DeliveryResult> {
+export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWaiter, remember?: DedupWindowName): Promise<DeliveryResult> {
   const to = msg.to as string;
   const from = msg.from ?? SERVER_ID;
   // Routed at write time, not before the awaits below: the receiver may log in while the message is
@@ -59,7 +62,7 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
       if ((isPromise(count) ? await count : count) >= ctx.opts.maxOfflinePerUser) return 'full';
     }
     const putStartMs = performance.now();
-    inserted = await ctx.store.put(to, from, msg.fp, encoded(msg));
+    inserted = await ctx.store.put(to, from, msg.fp, encoded(msg), remember);
     ctx.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
   } catch (err) {
     return storeRefused(ctx, to, msg.fp, err);

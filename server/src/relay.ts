@@ -100,7 +100,10 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
     });
     return;
   }
-  const result = await deliver(ctx, msg);
+  // The store records the (sender, fp) in the C2C window with the put itself (one round trip to Redis
+  // fewer) when the message keeps the sender and fp it came with; a hook that changed them is remembered below.
+  const rememberedByPut = !!dedupFp && msg.QoS && msg.fp === dedupFp && (msg.from ?? uid) === uid && !ctx.opts.hooks.onOffline;
+  const result = await deliver(ctx, msg, undefined, rememberedByPut ? 'c2c' : undefined);
   if (result === 'sent') ctx.metrics.relayLatency.observe((performance.now() - startMs) / 1000);
   if (result === 'sent') ctx.safely('onC2C', () => ctx.opts.hooks.onC2C?.(msg));
   if (result === 'full') {
@@ -124,14 +127,19 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
   }
   // The ACK answers the frame the sender sent, whatever the hook rewrote: its fp is what the sender retries.
   if (dedupFp && (result === 'sent' || result === 'stored')) {
-    try {
-      const remembered = ctx.store.remember('c2c', uid, dedupFp);
-      if (isPromise(remembered)) await remembered;
-    } catch (err) {
-      // The message is stored: it is ACKed. A retry would be stored no second time, at worst written again (the SDK drops it by fp).
-      ctx.opts.logger.warn(`message ${dedupFp} of "${uid}" could not be added to the c2c de-duplication window`, { error: (err as Error).message });
-    }
+    if (!rememberedByPut) await rememberC2c(ctx, uid, dedupFp);
     sendAck(ctx, s, dedupFp, p.to, uid);
+  }
+}
+
+/** Records a C2C message the store did not record with its put; a failure is logged, never refused. */
+async function rememberC2c(ctx: ServerContext, uid: string, dedupFp: string): Promise<void> {
+  try {
+    const remembered = ctx.store.remember('c2c', uid, dedupFp);
+    if (isPromise(remembered)) await remembered;
+  } catch (err) {
+    // The message is stored: it is ACKed. A retry would be stored no second time, at worst written again (the SDK drops it by fp).
+    ctx.opts.logger.warn(`message ${dedupFp} of "${uid}" could not be added to the c2c de-duplication window`, { error: (err as Error).message });
   }
 }
 

@@ -1,5 +1,6 @@
 import { tupleKey } from './bounds';
 import { DedupWindow } from './dedup';
+import { isPromise } from './maybe-promise';
 import type { OfflineStore, StoredMessage } from './offline-store';
 import type { DedupWindowName, MessageStore } from './store';
 
@@ -28,8 +29,12 @@ export class LocalMessageStore implements MessageStore {
     };
   }
 
-  put(to: string, from: string, fp: string, frame: string): boolean | Promise<boolean> {
-    return this.messages.put(to, from, fp, frame);
+  put(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): boolean | Promise<boolean> {
+    const stored = this.messages.put(to, from, fp, frame);
+    if (!remember) return stored;
+    if (isPromise(stored)) return stored.then((r) => (this.remember(remember, from, fp), r));
+    this.remember(remember, from, fp);
+    return stored;
   }
 
   list(to: string, afterSeq: number, limit: number): StoredMessage[] | Promise<StoredMessage[]> {

@@ -15,6 +15,35 @@
  */
 
 /**
+ * Adds `member` to a de-duplication window (KEYS-like arguments: the window's sorted set, its byte
+ * counter and its sequence counter) unless it is there unexpired; returns 1 when it was. Shared by
+ * {@link DEDUP_LUA} and {@link PUT_LUA}.
+ */
+const DEDUP_ADD = `
+local function dedupAdd(kz, kb, kn, member, now, ttl, maxKeys, maxBytes, readOnly)
+  local oldest = (now - ttl) * 1024 + 1023
+  local score = redis.call('ZSCORE', kz, member)
+  local there = score and tonumber(score) > oldest
+  if readOnly or there then return there and 1 or 0 end
+  local function charge(m) return 64 + #m end
+  local function drop(m)
+    if redis.call('ZREM', kz, m) == 1 then redis.call('DECRBY', kb, charge(m)) end
+  end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', kz, '-inf', oldest, 'LIMIT', 0, 1000)) do drop(m) end
+  -- An expired entry of this very key (beyond the batch above) leaves before it is added again.
+  if score then drop(member) end
+  local n = redis.call('INCR', kn) % 1024
+  redis.call('ZADD', kz, now * 1024 + n, member)
+  local bytes = redis.call('INCRBY', kb, charge(member))
+  while redis.call('ZCARD', kz) > maxKeys or (bytes > maxBytes and redis.call('ZCARD', kz) > 0) do
+    local popped = redis.call('ZPOPMIN', kz, 1)
+    bytes = redis.call('DECRBY', kb, charge(popped[1]))
+  end
+  return 0
+end
+`;
+
+/**
  * put. KEYS: m, f, exp, seq, stat. ARGV: member, frame, nowMs, maxRows, maxBytes, maxPerReceiver (0: none),
  * expMember, to, prefix, callerNode ('' : no marking), dirtyTtlMs. Returns 1 stored, 0 already stored (a
  * retransmission; accepted even at a quota, as it adds nothing), -1 over the global rows/bytes quota, -2
@@ -22,8 +51,15 @@
  * P p:<to>, P alive:<node>) names a live node other than the caller as holding `to`, `to` is added to
  * that node's dirty set (P dirty:<node>, routing-redis.ts) in the same step as the message: the holder
  * replays it at its next recheck, whatever happens to the notification the caller sends after.
+ * KEYS 6-8 (d, db, dn of a de-duplication window) and ARGV 12-14 (its ttlMs, max, maxBytes; ARGV[12]
+ * '' for none): a message stored (or stored already) is also recorded in that window, as
+ * {@link DEDUP_LUA}'s 'add' with the member ARGV[1] (sender and fp), in the same step.
  */
-export const PUT_LUA = `
+export const PUT_LUA = `${DEDUP_ADD}
+local function remember()
+  if ARGV[12] == '' then return end
+  dedupAdd(KEYS[6], KEYS[7], KEYS[8], ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), false)
+end
 local function markHolder()
   if ARGV[10] == '' then return end
   local prefix, to = ARGV[9], ARGV[8]
@@ -33,7 +69,7 @@ local function markHolder()
   redis.call('SADD', dirty, to)
   redis.call('PEXPIRE', dirty, ARGV[11])
 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then markHolder() return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then markHolder() remember() return 0 end
 local size = #ARGV[2]
 local rows = tonumber(redis.call('HGET', KEYS[5], 'rows') or '0')
 local bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
@@ -47,6 +83,7 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[7])
 redis.call('HINCRBY', KEYS[5], 'rows', 1)
 redis.call('HINCRBY', KEYS[5], 'bytes', size)
 markHolder()
+remember()
 return 1
 `;
 
@@ -125,26 +162,6 @@ return out
  * entries (at or over ttlMs old, as the local window), then evicts the oldest while over max or maxBytes.
  * Returns 1 when the member was there (unexpired), else 0.
  */
-export const DEDUP_LUA = `
-local member, now, ttl, mode = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6]
-local oldest = (now - ttl) * 1024 + 1023
-local score = redis.call('ZSCORE', KEYS[1], member)
-local there = score and tonumber(score) > oldest
-if mode == 'seen' or there then return there and 1 or 0 end
-local function charge(m) return 64 + #m end
-local function drop(m)
-  if redis.call('ZREM', KEYS[1], m) == 1 then redis.call('DECRBY', KEYS[2], charge(m)) end
-end
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', oldest, 'LIMIT', 0, 1000)) do drop(m) end
--- An expired entry of this very key (beyond the batch above) leaves before it is added again.
-if score then drop(member) end
-local n = redis.call('INCR', KEYS[3]) % 1024
-redis.call('ZADD', KEYS[1], now * 1024 + n, member)
-local bytes = redis.call('INCRBY', KEYS[2], charge(member))
-local max, maxBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
-while redis.call('ZCARD', KEYS[1]) > max or (bytes > maxBytes and redis.call('ZCARD', KEYS[1]) > 0) do
-  local popped = redis.call('ZPOPMIN', KEYS[1], 1)
-  bytes = redis.call('DECRBY', KEYS[2], charge(popped[1]))
-end
-return 0
+export const DEDUP_LUA = `${DEDUP_ADD}
+return dedupAdd(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == 'seen')
 `;

@@ -59,7 +59,7 @@ const MAX_UNCERTAIN_PUTS = 10_000;
 const DEFAULT_DEDUP: DedupBounds = { ttlMs: 10 * 60_000, max: 100_000, maxBytes: 64 * 1024 * 1024 };
 
 const SCRIPTS = {
-  imStorePut: [5, PUT_LUA],
+  imStorePut: [8, PUT_LUA],
   imStoreList: [2, LIST_LUA],
   imStoreRemove: [4, REMOVE_LUA],
   imStoreSweep: [2, SWEEP_LUA],
@@ -144,7 +144,7 @@ export class RedisMessageStore implements MessageStore {
    * broke, the command timed out: Redis may have applied it), and for every later attempt of that message
    * until one gets an answer, so its sender is never told "refused" for a message Redis holds.
    */
-  async put(to: string, from: string, fp: string, frame: string): Promise<boolean> {
+  async put(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): Promise<boolean> {
     if (this.closed) throw new OfflineStoreError('unavailable', 'the offline store is closed');
     const member = lengthPrefixed(from) + fp;
     const id = lengthPrefixed(to) + member;
@@ -155,8 +155,10 @@ export class RedisMessageStore implements MessageStore {
       if (this.client.status !== 'ready') throw new Error(`Redis is not connected (${this.client.status})`);
       const sent = this.run('imStorePut')(
         this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}seq`, `${this.prefix}stat`,
+        ...this.windowKeys(remember ?? 'c2c'),
         member, frame, this.o.clock.now(), finite(this.o.maxRows), finite(this.o.maxBytes), this.o.maxPerReceiver, id,
         to, this.prefix, this.o.markHolder?.nodeId ?? '', this.o.markHolder?.dirtyTtlMs ?? 0,
+        ...(remember ? [this.o.dedup[remember].ttlMs, finite(this.o.dedup[remember].max), finite(this.o.dedup[remember].maxBytes)] : ['', 0, 0]),
       );
       r = (await sent.catch((err: unknown) => {
         // Redis's own error reply (it answered), or refused before it went out: nothing was written.
@@ -249,10 +251,14 @@ export class RedisMessageStore implements MessageStore {
     await closeOwned(this.client, this.owned);
   }
 
+  private windowKeys(window: DedupWindowName): [string, string, string] {
+    return [`${this.prefix}d:${window}`, `${this.prefix}db:${window}`, `${this.prefix}dn:${window}`];
+  }
+
   private dedup(window: DedupWindowName, sender: string, fp: string, mode: 'seen' | 'add' | 'check'): Promise<unknown> {
     const b = this.o.dedup[window];
     return this.run('imStoreDedup')(
-      `${this.prefix}d:${window}`, `${this.prefix}db:${window}`, `${this.prefix}dn:${window}`,
+      ...this.windowKeys(window),
       lengthPrefixed(sender) + fp, this.o.clock.now(), b.ttlMs, finite(b.max), finite(b.maxBytes), mode,
     );
   }

@@ -19,8 +19,12 @@ export interface MessageStore {
    * 'full'); otherwise the caller counts first, which concurrent puts (other nodes) can overshoot.
    */
   readonly checksBoxLimit?: boolean;
-  /** Stores `from`'s message `fp` for `to`; false when that (from, fp) is already stored for `to`. */
-  put(to: string, from: string, fp: string, frame: string): MaybePromise<boolean>;
+  /**
+   * Stores `from`'s message `fp` for `to`; false when that (from, fp) is already stored for `to`. With
+   * `remember`, a message stored (or stored already) is also recorded in that de-duplication window, as
+   * by {@link remember}, in the same step (one round trip for a remote store).
+   */
+  put(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): MaybePromise<boolean>;
   /** The unexpired messages for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
   list(to: string, afterSeq: number, limit: number): MaybePromise<StoredMessage[]>;
   /** Removes one message; true when it was there. */

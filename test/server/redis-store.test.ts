@@ -44,6 +44,25 @@ describe('RedisMessageStore', () => {
     expect(await store.count('dave')).toBe(2);
   });
 
+  it('records the (sender, fp) in the de-duplication window asked for with the put itself, stored or already stored, and in no window otherwise', async () => {
+    const { store, advance } = await open({ dedup: { c2c: { ttlMs: 1000, max: 10, maxBytes: 1e6 }, c2s: { ttlMs: 1000, max: 10, maxBytes: 1e6 } } });
+    expect(await store.put('bob', 'alice', 'f1', 'a', 'c2c')).toBe(true);
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(true);
+    expect(await store.seen('c2s', 'alice', 'f1')).toBe(false);
+    expect(await store.put('bob', 'alice', 'f2', 'b')).toBe(true);
+    expect(await store.seen('c2c', 'alice', 'f2')).toBe(false);
+    // A retransmission found stored is recorded too; the window's TTL applies as to remember().
+    expect(await store.put('bob', 'alice', 'f2', 'b', 'c2c')).toBe(false);
+    expect(await store.seen('c2c', 'alice', 'f2')).toBe(true);
+    advance(1000);
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(false);
+    // A refused put records nothing.
+    const full = await open({ maxRows: 1 });
+    await full.store.put('bob', 'alice', 'g1', 'x');
+    await refusal(full.store.put('bob', 'alice', 'g2', 'y', 'c2c'));
+    expect(await full.store.seen('c2c', 'alice', 'g2')).toBe(false);
+  });
+
   it('refuses a put past the global byte quota, counting UTF-8 bytes, and takes one again after a removal', async () => {
     const { store } = await open({ maxBytes: 10 });
     expect(await store.put('bob', 'alice', 'f1', 'éé✓')).toBe(true); // 7 bytes
