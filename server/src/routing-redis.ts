@@ -227,6 +227,11 @@ export class RedisRouting implements Routing {
    * failed: the stored copy is replayed at the receiver's next login or recheck.
    */
   async sendData(to: string, frame: Protocal, waiter?: QosWaiter): Promise<boolean> {
+    // A user with a session on this node is written to here, without asking Redis. Should another node
+    // hold them already (a login there whose kick has not arrived yet), the put marked that node, which
+    // replays the stored copy: this session gets the frame only until the kick closes it.
+    const here = this.ownLocal().sendData(to, frame, waiter);
+    if (isPromise(here) ? await here : here) return true;
     const qos = !!(frame.QoS && frame.fp);
     // Registered before the frame can reach the other node, whose report may come back at once.
     const id = qos && waiter ? this.expectOutcome(waiter) : 0;
@@ -252,6 +257,9 @@ export class RedisRouting implements Routing {
    * sender's next login here): a receipt is best effort, and the ACK that caused it must not fail.
    */
   async sendReceipt(sender: string, receiver: string, fp: string, atMs: number): Promise<boolean> {
+    // As sendData: a sender with a session on this node gets it here, without Redis.
+    const here = this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
+    if (isPromise(here) ? await here : here) return true;
     try {
       const r = await this.route(sender, { t: 'receipt', sender, receiver, fp, atMs });
       if (r?.local) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
