@@ -23,7 +23,7 @@ const flags = parseFlags(process.argv.slice(2), {
   nodes: 7,
   loaders: 7,
   sourceAddresses: 8,
-  concurrency: 150,
+  concurrency: 50,
   senseMode: 6,
   keepAlive: 60000,
   idleMeasure: 3000,
@@ -36,6 +36,8 @@ const flags = parseFlags(process.argv.slice(2), {
   out: '',
 });
 requireBuild();
+// Interrupted: exit through process.exit, so the private redis-server is killed too (its 'exit' hook).
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
 const perNode = flags.clients / flags.nodes;
 const perLoader = flags.clients / flags.loaders;
 if (perNode > 18000 || perLoader > 18000) {

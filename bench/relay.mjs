@@ -24,11 +24,14 @@ const flags = parseFlags(process.argv.slice(2), {
   targets: 'ours,raw',
   store: 'disk',
   nodeCpus: '1,1',
+  recheckMs: 0,
   pin: true,
   repeat: 1,
   out: '',
 });
 requireBuild();
+// Interrupted: exit through process.exit, so the private redis-server is killed too (its 'exit' hook).
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
 
 const loadScript = join(ROOT, 'bench/lib/relay-load.mjs');
 

@@ -31,7 +31,7 @@ export function loadCpus(target, pin) {
   return pin && !/^(nodes|workers)/.test(target) ? '0' : null;
 }
 
-/** Starts the servers of `target`; `o` holds { pin, store, nodeCpus }. */
+/** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default) }. */
 export async function startTarget(target, o) {
   if (target === 'ours' || target === 'raw') return singleServer(target, o);
   if (target === 'cluster1' || target === 'cluster2' || target === 'nodes1' || target === 'nodes2') return clusterNodes(target, o);
@@ -68,7 +68,8 @@ async function clusterNodes(target, o) {
   const urls = [];
   for (let i = 0; i < count; i++) {
     const nodeId = `node-${'AB'[i]}`;
-    const child = startChild(serverScript, ['ours', JSON.stringify({ cluster: { redisUrl: redis.url, keyPrefix }, nodeId })], { cpus: pinned ? nodeCpus[i] ?? '1' : null });
+    const cluster = { redisUrl: redis.url, keyPrefix, ...(o.recheckMs > 0 ? { recheckMs: o.recheckMs } : {}) };
+    const child = startChild(serverScript, ['ours', JSON.stringify({ cluster, nodeId })], { cpus: pinned ? nodeCpus[i] ?? '1' : null });
     const { port } = await child.waitFor((m) => m.type === 'ready');
     servers.push(child);
     urls.push(`ws://127.0.0.1:${port}/websocket`);
