@@ -10,7 +10,10 @@
 // Phase 2 (failover): --kill-clients log in over the first --kill-nodes nodes; one of them is SIGKILLed;
 // every client it held must come back online on the others: when each dropped and when it was back.
 // Prints tables and writes a JSON report; it never passes or fails. Nothing is pinned: every node, the
-// load processes and Redis share the box's cores.
+// load processes and Redis share the box's cores. The clients beat every --keep-alive ms but give the link
+// up only after --keep-alive-timeout, and the nodes expire a session after MODE_120S's 125 s: with tens of
+// processes on two cores a load process's timers run seconds late, and the tight MobileIMSDK margins
+// (MODE_60S: 60 s interval, 65 s expiry) then drop healthy links and start a reconnect spiral.
 //
 //   npm run bench:cluster-connections -- [--clients 100000] [--nodes 7] [--loaders 7] [--source-addresses 8]
 import { readFileSync } from 'node:fs';
@@ -24,8 +27,9 @@ const flags = parseFlags(process.argv.slice(2), {
   loaders: 7,
   sourceAddresses: 8,
   concurrency: 50,
-  senseMode: 6,
+  senseMode: 7,
   keepAlive: 60000,
+  keepAliveTimeout: 120000,
   idleMeasure: 3000,
   killClients: 10000,
   killNodes: 3,
@@ -80,7 +84,7 @@ async function logIn(count, prefix, urls, loaderCount) {
   const t0 = Date.now();
   const ramp = await Promise.all(
     loaders.map((l, i) =>
-      l.request({ cmd: 'setup', kind: 'ours', url: urls, ids: ids[i], concurrency: flags.concurrency, keepAliveMs: flags.keepAlive, minDelayMs: flags.minDelay, maxDelayMs: flags.maxDelay, sourceAddresses: flags.sourceAddresses }),
+      l.request({ cmd: 'setup', kind: 'ours', url: urls, ids: ids[i], concurrency: flags.concurrency, keepAliveMs: flags.keepAlive, keepAliveTimeoutMs: flags.keepAliveTimeout, minDelayMs: flags.minDelay, maxDelayMs: flags.maxDelay, sourceAddresses: flags.sourceAddresses }),
     ),
   );
   const rampMs = Date.now() - t0;
@@ -162,8 +166,9 @@ async function failover(redis) {
   const before = await stats(nodes);
   const victim = nodes[0];
   const held = before[0].online;
-  await victim.child.kill();
+  // Clients see their sockets close before this process hears of the exit: the clock starts at the signal.
   const killedAt = Date.now();
+  await victim.child.kill();
   let online = 0;
   while (Date.now() - killedAt < flags.killTimeout) {
     const counts = await Promise.all(loaders.map((l) => l.request({ cmd: 'online' })));
@@ -190,6 +195,8 @@ async function failover(redis) {
     clients: connected,
     nodes: flags.killNodes,
     heldByKilled: held,
+    connectionsOnKilled: before[0].connections,
+    perNodeBefore: before.map((x) => `${x.online} users/${x.connections} conns`).join(', '),
     dropped: dropped.length + notBack,
     back: dropped.length,
     notBack,
@@ -203,6 +210,7 @@ async function failover(redis) {
     maxAttempts: Math.max(0, ...attempts),
     waitedMs,
   };
+  console.log(`  before the kill: ${row.perNodeBefore}`);
   console.log(`  killed ${victim.id} holding ${held}; ${row.back}/${row.dropped} back, p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms; sessions on the other nodes ${row.perNodeAfter}`);
   await Promise.all(loaders.map((l) => l.stop(20000)));
   await Promise.all(nodes.slice(1).map((n) => n.child.stop(20000)));

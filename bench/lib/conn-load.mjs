@@ -33,7 +33,7 @@ async function sdkClient(url, userId, o, i) {
   const client = new IMClient({
     url,
     adapter: createBrowserAdapter({ WebSocket: socketClass(i, o), window: null, document: null }),
-    keepAlive: { intervalMs: o.keepAliveMs, timeoutMs: o.keepAliveMs + 3000 },
+    keepAlive: { intervalMs: o.keepAliveMs, timeoutMs: o.keepAliveTimeoutMs ?? o.keepAliveMs + 3000 },
     reconnect: { minDelayMs: o.minDelayMs, maxDelayMs: o.maxDelayMs },
     loginTimeoutMs: 20000,
   });

@@ -46,7 +46,10 @@ export async function startRedis({ cpus = null } = {}) {
     const child = cpus !== null ? spawn('taskset', ['-c', String(cpus), 'redis-server', ...args], { stdio: 'ignore' }) : spawn('redis-server', args, { stdio: 'ignore' });
     const exited = new Promise((r) => child.once('exit', r));
     // Never outlive the benchmark, even when it fails or is interrupted.
-    const reap = () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL');
+    const reap = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    };
     process.once('exit', reap);
     exited.then(() => process.off('exit', reap));
     if (await waitPing(port, exited, 10000)) {
