@@ -25,6 +25,7 @@ const flags = parseFlags(process.argv.slice(2), {
   store: 'disk',
   nodeCpus: '1,1',
   recheckMs: 0,
+  cpuProf: '',
   pin: true,
   repeat: 1,
   out: '',

@@ -31,7 +31,7 @@ export function loadCpus(target, pin) {
   return pin && !/^(nodes|workers)/.test(target) ? '0' : null;
 }
 
-/** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default) }. */
+/** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default), cpuProf (a directory or '') }. */
 export async function startTarget(target, o) {
   if (target === 'ours' || target === 'raw') return singleServer(target, o);
   if (target === 'cluster1' || target === 'cluster2' || target === 'nodes1' || target === 'nodes2') return clusterNodes(target, o);
@@ -41,7 +41,7 @@ export async function startTarget(target, o) {
 
 async function singleServer(target, o) {
   const dataDir = o.store === 'disk' && target === 'ours' ? mkdtempSync(join(tmpdir(), 'im-bench-')) : null;
-  const server = startChild(serverScript, [target, JSON.stringify({ dataDir })], { cpus: o.pin ? '1' : null });
+  const server = startChild(serverScript, [target, JSON.stringify({ dataDir })], { cpus: o.pin ? '1' : null, execArgv: profArgs(o, target) });
   const { port } = await server.waitFor((m) => m.type === 'ready');
   const url = `ws://127.0.0.1:${port}/websocket`;
   return {
@@ -69,7 +69,7 @@ async function clusterNodes(target, o) {
   for (let i = 0; i < count; i++) {
     const nodeId = `node-${'AB'[i]}`;
     const cluster = { redisUrl: redis.url, keyPrefix, ...(o.recheckMs > 0 ? { recheckMs: o.recheckMs } : {}) };
-    const child = startChild(serverScript, ['ours', JSON.stringify({ cluster, nodeId })], { cpus: pinned ? nodeCpus[i] ?? '1' : null });
+    const child = startChild(serverScript, ['ours', JSON.stringify({ cluster, nodeId })], { cpus: pinned ? nodeCpus[i] ?? '1' : null, execArgv: profArgs(o, nodeId) });
     const { port } = await child.waitFor((m) => m.type === 'ready');
     servers.push(child);
     urls.push(`ws://127.0.0.1:${port}/websocket`);
@@ -134,6 +134,11 @@ async function workers(n, o) {
       await redis.stop();
     },
   };
+}
+
+/** With `o.cpuProf` (a directory): V8 CPU profiling of a server process, written there when it exits. */
+function profArgs(o, name) {
+  return o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
 }
 
 /** Pids of the direct children of `pid`, from /proc/<each>/stat's ppid field. */
