@@ -1,8 +1,8 @@
 // Relay benchmark: N sender/receiver pairs of our SDK, QoS on, through the reference server, then the
 // same load through a minimal raw ws relay, in the same run; optionally through cluster layouts too
 // (two nodes on Redis with every message crossing nodes, `--workers`, ...: see lib/relay-targets.mjs).
-// Closed loop first (saturation), then open loop at fixed offered rates (by default fractions of our saturation rate, the same for both targets).
-// Server and load generators are separate processes; server CPU comes from the server's own
+// Closed loop first (saturation), then open loop at fixed offered rates (by default fractions of our
+// saturation rate, the same for every target). Server and load generators are separate processes; server CPU comes from the server's own
 // process.cpuUsage(). Prints a table and writes a JSON report; it never passes or fails.
 //
 //   npm run bench:relay -- [--pairs 50] [--loaders 2] [--duration 5000] [--rates 1000,2000] [--repeat 3] [--out file]
