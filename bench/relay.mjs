@@ -8,6 +8,9 @@
 //   npm run bench:relay -- [--pairs 50] [--loaders 2] [--duration 5000] [--rates 1000,2000] [--repeat 3] [--out file]
 //   npm run bench:cluster-relay     (= --targets ours,cluster2,raw)
 // With --repeat, each target runs that many times (alternating) and every figure is the median.
+// `--clients raw` drives our server with bare sockets sending MobileIMSDK frames (QoS and ACKs, no SDK),
+// the same clients the raw relay always gets (`npm run bench:frames`). `--profile DIR` runs each server
+// child under `node --cpu-prof` and leaves the profiles in DIR.
 import { join } from 'node:path';
 import { parseFlags, requireBuild, ROOT, startChild, summarize, table, writeReport } from './lib/common.mjs';
 import { loadCpus, startTarget } from './lib/relay-targets.mjs';
@@ -25,11 +28,13 @@ const flags = parseFlags(process.argv.slice(2), {
   store: 'disk',
   nodeCpus: '1,1',
   recheckMs: 0,
-  cpuProf: '',
   pin: true,
   repeat: 1,
+  clients: 'sdk',
+  profile: '',
   out: '',
 });
+if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clients is sdk or raw, not ${flags.clients}`);
 requireBuild();
 // Interrupted: exit through process.exit, so the private redis-server is killed too (its 'exit' hook).
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
@@ -53,7 +58,7 @@ async function benchTarget(target, ratesFor) {
   for (let i = 0; i < flags.pairs; i++) {
     share[i % flags.loaders].push({ a: `${target}-a${i}`, b: `${target}-b${i}`, aUrl: servers.url(i, 0), bUrl: servers.url(i, 1) });
   }
-  await Promise.all(loaders.map((l, i) => l.request({ cmd: 'setup', kind: target, pairs: share[i] })));
+  await Promise.all(loaders.map((l, i) => l.request({ cmd: 'setup', kind: target === 'raw' || flags.clients === 'raw' ? 'raw' : 'sdk', pairs: share[i] })));
 
   const steps = [];
   const plan = [{ name: 'saturation', rate: 0 }];
@@ -131,7 +136,7 @@ let rates = flags.rates.filter((r) => r > 0);
 const runs = Object.fromEntries(targets.map((t) => [t, []]));
 for (let round = 0; round < flags.repeat; round++) {
   for (const target of targets) {
-    console.log(`${target}: ${flags.pairs} pairs over ${flags.loaders} load processes${flags.repeat > 1 ? `, run ${round + 1} of ${flags.repeat}` : ''}`);
+    console.log(`${target}: ${flags.pairs} pairs (${target === 'raw' ? 'raw' : flags.clients} clients) over ${flags.loaders} load processes${flags.repeat > 1 ? `, run ${round + 1} of ${flags.repeat}` : ''}`);
     runs[target].push(
       await benchTarget(target, (saturated) => {
         if (rates.length === 0) rates = flags.fractions.map((f) => Math.max(100, Math.round((saturated * f) / 100) * 100));

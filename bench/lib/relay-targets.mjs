@@ -31,7 +31,7 @@ export function loadCpus(target, pin) {
   return pin && !/^(nodes|workers)/.test(target) ? '0' : null;
 }
 
-/** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default), cpuProf (a directory or '') }. */
+/** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default), profile (a directory or '') }. */
 export async function startTarget(target, o) {
   if (target === 'ours' || target === 'raw') return singleServer(target, o);
   if (target === 'cluster1' || target === 'cluster2' || target === 'nodes1' || target === 'nodes2') return clusterNodes(target, o);
@@ -136,9 +136,9 @@ async function workers(n, o) {
   };
 }
 
-/** With `o.cpuProf` (a directory): V8 CPU profiling of a server process, written there when it exits. */
+/** With `o.profile` (a directory): V8 CPU profiling of a server process, written there when it exits. */
 function profArgs(o, name) {
-  return o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
+  return o.profile ? ['--cpu-prof', '--cpu-prof-dir', o.profile, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
 }
 
 /** Pids of the direct children of `pid`, from /proc/<each>/stat's ppid field. */

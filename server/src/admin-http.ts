@@ -16,6 +16,8 @@ class HttpError extends Error {
 const DEADLINE_CHECK_MS = 1000;
 /** At most one "connection limit reached" warning per this period. */
 const DROP_LOG_EVERY_MS = 10000;
+/** Users `GET /api/online` lists at most (a cluster may hold millions); `/metrics` has the count. */
+export const MAX_ONLINE_LISTED = 10000;
 
 /**
  * The admin API, on its own port and by default on 127.0.0.1 only, behind `Authorization: Bearer <adminToken>`:
@@ -23,7 +25,7 @@ const DROP_LOG_EVERY_MS = 10000;
  *   GET  /ready            (no token)  200 once the store is writable and the server is not draining, else 503
  *   GET  /metrics          Prometheus text format (no token when bound to loopback or `metricsPublic`)
  *   GET  /api/metrics      the counters as JSON
- *   GET  /api/online       {users}
+ *   GET  /api/online       {users} (at most MAX_ONLINE_LISTED, then also truncated: true)
  *   POST /api/send         {to, content, qos?, typeu?, fp?}  S2C push; answers once delivered, stored or dropped
  *   POST /api/kick         {userId, code?, reason?}
  * Every connection is bounded in time (headers, whole request, keep-alive idle) and in count, so the admin
@@ -83,8 +85,12 @@ async function handle(server: IMServer, opts: ResolvedAdminHttp, req: IncomingMe
   switch (route) {
     case 'GET /api/metrics':
       return reply(res, 200, server.metrics());
-    case 'GET /api/online':
-      return reply(res, 200, { users: await server.allOnlineUsers() });
+    case 'GET /api/online': {
+      // One more than shown tells whether the list was cut.
+      const users = await clusterCall(() => server.allOnlineUsers(MAX_ONLINE_LISTED + 1));
+      if (users.length <= MAX_ONLINE_LISTED) return reply(res, 200, { users });
+      return reply(res, 200, { users: users.slice(0, MAX_ONLINE_LISTED), truncated: true });
+    }
     case 'POST /api/send': {
       const body = await readJson(req, opts.maxBodyBytes);
       const to = body.to;
@@ -106,7 +112,9 @@ async function handle(server: IMServer, opts: ResolvedAdminHttp, req: IncomingMe
         throw new HttpError(400, 'body must be {"userId": string, "code"?: integer, "reason"?: string}');
       }
       const code = typeof body.code === 'number' ? body.code : 2;
-      const kicked = await server.kick(body.userId, code, typeof body.reason === 'string' ? body.reason : undefined);
+      const userId = body.userId;
+      const reason = typeof body.reason === 'string' ? body.reason : undefined;
+      const kicked = await clusterCall(() => server.kick(userId, code, reason));
       return reply(res, kicked ? 200 : 404, { kicked });
     }
     default: {
@@ -117,6 +125,19 @@ async function handle(server: IMServer, opts: ResolvedAdminHttp, req: IncomingMe
       }
       throw new HttpError(404, `no route ${route}`);
     }
+  }
+}
+
+/**
+ * Runs a call that may need the cluster's shared state: a failure other than the caller's own mistake
+ * (TypeError, RangeError) is Redis unreachable or stalled, answered 503 rather than 500.
+ */
+async function clusterCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError || err instanceof HttpError) throw err;
+    throw new HttpError(503, `the cluster state cannot be reached now; retry later (${(err as Error).message})`);
   }
 }
 

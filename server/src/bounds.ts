@@ -37,7 +37,31 @@ export function tupleKey(...parts: Array<string | null | undefined>): string {
   return key + (parts[parts.length - 1] ?? '');
 }
 
+/**
+ * The last frame encoded and its text. A relayed message is sized, stored, written and tracked for
+ * retransmission, mostly back to back: with this it is encoded twice instead of five times, for the cost
+ * of one comparison (a WeakMap of every frame cost more than the encodings it saved). Frames are not
+ * changed once built; after `beforeC2S`/`beforeC2C` (which may rewrite a frame in place)
+ * {@link forgetEncoding} drops what was kept.
+ */
+let lastFrame: Protocal | null = null;
+let lastText = '';
+
+/** A frame's text, reusing the last encoding when it is of this very frame. */
+export function encoded(p: Protocal): string {
+  if (p !== lastFrame) {
+    lastText = encodeFrame(p);
+    lastFrame = p;
+  }
+  return lastText;
+}
+
+/** Drops the kept encoding: an application hook was handed the frame and may have changed it. */
+export function forgetEncoding(p: Protocal): void {
+  if (p === lastFrame) lastFrame = null;
+}
+
 /** The encoded size of a frame in bytes. */
 export function frameBytes(p: Protocal): number {
-  return Buffer.byteLength(encodeFrame(p), 'utf8');
+  return Buffer.byteLength(encoded(p), 'utf8');
 }

@@ -4,6 +4,7 @@ import { SenseMode } from '../../src/sense-mode';
 import { createAuthenticator, type AuthOptions } from './auth';
 import type { LogFormat, LogLevel } from './logger';
 import type { ClusterOptions, ServerOptions } from './options';
+import { parseWorkers } from './workers';
 
 /** One CLI flag with its environment variable. */
 interface Flag {
@@ -53,6 +54,7 @@ const FLAGS: Flag[] = [
   { flag: '--redis-url', env: 'IM_REDIS_URL', kind: 'string', help: 'cluster mode: share users, messages and presence with the other nodes on this Redis (redis://host:port)' },
   { flag: '--redis-prefix', env: 'IM_REDIS_PREFIX', kind: 'string', help: 'prefix of every Redis key and channel, one per cluster (default im:)' },
   { flag: '--redis-durability', env: 'IM_REDIS_DURABILITY', kind: 'string', help: '"everysec" (AOF on, default) or "always" (Redis must run appendfsync always; checked at start)' },
+  { flag: '--workers', env: 'IM_WORKERS', kind: 'string', help: 'processes sharing the ports, each a cluster node (default 1; "auto" = one per core; above 1 needs --redis-url)' },
   { flag: '--drain-ms', env: 'IM_DRAIN_MS', kind: 'int', help: 'on SIGTERM/SIGINT, time clients get to leave before exit (default 5000; a second signal exits at once)' },
   { flag: '--tls-cert', env: 'IM_TLS_CERT', kind: 'string', help: 'PEM certificate file: the WebSocket gateway serves wss://, TCP runs TLS (reloaded on SIGHUP and change)' },
   { flag: '--tls-key', env: 'IM_TLS_KEY', kind: 'string', help: 'PEM private key file of --tls-cert' },
@@ -85,6 +87,8 @@ export interface CliConfig {
   logLevel: LogLevel;
   logFormat: LogFormat;
   nodeId: string | undefined;
+  /** `--workers`: processes to run (1 = this process serves, no cluster module). */
+  workers: number;
   drainMs: number;
   adminTokenGenerated: boolean;
   help: boolean;
@@ -156,12 +160,22 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   if (logFormat !== 'json' && logFormat !== 'pretty') throw new Error('--log-format must be "json" or "pretty"');
   const nodeId = values.get('--node-id');
   const cluster = clusterOf(values);
+  const workersValue = values.get('--workers');
+  const workers = workersValue === undefined ? 1 : parseWorkers(workersValue);
+  if (workers > 1 && cluster === undefined) {
+    throw new Error(
+      `--workers ${workersValue}${workersValue === 'auto' ? ` (${workers} cores)` : ''} needs --redis-url (or IM_REDIS_URL): each worker is its own process with its own sessions, ` +
+        'and workers share who is online, where to route and what is stored only through Redis; without it a user on one worker could not reach a user on another. ' +
+        'Pass --redis-url redis://host:port, or run one process (--workers 1)',
+    );
+  }
   return {
     help,
     version,
     logLevel,
     logFormat,
     nodeId,
+    workers,
     drainMs: int('--drain-ms', 0, 3600000) ?? 5000,
     adminTokenGenerated,
     options: {

@@ -2,16 +2,14 @@
 // server never loads ioredis or any Redis code.
 
 import type { Redis } from 'ioredis';
-import { KickoutCode } from '../../src/protocol';
 import type { ServerSeams } from './context';
 import type { ServerCore } from './core';
 import { storedExpired } from './deliver';
 import { redactUrl, type ResolvedClusterOptions, type ResolvedOptions } from './options';
+import { createSessionChecker, resumeReplays, retryPausedReplays, type SessionChecker } from './cluster-sessions';
 import { RedisPresence } from './presence-redis';
-import { createRedisClient, whenReady } from './redis-client';
-import { resumeReplay } from './replay';
-import { RedisRouting } from './routing-redis';
-import type { Session } from './session';
+import { createRedisClient, watchStall, whenReady } from './redis-client';
+import { DEFAULT_DIRTY_TTL_MS, RedisRouting } from './routing-redis';
 import { RedisMessageStore } from './store-redis';
 
 /** What `/health` and `/ready` show of a cluster node. */
@@ -29,8 +27,8 @@ export interface ClusterNode {
   attach(core: ServerCore): void;
   /** Whether this node can store, route and hear the other nodes now. */
   health(): ClusterHealth;
-  /** Every user online on any live node. */
-  onlineUsers(): Promise<string[]>;
+  /** Users online on any live node, at most `limit`. */
+  onlineUsers(limit?: number): Promise<string[]>;
   /** Number of users online on any live node. */
   onlineCount(): Promise<number>;
   /** Messages stored for the whole cluster. */
@@ -44,13 +42,16 @@ export interface ClusterNode {
  * routing, plus the routing's subscriber. Fails (nothing left open) when Redis does not answer within
  * `connectTimeoutMs`, or its persistence does not match `durability`.
  *
- * What the node does on its own, besides the seams' timers:
+ * What the node does on its own, besides the seams' timers (cluster-sessions.ts):
  * - a recheck (users other nodes marked for this node) carries on each such user's replay;
  * - when the presence finds this node's registration lapsed, or the subscriber reconnected (kicks
  *   published meanwhile are gone), every local session is checked against the presence: one that
- *   another login superseded is kicked (code 1), one whose entry vanished is claimed again;
+ *   another login superseded is kicked (code 1), one whose entry vanished is claimed again, and each
+ *   one kept carries on its replay; a slice of the sessions is checked so every 5 s (each within 60 s);
  * - when the command connection is back after an outage, every local user's replay is carried on, for
- *   a message stored just before a failed notification.
+ *   a message stored just before a failed notification; a replay a failed read stalled is carried on
+ *   every `recheckMs`;
+ * - Redis is PINGed every 500 ms: a node whose Redis is stalled is not ready.
  */
 export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptions): Promise<ClusterNode> {
   const logger = opts.logger;
@@ -60,11 +61,11 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
   let presence: RedisPresence | null = null;
   let store: RedisMessageStore | null = null;
   let routing: RedisRouting | null = null;
-  const reconcile = serialised(() => (core ? reconcileSessions(core, presence as RedisPresence) : Promise.resolve()), logger);
+  let checker: SessionChecker | null = null;
   try {
     await whenReady(client, c.connectTimeoutMs, `cluster ${nodeId} (${redactUrl(c.redisUrl)})`);
     const common = { redis: client, keyPrefix: c.keyPrefix, connectTimeoutMs: c.connectTimeoutMs, logger };
-    presence = await RedisPresence.open({ ...common, nodeId, ttlMs: c.presenceTtlMs, onLapse: () => reconcile() });
+    presence = await RedisPresence.open({ ...common, nodeId, ttlMs: c.presenceTtlMs, onLapse: () => checker?.all() });
     store = await RedisMessageStore.open({
       ...common,
       maxRows: opts.maxStoredMessages,
@@ -74,15 +75,20 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       dedup: { c2s: opts.dedup, c2c: opts.c2cDedup },
       durability: c.durability,
       onExpired: (messages) => core && storedExpired(core.ctx, messages),
+      // A message for a user on another node is marked for that node's recheck with the put itself:
+      // its delivery never depends on the notification published after it.
+      markHolder: { nodeId, dirtyTtlMs: DEFAULT_DIRTY_TTL_MS },
     });
     routing = await RedisRouting.open({
       ...common,
       nodeId,
       presence,
       recheckMs: c.recheckMs,
+      // A subscriber that hears nothing is found within two checks: 10 s at the default recheckMs.
+      subscriberCheckMs: Math.max(1000, c.recheckMs * 5),
       outcomeTimeoutMs: opts.qos.resendAfterMs * (opts.qos.maxRetries + 1) + opts.qos.checkIntervalMs * 2 + 5000,
       onRecheck: (users) => core && resumeReplays(core, users.map((u) => core?.sessions.current(u))),
-      onResubscribed: () => reconcile(),
+      onResubscribed: () => checker?.all(),
     });
   } catch (err) {
     await Promise.allSettled([routing?.close(), store?.close(), presence?.close()]);
@@ -90,7 +96,12 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
     throw err;
   }
   const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local) };
+  checker = createSessionChecker(() => core, presence, logger);
   afterOutage(client, () => core && resumeReplays(core, core.allSessions()));
+  const latency = watchLatency(client, () => void (presence as RedisPresence).retryReleases());
+  const healthy = (): boolean => client.status === 'ready' && latency.slow() === null;
+  const stopRetrying = retryPausedReplays(healthy, c.recheckMs, () => core);
+  const stopAudit = checker.startAudit(healthy);
   logger.info('cluster node started', { redis: redactUrl(c.redisUrl), keyPrefix: c.keyPrefix, durability: c.durability });
   const p = presence;
   const st = store;
@@ -101,70 +112,83 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       core = k;
     },
     health() {
-      const s = st.health();
+      const slow = latency.slow();
+      const s = slow ?? st.health();
       const rt = r.health();
       return { ok: s.ok && rt.ok, store: s, routing: rt };
     },
-    onlineUsers: () => p.list(),
+    onlineUsers: (limit) => p.list(limit),
     onlineCount: () => p.count(),
     storedTotal: () => st.total(),
     async close() {
       core = null;
+      stopRetrying();
+      stopAudit();
+      latency.stop();
       await Promise.allSettled([r.close(), st.close(), p.close()]);
       client.disconnect();
     },
   };
 }
 
-/** Carries on the replay of each logged-in session given (a recheck, or Redis back after an outage). */
-function resumeReplays(core: ServerCore, sessions: Array<Session | undefined>): void {
-  for (const s of sessions) {
-    if (s?.userId && !s.closed) void resumeReplay(core.ctx, s);
-  }
-}
+/** How often a node PINGs Redis to tell a connected but stalled Redis from a healthy one. */
+export const REDIS_PROBE_MS = 500;
+/** A PING unanswered this long (or failed) makes the node not ready: its senders would wait up to the command timeout. */
+export const REDIS_SLOW_MS = 1000;
 
 /**
- * Checks each local logged-in session against the presence, one at a time: kept when the presence
- * names it, claimed again when the user's entry is gone (this node's registration had lapsed), kicked
- * with code 1 when another login holds the user now.
+ * Probes the command connection every {@link REDIS_PROBE_MS}: `slow()` is a store health saying why
+ * while a PING is unanswered past {@link REDIS_SLOW_MS} or the last one failed, else null, and the
+ * connection is marked stalled meanwhile (its scripts fail at once). A connection's status alone says
+ * 'ready' while Redis is paused, busy in a script or swapping.
  */
-async function reconcileSessions(core: ServerCore, presence: RedisPresence): Promise<void> {
-  const nodeId = core.opts.nodeId;
-  for (const s of core.allSessions()) {
-    const uid = s.userId;
-    if (!uid || s.closed || core.sessions.current(uid) !== s) continue;
-    const at = await presence.locate(uid);
-    if (at && at.node === nodeId && at.session === s.id) continue;
-    if (at) {
-      core.opts.logger.info('session superseded while this node was not told; kicked', { user: uid, session: s.id, holder: at.node });
-      core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
-      continue;
-    }
-    const verdict = await presence.claim(uid, { node: nodeId, session: s.id, firstLoginTime: s.firstLoginTime }, s.firstLoginTime);
-    if (verdict.kind === 'reject') core.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
-    else if (verdict.kind === 'replace') await core.routing.endSession(verdict.old, uid, verdict.kick ? KickoutCode.DUPLICATE_LOGIN : null);
-  }
-}
-
-/** `run` never twice at once: a call while it runs makes it run once more afterwards. Failures are logged. */
-function serialised(run: () => Promise<void>, logger: ResolvedOptions['logger']): () => void {
-  let running = false;
-  let again = false;
-  const go = (): void => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    again = false;
-    run()
-      .catch((err: unknown) => logger.error('cluster: checking the local sessions against the presence failed; it runs again at the next lapse or reconnect', err))
-      .finally(() => {
-        running = false;
-        if (again) go();
-      });
+function watchLatency(client: Redis, recovered: () => void): { slow(): { ok: false; reason: string } | null; stop(): void } {
+  let sentMs = 0;
+  let failed = false;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const slow = (): { ok: false; reason: string } | null => {
+    if (failed) return { ok: false, reason: 'Redis did not answer the last PING in time' };
+    if (sentMs !== 0 && Date.now() - sentMs > REDIS_SLOW_MS) return { ok: false, reason: `Redis has not answered a PING for ${Date.now() - sentMs} ms` };
+    return null;
   };
-  return go;
+  // While stalled, the seams' scripts fail at once (redis-client.ts watchStall) rather than each wait 2 s.
+  watchStall(client, () => slow()?.reason ?? null);
+  const ping = (): void => {
+    if (sentMs !== 0 || client.status !== 'ready') return;
+    const at = (sentMs = Date.now());
+    client.ping().then(
+      () => settled(true, at),
+      () => settled(false, at),
+    );
+  };
+  const settled = (ok: boolean, at: number): void => {
+    const wasSlow = slow() !== null;
+    sentMs = 0;
+    failed = !ok;
+    // Releases refused while stalled were not even sent: they go now rather than at the next refresh.
+    if (ok && wasSlow) recovered();
+    // A PING that timed out (not one refused at once): the next waits in line at once, so the end of
+    // the stall is seen when it ends, not at the next probe.
+    if (!ok && Date.now() - at >= REDIS_SLOW_MS) ping();
+  };
+  const probe = (): void => {
+    ping();
+    timer = setTimeout(probe, REDIS_PROBE_MS);
+    timer.unref();
+  };
+  // A reconnect means Redis answered its ready check: not stalled, before any other 'ready' listener runs.
+  client.prependListener('ready', () => {
+    if (sentMs === 0) settled(true, Date.now());
+  });
+  probe();
+  return {
+    slow,
+    stop() {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      watchStall(client, null);
+    },
+  };
 }
 
 /** Calls `fn` each time the connection is ready again after it was lost. */

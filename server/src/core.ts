@@ -6,10 +6,12 @@ import { MAX_KICK_REASON_LENGTH } from './bounds';
 import type { ServerContext, ServerSeams } from './context';
 import { resendFrame } from './deliver';
 import { ServerErrorCode } from './errors';
+import { enqueue, type Work, type WorkRunner } from './frame-queue';
 import { hookRunner, runHook } from './hooks';
+import { IdleList } from './idle-list';
 import { LocalSessions } from './local-sessions';
-import type { MaybePromise } from './maybe-promise';
 import { handleLogin } from './login';
+import type { MaybePromise } from './maybe-promise';
 import { Metrics } from './metrics';
 import type { OfflineStore } from './offline-store';
 import type { ResolvedOptions } from './options';
@@ -80,6 +82,9 @@ export class ServerCore {
   /** Set by a graceful shutdown: every new connection is sent error 336 and closed at once. */
   draining = false;
   private readonly localRouting: LocalRouting;
+  /** Idle expiry of WebSocket and TCP sessions, and of UDP sessions (one timer each); made at first use. */
+  private idleStream: IdleList<Session> | null = null;
+  private idleUdp: IdleList<Session> | null = null;
 
   /** `offline` holds the messages unless `seams.store` replaces the whole store (then it may be null); see {@link ServerSeams}. */
   constructor(readonly opts: ResolvedOptions, offline: OfflineStore | null, seams: Partial<ServerSeams> = {}) {
@@ -151,7 +156,7 @@ export class ServerCore {
       this.io.fail(s, refusal.code, refusal.message);
       return;
     }
-    s.lastActivityMs = Date.now();
+    s.idle?.touch(s, Date.now());
     this.metrics.messagesIn++;
     if ((p.type === MsgType.DATA || p.type === MsgType.ACK) && !admitFrame(this.ctx, s, p)) return;
     if (s.queued >= MAX_QUEUED_FRAMES) {
@@ -165,18 +170,7 @@ export class ServerCore {
       this.io.fail(s, ServerErrorCode.INPUT_BACKLOG, `too many bytes of frames waiting to be handled (limit ${this.opts.maxQueuedBytes})`);
       return;
     }
-    s.queued++;
-    s.queuedChars += text.length;
-    s.chain = s.chain
-      .then(() => (s.closed ? undefined : this.dispatch(s, p)))
-      .catch((err: unknown) => {
-        this.opts.logger.error(`session ${s.id}: handling a type-${p.type} frame failed`, err);
-        this.io.fail(s, ServerErrorCode.SERVER_ERROR, 'internal server error');
-      })
-      .finally(() => {
-        s.queued--;
-        s.queuedChars -= text.length;
-      });
+    enqueue(s, p, text.length, this.runner);
   }
 
   /** Handles one frame's bytes: invalid UTF-8 is refused with error 310, anything else goes to {@link receive}. */
@@ -233,6 +227,11 @@ export class ServerCore {
     return replayStored(this.ctx, s);
   }
 
+  /** Runs `task` on the session's queue, after every frame received before it (the UDP gateway's replay). */
+  schedule(s: Session, task: () => MaybePromise<void>): void {
+    enqueue(s, task, 0, this.runner);
+  }
+
   /** Every connection still open, for shutdown. */
   allSessions(): Session[] {
     return this.sessions.all();
@@ -243,7 +242,21 @@ export class ServerCore {
     runHook(this.opts.logger, name, fn);
   }
 
-  private async dispatch(s: Session, p: Protocal): Promise<void> {
+  /** Runs each session's queued frames and tasks (see frame-queue.ts). */
+  private readonly runner: WorkRunner = {
+    run: (s: Session, work: Work) => (typeof work === 'function' ? work() : this.dispatch(s, work)),
+    failed: (s: Session, work: Work, err: unknown) => {
+      if (typeof work === 'function') {
+        this.opts.logger.error(`session ${s.id}: a queued task failed`, err);
+        return;
+      }
+      this.opts.logger.error(`session ${s.id}: handling a type-${work.type} frame failed`, err);
+      this.io.fail(s, ServerErrorCode.SERVER_ERROR, 'internal server error');
+    },
+  };
+
+  /** Hands a frame to its handler; a promise only while the handler still waits for something (a hook, a store). */
+  private dispatch(s: Session, p: Protocal): MaybePromise<void> {
     switch (p.type) {
       case MsgType.LOGIN:
         return handleLogin(this.ctx, s, p);
@@ -278,19 +291,18 @@ export class ServerCore {
     }
   }
 
-  /** Idle expiry judged against the last activity, so a busy connection costs no timer churn. */
+  /** Puts a new session in its transport's idle list: closed once idle for the mode's expiry. */
   private armIdle(s: Session): void {
-    const expiry = s.transport === 'udp' ? this.opts.udpExpiryMs : this.opts.expiryMs;
-    const tick = (): void => {
-      const idle = Date.now() - s.lastActivityMs;
-      if (idle >= expiry) {
-        s.idleTimer = null;
-        this.opts.logger.debug(`session ${s.id}: idle for ${idle} ms, closing`);
-        this.io.closeSession(s);
-        return;
-      }
-      s.idleTimer = setTimeout(tick, expiry - idle);
-    };
-    s.idleTimer = setTimeout(tick, expiry);
+    const list = s.transport === 'udp' ? (this.idleUdp ??= this.idleList(this.opts.udpExpiryMs)) : (this.idleStream ??= this.idleList(this.opts.expiryMs));
+    s.idle = list;
+    list.add(s);
+  }
+
+  private idleList(expiryMs: number): IdleList<Session> {
+    return new IdleList<Session>(expiryMs, (s, idleMs) => {
+      s.idle = null;
+      this.opts.logger.debug(`session ${s.id}: idle for ${idleMs} ms, closing`);
+      this.io.closeSession(s);
+    });
   }
 }

@@ -1,4 +1,5 @@
-import { decodeFrame, encodeFrame, SERVER_ID, type Protocal } from '../../src/protocol';
+import { decodeFrame, SERVER_ID, type Protocal } from '../../src/protocol';
+import { encoded } from './bounds';
 import type { ServerContext } from './context';
 import { ServerErrorCode } from './errors';
 import { settleWithin } from './hooks';
@@ -10,10 +11,11 @@ import { OfflineStoreError } from './store-error';
 /**
  * How handing a message to its receiver went: `full` is the receiver's box, `quota` the whole store's
  * limit, `unavailable` a store that cannot write durably now (nothing was stored, nothing may be ACKed),
- * `busy` a receiver online while the QoS table, or that receiver's share of it, is at its bound (neither
- * written nor stored).
+ * `uncertain` a store that failed after the write went out (it may hold the message: neither ACK nor
+ * refuse it, a retry with the same fp settles it), `busy` a receiver online while the QoS table, or that
+ * receiver's share of it, is at its bound (neither written nor stored).
  */
-export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable' | 'busy';
+export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable' | 'uncertain' | 'busy';
 
 /**
  * Hands a message to user `msg.to`. QoS messages are stored durably first (unless an `onOffline` hook
@@ -52,9 +54,12 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
   }
   let inserted: boolean;
   try {
-    if (!ctx.store.checksBoxLimit && (await ctx.store.count(to)) >= ctx.opts.maxOfflinePerUser) return 'full';
+    if (!ctx.store.checksBoxLimit) {
+      const count = ctx.store.count(to);
+      if ((isPromise(count) ? await count : count) >= ctx.opts.maxOfflinePerUser) return 'full';
+    }
     const putStartMs = performance.now();
-    inserted = await ctx.store.put(to, from, msg.fp, encodeFrame(msg));
+    inserted = await ctx.store.put(to, from, msg.fp, encoded(msg));
     ctx.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
   } catch (err) {
     return storeRefused(ctx, to, msg.fp, err);
@@ -89,8 +94,15 @@ export function storedExpired(ctx: ServerContext, messages: ExpiredMessage[]): v
   if (frames.length > 0) ctx.safely('onLost', () => ctx.opts.hooks.onLost?.(frames));
 }
 
-/** A put the store refused: the global quota, the receiver's box, or (for any other failure) unavailable; logged either way. */
-function storeRefused(ctx: ServerContext, to: string, fp: string, err: unknown): 'quota' | 'full' | 'unavailable' {
+/**
+ * A put the store refused: the global quota, the receiver's box, uncertain (the store may have written
+ * it), or (for any other failure) unavailable; logged either way.
+ */
+function storeRefused(ctx: ServerContext, to: string, fp: string, err: unknown): 'quota' | 'full' | 'unavailable' | 'uncertain' {
+  if (err instanceof OfflineStoreError && err.mayHaveWritten) {
+    ctx.opts.logger.debug(`message ${fp} to "${to}" neither ACKed nor refused: ${err.message}`);
+    return 'uncertain';
+  }
   if (err instanceof OfflineStoreError && (err.reason === 'quota' || err.reason === 'full')) {
     ctx.opts.logger.debug(`message ${fp} to "${to}" refused: ${err.message}`);
     return err.reason;

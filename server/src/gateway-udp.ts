@@ -86,7 +86,7 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
     if (!p.withheld || !s.userId || core.sessions.current(s.userId) !== s) return;
     p.withheld = false;
     // It stayed stored; queued behind the proving frame, so an ACK settles its message before the replay.
-    s.chain = s.chain.then(() => (s.closed ? undefined : core.replay(s))).catch((err: unknown) => core.opts.logger.error(`udp ${key}: replay failed`, err));
+    core.schedule(s, () => core.replay(s).catch((err: unknown) => core.opts.logger.error(`udp ${key}: replay failed`, err)));
   };
 
   const write = (key: string, rinfo: RemoteInfo, p: Peer, text: string): boolean => {

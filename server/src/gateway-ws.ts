@@ -2,11 +2,12 @@ import { createServer as createHttpServer, type IncomingMessage, type RequestLis
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, WebSocket } from 'ws';
+import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { NO_SLOT, plainAddress, refusalLogger, type AddressSlot } from './address-cap';
 import type { ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
+import type { Link, Session } from './session';
 import { listen, closeHttp } from './gateway';
 import { guardTlsListener, loadTlsMaterial } from './tls';
 
@@ -16,21 +17,17 @@ const CLOSE_TOO_BIG = 1009;
 /**
  * ws closes a connection whose frame is over `maxPayload` with 1009 by itself, before any event reaches
  * us. This subclass (ws's `WebSocket` option) hears that close first, while the socket is still open,
- * so the client gets error 311 naming the limit before the Close frame.
+ * so the client gets error 311 naming the limit before the Close frame. It also carries its
+ * {@link WsLink}, which the shared listeners below reach through `this`.
  */
 class LimitedWebSocket extends WebSocket {
-  onTooBig: (() => void) | null = null;
+  link: WsLink | null = null;
 
   override close(code?: number, data?: string | Buffer): void {
-    if (code === CLOSE_TOO_BIG && this.readyState === WebSocket.OPEN && this.onTooBig) {
-      const notify = this.onTooBig;
-      this.onTooBig = null;
-      notify();
-    }
+    if (code === CLOSE_TOO_BIG && this.readyState === WebSocket.OPEN) this.link?.tooBig();
     super.close(code, data);
   }
 }
-
 
 /**
  * WebSocket gateway: one text frame = one frame, only at the exact path. Unlike Netty, a
@@ -47,7 +44,7 @@ export async function startWsGateway(
     noServer: true,
     maxPayload: opts.maxPayloadBytes,
     perMessageDeflate: false,
-    clientTracking: true,
+    clientTracking: false,
     WebSocket: LimitedWebSocket,
   });
   const onRequest: RequestListener = (_req, res) => {
@@ -73,7 +70,12 @@ export async function startWsGateway(
   const settle = (socket: Duplex): void => {
     clearTimeout(deadlines.get(socket));
     deadlines.delete(socket);
+    socket.removeListener('close', settleOnClose);
   };
+  // One listener function for every socket (`this` is the socket), so a connection holds no closure for it.
+  function settleOnClose(this: Duplex): void {
+    settle(this);
+  }
   http.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
     deadlines.set(
       socket,
@@ -83,13 +85,16 @@ export async function startWsGateway(
         socket.destroy();
       }, opts.handshakeTimeoutMs),
     );
-    socket.once('close', () => settle(socket));
+    socket.on('close', settleOnClose);
   });
   const trusted = new Set((opts.trustedProxies ?? []).map(plainAddress));
+  /** The open connections (ws's own client tracking would hold a closure per connection). */
+  const links = new Set<WsLink>();
+  const shared: WsShared = { core, maxPayloadBytes: opts.maxPayloadBytes, links };
   const cap = core.unauthenticated;
   const refused = refusalLogger((m) => core.opts.logger.warn(m), 'ws gateway', cap.max);
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     if (req.url !== opts.path) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -104,10 +109,14 @@ export async function startWsGateway(
       socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    socket.once('close', () => slot.release());
+    const releaseSlot = (): void => slot.release();
+    socket.once('close', releaseSlot);
     wss.handleUpgrade(req, socket, head, (ws) => {
       settle(socket);
-      attach(core, ws as LimitedWebSocket, peer.text, opts.maxPayloadBytes, slot);
+      // From here on ws handles the socket's errors, and the link releases the slot (at login or close).
+      socket.removeListener('error', destroySocket);
+      socket.removeListener('close', releaseSlot);
+      links.add(new WsLink(shared, ws as LimitedWebSocket, socket, peer.text, slot));
     });
   });
   http.on('clientError', (_err, socket) => socket.destroy());
@@ -127,7 +136,7 @@ export async function startWsGateway(
       guard?.close();
       for (const t of deadlines.values()) clearTimeout(t);
       deadlines.clear();
-      for (const ws of wss.clients) ws.terminate();
+      for (const link of links) link.ws.terminate();
       wss.close();
       await closeHttp(http);
     },
@@ -156,43 +165,127 @@ function remoteOf(req: IncomingMessage, trusted: ReadonlySet<string>): { ip: str
   return { ip, text: `${ip} via ${direct.text}` };
 }
 
-function attach(core: ServerCore, ws: LimitedWebSocket, remote: string, maxPayloadBytes: number, slot: AddressSlot): void {
-  const limit = core.opts.maxBufferedBytes;
-  const session = core.open({
-    transport: 'ws',
-    remote,
-    write(text) {
-      if (ws.readyState !== WebSocket.OPEN) return false;
-      if (ws.bufferedAmount > limit) {
-        core.opts.logger.warn(`ws ${remote}: slow consumer (${ws.bufferedAmount} bytes queued), dropping`);
-        ws.terminate();
-        return false;
-      }
-      ws.send(text);
-      return true;
-    },
-    close(code) {
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code ?? 1000, code === 1001 ? 'Going Away' : 'Bye');
-    },
-    loggedIn: () => slot.release(),
-  });
-  ws.onTooBig = () => {
-    core.metrics.badInput++;
-    core.opts.logger.debug(`ws ${remote}: a frame over the ${maxPayloadBytes}-byte limit, closing with 1009`);
-    core.io.sendError(session, ServerErrorCode.FRAME_TOO_LARGE, `a frame over the ${maxPayloadBytes}-byte limit; closing`, { limit: maxPayloadBytes });
-    // The user goes offline now, not when the client answers the Close frame (ws waits up to 30 s).
-    core.closed(session);
-  };
-  ws.on('message', (data, isBinary) => {
-    if (isBinary) {
-      core.io.rejectInput(session, ServerErrorCode.BINARY_FRAME, 'binary frames are not supported: send each frame as text');
-      return;
+/** Sockets corked since the current turn of the event loop began; uncorked together when it ends. */
+const corked = new Set<Duplex>();
+
+function uncorkAll(): void {
+  for (const socket of corked) socket.uncork();
+  corked.clear();
+}
+
+/**
+ * Holds a socket's writes until the current turn's microtasks are done (a process.nextTick queued from
+ * a microtask runs after the last of them). Every frame one turn writes to a socket (one store commit
+ * settling several senders' messages to one receiver, a kick and its close) then leaves in one writev
+ * instead of one system call per frame; no frame waits for a later turn. One connection's own frames
+ * are handled one store commit apart (frame-queue.ts), so a single busy pair gains nothing from it.
+ */
+function corkUntilTurnEnds(socket: Duplex): void {
+  if (corked.has(socket)) return;
+  if (corked.size === 0) process.nextTick(uncorkAll);
+  corked.add(socket);
+  socket.cork();
+}
+
+/** What every link of one gateway shares. */
+interface WsShared {
+  readonly core: ServerCore;
+  readonly maxPayloadBytes: number;
+  readonly links: Set<WsLink>;
+}
+
+/** An error listener shared by every socket before its upgrade. */
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
+/**
+ * The core's {@link Link} to one WebSocket, and its session. One object per connection with its methods
+ * on the prototype, and ws's listeners are functions shared by every connection: an idle connection
+ * holds no closures of ours.
+ */
+class WsLink implements Link {
+  readonly session: Session;
+
+  constructor(
+    readonly shared: WsShared,
+    readonly ws: LimitedWebSocket,
+    private readonly socket: Duplex,
+    readonly remote: string,
+    /** Counts the connection as not logged in yet; NO_SLOT once released. */
+    private slot: AddressSlot,
+  ) {
+    ws.link = this;
+    ws.on('message', onWsMessage);
+    ws.on('error', onWsError);
+    ws.on('close', onWsClose);
+    this.session = shared.core.open(this);
+  }
+
+  get transport(): 'ws' {
+    return 'ws';
+  }
+
+  write(text: string): boolean {
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    const core = this.shared.core;
+    if (ws.bufferedAmount > core.opts.maxBufferedBytes) {
+      core.opts.logger.warn(`ws ${this.remote}: slow consumer (${ws.bufferedAmount} bytes queued), dropping`);
+      ws.terminate();
+      return false;
     }
-    core.receive(session, Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'));
-  });
-  ws.on('error', (err) => {
+    corkUntilTurnEnds(this.socket);
+    ws.send(text);
+    return true;
+  }
+
+  close(code?: number): void {
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code ?? 1000, code === 1001 ? 'Going Away' : 'Bye');
+  }
+
+  loggedIn(): void {
+    this.slot.release();
+    this.slot = NO_SLOT;
+  }
+
+  /** ws is about to close the connection for a frame over maxPayload: error 311 first, and offline at once. */
+  tooBig(): void {
+    const { core, maxPayloadBytes } = this.shared;
+    if (this.session.closed) return;
     core.metrics.badInput++;
-    core.opts.logger.debug(`ws ${remote}: ${err.message}`);
-  });
-  ws.on('close', () => core.closed(session));
+    core.opts.logger.debug(`ws ${this.remote}: a frame over the ${maxPayloadBytes}-byte limit, closing with 1009`);
+    core.io.sendError(this.session, ServerErrorCode.FRAME_TOO_LARGE, `a frame over the ${maxPayloadBytes}-byte limit; closing`, { limit: maxPayloadBytes });
+    // The user goes offline now, not when the client answers the Close frame (ws waits up to 30 s).
+    core.closed(this.session);
+  }
+
+  /** The WebSocket is gone. */
+  ended(): void {
+    this.slot.release();
+    this.slot = NO_SLOT;
+    this.shared.links.delete(this);
+    this.shared.core.closed(this.session);
+  }
+}
+
+function onWsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const link = (this as LimitedWebSocket).link as WsLink;
+  const core = link.shared.core;
+  if (isBinary) {
+    core.io.rejectInput(link.session, ServerErrorCode.BINARY_FRAME, 'binary frames are not supported: send each frame as text');
+    return;
+  }
+  core.receive(link.session, Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'));
+}
+
+function onWsError(this: WebSocket, err: Error): void {
+  const link = (this as LimitedWebSocket).link as WsLink;
+  link.shared.core.metrics.badInput++;
+  link.shared.core.opts.logger.debug(`ws ${link.remote}: ${err.message}`);
+}
+
+function onWsClose(this: WebSocket): void {
+  ((this as LimitedWebSocket).link as WsLink).ended();
 }

@@ -75,6 +75,9 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
     // An error frame, not a login code: a refused login code stops an SDK for good, a closed link makes it retry.
     ctx.io.sendError(s, ServerErrorCode.CLUSTER_UNAVAILABLE, 'the server cannot reach its cluster state now; retry later');
     ctx.io.closeSession(s);
+    // A claim that timed out may still run once Redis catches up: it is undone (sent after it, retried by
+    // the presence while Redis is unreachable), giving the user back to the session it replaced.
+    releaseQuietly(ctx, uid, s);
     return;
   }
   s.caps = (caps ?? 0) & SUPPORTED_CAPS;
@@ -84,8 +87,9 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
     return;
   }
   if (s.closed) {
-    // Only while an asynchronous claim was answered: the connection went in the meantime.
-    void Promise.resolve(ctx.presence.release(uid, ctx.opts.nodeId, s.id)).catch((err: unknown) => ctx.opts.logger.error(`releasing "${uid}" failed`, err));
+    // Only while an asynchronous claim was answered: the connection went in the meantime. The claim is
+    // undone, so a session it replaced (not ended yet) holds the user again rather than be unreachable.
+    releaseQuietly(ctx, uid, s);
     return;
   }
   ctx.sessions.bind(uid, s);
@@ -105,6 +109,16 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
   ctx.safely('onLoginSuccess', () => ctx.opts.hooks.onLoginSuccess?.(uid, info.extra ?? null, connInfo));
   flushReceipts(ctx, s, uid, Date.now());
   await replayStored(ctx, s);
+}
+
+/** Undoes (or, without `abandon`, removes) the presence entry `s` may hold for `uid`, logging a failure (never rejecting). */
+function releaseQuietly(ctx: ServerContext, uid: string, s: Session): void {
+  try {
+    const released = ctx.presence.abandon ? ctx.presence.abandon(uid, s.id) : ctx.presence.release(uid, ctx.opts.nodeId, s.id);
+    if (isPromise(released)) released.catch((err: unknown) => ctx.opts.logger.warn(`releasing "${uid}" failed; retried`, { error: (err as Error).message }));
+  } catch (err) {
+    ctx.opts.logger.error(`releasing "${uid}" failed`, err);
+  }
 }
 
 /**

@@ -25,9 +25,14 @@ export class LocalPresence implements Presence {
     return this.byUser.get(userId) ?? null;
   }
 
-  /** Every online user id. */
-  list(): string[] {
-    return [...this.byUser.keys()];
+  /** The online user ids, at most `limit`. */
+  list(limit = Number.POSITIVE_INFINITY): string[] {
+    const out: string[] = [];
+    for (const u of this.byUser.keys()) {
+      if (out.length >= limit) break;
+      out.push(u);
+    }
+    return out;
   }
 
   /** Number of online users. */

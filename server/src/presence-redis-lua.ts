@@ -28,6 +28,7 @@ end
  * invalid entry, or this very session) takes; claimed <= 0 or newer replaces with a kick; equal replaces
  * silently; older is refused and changes nothing. A claim re-arms this node's `alive` key if it had
  * expired (the node is evidently live); another incarnation holding it is a node-id conflict.
+ * The entry keeps the holder it replaced (pnode, psession, pflt, pinc), for {@link ABANDON_LUA}.
  * Returns {'take'} | {'reject'} | {'kick'|'silent', oldNode, oldSession, oldFlt} | {'conflict'}.
  */
 export const CLAIM_LUA = `${READ_ENTRY}
@@ -50,21 +51,50 @@ elseif not (old[1] == node and old[2] == session) then
   else return {'reject'} end
   if old[1] ~= node then redis.call('SREM', prefix .. 'nu:' .. old[1], user) end
 end
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'node', node, 'session', session, 'flt', flt, 'inc', inc)
 redis.call('SADD', KEYS[2], user)
 if verdict == 'take' then return {'take'} end
+redis.call('HSET', KEYS[1], 'pnode', old[1], 'psession', old[2], 'pflt', old[3], 'pinc', old[4])
 return {verdict, old[1], old[2], old[3]}
+`;
+
+/**
+ * abandon: undoes a claim whose answer never reached its login (it timed out, or the connection went
+ * meanwhile). KEYS: p:<user>. ARGV: user, node, session, prefix, dirtyTtlMs. If the entry still names
+ * (node, session): the holder it replaced holds the user again when that node is still live (and is
+ * marked for a recheck there: messages stored meanwhile were marked for this node), otherwise the entry
+ * is deleted. Returns 2 restored, 1 deleted, 0 the entry names another session (nothing changed).
+ */
+export const ABANDON_LUA = `
+local user, node, session, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local e = redis.call('HMGET', KEYS[1], 'node', 'session', 'pnode', 'psession', 'pflt', 'pinc')
+if e[1] ~= node or e[2] ~= session then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', prefix .. 'nu:' .. node, user)
+if not e[3] or redis.call('GET', prefix .. 'alive:' .. e[3]) ~= e[6] then return 1 end
+redis.call('HSET', KEYS[1], 'node', e[3], 'session', e[4], 'flt', e[5], 'inc', e[6])
+redis.call('SADD', prefix .. 'nu:' .. e[3], user)
+local dirty = prefix .. 'dirty:' .. e[3]
+redis.call('SADD', dirty, user)
+redis.call('PEXPIRE', dirty, ARGV[5])
+return 2
 `;
 
 /**
  * release: compare and delete. KEYS: p:<user>. ARGV: user, node, session, prefix. Deletes the entry only
  * if it names (node, session); returns 1 when that entry was valid, 0 otherwise (an invalid one is
- * deleted too: it is garbage).
+ * deleted too: it is garbage). An entry that names (node, session) as the holder it replaced forgets it,
+ * so abandoning that claim never gives the user back to a session that is gone.
  */
 export const RELEASE_LUA = `${READ_ENTRY}
 local user, node, session, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local e, stale = validEntry(prefix, KEYS[1])
 local held = e or stale
+if held and (held[1] ~= node or held[2] ~= session) then
+  local p = redis.call('HMGET', KEYS[1], 'pnode', 'psession')
+  if p[1] == node and p[2] == session then redis.call('HDEL', KEYS[1], 'pnode', 'psession', 'pflt', 'pinc') end
+end
 if not held or held[1] ~= node or held[2] ~= session then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', prefix .. 'nu:' .. node, user)
@@ -80,8 +110,9 @@ return {e[1], e[2], e[3]}
 `;
 
 /**
- * list (ARGV[2] = 'list') or count ('count'). KEYS: nodes. ARGV: prefix, mode. The users of every node
- * whose `alive` key exists (a user is in exactly one node's set: a claim moves it).
+ * live nodes (ARGV[2] = 'nodes') or count ('count'). KEYS: nodes. ARGV: prefix, mode. The ids of the
+ * nodes whose `alive` key exists, or the number of their users (a user is in exactly one node's set: a
+ * claim moves it). O(nodes): the users themselves are read with SSCAN, a batch at a time.
  */
 export const LIST_LUA = `
 local prefix, mode = ARGV[1], ARGV[2]
@@ -91,7 +122,7 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     if mode == 'count' then
       n = n + redis.call('SCARD', prefix .. 'nu:' .. node)
     else
-      for _, u in ipairs(redis.call('SMEMBERS', prefix .. 'nu:' .. node)) do out[#out + 1] = u end
+      out[#out + 1] = node
     end
   end
 end
@@ -131,11 +162,16 @@ return {status}
 
 /**
  * start: a new incarnation of this node. KEYS: alive:<node>, nodes, nu:<node>. ARGV: inc, ttlMs, prefix,
- * node, batch. Takes the `alive` key, then deletes up to `batch` entries left by an earlier incarnation
- * (a crashed process with the same node id); returns how many users were popped (call again until 0).
+ * node, batch, abandoned. Takes the `alive` key if it is free, already this incarnation's, or still holds
+ * `abandoned` (an earlier incarnation the caller watched stop refreshing: a crashed process with the same
+ * node id); otherwise returns -1 and changes nothing (another process took the id meanwhile). Then
+ * deletes up to `batch` entries left by earlier incarnations; returns how many users were popped (call
+ * again until 0).
  */
 export const START_LUA = `
 local inc, ttl, prefix, node, batch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= inc and cur ~= ARGV[6] then return -1 end
 redis.call('SET', KEYS[1], inc, 'PX', ttl)
 redis.call('SADD', KEYS[2], node)
 local users = redis.call('SPOP', KEYS[3], batch)

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { createConsoleLogger, type Logger } from './logger';
 import type { Presence, PresenceClaim, PresenceEntry } from './presence';
-import { CLAIM_LUA, LIST_LUA, LOCATE_LUA, REFRESH_LUA, RELEASE_LUA, START_LUA, STOP_LUA } from './presence-redis-lua';
+import { ABANDON_LUA, CLAIM_LUA, LIST_LUA, LOCATE_LUA, REFRESH_LUA, RELEASE_LUA, START_LUA, STOP_LUA } from './presence-redis-lua';
 import { closeOwned, defineScripts, openTarget, whenReady, type RedisTarget, type RunScript } from './redis-client';
+import { DEFAULT_DIRTY_TTL_MS } from './routing-redis';
 import { realClock, unref, type StoreClock } from './store-expiry';
 
 /** Why this node's registration was found broken by a refresh. */
@@ -35,10 +36,14 @@ export interface RedisPresenceOptions {
   logger?: Logger;
 }
 
+/** Releases that failed and are retried (one per ended session); beyond it the oldest is given up (its entry stays until the user logs in again). */
+export const MAX_PENDING_RELEASES = 100_000;
+
 /** The scripts, defined once per connection (ioredis runs them by EVALSHA, re-loading after a Redis restart). */
 const SCRIPTS = {
   imPresenceClaim: [4, CLAIM_LUA],
   imPresenceRelease: [1, RELEASE_LUA],
+  imPresenceAbandon: [1, ABANDON_LUA],
   imPresenceLocate: [1, LOCATE_LUA],
   imPresenceList: [1, LIST_LUA],
   imPresenceRefresh: [2, REFRESH_LUA],
@@ -61,6 +66,13 @@ export class RedisPresence implements Presence {
   private timer: unknown = null;
   private closed = false;
   private failing = false;
+  /**
+   * Releases that failed (Redis down or slow), by session id: retried when the connection is ready again
+   * and after each refresh, so a user who left during an outage does not stay online for the cluster.
+   * A release is a compare-and-delete, so a late one never removes a newer login.
+   */
+  private readonly pendingReleases = new Map<number, { userId: string; abandon: boolean }>();
+  private retrying = false;
 
   private constructor(
     private readonly client: Redis,
@@ -70,6 +82,7 @@ export class RedisPresence implements Presence {
   ) {
     this.prefix = keyPrefix;
     this.run = defineScripts(client, SCRIPTS);
+    client.on('ready', () => this.retryReleases());
   }
 
   /** Connects, removes what an earlier process with this node id left, and starts refreshing. */
@@ -98,8 +111,13 @@ export class RedisPresence implements Presence {
     );
     try {
       await whenReady(client, p.o.connectTimeoutMs, `presence ${options.nodeId}`);
+      const abandoned = await p.abandonedIncarnation();
       const keys = [p.key('alive', p.o.nodeId), `${p.prefix}nodes`, p.key('nu', p.o.nodeId)];
-      while (((await p.run('imPresenceStart')(...keys, p.inc, ttlMs, p.prefix, p.o.nodeId, p.o.gcBatch)) as number) > 0);
+      for (;;) {
+        const popped = (await p.run('imPresenceStart')(...keys, p.inc, ttlMs, p.prefix, p.o.nodeId, p.o.gcBatch, abandoned)) as number;
+        if (popped === -1) throw new Error(p.inUse('another process registered it while this one started'));
+        if (popped === 0) break;
+      }
     } catch (err) {
       await closeOwned(client, owned);
       throw err;
@@ -128,9 +146,38 @@ export class RedisPresence implements Presence {
     }
   }
 
-  /** See {@link Presence.release}. */
+  /**
+   * See {@link Presence.release}. A release of this node's session that fails is kept and retried (see
+   * `pendingReleases`) before the rejection reaches the caller.
+   */
   async release(userId: string, node: string, session: number): Promise<boolean> {
-    return (await this.run('imPresenceRelease')(this.key('p', userId), userId, node, session, this.prefix)) === 1;
+    try {
+      const released = await this.releaseNow(userId, node, session, false);
+      if (node === this.o.nodeId) this.pendingReleases.delete(session);
+      return released;
+    } catch (err) {
+      if (node === this.o.nodeId && !this.closed) this.keepRelease(userId, session, false);
+      throw err;
+    }
+  }
+
+  /**
+   * See {@link Presence.abandon}: the entry this node's `session` claimed goes, and the holder it replaced
+   * holds the user again if its node is live (marked for a recheck there). Retried like a release.
+   */
+  async abandon(userId: string, session: number): Promise<void> {
+    try {
+      await this.releaseNow(userId, this.o.nodeId, session, true);
+      this.pendingReleases.delete(session);
+    } catch (err) {
+      if (!this.closed) this.keepRelease(userId, session, true);
+      throw err;
+    }
+  }
+
+  /** Releases that failed and wait for their retry. */
+  get pendingReleaseCount(): number {
+    return this.pendingReleases.size;
   }
 
   /** See {@link Presence.locate}. */
@@ -139,9 +186,25 @@ export class RedisPresence implements Presence {
     return r ? { node: r[0], session: Number(r[1]), firstLoginTime: Number(r[2]) } : null;
   }
 
-  /** Every user online on a live node. */
-  async list(): Promise<string[]> {
-    return (await this.run('imPresenceList')(`${this.prefix}nodes`, this.prefix, 'list')) as string[];
+  /**
+   * Users online on a live node, at most `limit`: read with SSCAN, 1000 at a time, so neither Redis (no
+   * script walks every user) nor this process (no unbounded array) holds the whole presence at once.
+   */
+  async list(limit = Number.POSITIVE_INFINITY): Promise<string[]> {
+    const users = new Set<string>();
+    const nodes = (await this.run('imPresenceList')(`${this.prefix}nodes`, this.prefix, 'nodes')) as string[];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, batch] = await this.client.sscan(this.key('nu', node), cursor, 'COUNT', 1000);
+        for (const u of batch) {
+          if (users.size >= limit) return [...users];
+          users.add(u);
+        }
+        cursor = next;
+      } while (cursor !== '0');
+    }
+    return [...users];
   }
 
   /** Number of users online on live nodes. */
@@ -185,6 +248,73 @@ export class RedisPresence implements Presence {
     await closeOwned(this.client, this.owned);
   }
 
+  /**
+   * The incarnation an earlier process with this node id left in Redis, once it is seen not to refresh
+   * it ('' when there is none): a crashed process's key is taken over, while one whose remaining TTL grows
+   * within `refreshMs` plus a second (it was re-armed) belongs to a live process, and this one refuses to
+   * start rather than silently take that node's users (every node of a cluster refreshes at the same pace).
+   */
+  private async abandonedIncarnation(): Promise<string> {
+    const key = this.key('alive', this.o.nodeId);
+    const read = async (): Promise<[string | null, number]> => {
+      const r = await this.client.multi().get(key).pttl(key).exec();
+      return [(r?.[0]?.[1] as string | null) ?? null, Number(r?.[1]?.[1] ?? -2)];
+    };
+    let [held, ttl] = await read();
+    if (held === null) return '';
+    const stepMs = Math.max(20, Math.min(250, this.o.refreshMs / 4));
+    const deadline = Date.now() + this.o.refreshMs + 1000;
+    this.o.logger.warn(`presence: node id "${this.o.nodeId}" is registered in Redis; checking for up to ${this.o.refreshMs + 1000} ms that its process is gone`);
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, stepMs));
+      const [now, left] = await read();
+      if (now === null) return '';
+      if (now !== held || left > ttl) throw new Error(this.inUse('its registration is being refreshed'));
+      [held, ttl] = [now, left];
+    }
+    return held;
+  }
+
+  private inUse(why: string): string {
+    return `presence: node id "${this.o.nodeId}" is in use by a live process (${why}); give each node its own id (nodeId, --node-id)`;
+  }
+
+  private async releaseNow(userId: string, node: string, session: number, abandon: boolean): Promise<boolean> {
+    if (abandon) return (await this.run('imPresenceAbandon')(this.key('p', userId), userId, node, session, this.prefix, DEFAULT_DIRTY_TTL_MS)) !== 0;
+    return (await this.run('imPresenceRelease')(this.key('p', userId), userId, node, session, this.prefix)) === 1;
+  }
+
+  private keepRelease(userId: string, session: number, abandon: boolean): void {
+    const earlier = this.pendingReleases.get(session);
+    this.pendingReleases.delete(session);
+    this.pendingReleases.set(session, { userId, abandon: abandon || !!earlier?.abandon });
+    if (this.pendingReleases.size <= MAX_PENDING_RELEASES) return;
+    const [oldest, left] = this.pendingReleases.entries().next().value as [number, { userId: string }];
+    this.pendingReleases.delete(oldest);
+    this.o.logger.warn(`presence: more than ${MAX_PENDING_RELEASES} releases wait for Redis; "${left.userId}" (session ${oldest}) stays online for other nodes until they log in again`);
+  }
+
+  /**
+   * Retries the failed releases, oldest first, until one fails again (Redis still unreachable). Runs on
+   * reconnect and after each refresh; a cluster node also calls it when Redis answers again after a stall.
+   */
+  async retryReleases(): Promise<void> {
+    if (this.retrying || this.closed || this.pendingReleases.size === 0) return;
+    this.retrying = true;
+    try {
+      for (const [session, { userId, abandon }] of [...this.pendingReleases]) {
+        if (this.closed) return;
+        await this.releaseNow(userId, this.o.nodeId, session, abandon);
+        this.pendingReleases.delete(session);
+      }
+      this.o.logger.info('presence: the releases that had failed are done');
+    } catch {
+      // Still unreachable: retried at the next refresh or reconnect.
+    } finally {
+      this.retrying = false;
+    }
+  }
+
   private key(kind: 'p' | 'nu' | 'alive', id: string): string {
     return `${this.prefix}${kind}:${id}`;
   }
@@ -196,6 +326,7 @@ export class RedisPresence implements Presence {
         () => {
           if (this.failing) this.o.logger.info(`presence: refreshing node "${this.o.nodeId}" works again`);
           this.failing = false;
+          void this.retryReleases();
           this.arm();
         },
         (err: unknown) => {

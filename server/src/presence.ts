@@ -34,10 +34,17 @@ export interface Presence {
   claim(userId: string, entry: PresenceEntry, claimedFirstLoginTime: number): MaybePromise<PresenceClaim>;
   /** Removes the user's entry only if it is still that node's session; true when it was. */
   release(userId: string, node: string, session: number): MaybePromise<boolean>;
+  /**
+   * Undoes a claim of this node's `session` whose answer never reached its login (it failed or timed
+   * out, or the connection went meanwhile): its entry goes, and the session it replaced, if still live,
+   * holds the user again. Optional: without it the caller releases instead (a shared presence, where a
+   * timed-out claim may still have run, should have it).
+   */
+  abandon?(userId: string, session: number): MaybePromise<void>;
   /** Where the user is online, or null. */
   locate(userId: string): MaybePromise<PresenceEntry | null>;
-  /** Every online user id. */
-  list(): MaybePromise<string[]>;
+  /** The online user ids, at most `limit` (default all). */
+  list(limit?: number): MaybePromise<string[]>;
   /** Number of online users. */
   count(): MaybePromise<number>;
   /** Releases what the implementation holds (connections, timers). */

@@ -1,5 +1,5 @@
-import { encodeFrame, type Protocal } from '../../src/protocol';
-import { entryBytes, tupleKey } from './bounds';
+import type { Protocal } from '../../src/protocol';
+import { encoded, entryBytes, tupleKey } from './bounds';
 
 /** Timings of the server's QoS send daemon (MobileIMSDK `QoS4SendDaemonS2C`: 5000 / 2000 / 1). */
 export interface QosOptions {
@@ -108,7 +108,7 @@ export class QosSendDaemon {
       if (waiter) existing.waiters.push(waiter);
       return true;
     }
-    const size = Buffer.byteLength(encodeFrame(frame), 'utf8');
+    const size = Buffer.byteLength(encoded(frame), 'utf8');
     if (!restart && !this.hasRoom(size, to)) return false;
     const bytes = size + entryBytes(key);
     this.charged += bytes;

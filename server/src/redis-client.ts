@@ -93,10 +93,36 @@ export function splitPrefixed(member: string): [string, string] {
 /** Runs a script defined by {@link defineScripts}: its keys, then its arguments. */
 export type RunScript = (...args: Array<string | number>) => Promise<unknown>;
 
-/** Defines the scripts on a connection and returns a typed caller. */
+/** A command refused before it went out (Redis stalled): Redis cannot have applied it. */
+export class NotSentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotSentError';
+  }
+}
+
+/** Per connection: says why its Redis is stalled now, or null (see {@link watchStall}). */
+const stallChecks = new WeakMap<Redis, () => string | null>();
+
+/**
+ * Gives a connection a check of whether its Redis is stalled (a reason) or not (null), asked before each
+ * script run through {@link defineScripts} on it: while stalled, scripts fail at once instead of waiting
+ * out the command timeout, so a sender gets its refusal, and the frames queued behind it on its
+ * connection (a keep-alive) their answers, without seconds of waiting per command. null removes it.
+ */
+export function watchStall(client: Redis, check: (() => string | null) | null): void {
+  if (check) stallChecks.set(client, check);
+  else stallChecks.delete(client);
+}
+
+/** Defines the scripts on a connection and returns a typed caller (failing at once while {@link watchStall} says stalled). */
 export function defineScripts<K extends string>(client: Redis, scripts: Record<K, readonly [number, string]>): (name: K) => RunScript {
   for (const [name, [numberOfKeys, lua]] of Object.entries(scripts) as Array<[string, readonly [number, string]]>) {
     client.defineCommand(name, { numberOfKeys, lua });
   }
-  return (name) => (...args) => (client as unknown as Record<string, RunScript>)[name](...args);
+  return (name) => (...args) => {
+    const why = stallChecks.get(client)?.();
+    if (why) return Promise.reject(new NotSentError(`redis: not sent, Redis is stalled (${why})`));
+    return (client as unknown as Record<string, RunScript>)[name](...args);
+  };
 }

@@ -1,5 +1,5 @@
 import { createFrame, MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
-import { frameBytes, MAX_FP_LENGTH } from './bounds';
+import { forgetEncoding, frameBytes, MAX_FP_LENGTH } from './bounds';
 import type { ServerContext } from './context';
 import { deliver } from './deliver';
 import { ServerErrorCode } from './errors';
@@ -85,7 +85,7 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
       return;
     }
   }
-  const msg = await runBefore(ctx, s, 'beforeC2C', p);
+  const msg = ctx.opts.hooks.beforeC2C ? await runBefore(ctx, s, 'beforeC2C', p) : p;
   if (!msg) return;
   if (!isValidUserId(msg.to)) {
     ctx.opts.logger.warn('hook beforeC2C returned a message without a valid user receiver; refused with error 318');
@@ -115,6 +115,9 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
     ctx.io.sendError(s, ServerErrorCode.STORE_UNAVAILABLE, 'the server cannot store messages durably now; retry later', { fp: p.fp });
     return;
   }
+  // The store may hold it (Redis failed after the write went out): no ACK, and no refusal that would make
+  // the sender report a loss; its retransmission is ACKed once the idempotent put gets an answer.
+  if (result === 'uncertain') return;
   if (result === 'busy') {
     ctx.io.sendError(s, ServerErrorCode.SERVER_BUSY, 'too many messages are waiting for delivery; retry later', { fp: p.fp });
     return;
@@ -134,7 +137,7 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
 
 /** Type 2 to the server: `beforeC2S`, then the ACK (for QoS), then `onC2S` unless it is a retransmission. */
 async function handleC2S(ctx: ServerContext, s: Session, uid: string, p: Protocal): Promise<void> {
-  const msg = await runBefore(ctx, s, 'beforeC2S', p);
+  const msg = ctx.opts.hooks.beforeC2S ? await runBefore(ctx, s, 'beforeC2S', p) : p;
   if (!msg) return;
   if (p.QoS && p.fp) {
     let duplicate: boolean;
@@ -158,8 +161,10 @@ async function handleC2S(ctx: ServerContext, s: Session, uid: string, p: Protoca
  * Type 4 from a logged-in user: settles the server's own QoS entry and the stored copy of the message
  * `fp` that the ACK's `to` sent (a MobileIMSDK ACK's `to` is the acknowledged message's `from`; "0" for
  * the server's pushes), so one sender's message never settles another's with the same fp. Never forwarded.
+ * An ACK that settled a tracked message does not wait for its stored copy's removal (a failed removal
+ * only means the copy comes again at the next login), so the receiver's next frame is not held up.
  */
-export async function handleAck(ctx: ServerContext, s: Session, uid: string, p: Protocal): Promise<void> {
+export function handleAck(ctx: ServerContext, s: Session, uid: string, p: Protocal): Promise<void> | undefined {
   if (p.from != null && p.from !== uid) {
     ctx.io.sendError(s, ServerErrorCode.SPOOFED_FROM, `refused: ACK from "${p.from}" is not this connection's user "${uid}"`);
     return;
@@ -172,23 +177,42 @@ export async function handleAck(ctx: ServerContext, s: Session, uid: string, p: 
     return;
   }
   const settled = ctx.qos.ack(uid, sender, fp);
-  let removed = false;
+  let removal: MaybePromise<boolean> = false;
   try {
-    removed = ctx.opts.hooks.onOffline ? false : await ctx.store.remove(uid, sender, fp);
+    if (!ctx.opts.hooks.onOffline) removal = ctx.store.remove(uid, sender, fp);
   } catch (err) {
-    // The stored copy stays and comes again at the next login: at least once, never lost.
-    ctx.opts.logger.error(`removing the ACKed message ${fp} of "${uid}" from the offline store failed`, err);
+    removalFailed(ctx, uid, fp, err);
   }
-  if (settled || removed) {
+  if (!isPromise(removal)) return ackSettled(ctx, uid, sender, fp, settled || removal);
+  if (settled) {
+    removal.catch((err: unknown) => removalFailed(ctx, uid, fp, err));
+    return ackSettled(ctx, uid, sender, fp, true);
+  }
+  return removal.then(
+    (removed) => ackSettled(ctx, uid, sender, fp, removed),
+    (err: unknown) => {
+      removalFailed(ctx, uid, fp, err);
+      return ackSettled(ctx, uid, sender, fp, false);
+    },
+  );
+}
+
+/** The stored copy stays and comes again at the next login: at least once, never lost. */
+function removalFailed(ctx: ServerContext, uid: string, fp: string, err: unknown): void {
+  ctx.opts.logger.error(`removing the ACKed message ${fp} of "${uid}" from the offline store failed`, err);
+}
+
+/** After an ACK: counts the delivery, tells `onDelivered` and the sender (receipts), and moves the replay on. */
+function ackSettled(ctx: ServerContext, uid: string, sender: string, fp: string, delivered: boolean): Promise<void> | undefined {
+  let forwarded: Promise<void> | undefined;
+  if (delivered) {
     ctx.metrics.delivered++;
     ctx.safely('onDelivered', () => ctx.opts.hooks.onDelivered?.(fp, uid));
     // The ACK names the sender in `to`, and it settled (or removed) only that sender's message.
-    if (isValidUserId(sender)) {
-      const forwarded = forwardReceipt(ctx, sender, uid, fp, Date.now());
-      if (forwarded) await forwarded;
-    }
+    if (isValidUserId(sender)) forwarded = forwardReceipt(ctx, sender, uid, fp, Date.now());
   }
-  await replaySettled(ctx, uid, sender, fp);
+  if (forwarded) return forwarded.then(() => replaySettled(ctx, uid, sender, fp));
+  return replaySettled(ctx, uid, sender, fp);
 }
 
 function sendAck(ctx: ServerContext, s: Session, fp: string, from: string, to: string): void {
@@ -202,6 +226,7 @@ async function runBefore(ctx: ServerContext, s: Session, name: 'beforeC2S' | 'be
   let verdict: BeforeVerdict;
   try {
     verdict = await settleWithin(hook(p, s.info()), ctx.opts.hookTimeoutMs, name);
+    forgetEncoding(p);
   } catch (err) {
     ctx.opts.logger.error(`hook ${name} failed`, err);
     ctx.io.sendError(s, ServerErrorCode.SERVER_ERROR, 'the message could not be handled; retry later');

@@ -83,7 +83,7 @@ async function pump(ctx: ServerContext, s: Session, r: NonNullable<Session['repl
 }
 
 /** A replayed message (`from`'s `fp`) was ACKed or given up on: it leaves the window and the next may go. */
-export async function replaySettled(ctx: ServerContext, userId: string, from: string, fp: string): Promise<void> {
+export function replaySettled(ctx: ServerContext, userId: string, from: string, fp: string): Promise<void> | undefined {
   const s = ctx.sessions.current(userId);
-  if (s?.replay?.inFlight.delete(tupleKey(from, fp))) await pumpReplay(ctx, s);
+  return s?.replay?.inFlight.delete(tupleKey(from, fp)) ? pumpReplay(ctx, s) : undefined;
 }

@@ -8,6 +8,12 @@ import type { QosOutcome } from './qos-s2c';
 import type { QosWaiter, Routing } from './routing';
 import { realClock, unref, type StoreClock } from './store-expiry';
 
+/** How long a node's dirty set lives after its last addition unless `dirtyTtlMs` says otherwise. */
+export const DEFAULT_DIRTY_TTL_MS = 60_000;
+
+/** Pause between attempts to subscribe again when Redis refused the subscription after a reconnect. */
+export const RESUBSCRIBE_RETRY_MS = 1000;
+
 /** Options of {@link RedisRouting.open}. */
 export interface RedisRoutingOptions {
   /** An ioredis connection (left open by close) or a redis:// URL; the subscriber is a second connection opened here. */
@@ -41,6 +47,13 @@ export interface RedisRoutingOptions {
   outcomeTimeoutMs?: number;
   /** Routed QoS messages whose outcome this node waits for at most; beyond, their waiter is told 'lost' at once (default 100000). */
   maxOutcomeWaiters?: number;
+  /**
+   * How often the node checks that its subscriber still hears its channel (default 5000): it publishes a
+   * ping there, and a ping not heard by the next check means the connection carries nothing although it
+   * looks open (a half-open link, a stalled proxy): the subscriber is reconnected, and `health` is not ok
+   * meanwhile. Without it such a node would stay "healthy" and miss kicks, session ends and receipts.
+   */
+  subscriberCheckMs?: number;
   /** Longest wait for the connections at open (default 10000). */
   connectTimeoutMs?: number;
   clock?: Pick<StoreClock, 'setTimeout' | 'clearTimeout'>;
@@ -53,25 +66,36 @@ type Routed =
   | { t: 'outcome'; id: number; outcome: QosOutcome }
   | { t: 'receipt'; sender: string; receiver: string; fp: string; atMs: number }
   | { t: 'kick'; user: string; code: number; reason?: string }
-  | { t: 'end'; user: string; session: number; firstLoginTime: number; code: number | null };
+  | { t: 'end'; user: string; session: number; firstLoginTime: number; code: number | null }
+  | { t: 'ping'; seq: number };
 
 /**
  * {@link Routing} across nodes through Redis pub/sub. A frame, receipt or kick for a user on another node
  * is published to that node's channel only (`<prefix>node:<id>`); this node's own users go to `local`,
- * and so do the frames other nodes publish here (a dedicated subscriber connection; ioredis subscribes
- * again after a reconnect). Delivery never depends on a notification arriving: a QoS frame is in the
- * store before it is routed, and the node that routes it to another node first adds the receiver to that
- * node's dirty set (`<prefix>dirty:<id>`, in the same MULTI as the PUBLISH); every node takes its dirty
- * set every `recheckMs` and hands those users to `onRecheck`, which replays their stored messages. A
- * message whose notification was lost (subscriber reconnecting) thus arrives within about `recheckMs`.
+ * and so do the frames other nodes publish here (a dedicated subscriber connection, subscribed again
+ * after each reconnect until Redis accepts; the node is not ready meanwhile). Delivery never depends on
+ * a notification arriving: a QoS frame is in the store before it is routed, and the node that routes it
+ * to another node first adds the receiver to that node's dirty set (`<prefix>dirty:<id>`, in the same
+ * MULTI as the PUBLISH; in a cluster the put itself does so too); every node takes its dirty set every
+ * `recheckMs` and hands those users to `onRecheck`, which replays their stored messages. A message whose
+ * notification was lost (subscriber reconnecting) thus arrives within about `recheckMs`.
  */
 export class RedisRouting implements Routing {
   private timer: unknown = null;
+  private subTimer: unknown = null;
   private closed = false;
   private failing = false;
+  /** The last ping published to this node's own channel and not heard yet (0: none). */
+  private pingOut = 0;
+  private pingSeq = 0;
+  /** A ping went unheard for a whole check period: the subscriber is being reconnected. */
+  private deaf = false;
   private readonly prefix: string;
   private readonly channel: string;
   private local: Routing | null;
+  /** Whether the subscriber is subscribed to this node's channel now (false from a disconnect until confirmed again). */
+  private subscribed = false;
+  private resubscribeTimer: ReturnType<typeof setTimeout> | null = null;
   /** Routed QoS messages waiting for their receiving node's outcome report, by id. */
   private readonly outcomes = new Map<number, { waiter: QosWaiter; timer: unknown }>();
   private nextOutcomeId = 1;
@@ -95,10 +119,21 @@ export class RedisRouting implements Routing {
     if (typeof options.nodeId !== 'string' || options.nodeId === '') throw new TypeError('nodeId must be a non-empty string');
     const recheckMs = options.recheckMs ?? 1000;
     if (!(recheckMs > 0)) throw new RangeError(`recheckMs must be a positive number, got ${String(recheckMs)}`);
+    if (options.subscriberCheckMs !== undefined && !(options.subscriberCheckMs > 0)) {
+      throw new RangeError(`subscriberCheckMs must be a positive number, got ${String(options.subscriberCheckMs)}`);
+    }
     const logger = options.logger ?? createConsoleLogger('info');
     const { client, owned } = openTarget(options.redis, logger, `routing ${options.nodeId}`);
     // The subscriber waits for its connection rather than fail: it only ever sends (re)subscriptions.
-    const sub = client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, connectionName: `routing-sub-${options.nodeId}`.replace(/[^\w.-]/g, '_') });
+    // It subscribes again itself after a reconnect (see resubscribe): ioredis's own resubscription leaves
+    // a refused SUBSCRIBE as an unhandled rejection (a crash) and the connection 'ready' but deaf.
+    const sub = client.duplicate({
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      commandTimeout: undefined,
+      autoResubscribe: false,
+      connectionName: `routing-sub-${options.nodeId}`.replace(/[^\w.-]/g, '_'),
+    });
     watchRedis(sub, logger, `routing subscriber ${options.nodeId}`);
     const r = new RedisRouting(
       client,
@@ -109,11 +144,12 @@ export class RedisRouting implements Routing {
         presence: options.presence,
         recheckMs,
         recheckBatch: options.recheckBatch ?? 1000,
-        dirtyTtlMs: options.dirtyTtlMs ?? 60_000,
+        dirtyTtlMs: options.dirtyTtlMs ?? DEFAULT_DIRTY_TTL_MS,
         outcomeTimeoutMs: options.outcomeTimeoutMs ?? 60_000,
         maxOutcomeWaiters: options.maxOutcomeWaiters ?? 100_000,
         onRecheck: options.onRecheck,
         onResubscribed: options.onResubscribed,
+        subscriberCheckMs: options.subscriberCheckMs ?? 5000,
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
         clock: options.clock ?? realClock,
         logger,
@@ -132,16 +168,15 @@ export class RedisRouting implements Routing {
       await closeOwned(client, owned);
       throw err;
     }
-    // Every later 'ready' is a reconnect: ioredis has subscribed again, but what was published meanwhile is gone.
+    r.subscribed = true;
+    sub.on('close', () => (r.subscribed = false));
+    // Every later 'ready' is a reconnect: subscribed again here, and what was published meanwhile is gone.
     sub.on('ready', () => {
-      if (r.closed) return;
-      try {
-        r.o.onResubscribed?.();
-      } catch (err) {
-        r.o.logger.error('routing: onResubscribed failed', err);
-      }
+      r.deaf = false;
+      r.resubscribe();
     });
     r.arm();
+    r.armSubscriberCheck();
     return r;
   }
 
@@ -156,6 +191,8 @@ export class RedisRouting implements Routing {
     if (this.closed) return { ok: false, reason: 'routing is closed' };
     if (this.client.status !== 'ready') return { ok: false, reason: `Redis is not connected (${this.client.status})` };
     if (this.sub.status !== 'ready') return { ok: false, reason: `the routing subscriber is not connected (${this.sub.status})` };
+    if (this.deaf) return { ok: false, reason: 'the routing subscriber did not hear this node\'s ping; reconnecting it' };
+    if (!this.subscribed) return { ok: false, reason: 'the routing subscriber is not subscribed to this node\'s channel (retrying)' };
     return { ok: true };
   }
 
@@ -193,12 +230,20 @@ export class RedisRouting implements Routing {
     return at ? this.ownLocal().sendData(to, frame, waiter) : false;
   }
 
-  /** See {@link Routing.sendReceipt}. */
+  /**
+   * See {@link Routing.sendReceipt}. False also when Redis fails (the caller keeps the receipt for the
+   * sender's next login here): a receipt is best effort, and the ACK that caused it must not fail.
+   */
   async sendReceipt(sender: string, receiver: string, fp: string, atMs: number): Promise<boolean> {
-    const at = await this.o.presence.locate(sender);
-    if (!at) return false;
-    if (at.node === this.o.nodeId) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
-    return this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+    try {
+      const at = await this.o.presence.locate(sender);
+      if (!at) return false;
+      if (at.node === this.o.nodeId) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
+      return await this.publish(at.node, { t: 'receipt', sender, receiver, fp, atMs });
+    } catch (err) {
+      this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for their next login here`, { error: (err as Error).message });
+      return false;
+    }
   }
 
   /** See {@link Routing.kickUser}. */
@@ -240,10 +285,44 @@ export class RedisRouting implements Routing {
     if (this.closed) return;
     this.closed = true;
     this.o.clock.clearTimeout(this.timer);
+    this.o.clock.clearTimeout(this.subTimer);
     this.timer = null;
+    this.subTimer = null;
+    if (this.resubscribeTimer) clearTimeout(this.resubscribeTimer);
+    this.resubscribeTimer = null;
     for (const id of [...this.outcomes.keys()]) this.settle(id, 'lost');
     this.sub.disconnect();
     await closeOwned(this.client, this.owned);
+  }
+
+  /**
+   * Subscribes to this node's channel again after the subscriber reconnected, retrying every
+   * {@link RESUBSCRIBE_RETRY_MS} while Redis refuses (the node is not ready meanwhile); once subscribed,
+   * `onResubscribed` hears of it (what was published meanwhile is gone).
+   */
+  private resubscribe(): void {
+    if (this.closed || this.subscribed || this.resubscribeTimer || this.sub.status !== 'ready') return;
+    this.sub.subscribe(this.channel).then(
+      () => {
+        if (this.closed) return;
+        this.subscribed = true;
+        this.o.logger.info(`routing: subscribed to ${this.channel} again`);
+        try {
+          this.o.onResubscribed?.();
+        } catch (err) {
+          this.o.logger.error('routing: onResubscribed failed', err);
+        }
+      },
+      (err: unknown) => {
+        if (this.closed) return;
+        this.o.logger.error(`routing: subscribing to ${this.channel} again failed; retrying in ${RESUBSCRIBE_RETRY_MS} ms (this node hears no other node meanwhile)`, err);
+        this.resubscribeTimer = setTimeout(() => {
+          this.resubscribeTimer = null;
+          this.resubscribe();
+        }, RESUBSCRIBE_RETRY_MS);
+        this.resubscribeTimer.unref();
+      },
+    );
   }
 
   /** A message another node published here: handed to the local routing (or, for an outcome report, to its waiter). */
@@ -256,6 +335,11 @@ export class RedisRouting implements Routing {
       return;
     }
     if (m.t === 'outcome') return this.settle(m.id, m.outcome);
+    if (m.t === 'ping') {
+      if (m.seq === this.pingOut) this.pingOut = 0;
+      this.deaf = false;
+      return;
+    }
     if (!this.local) return void this.o.logger.warn(`routing: a type "${m.t}" message arrived before this node's sessions were attached; dropped`);
     let done: MaybePromise<unknown>;
     try {
@@ -349,6 +433,43 @@ export class RedisRouting implements Routing {
 
   private dirtyKey(node: string): string {
     return `${this.prefix}dirty:${node}`;
+  }
+
+  /**
+   * One subscriber check: a ping still unheard since the last check makes the subscriber reconnect (ioredis
+   * subscribes again, then `onResubscribed` runs); otherwise a new ping goes out. Nothing is judged while
+   * either connection is down (their own reconnects handle that).
+   */
+  private async checkSubscriber(): Promise<void> {
+    if (this.client.status !== 'ready' || this.sub.status !== 'ready' || !this.subscribed) {
+      this.pingOut = 0;
+      return;
+    }
+    if (this.pingOut !== 0) {
+      this.o.logger.error(`routing: node "${this.o.nodeId}" did not hear its own ping within ${this.o.subscriberCheckMs} ms; reconnecting its subscriber`);
+      this.deaf = true;
+      this.pingOut = 0;
+      this.sub.disconnect(true);
+      return;
+    }
+    const seq = ++this.pingSeq;
+    this.pingOut = seq;
+    await this.client.publish(this.channel, JSON.stringify({ t: 'ping', seq } satisfies Routed));
+  }
+
+  private armSubscriberCheck(): void {
+    if (this.closed) return;
+    this.subTimer = this.o.clock.setTimeout(() => {
+      this.checkSubscriber().then(
+        () => this.armSubscriberCheck(),
+        () => {
+          // Redis failed the publish: no ping is out, the next check tries again.
+          this.pingOut = 0;
+          this.armSubscriberCheck();
+        },
+      );
+    }, this.o.subscriberCheckMs);
+    unref(this.subTimer);
   }
 
   private arm(): void {

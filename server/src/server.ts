@@ -33,11 +33,13 @@ export interface SendOptions {
  * `sent` (written without QoS), `dropped` (not QoS and the user is offline, or the offline hook refused
  * it), `lost` (no ACK and no store holds it), `full` (the user's offline box is full), `quota` (the whole
  * store is at its limit), `unavailable` (the store cannot write durably now), `busy` (the user is online
- * but too many messages wait for an ACK server-wide or for that user); the last four send and store nothing.
+ * but too many messages wait for an ACK server-wide or for that user); these four send and store nothing.
+ * `uncertain`: the cluster's Redis failed after the write went out, so it may hold the push; send it
+ * again with the same fp (the store keeps one copy per fp, the SDK shows it once).
  */
 export interface SendResult {
   fp: string | null;
-  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full' | 'quota' | 'unavailable' | 'busy';
+  status: 'delivered' | 'stored' | 'sent' | 'dropped' | 'lost' | 'full' | 'quota' | 'unavailable' | 'uncertain' | 'busy';
 }
 
 /** The bound ports of the gateways that were started. */
@@ -79,8 +81,11 @@ export interface IMServer {
   kick(userId: string, code?: number, reason?: string): Promise<boolean>;
   /** User ids logged in to this process (this node of a cluster). */
   onlineUsers(): string[];
-  /** User ids online anywhere: every node of the cluster (in one process, the same as {@link onlineUsers}). */
-  allOnlineUsers(): Promise<string[]>;
+  /**
+   * User ids online anywhere, at most `limit` (default all): every node of the cluster (in one process,
+   * the same as {@link onlineUsers}).
+   */
+  allOnlineUsers(limit?: number): Promise<string[]>;
   /** Counters for the admin API. */
   metrics(): MetricsSnapshot;
   /** Every metric in the Prometheus text format. */
@@ -174,7 +179,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       return Promise.resolve(core.kick(userId, code, reason));
     },
     onlineUsers: () => core.onlineUsers(),
-    allOnlineUsers: async () => (cluster ? cluster.onlineUsers() : core.onlineUsers()),
+    allOnlineUsers: async (limit) => (cluster ? cluster.onlineUsers(limit) : core.onlineUsers().slice(0, limit ?? Number.POSITIVE_INFINITY)),
     prometheusMetrics: () => exporter.scrape(),
     prometheusContentType: exporter.contentType,
     async health() {

@@ -1,4 +1,5 @@
-import { createFrame, encodeFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
+import { createFrame, MsgType, SERVER_ID, UNSET_ID, type Protocal } from '../../src/protocol';
+import { encoded } from './bounds';
 import { ServerErrorCode } from './errors';
 import { runHook } from './hooks';
 import type { LocalSessions } from './local-sessions';
@@ -81,7 +82,7 @@ export class SessionIo {
 
   /** Whether a frame's encoding fits the largest frame the session's transport carries. */
   fits(s: Session, p: Protocal): boolean {
-    return !overBytes(encodeFrame(p), this.frameLimit(s.transport));
+    return !overBytes(encoded(p), this.frameLimit(s.transport));
   }
 
   /** The largest frame (encoded bytes) a client on `transport` reads: the gateway's own input limit. */

@@ -1,4 +1,7 @@
-import { encodeFrame, type Protocal } from '../../src/protocol';
+import type { Protocal } from '../../src/protocol';
+import { encoded } from './bounds';
+import type { Queued } from './frame-queue';
+import type { IdleList, IdleNode } from './idle-list';
 import { FrameBudget, type ResolvedRateLimit } from './rate-limit';
 
 /** The transports a session can arrive on. */
@@ -31,7 +34,7 @@ export interface ConnectionInfo {
 let nextId = 1;
 
 /** One client connection, whatever its transport, with its login state and its timers. */
-export class Session implements ConnectionInfo {
+export class Session implements ConnectionInfo, IdleNode {
   readonly id = nextId++;
   /** The logged-in user, or null before login. */
   userId: string | null = null;
@@ -45,15 +48,19 @@ export class Session implements ConnectionInfo {
   closed = false;
   /** Last time a valid protocol frame arrived. */
   lastActivityMs = Date.now();
-  readonly openedMs = this.lastActivityMs;
-  idleTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The idle list this session is in (by its transport's expiry), and its links there; see idle-list.ts. */
+  idle: IdleList<Session> | null = null;
+  idlePrev: IdleNode | null = null;
+  idleNext: IdleNode | null = null;
   loginTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Serialises the handling of this session's frames so async hooks keep them in order. */
-  chain: Promise<void> = Promise.resolve();
-  /** Frames queued on {@link Session.chain} and not yet handled. */
+  /** Frames (and tasks) queued or being handled, in order (see frame-queue.ts). */
   queued = 0;
-  /** Characters of the frames queued on {@link Session.chain} and not yet handled. */
+  /** Characters of the frames queued or being handled. */
   queuedChars = 0;
+  /** The units waiting behind the one being handled; null while none wait. */
+  backlog: Queued[] | null = null;
+  /** Who waits for {@link Session.chain}; null while nobody does. */
+  private idleWaiters: Array<() => void> | null = null;
   /** What this connection may still send (null: no rate limit). */
   readonly budget: FrameBudget | null;
   /**
@@ -67,6 +74,20 @@ export class Session implements ConnectionInfo {
     this.budget = rate ? (budget ?? new FrameBudget(rate)) : null;
   }
 
+  /** Resolves once every frame and task queued so far has been handled (shutdown waits for it). */
+  get chain(): Promise<void> {
+    if (this.queued === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve));
+  }
+
+  /** Called by the frame queue when nothing is queued any more: settles {@link Session.chain}. */
+  drained(): void {
+    const waiters = this.idleWaiters;
+    if (!waiters) return;
+    this.idleWaiters = null;
+    for (const w of waiters) w();
+  }
+
   get transport(): TransportName {
     return this.link.transport;
   }
@@ -78,16 +99,16 @@ export class Session implements ConnectionInfo {
   /** Encodes and writes a frame; false when it could not be written or is over `maxBytes` encoded. */
   send(p: Protocal, maxBytes = Number.POSITIVE_INFINITY): boolean {
     if (this.closed) return false;
-    const text = encodeFrame(p);
+    const text = encoded(p);
     if (overBytes(text, maxBytes)) return false;
     return this.link.write(text);
   }
 
   /** Stops this session's timers. */
   clearTimers(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idle?.remove(this);
+    this.idle = null;
     if (this.loginTimer) clearTimeout(this.loginTimer);
-    this.idleTimer = null;
     this.loginTimer = null;
   }
 

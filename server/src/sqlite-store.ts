@@ -10,7 +10,7 @@ export type { SqliteStoreOptions } from './sqlite-store-options';
 
 /** The database file's name inside the data directory. */
 const DB_FILE = 'offline.db';
-/** Receivers whose message count is cached at once (each entry holds a user id of up to 256 characters). */
+/** Receivers whose message count (zero included) is cached at once (each entry holds a user id of up to 256 characters). */
 const MAX_CACHED_COUNTS = 10000;
 
 interface PendingPut {
@@ -18,6 +18,8 @@ interface PendingPut {
   from: string;
   fp: string;
   frame: string;
+  /** The frame's UTF-8 bytes (what `octet_length(frame)` gives for the stored row). */
+  bytes: number;
   resolve(inserted: boolean): void;
   reject(err: unknown): void;
 }
@@ -55,7 +57,7 @@ export class SqliteOfflineStore implements OfflineStore {
   private puts: PendingPut[] = [];
   private removes: PendingRemove[] = [];
   private scheduled = false;
-  /** Committed messages per receiver, cached for at most {@link MAX_CACHED_COUNTS} receivers that have some. */
+  /** Committed messages per receiver, cached for at most {@link MAX_CACHED_COUNTS} receivers. */
   private readonly counts = new Map<string, number>();
   /** Puts per receiver waiting for the next commit. */
   private readonly queued = new Map<string, number>();
@@ -92,7 +94,7 @@ export class SqliteOfflineStore implements OfflineStore {
     this.db = db;
     this.identity = this.file ? fileIdentity(this.file) : null;
     this.stmts = {
-      put: db.prepare('INSERT OR IGNORE INTO pending (to_uid, from_uid, fp, frame, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING octet_length(frame) AS bytes'),
+      put: db.prepare('INSERT OR IGNORE INTO pending (to_uid, from_uid, fp, frame, created_ms) VALUES (?, ?, ?, ?, ?)'),
       list: db.prepare('SELECT seq, from_uid AS "from", fp, frame FROM pending WHERE to_uid = ? AND seq > ? AND created_ms > ? ORDER BY seq LIMIT ?'),
       remove: db.prepare('DELETE FROM pending WHERE to_uid = ? AND from_uid = ? AND fp = ? RETURNING octet_length(frame) AS bytes'),
       has: db.prepare('SELECT 1 FROM pending WHERE to_uid = ? AND from_uid = ? AND fp = ?'),
@@ -104,7 +106,7 @@ export class SqliteOfflineStore implements OfflineStore {
     };
     this.commit = db.transaction((puts: PendingPut[], removes: PendingRemove[]) => {
       const now = this.clock.now();
-      const inserted = puts.map((p) => (this.stmts.put.get(p.to, p.from, p.fp, p.frame, now) as { bytes: number } | undefined)?.bytes ?? -1);
+      const inserted = puts.map((p) => (this.stmts.put.run(p.to, p.from, p.fp, p.frame, now).changes > 0 ? p.bytes : -1));
       const removed = removes.map((r) => (this.stmts.remove.get(r.to, r.from, r.fp) as { bytes: number } | undefined)?.bytes ?? -1);
       return { inserted, removed };
     });
@@ -133,7 +135,7 @@ export class SqliteOfflineStore implements OfflineStore {
       }
     } else this.noteFull(false);
     return new Promise((resolve, reject) => {
-      this.puts.push({ to, from, fp, frame, resolve, reject });
+      this.puts.push({ to, from, fp, frame, bytes: size, resolve, reject });
       this.queued.set(to, (this.queued.get(to) ?? 0) + 1);
       this.queuedRows++;
       this.queuedBytes += size;
@@ -158,10 +160,9 @@ export class SqliteOfflineStore implements OfflineStore {
     let n = this.counts.get(to);
     if (n === undefined) {
       n = (this.stmts.count.get(to) as { n: number }).n;
-      if (n > 0) {
-        if (this.counts.size >= MAX_CACHED_COUNTS) this.counts.delete(this.counts.keys().next().value as string);
-        this.counts.set(to, n);
-      }
+      // Zero is cached too: a receiver who ACKs everything at once has none most of the time.
+      if (this.counts.size >= MAX_CACHED_COUNTS) this.counts.delete(this.counts.keys().next().value as string);
+      this.counts.set(to, n);
     }
     return n + (this.queued.get(to) ?? 0);
   }
@@ -251,8 +252,7 @@ export class SqliteOfflineStore implements OfflineStore {
     this.bytes += bytes;
     const n = this.counts.get(to);
     if (n === undefined) return;
-    if (n + rows <= 0) this.counts.delete(to);
-    else this.counts.set(to, n + rows);
+    this.counts.set(to, Math.max(0, n + rows));
   }
 
   /**

@@ -16,11 +16,24 @@
 
 /**
  * put. KEYS: m, f, exp, seq, stat. ARGV: member, frame, nowMs, maxRows, maxBytes, maxPerReceiver (0: none),
- * expMember. Returns 1 stored, 0 already stored (a retransmission; accepted even at a quota, as it adds
- * nothing), -1 over the global rows/bytes quota, -2 over the receiver's quota.
+ * expMember, to, prefix, callerNode ('' : no marking), dirtyTtlMs. Returns 1 stored, 0 already stored (a
+ * retransmission; accepted even at a quota, as it adds nothing), -1 over the global rows/bytes quota, -2
+ * over the receiver's quota. When callerNode is given and the presence (presence-redis-lua.ts layout:
+ * P p:<to>, P alive:<node>) names a live node other than the caller as holding `to`, `to` is added to
+ * that node's dirty set (P dirty:<node>, routing-redis.ts) in the same step as the message: the holder
+ * replays it at its next recheck, whatever happens to the notification the caller sends after.
  */
 export const PUT_LUA = `
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+local function markHolder()
+  if ARGV[10] == '' then return end
+  local prefix, to = ARGV[9], ARGV[8]
+  local e = redis.call('HMGET', prefix .. 'p:' .. to, 'node', 'inc')
+  if not e[1] or e[1] == ARGV[10] or redis.call('GET', prefix .. 'alive:' .. e[1]) ~= e[2] then return end
+  local dirty = prefix .. 'dirty:' .. e[1]
+  redis.call('SADD', dirty, to)
+  redis.call('PEXPIRE', dirty, ARGV[11])
+end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then markHolder() return 0 end
 local size = #ARGV[2]
 local rows = tonumber(redis.call('HGET', KEYS[5], 'rows') or '0')
 local bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
@@ -33,6 +46,7 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ':' .. ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[7])
 redis.call('HINCRBY', KEYS[5], 'rows', 1)
 redis.call('HINCRBY', KEYS[5], 'bytes', size)
+markHolder()
 return 1
 `;
 

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import { createConsoleLogger, type Logger } from './logger';
 import type { ExpiredMessage, StoredMessage, StoreHealth } from './offline-store';
-import { closeOwned, defineScripts, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget, type RunScript } from './redis-client';
+import { closeOwned, defineScripts, NotSentError, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget, type RunScript } from './redis-client';
 import type { DedupWindowName, MessageStore } from './store';
 import { OfflineStoreError } from './store-error';
 import { realClock, unref, type StoreClock } from './store-expiry';
@@ -45,9 +45,17 @@ export interface RedisStoreOptions {
   logger?: Logger;
   /** Called with each batch of expired messages the sweep removed. */
   onExpired?(messages: ExpiredMessage[]): void;
+  /**
+   * A cluster node's store: each put also marks the receiver for a recheck by the node holding them,
+   * if that is another live node (the presence and routing of presence-redis.ts and routing-redis.ts,
+   * on the same prefix), atomically with the message. Default: no marking.
+   */
+  markHolder?: { nodeId: string; dirtyTtlMs: number };
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** Puts whose outcome is unknown remembered at most (about 1 KB each at the longest ids and fp). */
+const MAX_UNCERTAIN_PUTS = 10_000;
 const DEFAULT_DEDUP: DedupBounds = { ttlMs: 10 * 60_000, max: 100_000, maxBytes: 64 * 1024 * 1024 };
 
 const SCRIPTS = {
@@ -72,6 +80,8 @@ export class RedisMessageStore implements MessageStore {
   private timer: unknown = null;
   private closed = false;
   private sweeping: Promise<void> | null = null;
+  /** Puts sent whose answer never came (Redis may hold them), oldest first, at most MAX_UNCERTAIN_PUTS. */
+  private readonly uncertain = new Set<string>();
 
   private constructor(
     private readonly client: Redis,
@@ -80,6 +90,7 @@ export class RedisMessageStore implements MessageStore {
     private readonly o: {
       maxRows: number; maxBytes: number; maxPerReceiver: number; ttlMs: number; sweepIntervalMs: number; sweepBatch: number;
       dedup: Record<DedupWindowName, DedupBounds>; clock: StoreClock; logger: Logger; onExpired?: (m: ExpiredMessage[]) => void;
+      markHolder?: { nodeId: string; dirtyTtlMs: number };
     },
   ) {
     this.run = defineScripts(client, SCRIPTS);
@@ -107,6 +118,7 @@ export class RedisMessageStore implements MessageStore {
       clock: options.clock ?? realClock,
       logger,
       onExpired: options.onExpired,
+      markHolder: options.markHolder,
     };
     const { client, owned } = openTarget(options.redis, logger, 'store');
     try {
@@ -126,22 +138,46 @@ export class RedisMessageStore implements MessageStore {
     return this.o.maxPerReceiver > 0;
   }
 
-  /** See {@link MessageStore.put}; refuses with OfflineStoreError 'quota', 'full' or 'unavailable'. */
+  /**
+   * See {@link MessageStore.put}; refuses with OfflineStoreError 'quota', 'full' or 'unavailable'. An
+   * 'unavailable' says `mayHaveWritten` when the script went out and no answer came back (the connection
+   * broke, the command timed out: Redis may have applied it), and for every later attempt of that message
+   * until one gets an answer, so its sender is never told "refused" for a message Redis holds.
+   */
   async put(to: string, from: string, fp: string, frame: string): Promise<boolean> {
     if (this.closed) throw new OfflineStoreError('unavailable', 'the offline store is closed');
     const member = lengthPrefixed(from) + fp;
+    const id = lengthPrefixed(to) + member;
+    const unsure = this.uncertain.has(id);
     let r: number;
     try {
-      r = (await this.run('imStorePut')(
+      // Not connected: the script cannot go out (ioredis refuses it at once, no offline queue).
+      if (this.client.status !== 'ready') throw new Error(`Redis is not connected (${this.client.status})`);
+      const sent = this.run('imStorePut')(
         this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}seq`, `${this.prefix}stat`,
-        member, frame, this.o.clock.now(), finite(this.o.maxRows), finite(this.o.maxBytes), this.o.maxPerReceiver, lengthPrefixed(to) + member,
-      )) as number;
+        member, frame, this.o.clock.now(), finite(this.o.maxRows), finite(this.o.maxBytes), this.o.maxPerReceiver, id,
+        to, this.prefix, this.o.markHolder?.nodeId ?? '', this.o.markHolder?.dirtyTtlMs ?? 0,
+      );
+      r = (await sent.catch((err: unknown) => {
+        // Redis's own error reply (it answered), or refused before it went out: nothing was written.
+        if (!(err instanceof ReplyError) && !(err instanceof NotSentError)) this.markUncertain(id);
+        throw err;
+      })) as number;
     } catch (err) {
-      throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now: ${(err as Error).message}`, { cause: err });
+      const mayHaveWritten = unsure || this.uncertain.has(id);
+      throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now${mayHaveWritten ? ' (it may have been written: no answer came)' : ''}: ${(err as Error).message}`, { cause: err, mayHaveWritten });
     }
+    this.uncertain.delete(id);
     if (r === -1) throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
     if (r === -2) throw new OfflineStoreError('full', `the offline box of "${to}" is full (${this.o.maxPerReceiver} messages)`);
     return r === 1;
+  }
+
+  /** Remembers a put whose answer never came; the oldest is forgotten past MAX_UNCERTAIN_PUTS. */
+  private markUncertain(id: string): void {
+    this.uncertain.delete(id);
+    this.uncertain.add(id);
+    if (this.uncertain.size > MAX_UNCERTAIN_PUTS) this.uncertain.delete(this.uncertain.values().next().value as string);
   }
 
   /** See {@link MessageStore.list}. */

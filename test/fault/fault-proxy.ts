@@ -144,6 +144,23 @@ export class FaultProxy {
     return false;
   }
 
+  /**
+   * Stalls every open connection whose upstream socket `match` picks (e.g. by its local port, as the
+   * upstream server lists its clients): its bytes are read and dropped both ways, nothing is closed.
+   * Returns how many it stalled.
+   */
+  stallWhere(match: (upstream: Socket) => boolean): number {
+    let n = 0;
+    for (const pair of this.pairs) {
+      if (pair.stalled || pair.closed || !match(pair.upstream)) continue;
+      if (pair.timer) clearTimeout(pair.timer);
+      pair.stalled = true;
+      this.counts.stalls++;
+      n++;
+    }
+    return n;
+  }
+
   /** Cuts every connection at once. */
   dropAll(): void {
     for (const p of this.pairs) this.finish(p);

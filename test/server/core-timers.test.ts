@@ -99,6 +99,29 @@ describe('idle expiry', () => {
     expect(core.onlineUsers()).toEqual([]);
   });
 
+  it('closes each of many sessions exactly at its own deadline, whatever order their frames came in', async () => {
+    const { core, connect } = makeCore({ senseMode: SenseMode.MODE_5S, loginTimeoutMs: 1e9 });
+    const a = connect('ws');
+    await vi.advanceTimersByTimeAsync(1_000);
+    const b = connect('tcp');
+    await vi.advanceTimersByTimeAsync(1_000);
+    const c = connect('ws');
+    await vi.advanceTimersByTimeAsync(3_000);
+    core.receive(a.session, '{"type":5,"dataContent":"ping"}'); // a: last frame at 5,000, due at 16,000
+    await vi.advanceTimersByTimeAsync(6_999); // 11,999: b (due 12,000) and c (due 13,000) still open
+    expect([a.closed, b.closed, c.closed]).toEqual([false, false, false]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect([a.closed, b.closed, c.closed]).toEqual([false, true, false]);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(c.closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(c.closed).toBe(true);
+    await vi.advanceTimersByTimeAsync(2_999);
+    expect(a.closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(a.closed).toBe(true);
+  });
+
   it('uses the UDP expiry for UDP sessions', async () => {
     const { connect } = makeCore({ senseMode: SenseMode.MODE_3S, loginTimeoutMs: 1e9 });
     const link = connect('udp');

@@ -62,6 +62,22 @@ describe('RedisPresence across nodes', () => {
     expect(await b.count()).toBe(0);
   });
 
+  it('abandoning a claim gives the user back to the session it replaced, unless that session was released meanwhile', async () => {
+    const prefix = `p${++prefixes}:`;
+    const a = await node('A', prefix);
+    const b = await node('B', prefix);
+    await a.claim('u', entry('A', 1, T0), 0);
+    await b.claim('u', entry('B', 2, T0 + 1), 0);
+    await b.abandon('u', 2);
+    expect(await a.locate('u')).toEqual(entry('A', 1, T0));
+    // B claims again; A's session ends (its release finds B's entry) before B's claim is abandoned.
+    await b.claim('u', entry('B', 3, T0 + 1), 0);
+    expect(await a.release('u', 'A', 1)).toBe(false);
+    await b.abandon('u', 3);
+    expect(await a.locate('u')).toBeNull();
+    expect(await a.list()).toEqual([]);
+  });
+
   it('50 concurrent pairs of claims for one user each, from two nodes, leave exactly one holder per user', async () => {
     const prefix = `p${++prefixes}:`;
     const a = await node('A', prefix);
@@ -113,16 +129,26 @@ describe('RedisPresence across nodes', () => {
     }
   });
 
-  it('a process restarted with the same node id never revives the old one\'s users, and the old one hears of the conflict', async () => {
+  it('a process given the node id of a live one is refused; one restarted after a crash takes the id over without reviving the old users, and the old one hears of the conflict', async () => {
     const prefix = `p${++prefixes}:`;
     const lapses: PresenceLapse[] = [];
-    const old = await node('A', prefix, { refreshMs: 50, ttlMs: 1000, onLapse: (r) => lapses.push(r) });
+    const own = new Redis(redis.url, { lazyConnect: true });
+    own.on('error', () => {});
+    await own.connect();
+    const old = await node('A', prefix, { redis: own, refreshMs: 50, ttlMs: 5000, onLapse: (r) => lapses.push(r) });
     await old.claim('u', entry('A', 1, T0), 0);
-    const restarted = await node('A', prefix);
+    // Live (refreshing every 50 ms): a second process with its id is refused, and changes nothing.
+    await expect(node('A', prefix, { refreshMs: 50, ttlMs: 5000 })).rejects.toThrow(/node id "A" is in use by a live process/);
+    expect(await old.locate('u')).toEqual(entry('A', 1, T0));
+    // Crashed (no more refreshes, its key still there): taken over once seen not to be re-armed.
+    own.disconnect();
+    const restarted = await node('A', prefix, { refreshMs: 50, ttlMs: 5000 });
     expect(await restarted.locate('u')).toBeNull();
     expect(await restarted.claim('v', entry('A', 1, T0), 0)).toEqual({ kind: 'take' });
+    expect(await restarted.list()).toEqual(['v']);
+    // Were the old process to come back, it hears of the conflict and may not claim under the id.
+    await own.connect();
     expect(await eventually(async () => lapses.includes('conflict'), 1000)).toBe(true);
-    // The old process may not claim under an id another process holds.
     await expect(old.claim('w', entry('A', 2, T0), 0)).rejects.toThrow(/another process/);
     expect(await restarted.list()).toEqual(['v']);
   });
