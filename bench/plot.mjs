@@ -24,8 +24,8 @@ export function renderLatencySvg(report) {
   const yMax = Math.pow(10, Math.ceil(Math.log10(Math.max(...yVals))));
   const sx = (x) => m.left + (x / xMax) * pw;
   const sy = (y) => m.top + ph - ((Math.log10(Math.max(y, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * ph;
-  const colors = { ours: '#1f6feb', raw: '#8a8f98' };
-  const names = { ours: 'SDK + our server', raw: 'raw ws relay' };
+  const colors = { ours: '#1f6feb', raw: '#8a8f98', cluster2: '#d1242f', cluster1: '#bf8700', nodes1: '#1a7f37', nodes2: '#8250df' };
+  const names = { ours: 'SDK + our server', raw: 'raw ws relay', cluster2: 'two nodes, across', cluster1: 'one node on Redis' };
   const out = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);

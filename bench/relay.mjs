@@ -1,18 +1,19 @@
 // Relay benchmark: N sender/receiver pairs of our SDK, QoS on, through the reference server, then the
-// same load through a minimal raw ws relay, in the same run. Closed loop first (saturation), then open
-// loop at fixed offered rates (by default fractions of our saturation rate, the same for both targets).
-// Server and load generators are separate processes; server CPU comes from the server's own
+// same load through a minimal raw ws relay, in the same run; optionally through cluster layouts too
+// (two nodes on Redis with every message crossing nodes, `--workers`, ...: see lib/relay-targets.mjs).
+// Closed loop first (saturation), then open loop at fixed offered rates (by default fractions of our
+// saturation rate, the same for every target). Server and load generators are separate processes; server CPU comes from the server's own
 // process.cpuUsage(). Prints a table and writes a JSON report; it never passes or fails.
 //
 //   npm run bench:relay -- [--pairs 50] [--loaders 2] [--duration 5000] [--rates 1000,2000] [--repeat 3] [--out file]
+//   npm run bench:cluster-relay     (= --targets ours,cluster2,raw)
 // With --repeat, each target runs that many times (alternating) and every figure is the median.
 // `--clients raw` drives our server with bare sockets sending MobileIMSDK frames (QoS and ACKs, no SDK),
 // the same clients the raw relay always gets (`npm run bench:frames`). `--profile DIR` runs each server
 // child under `node --cpu-prof` and leaves the profiles in DIR.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuSeconds, parseFlags, requireBuild, ROOT, startChild, summarize, table, writeReport } from './lib/common.mjs';
+import { parseFlags, requireBuild, ROOT, startChild, summarize, table, writeReport } from './lib/common.mjs';
+import { loadCpus, startTarget } from './lib/relay-targets.mjs';
 
 const flags = parseFlags(process.argv.slice(2), {
   pairs: 50,
@@ -25,6 +26,8 @@ const flags = parseFlags(process.argv.slice(2), {
   fractions: [0.1, 0.25, 0.5, 0.75],
   targets: 'ours,raw',
   store: 'disk',
+  nodeCpus: '1,1',
+  recheckMs: 0,
   pin: true,
   repeat: 1,
   clients: 'sdk',
@@ -33,31 +36,35 @@ const flags = parseFlags(process.argv.slice(2), {
 });
 if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clients is sdk or raw, not ${flags.clients}`);
 requireBuild();
+// Interrupted: exit through process.exit, so the private redis-server is killed too (its 'exit' hook).
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
 
-const serverScript = join(ROOT, 'bench/lib/server-child.mjs');
 const loadScript = join(ROOT, 'bench/lib/relay-load.mjs');
+
+/** CPU seconds per node between two stats snapshots, and Redis's. */
+function cpuBetween(a, b) {
+  return { nodes: b.nodeCpu.map((v, i) => v - (a.nodeCpu[i] ?? 0)), redis: b.redisCpu - a.redisCpu };
+}
 
 /**
  * Runs the saturation step, then one open-loop step per offered rate, against one target. `ratesFor`
  * gets the saturation throughput and returns the offered rates.
  */
 async function benchTarget(target, ratesFor) {
-  const dataDir = flags.store === 'disk' && target === 'ours' ? mkdtempSync(join(tmpdir(), 'im-bench-')) : null;
-  const execArgv = flags.profile ? ['--cpu-prof', '--cpu-prof-dir', flags.profile, '--cpu-prof-name', `${target}-${Date.now()}.cpuprofile`] : [];
-  const server = startChild(serverScript, [target, JSON.stringify({ dataDir })], { cpus: flags.pin ? '1' : null, execArgv });
-  const { port } = await server.waitFor((m) => m.type === 'ready');
-  const url = `ws://127.0.0.1:${port}/websocket`;
-  const loaders = Array.from({ length: flags.loaders }, () => startChild(loadScript, [], { cpus: flags.pin ? '0' : null }));
+  const servers = await startTarget(target, flags);
+  const loaders = Array.from({ length: flags.loaders }, () => startChild(loadScript, [], { cpus: loadCpus(target, flags.pin) }));
   await Promise.all(loaders.map((l) => l.waitFor((m) => m.type === 'ready')));
   const share = loaders.map(() => []);
-  for (let i = 0; i < flags.pairs; i++) share[i % flags.loaders].push([`${target}-a${i}`, `${target}-b${i}`]);
-  await Promise.all(loaders.map((l, i) => l.request({ cmd: 'setup', kind: target === 'raw' || flags.clients === 'raw' ? 'raw' : 'sdk', url, pairIds: share[i] })));
+  for (let i = 0; i < flags.pairs; i++) {
+    share[i % flags.loaders].push({ a: `${target}-a${i}`, b: `${target}-b${i}`, aUrl: servers.url(i, 0), bUrl: servers.url(i, 1) });
+  }
+  await Promise.all(loaders.map((l, i) => l.request({ cmd: 'setup', kind: target === 'raw' || flags.clients === 'raw' ? 'raw' : 'sdk', pairs: share[i] })));
 
   const steps = [];
   const plan = [{ name: 'saturation', rate: 0 }];
   for (let k = 0; k < plan.length; k++) {
     const step = plan[k];
-    const s0 = await server.request({ cmd: 'stats' });
+    const s0 = await servers.stats();
     const t0 = Date.now();
     const parts = await Promise.all(
       loaders.map((l) =>
@@ -65,15 +72,18 @@ async function benchTarget(target, ratesFor) {
       ),
     );
     const wallSec = (Date.now() - t0) / 1000;
-    const s1 = await server.request({ cmd: 'stats' });
+    const s1 = await servers.stats();
     const sum = (k) => parts.reduce((a, p) => a + p[k], 0);
     const lat = summarize(parts.flatMap((p) => p.latencies));
-    const serverCpu = cpuSeconds(s0.cpu, s1.cpu);
+    const cpu = cpuBetween(s0, s1);
+    const serverCpu = cpu.nodes.reduce((a, b) => a + b, 0);
     const delivered = sum('delivered');
+    const per1000 = (sec) => (delivered > 0 ? (sec / delivered) * 1000 : NaN);
     const row = {
       target,
       step: step.name,
       offered: step.rate,
+      nodes: servers.nodes,
       sent: sum('sent'),
       delivered,
       refused: sum('refused'),
@@ -84,23 +94,26 @@ async function benchTarget(target, ratesFor) {
       p99: lat.p99,
       max: lat.max,
       serverCpuSec: serverCpu,
-      serverCpuPer1000: delivered > 0 ? (serverCpu / delivered) * 1000 : NaN,
+      serverCpuPer1000: per1000(serverCpu),
+      nodeCpuPer1000: cpu.nodes.map((c) => +per1000(c).toFixed(4)),
+      nodeCpuList: cpu.nodes.map((c) => per1000(c).toFixed(3)).join('/'),
+      redisCpuPer1000: per1000(cpu.redis),
       serverCores: serverCpu / wallSec,
+      redisCores: cpu.redis / wallSec,
       loadCores: sum('loadCpuSec') / wallSec,
-      loopDelayP99: s1.loopDelay.p99Ms,
-      loopDelayMax: s1.loopDelay.maxMs,
-      serverHeapMiB: s1.mem.heapUsed / 1048576,
-      serverRssMiB: s1.mem.rss / 1048576,
-      framesIn: s1.frames.in - s0.frames.in,
-      framesOut: s1.frames.out - s0.frames.out,
+      loopDelayMax: s1.loopDelayMax,
+      serverHeapMiB: s1.mem ? s1.mem.heapUsed / 1048576 : NaN,
+      serverRssMiB: s1.mem ? s1.mem.rss / 1048576 : NaN,
+      framesIn: s1.frames ? s1.frames.in - s0.frames.in : NaN,
+      framesOut: s1.frames ? s1.frames.out - s0.frames.out : NaN,
     };
     steps.push(row);
     if (k === 0) plan.push(...ratesFor(row.throughput).map((r) => ({ name: `${r}/s`, rate: r })));
-    console.log(`  ${target} ${step.name}: ${Math.round(row.throughput)} msg/s, p50 ${row.p50} ms, p99 ${row.p99} ms, server ${row.serverCpuPer1000.toFixed(3)} CPU s per 1000`);
+    const redisNote = Number.isFinite(row.redisCpuPer1000) ? `, Redis ${row.redisCpuPer1000.toFixed(3)}` : '';
+    console.log(`  ${target} ${step.name}: ${Math.round(row.throughput)} msg/s, p50 ${row.p50} ms, p99 ${row.p99} ms, server ${row.serverCpuPer1000.toFixed(3)} CPU s per 1000 (per node ${row.nodeCpuList}${redisNote})`);
   }
   await Promise.all(loaders.map((l) => l.stop()));
-  await server.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await servers.stop();
   return steps;
 }
 
@@ -135,14 +148,25 @@ for (let round = 0; round < flags.repeat; round++) {
 for (const target of targets) results[target] = medianSteps(runs[target]);
 
 const rows = Object.values(results).flat();
-const ours = results.ours ?? [];
-const raw = results.raw ?? [];
-for (const r of ours) {
-  const base = raw.find((b) => b.step === r.step);
-  if (!base) continue;
-  r.cpuRatio = r.serverCpuPer1000 / base.serverCpuPer1000;
-  r.p99Ratio = r.p99 / base.p99;
-  if (r.step === 'saturation') r.throughputRatio = r.throughput / base.throughput;
+// Each target beside its baseline in the same run: raw for everything; a cluster layout also beside the
+// single process it should be compared with (cluster2 and cluster1 beside ours, nodes2 beside nodes1,
+// workers2 beside workers1): throughput ratio, CPU ratio and the p99 difference in ms.
+const baseOf = { cluster1: 'ours', cluster2: 'ours', nodes2: 'nodes1', workers2: 'workers1' };
+for (const [target, steps] of Object.entries(results)) {
+  for (const r of steps) {
+    const raw = (results.raw ?? []).find((b) => b.step === r.step);
+    if (raw && target !== 'raw') {
+      r.cpuRatio = r.serverCpuPer1000 / raw.serverCpuPer1000;
+      r.p99Ratio = r.p99 / raw.p99;
+      if (r.step === 'saturation') r.throughputRatio = r.throughput / raw.throughput;
+    }
+    const base = (results[baseOf[target]] ?? []).find((b) => b.step === r.step);
+    if (!base) continue;
+    r.baseline = baseOf[target];
+    r.cpuVsBase = r.serverCpuPer1000 / base.serverCpuPer1000;
+    r.p99MinusBase = r.p99 - base.p99;
+    if (r.step === 'saturation') r.throughputVsBase = r.throughput / base.throughput;
+  }
 }
 
 console.log('\n' + table(rows, [
@@ -154,6 +178,8 @@ console.log('\n' + table(rows, [
   { key: 'p99', title: 'p99 ms' },
   { key: 'max', title: 'max ms' },
   { key: 'serverCpuPer1000', title: 'srv CPU s/1k' },
+  { key: 'nodeCpuList', title: 'per node' },
+  { key: 'redisCpuPer1000', title: 'Redis s/1k' },
   { key: 'serverCores', title: 'srv cores' },
   { key: 'loadCores', title: 'load cores' },
   { key: 'loopDelayMax', title: 'srv stall ms' },
@@ -161,6 +187,10 @@ console.log('\n' + table(rows, [
   { key: 'undelivered', title: 'undeliv.' },
   { key: 'cpuRatio', title: 'CPU vs raw' },
   { key: 'throughputRatio', title: 'tput vs raw' },
+  { key: 'baseline', title: 'vs' },
+  { key: 'throughputVsBase', title: 'tput vs' },
+  { key: 'cpuVsBase', title: 'CPU vs' },
+  { key: 'p99MinusBase', title: 'p99 - vs ms' },
 ]));
 const file = writeReport('relay', { config: { ...flags, rates }, steps: rows }, flags.out);
 console.log(`\nreport: ${file}`);

@@ -128,8 +128,9 @@ export function startChild(script, args = [], { cpus: cpuList = null, execArgv =
   };
 }
 
-/** In a child: answers requests with `handler(message)`'s result (or its error). */
+/** In a child: answers requests with `handler(message)`'s result (or its error); exits when the parent is gone. */
 export function serveRequests(handler) {
+  process.once('disconnect', () => process.exit(0));
   process.on('message', async (m) => {
     try {
       const result = await handler(m);

@@ -1,7 +1,9 @@
 // A load generator for the connections benchmark, in its own process: many logged-in clients that only
 // keep alive. `ours`: IMClient through the browser adapter with `ws` (its own keep-alive and jittered
 // re-login). `raw`: bare ws sockets that log in to the raw relay and send a heartbeat frame on the same
-// interval. Reports login times, and after a server restart when each client was back online.
+// interval. Reports login times, and after a server restart (or a cluster node killed) when each client
+// dropped and when it was back online. `url` may be a list (the SDK's url list: a random start, the next
+// entry after a failed connect).
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -31,20 +33,27 @@ async function sdkClient(url, userId, o, i) {
   const client = new IMClient({
     url,
     adapter: createBrowserAdapter({ WebSocket: socketClass(i, o), window: null, document: null }),
-    keepAlive: { intervalMs: o.keepAliveMs, timeoutMs: o.keepAliveMs + 3000 },
+    keepAlive: { intervalMs: o.keepAliveMs, timeoutMs: o.keepAliveTimeoutMs ?? o.keepAliveMs + 3000 },
     reconnect: { minDelayMs: o.minDelayMs, maxDelayMs: o.maxDelayMs },
     loginTimeoutMs: 20000,
   });
-  const entry = { userId, client, backAt: 0, attempts: 0, attemptAt: [], close: () => client.destroy() };
-  client.on('state', ({ to }) => {
+  const entry = { userId, client, backAt: 0, droppedAt: 0, attempts: 0, attemptAt: [], close: () => client.destroy() };
+  client.on('state', ({ from, to }) => {
     if (to === 'online') entry.backAt = Date.now();
+    else if (from === 'online') entry.droppedAt = Date.now();
   });
   client.on('reconnect', ({ delayMs }) => {
     entry.attempts++;
     entry.attemptAt.push(Date.now() + delayMs);
   });
   const t0 = performance.now();
-  await client.login({ userId, token: 'bench' });
+  try {
+    await client.login({ userId, token: 'bench' });
+  } catch (err) {
+    // Counted as a failed login by setup: destroyed, so it does not go on reconnecting unseen.
+    client.destroy();
+    throw err;
+  }
   entry.loginMs = performance.now() - t0;
   return entry;
 }
@@ -95,6 +104,7 @@ serveRequests(async (m) => {
     case 'backTimes':
       return {
         backAt: clients.map((c) => (c.backAt >= m.sinceMs ? c.backAt : 0)),
+        droppedAt: clients.map((c) => (c.droppedAt >= m.sinceMs ? c.droppedAt : 0)),
         attempts: clients.map((c) => c.attempts),
         attemptAt: clients.flatMap((c) => c.attemptAt.filter((t) => t >= m.sinceMs)),
       };

@@ -71,14 +71,14 @@ async function rawEnd(url, userId) {
   };
 }
 
-/** Logs in both ends of every pair (at most 50 logins at a time). */
-async function setup({ kind, url, pairIds }) {
+/** Logs in both ends of every pair ({ a, b, aUrl, bUrl }: each end on its own server URL), 50 logins at a time. */
+async function setup({ kind, pairs: given }) {
   const make = kind === 'raw' ? rawEnd : sdkEnd;
-  const ids = pairIds.flat();
+  const todo = given.flatMap((p) => [[p.a, p.aUrl], [p.b, p.bUrl]]);
   ends = [];
-  for (let i = 0; i < ids.length; i += 50) ends.push(...(await Promise.all(ids.slice(i, i + 50).map((id) => make(url, id)))));
+  for (let i = 0; i < todo.length; i += 50) ends.push(...(await Promise.all(todo.slice(i, i + 50).map(([id, url]) => make(url, id)))));
   const byId = new Map(ends.map((e) => [e.userId, e]));
-  pairs = pairIds.map(([a, b]) => ({ from: byId.get(a), to: b }));
+  pairs = given.map((p) => ({ from: byId.get(p.a), to: p.b }));
   return { ends: ends.length };
 }
 

@@ -1,6 +1,6 @@
-// A server under test, in its own process: `ours` (the reference server from server/dist) or `raw`
-// (a minimal ws relay: login registers the socket, every other frame is forwarded untouched to the user
-// named in its "to" field). It reports its own CPU time and memory on request, so the benchmarks count
+// A server under test, in its own process: `ours` (the reference server from server/dist; a cluster node
+// when the options carry `cluster: { redisUrl }` and a `nodeId`) or `raw` (a minimal ws relay: login
+// registers the socket, every other frame is forwarded untouched to the user named in its "to" field). It reports its own CPU time and memory on request, so the benchmarks count
 // server CPU rather than wall time.
 //
 // usage (through startChild): server-child.mjs <ours|raw> '<json options>'
@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { ROOT, serveRequests } from './common.mjs';
 
 const [kind, json = '{}'] = process.argv.slice(2);
-const o = { port: 0, dataDir: null, senseMode: 2, ...JSON.parse(json) };
+const o = { port: 0, dataDir: null, senseMode: 2, cluster: null, nodeId: undefined, ...JSON.parse(json) };
 
 /** Starts the minimal relay baseline and returns its port, counters and close function. */
 async function startRaw() {
@@ -57,7 +57,8 @@ async function startRaw() {
 
 /**
  * Starts the reference server (WebSocket only, no rate limit, no cap on connections not logged in yet: every
- * load client comes from 127.0.0.1 and thousands connect at once) and returns the same shape.
+ * load client comes from loopback and thousands connect at once) and returns the same shape. In cluster
+ * mode the messages are stored in Redis, so `dataDir` does not apply.
  */
 async function startOurs() {
   const { createServer, silentLogger } = await import(pathToFileURL(join(ROOT, 'server/dist/index.js')).href);
@@ -66,7 +67,7 @@ async function startOurs() {
     tcp: false,
     udp: false,
     http: false,
-    dataDir: o.dataDir,
+    ...(o.cluster ? { cluster: o.cluster, nodeId: o.nodeId } : { dataDir: o.dataDir }),
     senseMode: o.senseMode,
     rateLimit: false,
     maxUnauthenticatedPerAddress: 0,
