@@ -80,7 +80,7 @@ export async function startRedis({ cpus = null } = {}) {
 }
 
 /** A port that was free a moment ago. */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

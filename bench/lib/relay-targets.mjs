@@ -15,11 +15,11 @@
 // far, Redis's, the longest event-loop stall and the frame counters when known.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuSeconds, ROOT, sleep, startChild } from './common.mjs';
-import { procCpuSeconds, startRedis } from './redis-server.mjs';
+import { freePort, procCpuSeconds, startRedis } from './redis-server.mjs';
 
 const serverScript = join(ROOT, 'bench/lib/server-child.mjs');
 
@@ -155,17 +155,6 @@ export function childPids(pid) {
     }
   }
   return out.sort((a, b) => a - b);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Resolves once something accepts on `port`; rejects if `exited` settles first or time runs out. */
