@@ -5,6 +5,7 @@ import { isPromise, type MaybePromise } from './maybe-promise';
 import type { Presence, PresenceEntry } from './presence';
 import { ROUTE_LUA } from './presence-redis-lua';
 import { closeOwned, defineScripts, openTarget, watchRedis, whenReady, type RedisTarget, type RunScript } from './redis-client';
+import { OutcomeWaiters } from './outcome-waiters';
 import type { QosOutcome } from './qos-s2c';
 import type { QosWaiter, Routing } from './routing';
 import { realClock, unref, type StoreClock } from './store-expiry';
@@ -110,8 +111,7 @@ export class RedisRouting implements Routing {
   private subscribed = false;
   private resubscribeTimer: ReturnType<typeof setTimeout> | null = null;
   /** Routed QoS messages waiting for their receiving node's outcome report, by id. */
-  private readonly outcomes = new Map<number, { waiter: QosWaiter; timer: unknown }>();
-  private nextOutcomeId = 1;
+  private readonly outcomes: OutcomeWaiters;
 
   private constructor(
     private readonly client: Redis,
@@ -126,6 +126,7 @@ export class RedisRouting implements Routing {
     this.channel = this.nodeChannel(o.nodeId);
     this.local = local ?? null;
     this.run = defineScripts(client, ROUTING_SCRIPTS);
+    this.outcomes = new OutcomeWaiters(o.maxOutcomeWaiters, o.outcomeTimeoutMs, o.clock);
   }
 
   /** Connects both connections, subscribes to this node's channel and starts the recheck timer. */
@@ -234,21 +235,21 @@ export class RedisRouting implements Routing {
     if (isPromise(here) ? await here : here) return true;
     const qos = !!(frame.QoS && frame.fp);
     // Registered before the frame can reach the other node, whose report may come back at once.
-    const id = qos && waiter ? this.expectOutcome(waiter) : 0;
+    const id = qos && waiter ? this.outcomes.expect(waiter) : 0;
     const payload: Routed = id ? { t: 'data', to, frame, reply: { node: this.o.nodeId, id } } : { t: 'data', to, frame };
     let r: Routed_ | null;
     try {
       r = await this.route(to, payload, qos);
     } catch (err) {
-      if (id) this.settle(id, 'lost');
+      if (id) this.outcomes.settle(id, 'lost');
       this.o.logger.error(`routing: a frame for "${to}" could not be routed (Redis); a stored copy waits for a replay`, err);
       return false;
     }
     if (r?.local) {
-      if (id) this.forget(id);
+      if (id) this.outcomes.forget(id);
       return this.ownLocal().sendData(to, frame, waiter);
     }
-    if (!r?.published && id) this.settle(id, 'lost');
+    if (!r?.published && id) this.outcomes.settle(id, 'lost');
     return !!r?.published;
   }
 
@@ -313,7 +314,7 @@ export class RedisRouting implements Routing {
     this.subTimer = null;
     if (this.resubscribeTimer) clearTimeout(this.resubscribeTimer);
     this.resubscribeTimer = null;
-    for (const id of [...this.outcomes.keys()]) this.settle(id, 'lost');
+    this.outcomes.settleAll();
     this.sub.disconnect();
     await closeOwned(this.client, this.owned);
   }
@@ -357,7 +358,7 @@ export class RedisRouting implements Routing {
       this.o.logger.error(`routing: unreadable message on ${this.channel}`);
       return;
     }
-    if (m.t === 'outcome') return this.settle(m.id, m.outcome);
+    if (m.t === 'outcome') return this.outcomes.settle(m.id, m.outcome);
     if (m.t === 'ping') {
       if (m.seq === this.pingOut) this.pingOut = 0;
       this.deaf = false;
@@ -400,15 +401,6 @@ export class RedisRouting implements Routing {
     return undefined;
   }
 
-  /** Tells a routed message's waiter how it ended; an unknown id (timed out already) is ignored. */
-  private settle(id: number, outcome: QosOutcome): void {
-    const w = this.outcomes.get(id);
-    if (!w) return;
-    this.outcomes.delete(id);
-    this.o.clock.clearTimeout(w.timer);
-    w.waiter(outcome === 'delivered' ? 'delivered' : 'lost');
-  }
-
   /**
    * Locates `user` and, when another live node holds them, publishes `m` to that node, in one script
    * (ROUTE_LUA; it reads the presence's key layout, presence-redis-lua.ts, under the same prefix), and
@@ -420,27 +412,6 @@ export class RedisRouting implements Routing {
     )) as [string, string, string, number] | null;
     if (!r) return null;
     return { node: r[0], local: r[0] === this.o.nodeId, published: r[3] > 0 };
-  }
-
-  /** Registers a routed QoS message's waiter until its outcome report, or 'lost' after `outcomeTimeoutMs`; 0 when the table is full (told 'lost' at once). */
-  private expectOutcome(waiter: QosWaiter): number {
-    if (this.outcomes.size >= this.o.maxOutcomeWaiters) {
-      waiter('lost');
-      return 0;
-    }
-    const id = this.nextOutcomeId++;
-    const timer = this.o.clock.setTimeout(() => this.settle(id, 'lost'), this.o.outcomeTimeoutMs);
-    unref(timer);
-    this.outcomes.set(id, { waiter, timer });
-    return id;
-  }
-
-  /** Drops a registered waiter without telling it (the message went to this node's own sessions instead). */
-  private forget(id: number): void {
-    const w = this.outcomes.get(id);
-    if (!w) return;
-    this.outcomes.delete(id);
-    this.o.clock.clearTimeout(w.timer);
   }
 
   private ownLocal(): Routing {

@@ -1,0 +1,59 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { OutcomeWaiters } from '../../server/src/outcome-waiters';
+import type { QosOutcome } from '../../server/src/qos-s2c';
+
+/** The routed messages a cluster node waits to hear the outcome of: reports, the timeout, the bound. */
+
+const clock = { setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+
+beforeEach(() => void vi.useFakeTimers());
+afterEach(() => void vi.useRealTimers());
+
+function recorder(): { told: QosOutcome[]; waiter: (o: QosOutcome) => void } {
+  const told: QosOutcome[] = [];
+  return { told, waiter: (o) => void told.push(o) };
+}
+
+describe('OutcomeWaiters', () => {
+  it("tells a waiter its report once, and 'lost' at the timeout, not a millisecond before", () => {
+    const w = new OutcomeWaiters(10, 1000, clock);
+    const a = recorder();
+    const b = recorder();
+    const ida = w.expect(a.waiter);
+    const idb = w.expect(b.waiter);
+    w.settle(ida, 'delivered');
+    w.settle(ida, 'lost');
+    expect(a.told).toEqual(['delivered']);
+    vi.advanceTimersByTime(999);
+    expect(b.told).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(b.told).toEqual(['lost']);
+    // A report after the timeout is ignored.
+    w.settle(idb, 'delivered');
+    expect(b.told).toEqual(['lost']);
+    expect(w.size).toBe(0);
+  });
+
+  it("holds at most `max` waiters: the next is told 'lost' at once and gets no id", () => {
+    const w = new OutcomeWaiters(2, 1000, clock);
+    const r = [recorder(), recorder(), recorder()];
+    expect(w.expect(r[0].waiter)).toBeGreaterThan(0);
+    expect(w.expect(r[1].waiter)).toBeGreaterThan(0);
+    expect(w.expect(r[2].waiter)).toBe(0);
+    expect(r[2].told).toEqual(['lost']);
+    expect(w.size).toBe(2);
+  });
+
+  it('forgets a waiter without telling it, and settleAll tells every other one lost', () => {
+    const w = new OutcomeWaiters(10, 1000, clock);
+    const a = recorder();
+    const b = recorder();
+    w.forget(w.expect(a.waiter));
+    w.expect(b.waiter);
+    w.settleAll();
+    vi.advanceTimersByTime(5000);
+    expect(a.told).toEqual([]);
+    expect(b.told).toEqual(['lost']);
+    expect(w.size).toBe(0);
+  });
+});
