@@ -57,6 +57,8 @@ export interface HealthReport {
   uptimeMs: number;
   /** The store's own report, when it has a `health()` method. */
   store?: unknown;
+  /** A cluster node's connections to Redis (they decide `/ready`, not this). */
+  cluster?: unknown;
 }
 
 /** What `GET /ready` answers: 503 while the store is not writable or the server drains. */
@@ -183,7 +185,10 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
     prometheusMetrics: () => exporter.scrape(),
     prometheusContentType: exporter.contentType,
     async health() {
-      const h = cluster ? clusterHealth(cluster) : await storeHealth(store);
+      // A cluster node's Redis trouble is shown, but is not this process's fault: restarting it (what a
+      // failed liveness probe does) cannot help, so it makes the node not ready (/ready), not unhealthy.
+      if (cluster) return { status: closed ? 'degraded' : 'ok', node: opts.nodeId, uptimeMs: core.metrics.uptimeMs(), cluster: cluster.health() };
+      const h = await storeHealth(store);
       const ok = !closed && (h === null || h.ok);
       return { status: ok ? 'ok' : 'degraded', node: opts.nodeId, uptimeMs: core.metrics.uptimeMs(), ...(h ? { store: h.detail } : {}) };
     },

@@ -177,6 +177,10 @@ describe('cluster: three nodes on one Redis', () => {
       await late.closed;
       expect(late.frames.filter((f) => f.type === 50)).toEqual([]);
       expect((await admin(r1.ports.http!, 'GET', '/ready')).status).toBe(503);
+      // Liveness stays: restarting the node (what a failed liveness probe does) would not bring Redis back.
+      const health = await admin(r1.ports.http!, 'GET', '/health');
+      expect(health.status).toBe(200);
+      expect(health.json.cluster.ok).toBe(false);
       await own.restart();
       await expect.poll(async () => (await admin(r1.ports.http!, 'GET', '/ready')).status, { timeout: 10000 }).toBe(200);
       ivy.send(dataFrame('ivy', 'jon', 'after the outage', 'fp-out'));
