@@ -82,6 +82,8 @@ export class ServerCore {
   /** Set by a graceful shutdown: every new connection is sent error 336 and closed at once. */
   draining = false;
   private readonly localRouting: LocalRouting;
+  /** Whether a connection's QoS C2C messages may overlap their store writes (see frame-queue.ts). */
+  private readonly overlapping: boolean;
   /** Idle expiry of WebSocket and TCP sessions, and of UDP sessions (one timer each); made at first use. */
   private idleStream: IdleList<Session> | null = null;
   private idleUdp: IdleList<Session> | null = null;
@@ -107,6 +109,7 @@ export class ServerCore {
     this.localRouting = new LocalRouting(this.sessions, this.io, this.qos);
     this.routing = seams.routing ? seams.routing(this.localRouting) : this.localRouting;
     if (!seams.store && !offline) throw new TypeError('ServerCore needs an offline store or a store seam');
+    this.overlapping = !seams.store && offline?.settlesInOrder === true && !opts.hooks.beforeC2C && !opts.hooks.onOffline;
     this.store = seams.store ?? new LocalMessageStore(offline as OfflineStore, { c2s: opts.dedup, c2c: opts.c2cDedup });
     this.ctx = {
       opts,
@@ -245,6 +248,12 @@ export class ServerCore {
   /** Runs each session's queued frames and tasks (see frame-queue.ts). */
   private readonly runner: WorkRunner = {
     run: (s: Session, work: Work) => (typeof work === 'function' ? work() : this.dispatch(s, work)),
+    // A logged-in user's QoS C2C message overlaps the ones before it when only an in-order store write
+    // separates them: no hook that could finish out of order, and a store that settles in order.
+    overlapKey: (s: Session, work: Work) =>
+      this.overlapping && typeof work !== 'function' && work.type === MsgType.DATA && work.QoS && work.fp && work.to !== SERVER_ID && s.userId
+        ? work.fp
+        : null,
     failed: (s: Session, work: Work, err: unknown) => {
       if (typeof work === 'function') {
         this.opts.logger.error(`session ${s.id}: a queued task failed`, err);

@@ -9,6 +9,12 @@ export type Work = Protocal | (() => MaybePromise<void>);
 export interface WorkRunner {
   run(s: Session, work: Work): MaybePromise<void>;
   failed(s: Session, work: Work, err: unknown): void;
+  /**
+   * A key (the fp) when `work` may start while earlier units of the session that also have one still wait
+   * for their store write, because its effects come out in the same order anyway (see {@link enqueue});
+   * null when it must wait for everything before it.
+   */
+  overlapKey?(s: Session, work: Work): string | null;
 }
 
 /** A unit waiting behind the one being handled, with the characters it counts against `maxQueuedBytes`. */
@@ -17,59 +23,88 @@ export interface Queued {
   chars: number;
 }
 
+/** Units of one session that may wait for their store writes at once (see {@link enqueue}). */
+export const MAX_OVERLAPPING = 64;
+
 /**
- * Runs a session's work one unit at a time, in arrival order, so an async hook or store write never lets
- * a later frame overtake an earlier one. The fast path: with nothing queued the unit runs at once, inside
- * the caller, and a handler that finishes synchronously (keep-alive, echo, a duplicate) costs no promise
- * and no microtask. Only a handler that returns a promise makes the next units wait in `s.backlog`; its
- * settling runs them. `s.queued` and `s.queuedChars` count the unit being handled and those waiting.
- * A closed session's units are skipped.
+ * Runs a session's work in arrival order, so an async hook or store write never lets a later frame
+ * overtake an earlier one. The fast path: with nothing queued the unit runs at once, inside the caller,
+ * and a handler that finishes synchronously (keep-alive, echo, a duplicate) costs no promise and no
+ * microtask. A handler that returns a promise makes the next units wait in `s.backlog`; its settling
+ * runs them.
+ *
+ * Overlap: a unit with an overlap key (a QoS C2C message, when nothing but the store's write is awaited)
+ * starts while up to {@link MAX_OVERLAPPING} earlier units with keys still wait, unless one of them has
+ * the same key (a retransmission waits for its original). Their store writes then join one commit, and
+ * since the store settles writes in the order they were made, their relays and ACKs still leave in
+ * arrival order. Only a refusal found before the write (error 319, 321, ...) can come before the ACKs
+ * of earlier messages still being written; each names its fp. Any other unit waits until every earlier
+ * one is done. `s.queued` and `s.queuedChars`
+ * count the units being handled and those waiting; a closed session's units are skipped.
  */
 export function enqueue(s: Session, work: Work, chars: number, runner: WorkRunner): void {
   s.queued++;
   s.queuedChars += chars;
-  if (s.queued > 1) (s.backlog ??= []).push({ work, chars });
-  else pump(s, work, chars, runner);
+  // Every other counted unit is active (none runs synchronously now, none waits) and this one may join them.
+  const joins = s.queued - 1 === s.active && (s.active === 0 || mayOverlap(s, work, runner));
+  if (joins) runOne(s, work, chars, runner);
+  else (s.backlog ??= []).push({ work, chars });
 }
 
-function pump(s: Session, work: Work, chars: number, runner: WorkRunner): void {
-  for (;;) {
-    let pending: MaybePromise<void> = undefined;
-    try {
-      if (!s.closed) pending = runner.run(s, work);
-    } catch (err) {
+/** Whether `work` may start beside the active units: all of them overlap, below the cap, no same key. */
+function mayOverlap(s: Session, work: Work, runner: WorkRunner): boolean {
+  if (s.active >= MAX_OVERLAPPING || (s.activeKeys?.size ?? 0) !== s.active) return false;
+  const key = runner.overlapKey?.(s, work) ?? null;
+  return key !== null && !s.activeKeys?.has(key);
+}
+
+/** Runs one unit; a promise makes it active until it settles. */
+function runOne(s: Session, work: Work, chars: number, runner: WorkRunner): void {
+  const key = runner.overlapKey?.(s, work) ?? null;
+  let pending: MaybePromise<void> = undefined;
+  try {
+    if (!s.closed) pending = runner.run(s, work);
+  } catch (err) {
+    runner.failed(s, work, err);
+  }
+  if (!isPromise(pending)) {
+    uncount(s, chars);
+    return;
+  }
+  s.active++;
+  if (key !== null) (s.activeKeys ??= new Set()).add(key);
+  pending.then(
+    () => settled(s, key, chars, runner),
+    (err: unknown) => {
       runner.failed(s, work, err);
-    }
-    if (isPromise(pending)) {
-      const failedWork = work;
-      const doneChars = chars;
-      pending.then(
-        () => resume(s, doneChars, runner),
-        (err: unknown) => {
-          runner.failed(s, failedWork, err);
-          resume(s, doneChars, runner);
-        },
-      );
-      return;
-    }
-    const next = finish(s, chars);
-    if (!next) return;
-    work = next.work;
-    chars = next.chars;
+      settled(s, key, chars, runner);
+    },
+  );
+}
+
+function settled(s: Session, key: string | null, chars: number, runner: WorkRunner): void {
+  s.active--;
+  if (key !== null) s.activeKeys?.delete(key);
+  // Not kept on an idle connection (bytes per idle connection count).
+  if (s.active === 0) s.activeKeys = null;
+  uncount(s, chars);
+  advance(s, runner);
+}
+
+/** Starts the waiting units in order, as long as each may: nothing active, or it may overlap. */
+function advance(s: Session, runner: WorkRunner): void {
+  for (let next = s.backlog?.[0]; next; next = s.backlog?.[0]) {
+    if (s.active > 0 && !mayOverlap(s, next.work, runner)) return;
+    s.backlog?.shift();
+    runOne(s, next.work, next.chars, runner);
   }
 }
 
-function resume(s: Session, chars: number, runner: WorkRunner): void {
-  const next = finish(s, chars);
-  if (next) pump(s, next.work, next.chars, runner);
-}
-
-/** Uncounts a finished unit and returns the next one waiting, if any. */
-function finish(s: Session, chars: number): Queued | undefined {
+/** Uncounts a finished unit; the session is drained once nothing is counted. */
+function uncount(s: Session, chars: number): void {
   s.queued--;
   s.queuedChars -= chars;
-  if (s.queued > 0) return s.backlog?.shift();
+  if (s.queued > 0) return;
   s.backlog = null;
   s.drained();
-  return undefined;
 }

@@ -31,6 +31,13 @@ export interface StoreHealth {
  */
 export interface OfflineStore {
   /**
+   * True when `put` settles its promises in the order it was called (true of the SQLite store). The
+   * server then lets a connection's next QoS messages be stored while the earlier ones' writes are
+   * pending, so they share a commit (server/src/frame-queue.ts); a store that may settle out of order
+   * leaves it out, and each message waits for the one before it.
+   */
+  readonly settlesInOrder?: boolean;
+  /**
    * Stores a message from `from` for `to`; false when one with the same fp from the same sender is
    * already stored for `to` (two senders' messages never collide, whatever fps they pick).
    */

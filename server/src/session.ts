@@ -59,6 +59,10 @@ export class Session implements ConnectionInfo, IdleNode {
   queuedChars = 0;
   /** The units waiting behind the one being handled; null while none wait. */
   backlog: Queued[] | null = null;
+  /** Units started and waiting for a promise (a store write, a hook); see frame-queue.ts. */
+  active = 0;
+  /** The overlap keys (fps) of the active units that may overlap; null until one did. */
+  activeKeys: Set<string> | null = null;
   /** Who waits for {@link Session.chain}; null while nobody does. */
   private idleWaiters: Array<() => void> | null = null;
   /** What this connection may still send (null: no rate limit). */

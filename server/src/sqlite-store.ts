@@ -46,6 +46,8 @@ interface PendingRemove {
  * and {@link SqliteOfflineStore.health} report it, because a commit into a deleted file is not durable.
  */
 export class SqliteOfflineStore implements OfflineStore {
+  /** One transaction per turn settles its writes in the order they were made (see OfflineStore). */
+  readonly settlesInOrder = true;
   private readonly o: ResolvedStoreOptions;
   private readonly clock: StoreClock;
   private readonly db: Database.Database;

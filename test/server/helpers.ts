@@ -156,6 +156,11 @@ export class TcpClient extends RawClient {
     this.socket.write(encodeLengthPrefixed(Buffer.from(text, 'utf8')));
   }
 
+  /** Sends several frames in one write, so the server reads them together. */
+  sendMany(frames: Frame[]): void {
+    this.socket.write(Buffer.concat(frames.map((f) => encodeLengthPrefixed(Buffer.from(JSON.stringify(f), 'utf8')))));
+  }
+
   close(): void {
     this.socket.destroy();
   }
