@@ -46,18 +46,31 @@ class Peer {
   }
 }
 
+/** A private redis-server (kept in `redis` for afterAll) and in-process WebSocket nodes on it. */
+async function startNodes(ids: string[], keyPrefix: string): Promise<{ nodes: IMServer[]; redis: RedisServer }> {
+  const own = await startRedisServer();
+  redis = own;
+  const nodes: IMServer[] = [];
+  for (const nodeId of ids) {
+    const s = await startServer({ nodeId, udp: false, tcp: false, cluster: { redisUrl: own.url, keyPrefix, recheckMs: 200 } });
+    servers.push(s);
+    nodes.push(s);
+  }
+  return { nodes, redis: own };
+}
+
+/** Collects unhandled rejections (a crash under Node 20 outside vitest) until the caller removes `onRejection`. */
+function watchRejections(): { rejections: unknown[]; onRejection: (err: unknown) => void } {
+  const rejections: unknown[] = [];
+  const onRejection = (err: unknown) => void rejections.push(err);
+  process.on('unhandledRejection', onRejection);
+  return { rejections, onRejection };
+}
+
 describe('cluster under churn', () => {
   it('loses no ACKed message and fails no session while Redis is killed and restarted mid-traffic', async () => {
-    redis = await startRedisServer();
-    const nodes: IMServer[] = [];
-    for (const n of ['x1', 'x2', 'x3']) {
-      const s = await startServer({ nodeId: n, udp: false, tcp: false, cluster: { redisUrl: redis.url, keyPrefix: 'churn:', recheckMs: 200 } });
-      servers.push(s);
-      nodes.push(s);
-    }
-    const rejections: unknown[] = [];
-    const onRejection = (err: unknown) => void rejections.push(err);
-    process.on('unhandledRejection', onRejection);
+    const { nodes, redis } = await startNodes(['x1', 'x2', 'x3'], 'churn:');
+    const { rejections, onRejection } = watchRejections();
     const peers: Peer[] = [];
     try {
       for (let i = 0; i < 6; i++) {
@@ -115,16 +128,8 @@ describe('cluster under churn', () => {
 
 describe('cluster with receivers moving between nodes', () => {
   it('delivers every ACKed message while receivers reconnect to another node every 300 ms and Redis pauses for 2.5 s; each old connection is closed within seconds, not at its idle expiry', async () => {
-    redis = await startRedisServer();
-    const nodes: IMServer[] = [];
-    for (const n of ['y1', 'y2', 'y3']) {
-      const s = await startServer({ nodeId: n, udp: false, tcp: false, cluster: { redisUrl: redis.url, keyPrefix: 'move:', recheckMs: 200 } });
-      servers.push(s);
-      nodes.push(s);
-    }
-    const rejections: unknown[] = [];
-    const onRejection = (err: unknown) => void rejections.push(err);
-    process.on('unhandledRejection', onRejection);
+    const { nodes, redis } = await startNodes(['y1', 'y2', 'y3'], 'move:');
+    const { rejections, onRejection } = watchRejections();
     const senders: Peer[] = [];
     const receivers: Array<{ uid: string; peers: Peer[]; flt: number; got: () => Set<string> }> = [];
     const all: Peer[] = [];
