@@ -44,6 +44,26 @@ class Peer {
   errors(): number[] {
     return this.c.frames.filter((f: Frame) => f.type === 52).map((f) => errorOf(f).errorCode);
   }
+  /**
+   * Sends a QoS message until it is ACKed (true), or `stopped()` after a refusal (false). A put Redis may
+   * hold without having answered gets neither ACK nor refusal (store-redis.ts): an unanswered message is
+   * sent again after 3 s, as the SDK does after its QoS timeout; five unanswered attempts fail the test.
+   */
+  async sendUntilAcked(to: string, text: string, fp: string, stopped: () => boolean): Promise<boolean> {
+    for (let unanswered = 0; ; ) {
+      this.c.send(dataFrame(this.uid, to, text, fp));
+      const answer = await this.c
+        .next((f) => (f.type === 4 && f.dataContent === fp) || (f.type === 52 && JSON.parse(f.dataContent as string).fp === fp), 3000)
+        .catch(() => null);
+      if (!answer) {
+        if (++unanswered > 4) throw new Error(`${this.uid} got no answer to ${fp} in 5 attempts: closed ${JSON.stringify(this.c.closeInfo)}, errors ${JSON.stringify(this.errors())}`);
+        continue;
+      }
+      if (answer.type === 4) return true;
+      await new Promise((r) => setTimeout(r, 100));
+      if (stopped()) return false;
+    }
+  }
 }
 
 /** A private redis-server (kept in `redis` for afterAll) and in-process WebSocket nodes on it. */
@@ -89,21 +109,7 @@ describe('cluster under churn', () => {
           const to = peers[Math.floor(random() * peers.length)];
           if (to === p) continue;
           const fp = `${p.uid}-${n}`;
-          for (let unanswered = 0; ; ) {
-            p.c.send(dataFrame(p.uid, to.uid, `m ${n}`, fp));
-            // A put Redis may hold without having answered gets neither ACK nor refusal (store-redis.ts):
-            // the sender retransmits, as the SDK does after its QoS timeout, until one attempt is answered.
-            const answer = await p.c
-              .next((f) => (f.type === 4 && f.dataContent === fp) || (f.type === 52 && JSON.parse(f.dataContent as string).fp === fp), 3000)
-              .catch(() => null);
-            if (!answer) {
-              if (++unanswered > 4) throw new Error(`${p.uid} got no answer to ${fp} in 5 attempts: closed ${JSON.stringify(p.c.closeInfo)}, errors ${JSON.stringify(p.errors())}`);
-              continue;
-            }
-            if (answer.type === 4) break;
-            await new Promise((r) => setTimeout(r, 100));
-            if (stop) return;
-          }
+          if (!(await p.sendUntilAcked(to.uid, `m ${n}`, fp, () => stop))) return;
           acked.set(`${p.uid}:${fp}`, to.uid);
         }
       };
@@ -163,21 +169,7 @@ describe('cluster with receivers moving between nodes', () => {
           await new Promise((r) => setTimeout(r, 40));
           const to = receivers[Math.floor(random() * receivers.length)];
           const fp = `${p.uid}-${n}`;
-          for (let unanswered = 0; ; ) {
-            p.c.send(dataFrame(p.uid, to.uid, `m ${n}`, fp));
-            // A put Redis may hold without having answered gets neither ACK nor refusal (store-redis.ts):
-            // the sender retransmits, as the SDK does after its QoS timeout, until one attempt is answered.
-            const answer = await p.c
-              .next((f) => (f.type === 4 && f.dataContent === fp) || (f.type === 52 && JSON.parse(f.dataContent as string).fp === fp), 3000)
-              .catch(() => null);
-            if (!answer) {
-              if (++unanswered > 4) throw new Error(`${p.uid} got no answer to ${fp} in 5 attempts: closed ${JSON.stringify(p.c.closeInfo)}, errors ${JSON.stringify(p.errors())}`);
-              continue;
-            }
-            if (answer.type === 4) break;
-            await new Promise((r) => setTimeout(r, 100));
-            if (stop) return;
-          }
+          if (!(await p.sendUntilAcked(to.uid, `m ${n}`, fp, () => stop))) return;
           acked.set(`${p.uid}:${fp}`, to.uid);
         }
       };
