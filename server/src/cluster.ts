@@ -82,7 +82,6 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
     routing = await RedisRouting.open({
       ...common,
       nodeId,
-      presence,
       recheckMs: c.recheckMs,
       // A subscriber that hears nothing is found within two checks: 10 s at the default recheckMs.
       subscriberCheckMs: Math.max(1000, c.recheckMs * 5),

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Protocal } from '../../src/protocol';
 import { createConsoleLogger, type Logger } from './logger';
 import { isPromise, type MaybePromise } from './maybe-promise';
-import type { Presence, PresenceEntry } from './presence';
+import type { PresenceEntry } from './presence';
 import { ROUTE_LUA } from './presence-redis-lua';
 import { closeOwned, defineScripts, openTarget, watchRedis, whenReady, type RedisTarget, type RunScript } from './redis-client';
 import { OutcomeWaiters } from './outcome-waiters';
@@ -27,8 +27,6 @@ export interface RedisRoutingOptions {
    * May be given later with {@link RedisRouting.bindLocal} (a server builds it after the seams are open).
    */
   local?: Routing;
-  /** Where each user is online. */
-  presence: Presence;
   /** Prefix of every key and channel (default 'im:'). */
   keyPrefix?: string;
   /** How often this node takes its dirty set and calls `onRecheck` (default 1000). */
@@ -156,7 +154,6 @@ export class RedisRouting implements Routing {
       sub,
       {
         nodeId: options.nodeId,
-        presence: options.presence,
         recheckMs,
         recheckBatch: options.recheckBatch ?? 1000,
         dirtyTtlMs: options.dirtyTtlMs ?? DEFAULT_DIRTY_TTL_MS,

@@ -69,7 +69,7 @@ async function cluster(ids: string[]): Promise<Node[]> {
     const presence = await RedisPresence.open({ redis: redis.url, nodeId: id, keyPrefix, logger: silentLogger });
     const local = new RecordingRouting(new Set());
     const rechecked: string[] = [];
-    const routing = await RedisRouting.open({ redis: redis.url, nodeId: id, keyPrefix, local, presence, recheckMs: 50, logger: silentLogger, onRecheck: (users) => rechecked.push(...users) });
+    const routing = await RedisRouting.open({ redis: redis.url, nodeId: id, keyPrefix, local, recheckMs: 50, logger: silentLogger, onRecheck: (users) => rechecked.push(...users) });
     nodes.push({ id, presence, routing, local, rechecked });
   }
   return nodes;
