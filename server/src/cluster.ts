@@ -8,7 +8,8 @@ import { storedExpired } from './deliver';
 import { redactUrl, type ResolvedClusterOptions, type ResolvedOptions } from './options';
 import { createSessionChecker, resumeReplays, retryPausedReplays, type SessionChecker } from './cluster-sessions';
 import { RedisPresence } from './presence-redis';
-import { createRedisClient, watchStall, whenReady } from './redis-client';
+import { createRedisClient, whenReady } from './redis-client';
+import { watchStall } from './redis-scripts';
 import { DEFAULT_DIRTY_TTL_MS, RedisRouting } from './routing-redis';
 import { RedisMessageStore } from './store-redis';
 

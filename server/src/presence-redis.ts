@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import { createConsoleLogger, type Logger } from './logger';
 import type { Presence, PresenceClaim, PresenceEntry } from './presence';
 import { ABANDON_LUA, CLAIM_LUA, LIST_LUA, LOCATE_LUA, REFRESH_LUA, RELEASE_LUA, START_LUA, STOP_LUA } from './presence-redis-lua';
-import { closeOwned, defineScripts, openTarget, whenReady, type RedisTarget, type RunScript } from './redis-client';
+import { closeOwned, openTarget, whenReady, type RedisTarget } from './redis-client';
+import { defineScripts, type RunScript } from './redis-scripts';
 import { DEFAULT_DIRTY_TTL_MS } from './routing-redis';
 import { realClock, unref, type StoreClock } from './store-expiry';
 

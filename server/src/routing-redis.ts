@@ -4,7 +4,8 @@ import { createConsoleLogger, type Logger } from './logger';
 import { isPromise, type MaybePromise } from './maybe-promise';
 import type { PresenceEntry } from './presence';
 import { ROUTE_LUA } from './presence-redis-lua';
-import { closeOwned, defineScripts, openTarget, watchRedis, whenReady, type RedisTarget, type RunScript } from './redis-client';
+import { closeOwned, openTarget, watchRedis, whenReady, type RedisTarget } from './redis-client';
+import { defineScripts, type RunScript } from './redis-scripts';
 import { OutcomeWaiters } from './outcome-waiters';
 import type { QosOutcome } from './qos-s2c';
 import type { QosWaiter, Routing } from './routing';
@@ -67,8 +68,8 @@ interface Routed_ {
   published: boolean;
 }
 
-/** The scripts, defined once per connection (EVALSHA, re-loaded after a Redis restart). */
-const ROUTING_SCRIPTS = { imRoute: [1, ROUTE_LUA] } as const;
+/** The scripts, defined once per connection (EVALSHA, re-loaded after a Redis restart); routes go in batches (redis-scripts.ts). */
+const ROUTING_SCRIPTS = { imRoute: [1, ROUTE_LUA, 'batched'] } as const;
 
 /** What one node publishes to another's channel. */
 type Routed =

@@ -1,7 +1,8 @@
 import { ReplyError, type Redis } from 'ioredis';
 import { createConsoleLogger, type Logger } from './logger';
 import type { ExpiredMessage, StoredMessage, StoreHealth } from './offline-store';
-import { closeOwned, defineScripts, NotSentError, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget, type RunScript } from './redis-client';
+import { closeOwned, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget } from './redis-client';
+import { defineScripts, NotSentError, type RunScript } from './redis-scripts';
 import type { DedupWindowName, MessageStore } from './store';
 import { OfflineStoreError } from './store-error';
 import { realClock, unref, type StoreClock } from './store-expiry';
@@ -58,12 +59,13 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 const MAX_UNCERTAIN_PUTS = 10_000;
 const DEFAULT_DEDUP: DedupBounds = { ttlMs: 10 * 60_000, max: 100_000, maxBytes: 64 * 1024 * 1024 };
 
+/** The scripts; those of every message (put, remove, the windows) go to Redis in batches (redis-scripts.ts). */
 const SCRIPTS = {
-  imStorePut: [8, PUT_LUA],
+  imStorePut: [8, PUT_LUA, 'batched'],
   imStoreList: [2, LIST_LUA],
-  imStoreRemove: [4, REMOVE_LUA],
+  imStoreRemove: [4, REMOVE_LUA, 'batched'],
   imStoreSweep: [2, SWEEP_LUA],
-  imStoreDedup: [3, DEDUP_LUA],
+  imStoreDedup: [3, DEDUP_LUA, 'batched'],
 } as const;
 
 /**
