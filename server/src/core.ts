@@ -109,8 +109,9 @@ export class ServerCore {
     this.localRouting = new LocalRouting(this.sessions, this.io, this.qos);
     this.routing = seams.routing ? seams.routing(this.localRouting) : this.localRouting;
     if (!seams.store && !offline) throw new TypeError('ServerCore needs an offline store or a store seam');
-    this.overlapping = !seams.store && offline?.settlesInOrder === true && !opts.hooks.beforeC2C && !opts.hooks.onOffline;
     this.store = seams.store ?? new LocalMessageStore(offline as OfflineStore, { c2s: opts.dedup, c2c: opts.c2cDedup });
+    // See frame-queue.ts: every await between a QoS message's arrival and its ACK must settle in order.
+    this.overlapping = this.store.settlesInOrder === true && this.routing.settlesInOrder === true && !opts.hooks.beforeC2C && !opts.hooks.onOffline;
     this.ctx = {
       opts,
       metrics: this.metrics,

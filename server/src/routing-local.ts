@@ -12,6 +12,8 @@ import type { SessionIo } from './session-io';
  * sessions it holds itself and calls it for the frames other nodes route here.
  */
 export class LocalRouting implements Routing {
+  /** It answers at once. */
+  readonly settlesInOrder = true;
   constructor(
     private readonly sessions: LocalSessions,
     private readonly io: SessionIo,

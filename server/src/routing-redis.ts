@@ -93,6 +93,12 @@ type Routed =
  * `recheckMs`.
  */
 export class RedisRouting implements Routing {
+  /**
+   * A frame for this node's own user is written at once, one for another node's user is routed by a
+   * script on the one connection, whose answers come in the order the scripts were sent: calls for one
+   * receiver settle, and are published, in the order made.
+   */
+  readonly settlesInOrder = true;
   private timer: unknown = null;
   private subTimer: unknown = null;
   private closed = false;

@@ -25,6 +25,11 @@ export interface Routing {
    */
   sendData(to: string, frame: Protocal, waiter?: QosWaiter): MaybePromise<boolean>;
   /**
+   * True when `sendData` calls for one receiver settle in the order they were made and reach the receiver
+   * in that order (true of a routing that answers at once); see `MessageStore.settlesInOrder` (store.ts).
+   */
+  readonly settlesInOrder?: boolean;
+  /**
    * Tells `sender` that `receiver`'s device has its message `fp` (type 60), if its session asked for
    * receipts; false when `sender` has no session (the caller keeps the receipt for its next login).
    */

@@ -17,12 +17,15 @@ export interface DedupBounds {
  */
 export class LocalMessageStore implements MessageStore {
   private readonly windows: Record<DedupWindowName, DedupWindow>;
+  /** The windows answer at once: as the offline store settles its puts (see {@link MessageStore.settlesInOrder}). */
+  readonly settlesInOrder: boolean;
 
   constructor(
     /** Where the messages are; closed by whoever opened it. */
     readonly messages: OfflineStore,
     dedup: { c2s: DedupBounds; c2c: DedupBounds },
   ) {
+    this.settlesInOrder = messages.settlesInOrder === true;
     this.windows = {
       c2s: new DedupWindow(dedup.c2s.ttlMs, dedup.c2s.max, dedup.c2s.maxBytes),
       c2c: new DedupWindow(dedup.c2c.ttlMs, dedup.c2c.max, dedup.c2c.maxBytes),

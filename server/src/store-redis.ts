@@ -78,6 +78,8 @@ const SCRIPTS = {
  * de-duplication windows are bounded sorted sets, so a flood of fingerprints cannot grow them.
  */
 export class RedisMessageStore implements MessageStore {
+  /** Every script goes over one connection, whose answers come in the order the scripts were sent (see {@link MessageStore.settlesInOrder}). */
+  readonly settlesInOrder = true;
   private readonly run: (name: keyof typeof SCRIPTS) => RunScript;
   private timer: unknown = null;
   private closed = false;

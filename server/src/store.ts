@@ -20,6 +20,12 @@ export interface MessageStore {
    */
   readonly checksBoxLimit?: boolean;
   /**
+   * True when `seen` and `put` settle their promises in the order they were called (a SQLite store, or
+   * one connection to Redis): a connection's next QoS messages may then be handled while the earlier
+   * ones' writes are pending (frame-queue.ts). Leave it out when that cannot be promised.
+   */
+  readonly settlesInOrder?: boolean;
+  /**
    * Stores `from`'s message `fp` for `to`; false when that (from, fp) is already stored for `to`. With
    * `remember`, a message stored (or stored already) is also recorded in that de-duplication window, as
    * by {@link remember}, in the same step (one round trip for a remote store).

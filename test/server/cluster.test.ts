@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ServerErrorCode, type IMServer, type ServerOptions } from '../../server/src/index';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
@@ -67,6 +68,32 @@ describe('cluster: three nodes on one Redis', () => {
     alice2.send(dataFrame('alice', 'bob', 'hi bob', 'fp-x1'));
     expect((await alice2.nextOfType(4)).dataContent).toBe('fp-x1');
     expect((await bob.quiet(400)).filter((f) => f.type === 2)).toEqual([]);
+  });
+
+  it('handles a connection\'s consecutive QoS messages across nodes together (a few Redis commands for forty) and delivers and ACKs them in order', async () => {
+    const [n1, , n3] = await cluster();
+    const alice = await tcp(n1);
+    const bob = await ws(n3);
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    const probe = new Redis(redis!.url);
+    try {
+      /** Scripts Redis has run (the seams' every step is one); the other nodes' timers run none in this window. */
+      const scripts = async () => [...(await probe.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      const fps = Array.from({ length: 40 }, (_, i) => `fp-o${i}`);
+      const before = await scripts();
+      alice.sendMany(fps.map((fp, i) => dataFrame('alice', 'bob', `m${i}`, fp)));
+      const acks: string[] = [];
+      for (const _ of fps) acks.push((await alice.nextOfType(4)).dataContent as string);
+      // One after the other, each message would take three (the window's check, the put, the route): 120.
+      expect((await scripts()) - before).toBeLessThan(40);
+      expect(acks).toEqual(fps);
+      const got: string[] = [];
+      for (const _ of fps) got.push((await bob.nextOfType(2)).fp as string);
+      expect(got).toEqual(fps);
+    } finally {
+      probe.disconnect();
+    }
   });
 
   it('delivers C2S to the hooks of the node it arrived at, and S2C pushes from any node to a user on another', async () => {
