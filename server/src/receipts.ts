@@ -165,11 +165,17 @@ export interface ReceiptContext {
 /**
  * `receiver`'s device ACKed message `fp` from `sender`: routing tells the sender now if it is online
  * (a session that did not ask for receipts drops it: a MobileIMSDK client must never see a type-60
- * frame); a sender offline gets it kept for its next login. A promise only when routing answers with one.
+ * frame); a sender offline gets it kept for its next login, as does one routing failed for. A promise only
+ * when routing answers with one; it never rejects.
  */
 export function forwardReceipt(ctx: ReceiptContext, sender: string, receiver: string, fp: string, atMs: number): Promise<void> | undefined {
   const routed = ctx.routing.sendReceipt(sender, receiver, fp, atMs);
-  if (isPromise(routed)) return routed.then((ok) => void (ok || ctx.receipts.add(sender, receiver, fp, atMs)));
+  if (isPromise(routed)) {
+    return routed.then(
+      (ok) => void (ok || ctx.receipts.add(sender, receiver, fp, atMs)),
+      () => void ctx.receipts.add(sender, receiver, fp, atMs),
+    );
+  }
   if (!routed) ctx.receipts.add(sender, receiver, fp, atMs);
   return undefined;
 }

@@ -210,16 +210,19 @@ function removalFailed(ctx: ServerContext, uid: string, fp: string, err: unknown
   ctx.opts.logger.error(`removing the ACKed message ${fp} of "${uid}" from the offline store failed`, err);
 }
 
-/** After an ACK: counts the delivery, tells `onDelivered` and the sender (receipts), and moves the replay on. */
+/**
+ * After an ACK: counts the delivery, tells `onDelivered` and the sender (receipts), and moves the replay
+ * on. The receiver's next frame does not wait for a receipt routed to another node: receipts to one
+ * sender still leave in order (one connection to Redis), and one that cannot be routed is kept for the
+ * sender's next login here.
+ */
 function ackSettled(ctx: ServerContext, uid: string, sender: string, fp: string, delivered: boolean): Promise<void> | undefined {
-  let forwarded: Promise<void> | undefined;
   if (delivered) {
     ctx.metrics.delivered++;
     ctx.safely('onDelivered', () => ctx.opts.hooks.onDelivered?.(fp, uid));
     // The ACK names the sender in `to`, and it settled (or removed) only that sender's message.
-    if (isValidUserId(sender)) forwarded = forwardReceipt(ctx, sender, uid, fp, Date.now());
+    if (isValidUserId(sender)) void forwardReceipt(ctx, sender, uid, fp, Date.now());
   }
-  if (forwarded) return forwarded.then(() => replaySettled(ctx, uid, sender, fp));
   return replaySettled(ctx, uid, sender, fp);
 }
 

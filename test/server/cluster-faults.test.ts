@@ -120,6 +120,30 @@ describe('cluster faults', () => {
     expect([got.from, got.dataContent, got.fp]).toEqual(['alice', 'waiting for bob', 'fp-paused']);
   });
 
+  it('a receiver\'s next frames after its ACK do not wait for the receipt routed to the sender\'s node, which arrives once Redis writes again', async () => {
+    const { nodes: [n1, n2], url } = await nodes(['r1', 'r2']);
+    const alice = await ws(n1);
+    const bob = await ws(n2);
+    const frame = loginFrame('alice');
+    const info = JSON.parse(frame.dataContent as string) as Record<string, unknown>;
+    alice.send({ ...frame, dataContent: JSON.stringify({ ...info, caps: 1 }) }); // asks for device receipts (type 60)
+    expect(JSON.parse((await alice.nextOfType(50)).dataContent as string)).toMatchObject({ code: 0, caps: 1 });
+    await login(bob, 'bob');
+    alice.send(dataFrame('alice', 'bob', 'hi bob', 'fp-r1'));
+    expect((await bob.nextOfType(2)).fp).toBe('fp-r1');
+    // The receipt's route script is a write: Redis runs it only once the pause is over.
+    await rawRedis(url).call('CLIENT', 'PAUSE', '1500', 'WRITE');
+    const pausedAt = Date.now();
+    bob.send(ackFrame('bob', 'alice', 'fp-r1'));
+    bob.send({ bridge: false, type: 1, dataContent: '{}', from: 'bob', to: '0', QoS: false, typeu: -1, sm: -1 });
+    await bob.nextOfType(51);
+    // Waiting for the route, the keep-alive would be answered after the pause (1500 ms), not at once.
+    expect(Date.now() - pausedAt).toBeLessThan(1000);
+    const receipt = await alice.nextOfType(60, 5000);
+    expect([receipt.from, JSON.parse(receipt.dataContent as string).fp]).toEqual(['bob', 'fp-r1']);
+    expect(Date.now() - pausedAt).toBeGreaterThanOrEqual(1400);
+  });
+
   it('a user who leaves while Redis is down is offline for the whole cluster once Redis is back (the release is retried)', async () => {
     const redis = await ownRedis();
     const { nodes: [n1, n2] } = await nodes(['d1', 'd2'], {}, redis);
