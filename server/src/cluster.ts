@@ -8,6 +8,7 @@ import { storedExpired } from './deliver';
 import { redactUrl, type ResolvedClusterOptions, type ResolvedOptions } from './options';
 import { createSessionChecker, resumeReplays, retryPausedReplays, type SessionChecker } from './cluster-sessions';
 import { RedisPresence } from './presence-redis';
+import { RedisReceipts } from './receipts-redis';
 import { createRedisClient, whenReady } from './redis-client';
 import { watchStall } from './redis-scripts';
 import { DEFAULT_DIRTY_TTL_MS, RedisRouting } from './routing-redis';
@@ -95,7 +96,9 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
     client.disconnect();
     throw err;
   }
-  const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local) };
+  // Receipts for offline senders wait in Redis too: a sender gets them at whatever node it logs in.
+  const receipts = new RedisReceipts(client, c.keyPrefix, opts.receipts, logger);
+  const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local), receipts };
   checker = createSessionChecker(() => core, presence, logger);
   afterOutage(client, () => core && resumeReplays(core, core.allSessions()));
   const latency = watchLatency(client, () => void (presence as RedisPresence).retryReleases());

@@ -3,7 +3,7 @@ import type { Metrics } from './metrics';
 import type { ResolvedOptions } from './options';
 import type { Presence } from './presence';
 import type { QosSendDaemon } from './qos-s2c';
-import type { ReceiptBacklog } from './receipts';
+import type { ReceiptKeeper } from './receipts';
 import type { Routing } from './routing';
 import type { LocalRouting } from './routing-local';
 import type { SessionIo } from './session-io';
@@ -37,7 +37,7 @@ export interface ServerContext {
   /** This process's table of QoS frames written and not yet ACKed. */
   readonly qos: QosSendDaemon;
   /** Device receipts waiting for their offline senders. */
-  readonly receipts: ReceiptBacklog;
+  readonly receipts: ReceiptKeeper;
   /** What users' ended sessions left of their rate budget (null: no rate limit). */
   readonly userBudgets: UserBudgets | null;
   /** Runs an application hook, logging (never propagating) what it throws or rejects with. */
@@ -52,4 +52,6 @@ export interface ServerSeams {
   presence: Presence;
   store: MessageStore;
   routing(local: LocalRouting): Routing;
+  /** Where receipts wait for offline senders (default: this process's bounded backlog). */
+  receipts: ReceiptKeeper;
 }

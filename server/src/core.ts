@@ -19,7 +19,7 @@ import type { Presence } from './presence';
 import { LocalPresence } from './presence-local';
 import { QosSendDaemon } from './qos-s2c';
 import type { FrameBudget } from './rate-limit';
-import { ReceiptBacklog } from './receipts';
+import { ReceiptBacklog, type ReceiptKeeper } from './receipts';
 import { admitFrame, handleAck, handleData } from './relay';
 import { replaySettled, replayStored } from './replay';
 import type { Routing } from './routing';
@@ -71,7 +71,7 @@ export class ServerCore {
   /** Writes to, kicks and closes sessions. */
   readonly io: SessionIo;
   readonly qos: QosSendDaemon;
-  readonly receipts: ReceiptBacklog;
+  readonly receipts: ReceiptKeeper;
   readonly presence: Presence;
   readonly routing: Routing;
   readonly store: MessageStore;
@@ -90,7 +90,7 @@ export class ServerCore {
 
   /** `offline` holds the messages unless `seams.store` replaces the whole store (then it may be null); see {@link ServerSeams}. */
   constructor(readonly opts: ResolvedOptions, offline: OfflineStore | null, seams: Partial<ServerSeams> = {}) {
-    this.receipts = new ReceiptBacklog(opts.receipts);
+    this.receipts = seams.receipts ?? new ReceiptBacklog(opts.receipts);
     this.unauthenticated = new AddressCap(opts.maxUnauthenticatedPerAddress);
     this.qos = new QosSendDaemon(
       opts.qos,

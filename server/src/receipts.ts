@@ -1,6 +1,6 @@
 import { createFrame, parseObject, readInt, type Protocal } from '../../src/protocol';
 import { entryBytes, MAX_FP_LENGTH } from './bounds';
-import { isPromise } from './maybe-promise';
+import { isPromise, type MaybePromise } from './maybe-promise';
 import type { Routing } from './routing';
 import type { Session } from './session';
 
@@ -38,6 +38,24 @@ export interface ReceiptBacklogLimits {
   ttlMs: number;
 }
 
+/** A receipt handed to its sender at login. */
+export interface WaitingReceipt {
+  fp: string;
+  receiver: string;
+  atMs: number;
+}
+
+/**
+ * Where receipts wait for their offline senders: this process's {@link ReceiptBacklog}, or in a cluster
+ * one shared by every node (receipts-redis.ts), so a sender gets them at whatever node it logs in.
+ */
+export interface ReceiptKeeper {
+  /** Keeps a receipt for `sender`, making room by dropping the oldest; false when it cannot be kept at all. */
+  add(sender: string, receiver: string, fp: string, atMs: number): MaybePromise<boolean>;
+  /** Removes and returns what waits for `sender`, oldest first, without what outlived the TTL. */
+  take(sender: string, nowMs: number): MaybePromise<WaitingReceipt[]>;
+}
+
 /** One receipt waiting for its sender. */
 interface Pending {
   sender: string;
@@ -71,7 +89,7 @@ export function receiptFrame(sender: string, receiver: string, fp: string, atMs:
  * Every receipt is also in one queue in arrival order, so making room (the oldest receipt of anyone gives
  * way, one past its TTL first) costs O(1) however full the backlog is.
  */
-export class ReceiptBacklog {
+export class ReceiptBacklog implements ReceiptKeeper {
   private readonly bySender = new Map<string, Pending[]>();
   /** Every receipt kept, oldest first; entries already taken or displaced are skipped (`gone`). */
   private queue: Pending[] = [];
@@ -115,7 +133,7 @@ export class ReceiptBacklog {
   }
 
   /** Removes and returns what waits for `sender`, oldest first, without what outlived the TTL. */
-  take(sender: string, nowMs: number): Array<{ fp: string; receiver: string; atMs: number }> {
+  take(sender: string, nowMs: number): WaitingReceipt[] {
     const list = this.bySender.get(sender);
     if (!list) return [];
     this.bySender.delete(sender);
@@ -158,7 +176,7 @@ export class ReceiptBacklog {
 /** What forwarding a receipt needs of the server. */
 export interface ReceiptContext {
   readonly routing: Pick<Routing, 'sendReceipt'>;
-  readonly receipts: ReceiptBacklog;
+  readonly receipts: ReceiptKeeper;
   readonly io: { send(s: Session, p: Protocal): boolean };
 }
 
@@ -180,9 +198,17 @@ export function forwardReceipt(ctx: ReceiptContext, sender: string, receiver: st
   return undefined;
 }
 
-/** Hands a sender who just logged in (asking for receipts) what waited for it; others' backlog is dropped. */
+/**
+ * Hands a sender who just logged in (asking for receipts) what waited for it; others' backlog is dropped.
+ * A shared keeper answers later: the session gets them then, if it is still open.
+ */
 export function flushReceipts(ctx: ReceiptContext, s: Session, userId: string, nowMs: number): void {
   const waiting = ctx.receipts.take(userId, nowMs);
-  if (!(s.caps & CAP_RECEIPTS)) return;
+  if (isPromise(waiting)) void waiting.then((w) => sendWaiting(ctx, s, userId, w));
+  else sendWaiting(ctx, s, userId, waiting);
+}
+
+function sendWaiting(ctx: ReceiptContext, s: Session, userId: string, waiting: WaitingReceipt[]): void {
+  if (!(s.caps & CAP_RECEIPTS) || s.closed) return;
   for (const r of waiting) if (!ctx.io.send(s, receiptFrame(userId, r.receiver, r.fp, r.atMs))) return;
 }

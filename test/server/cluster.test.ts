@@ -96,6 +96,32 @@ describe('cluster: three nodes on one Redis', () => {
     }
   });
 
+  it('hands a sender the device receipts that waited for it at whatever node it logs in', async () => {
+    const [n1, n2, n3] = await cluster();
+    const withReceipts = async (c: RawClient, user: string) => {
+      const frame = loginFrame(user);
+      const info = JSON.parse(frame.dataContent as string) as Record<string, unknown>;
+      c.send({ ...frame, dataContent: JSON.stringify({ ...info, caps: 1 }) }); // asks for device receipts (type 60)
+      expect(JSON.parse((await c.nextOfType(50)).dataContent as string)).toMatchObject({ code: 0, caps: 1 });
+    };
+    const alice = await ws(n1);
+    await withReceipts(alice, 'alice');
+    alice.send(dataFrame('alice', 'bob', 'while you were out', 'fp-rc1'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-rc1');
+    alice.close();
+    await expect.poll(() => n2.allOnlineUsers()).toEqual([]);
+    // bob's device ACKs at node 2 while alice is offline: the receipt waits for her.
+    const bob = await ws(n2);
+    await login(bob, 'bob');
+    expect((await bob.nextOfType(2)).fp).toBe('fp-rc1');
+    bob.send(ackFrame('bob', 'alice', 'fp-rc1'));
+    await expect.poll(() => n2.metrics().delivered).toBe(1);
+    const back = await ws(n3);
+    await withReceipts(back, 'alice');
+    const r = await back.nextOfType(60);
+    expect([r.from, r.to, JSON.parse(r.dataContent as string).fp]).toEqual(['bob', 'alice', 'fp-rc1']);
+  });
+
   it('delivers C2S to the hooks of the node it arrived at, and S2C pushes from any node to a user on another', async () => {
     const seen: string[] = [];
     const [n1, n2] = await cluster({ hooks: { onC2S: (m) => void seen.push(`${m.from}:${m.dataContent}`) } });
