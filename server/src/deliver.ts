@@ -14,18 +14,21 @@ import { OfflineStoreError } from './store-error';
  * limit, `unavailable` a store that cannot write durably now (nothing was stored, nothing may be ACKed),
  * `uncertain` a store that failed after the write went out (it may hold the message: neither ACK nor
  * refuse it, a retry with the same fp settles it), `busy` a receiver online while the QoS table, or that
- * receiver's share of it, is at its bound (neither written nor stored).
+ * receiver's share of it, is at its bound (neither written nor stored), `duplicate` (only when asked
+ * to check) a retransmission of a message the `remember` window has seen (nothing done: ACK it again).
  */
-export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable' | 'uncertain' | 'busy';
+export type DeliveryResult = 'sent' | 'stored' | 'dropped' | 'full' | 'quota' | 'unavailable' | 'uncertain' | 'busy' | 'duplicate';
 
 /**
  * Hands a message to user `msg.to`. QoS messages are stored durably first (unless an `onOffline` hook
  * replaces the store), then written if the user is online and tracked by the QoS daemon; they leave the
  * store only on the receiver's ACK, so a crash or a lost retransmission never loses them. `remember`:
  * the put also records `msg`'s (from, fp) in that de-duplication window (the caller leaves it out with
- * an `onOffline` hook, which replaces the put).
+ * an `onOffline` hook, which replaces the put). `unlessSeen` (with `remember`, for a store with
+ * `putUnlessSeen`): a message whose (from, fp) that window holds already is a retransmission, answered
+ * `duplicate` by the put itself, one round trip instead of two.
  */
-export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWaiter, remember?: DedupWindowName): Promise<DeliveryResult> {
+export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWaiter, remember?: DedupWindowName, unlessSeen = false): Promise<DeliveryResult> {
   const to = msg.to as string;
   const from = msg.from ?? SERVER_ID;
   // Routed at write time, not before the awaits below: the receiver may log in while the message is
@@ -62,8 +65,11 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
       if ((isPromise(count) ? await count : count) >= ctx.opts.maxOfflinePerUser) return 'full';
     }
     const putStartMs = performance.now();
-    inserted = await ctx.store.put(to, from, msg.fp, encoded(msg), remember);
+    const checked = unlessSeen && remember && ctx.store.putUnlessSeen;
+    const put = checked ? await ctx.store.putUnlessSeen!(to, from, msg.fp, encoded(msg), remember) : await ctx.store.put(to, from, msg.fp, encoded(msg), remember);
     ctx.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
+    if (put === 'seen') return 'duplicate';
+    inserted = put;
   } catch (err) {
     return storeRefused(ctx, to, msg.fp, err);
   }

@@ -70,7 +70,10 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
   // A retransmission of a message already accepted (its ACK was lost) is ACKed again, not handed on again:
   // the first copy is delivered or stored until its receiver ACKs it.
   const dedupFp = p.QoS && p.fp ? p.fp : null;
-  if (dedupFp) {
+  // A store that checks the window in its put (Redis: one round trip for both) does so when no hook may
+  // change or take the message before it is stored; otherwise the window is asked first.
+  const seenInPut = !!dedupFp && !!ctx.store.putUnlessSeen && !ctx.opts.hooks.beforeC2C && !ctx.opts.hooks.onOffline;
+  if (dedupFp && !seenInPut) {
     let seen: MaybePromise<boolean>;
     try {
       seen = ctx.store.seen('c2c', uid, dedupFp);
@@ -103,7 +106,11 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
   // The store records the (sender, fp) in the C2C window with the put itself (one round trip to Redis
   // fewer) when the message keeps the sender and fp it came with; a hook that changed them is remembered below.
   const rememberedByPut = !!dedupFp && msg.QoS && msg.fp === dedupFp && (msg.from ?? uid) === uid && !ctx.opts.hooks.onOffline;
-  const result = await deliver(ctx, msg, undefined, rememberedByPut ? 'c2c' : undefined);
+  const result = await deliver(ctx, msg, undefined, rememberedByPut ? 'c2c' : undefined, seenInPut);
+  if (result === 'duplicate') {
+    sendAck(ctx, s, dedupFp as string, p.to, uid);
+    return;
+  }
   if (result === 'sent') ctx.metrics.relayLatency.observe((performance.now() - startMs) / 1000);
   if (result === 'sent') ctx.safely('onC2C', () => ctx.opts.hooks.onC2C?.(msg));
   if (result === 'full') {

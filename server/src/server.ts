@@ -4,7 +4,7 @@ import { startAdminHttp } from './admin-http';
 import { frameBytes, MAX_FP_LENGTH } from './bounds';
 import type { ClusterNode } from './cluster';
 import { ServerCore } from './core';
-import { deliver, storedExpired } from './deliver';
+import { deliver, storedExpired, type DeliveryResult } from './deliver';
 import type { Gateway } from './gateway';
 import { startTcpGateway } from './gateway-tcp';
 import { startUdpGateway } from './gateway-udp';
@@ -170,7 +170,8 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       if (size > opts.maxMessageBytes) throw new RangeError(`sendToUser: the frame is ${size} bytes, over maxMessageBytes (${opts.maxMessageBytes})`);
       let settle: (outcome: QosOutcome) => void = () => undefined;
       const outcome = new Promise<QosOutcome>((resolve) => (settle = resolve));
-      const result = await deliver(core.ctx, frame, settle);
+      // Not asked to check a de-duplication window: never 'duplicate'.
+      const result = (await deliver(core.ctx, frame, settle)) as Exclude<DeliveryResult, 'duplicate'>;
       if (result !== 'sent' || !qos) return { fp, status: result };
       const end = await outcome;
       if (end === 'delivered') return { fp, status: 'delivered' };

@@ -53,7 +53,8 @@ end
  * replays it at its next recheck, whatever happens to the notification the caller sends after.
  * KEYS 6-8 (d, db, dn of a de-duplication window) and ARGV 12-14 (its ttlMs, max, maxBytes; ARGV[12]
  * '' for none): a message stored (or stored already) is also recorded in that window, as
- * {@link DEDUP_LUA}'s 'add' with the member ARGV[1] (sender and fp), in the same step.
+ * {@link DEDUP_LUA}'s 'add' with the member ARGV[1] (sender and fp), in the same step. ARGV[15] '1':
+ * a member already in that window (unexpired) stops the put before anything: returns 2 ('seen').
  */
 export const PUT_LUA = `${DEDUP_ADD}
 local function remember()
@@ -69,6 +70,7 @@ local function markHolder()
   redis.call('SADD', dirty, to)
   redis.call('PEXPIRE', dirty, ARGV[11])
 end
+if ARGV[15] == '1' and dedupAdd(KEYS[6], KEYS[7], KEYS[8], ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), true) == 1 then return 2 end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then markHolder() remember() return 0 end
 local size = #ARGV[2]
 local rows = tonumber(redis.call('HGET', KEYS[5], 'rows') or '0')

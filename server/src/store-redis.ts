@@ -149,6 +149,17 @@ export class RedisMessageStore implements MessageStore {
    * until one gets an answer, so its sender is never told "refused" for a message Redis holds.
    */
   async put(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): Promise<boolean> {
+    return (await this.write(to, from, fp, frame, remember, false)) === 1;
+  }
+
+  /** See {@link MessageStore.putUnlessSeen}: the window is checked in the put's own script; refusals as {@link put}. */
+  async putUnlessSeen(to: string, from: string, fp: string, frame: string, window: DedupWindowName): Promise<boolean | 'seen'> {
+    const r = await this.write(to, from, fp, frame, window, true);
+    return r === 2 ? 'seen' : r === 1;
+  }
+
+  /** The put script: 1 stored, 0 stored already, 2 seen (with `unlessSeen`); refusals thrown. */
+  private async write(to: string, from: string, fp: string, frame: string, remember: DedupWindowName | undefined, unlessSeen: boolean): Promise<number> {
     if (this.closed) throw new OfflineStoreError('unavailable', 'the offline store is closed');
     const member = lengthPrefixed(from) + fp;
     const id = lengthPrefixed(to) + member;
@@ -163,6 +174,7 @@ export class RedisMessageStore implements MessageStore {
         member, frame, this.o.clock.now(), finite(this.o.maxRows), finite(this.o.maxBytes), this.o.maxPerReceiver, id,
         to, this.prefix, this.o.markHolder?.nodeId ?? '', this.o.markHolder?.dirtyTtlMs ?? 0,
         ...(remember ? [this.o.dedup[remember].ttlMs, finite(this.o.dedup[remember].max), finite(this.o.dedup[remember].maxBytes)] : ['', 0, 0]),
+        unlessSeen && remember ? '1' : '',
       );
       r = (await sent.catch((err: unknown) => {
         // Redis's own error reply (it answered), or refused before it went out: nothing was written.
@@ -176,7 +188,7 @@ export class RedisMessageStore implements MessageStore {
     this.uncertain.delete(id);
     if (r === -1) throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
     if (r === -2) throw new OfflineStoreError('full', `the offline box of "${to}" is full (${this.o.maxPerReceiver} messages)`);
-    return r === 1;
+    return r;
   }
 
   /** Remembers a put whose answer never came; the oldest is forgotten past MAX_UNCERTAIN_PUTS. */

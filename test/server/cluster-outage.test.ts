@@ -3,7 +3,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { OfflineStoreError, ServerErrorCode, silentLogger, type IMServer } from '../../server/src/index';
 import { RedisMessageStore } from '../../server/src/store-redis';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
-import { ackFrame, closeAll, dataFrame, errorOf, login, startServer, WsClient, type RawClient } from './helpers';
+import { ackFrame, admin, closeAll, dataFrame, errorOf, login, startServer, WsClient, type RawClient } from './helpers';
 
 /**
  * What the cluster fault tests (test/fault/cluster-faults.test.ts) found when Redis is killed, reduced to
@@ -60,11 +60,12 @@ describe('cluster: Redis down, and back', () => {
       clients.push(alice, bob);
       await login(alice, 'alice');
       await login(bob, 'bob');
-      // Redis stops answering: the de-duplication check times out after 2 s; by then the node's PING probe
-      // has found the stall, so the put is refused before it goes out (NotSentError): a certain refusal.
+      // Redis stops answering. Once the node's PING probe has found the stall (not ready), a put is refused
+      // before it goes out (NotSentError): a certain refusal. (One sent before that gets no answer at all.)
       process.kill(own.pid, 'SIGSTOP');
       let stopped = true;
       try {
+        await expect.poll(async () => (await admin(servers[0].ports.http!, 'GET', '/ready')).status, { timeout: 5000 }).toBe(503);
         alice.send(dataFrame('alice', 'bob', 'not stored', 'fp-u'));
         const refusal = await alice.next((f) => f.type === 52 || f.type === 4, 6000);
         expect(refusal.type).toBe(52);

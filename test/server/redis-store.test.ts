@@ -44,6 +44,25 @@ describe('RedisMessageStore', () => {
     expect(await store.count('dave')).toBe(2);
   });
 
+  it('putUnlessSeen stores and records a new message, and answers "seen" (storing and recording nothing) for one the window holds', async () => {
+    const { store, advance } = await open({ dedup: { c2c: { ttlMs: 1000, max: 10, maxBytes: 1e6 }, c2s: { ttlMs: 1000, max: 10, maxBytes: 1e6 } } });
+    expect(await store.putUnlessSeen('bob', 'alice', 'f1', 'a', 'c2c')).toBe(true);
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(true);
+    // The retransmission: not stored again, even once the first copy was ACKed and removed.
+    expect(await store.putUnlessSeen('bob', 'alice', 'f1', 'a', 'c2c')).toBe('seen');
+    expect(await store.remove('bob', 'alice', 'f1')).toBe(true);
+    expect(await store.putUnlessSeen('bob', 'alice', 'f1', 'a', 'c2c')).toBe('seen');
+    expect(await store.count('bob')).toBe(0);
+    // Another sender's same fp, or another window, is not a retransmission.
+    expect(await store.putUnlessSeen('bob', 'carol', 'f1', 'c', 'c2c')).toBe(true);
+    expect(await store.putUnlessSeen('dave', 'alice', 'f2', 'd', 'c2s')).toBe(true);
+    expect(await store.seen('c2c', 'alice', 'f2')).toBe(false);
+    // Past the window's TTL the fp is new again (as with seen()).
+    advance(1000);
+    expect(await store.putUnlessSeen('bob', 'alice', 'f1', 'a', 'c2c')).toBe(true);
+    expect(await store.count('bob')).toBe(2);
+  });
+
   it('records the (sender, fp) in the de-duplication window asked for with the put itself, stored or already stored, and in no window otherwise', async () => {
     const { store, advance } = await open({ dedup: { c2c: { ttlMs: 1000, max: 10, maxBytes: 1e6 }, c2s: { ttlMs: 1000, max: 10, maxBytes: 1e6 } } });
     expect(await store.put('bob', 'alice', 'f1', 'a', 'c2c')).toBe(true);
