@@ -130,6 +130,20 @@ describe('RedisRouting', () => {
     expect(a.rechecked).toEqual([]);
   });
 
+  it('a user arriving here while a frame or receipt for them is still being routed gets the later ones after it, in the order sent', async () => {
+    const [a, b] = await cluster(['A', 'B']);
+    await online(b, 'bob', 7);
+    // bob logs in on A: the claim is applied, A has not bound his session yet (login.ts binds after the claim's answer).
+    await a.presence.claim('bob', { node: 'A', session: 2, firstLoginTime: T0 }, 0);
+    const first = [a.routing.sendData('bob', frame('bob', 'f1')), a.routing.sendReceipt('bob', 'carol', 'r1', 1)];
+    a.local.online.add('bob'); // bound: from now on A writes to bob itself
+    const then = [a.routing.sendData('bob', frame('bob', 'f2')), a.routing.sendReceipt('bob', 'carol', 'r2', 2)];
+    expect(await Promise.all([...first, ...then])).toEqual([true, true, true, true]);
+    // The first ones' route script found bob on A: written here, and before the ones sent after them.
+    expect(a.local.calls.map((c) => c[0] === 'data' ? c[2] : c[3])).toEqual(['f1', 'r1', 'f2', 'r2']);
+    expect(b.local.calls).toEqual([]);
+  });
+
   it('a frame whose notification was lost (subscriber connection killed) is covered by the dirty-set recheck; the subscription comes back', async () => {
     const [a, b, c] = await cluster(['A', 'B', 'C']);
     await online(b, 'bob', 7);
