@@ -235,7 +235,8 @@ export class RedisRouting implements Routing {
    * dirty there first; that node reports back how the message ended ('delivered' or 'lost'), and
    * `waiter` hears 'lost' when no report comes within `outcomeTimeoutMs` (the stored copy stays until
    * the receiver ACKs). False when no node holds `to` or its node is not subscribed (down), or Redis
-   * failed: the stored copy is replayed at the receiver's next login or recheck.
+   * failed, and `to` has no session here (checked again after the route: a login here meanwhile): the
+   * stored copy is replayed at the receiver's next login or recheck.
    */
   async sendData(to: string, frame: Protocal, waiter?: QosWaiter): Promise<boolean> {
     // A user with a session on this node is written to here, without asking Redis. Should another node
@@ -249,19 +250,21 @@ export class RedisRouting implements Routing {
     // Registered before the frame can reach the other node, whose report may come back at once.
     const id = qos && waiter ? this.outcomes.expect(waiter) : 0;
     const payload: Routed = id ? { t: 'data', to, frame, reply: { node: this.o.nodeId, id } } : { t: 'data', to, frame };
-    let r: Routed_ | null;
+    let r: Routed_ | null = null;
     const done = this.routingTo(to);
     try {
       try {
         r = await this.route(to, payload, qos);
       } catch (err) {
-        if (id) this.outcomes.settle(id, 'lost');
-        this.o.logger.error(`routing: a frame for "${to}" could not be routed (Redis); a stored copy waits for a replay`, err);
-        return false;
+        this.o.logger.error(`routing: a frame for "${to}" could not be routed (Redis); a stored copy waits for a replay unless "${to}" is here`, err);
       }
-      if (r?.local) {
-        if (id) this.outcomes.forget(id);
-        return await this.ownLocal().sendData(to, frame, waiter);
+      if (!r?.published) {
+        // The script found the user here, or nowhere, or Redis failed: a session bound here meanwhile gets it here.
+        const here = this.ownLocal().sendData(to, frame, waiter);
+        if (isPromise(here) ? await here : here) {
+          if (id) this.outcomes.forget(id);
+          return true;
+        }
       }
     } finally {
       done();
@@ -282,12 +285,15 @@ export class RedisRouting implements Routing {
     }
     const done = this.routingTo(sender);
     try {
-      const r = await this.route(sender, { t: 'receipt', sender, receiver, fp, atMs });
-      if (r?.local) return await this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
-      return !!r?.published;
-    } catch (err) {
-      this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for their next login here`, { error: (err as Error).message });
-      return false;
+      let r: Routed_ | null = null;
+      try {
+        r = await this.route(sender, { t: 'receipt', sender, receiver, fp, atMs });
+      } catch (err) {
+        this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for their next login here unless they are here`, { error: (err as Error).message });
+      }
+      if (r?.published) return true;
+      // As sendData: a sender bound here meanwhile gets it here.
+      return await this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
     } finally {
       done();
     }
