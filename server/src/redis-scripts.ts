@@ -14,6 +14,14 @@ export class NotSentError extends Error {
 /** Per connection: says why its Redis is stalled now, or null (see {@link watchStall}). */
 const stallChecks = new WeakMap<Redis, () => string | null>();
 
+/** Per connection: the batchers of its batched scripts, sent before any other script made after their calls. */
+const batchers = new WeakMap<Redis, ScriptBatcher[]>();
+
+/** Sends the batched calls still waiting on `client` now, so a script made after them runs after them. */
+function flushBatches(client: Redis): void {
+  for (const b of batchers.get(client) ?? []) b.flushNow();
+}
+
 /**
  * Gives a connection a check of whether its Redis is stalled (a reason) or not (null), asked before each
  * script run through {@link defineScripts} on it: while stalled, scripts fail at once instead of waiting
@@ -48,7 +56,9 @@ export type ScriptDef = readonly [numberOfKeys: number, lua: string, batched?: '
 /**
  * Defines the scripts on a connection and returns a typed caller (failing at once while {@link watchStall}
  * says stalled). A script marked 'batched' also gets its batch form ({@link batchLua}), and its calls go
- * through a {@link ScriptBatcher}: they answer one event-loop turn later, in the order made.
+ * through a {@link ScriptBatcher}: they answer one event-loop turn later, in the order made. A script not
+ * batched first sends the batched calls waiting on the connection, so it runs after the calls made before
+ * it, as without batches (a replay's list after the removal of an ACKed message sees it removed).
  */
 export function defineScripts<K extends string>(client: Redis, scripts: Record<K, ScriptDef>): (name: K) => RunScript {
   const callers = new Map<string, RunScript>();
@@ -56,7 +66,11 @@ export function defineScripts<K extends string>(client: Redis, scripts: Record<K
   const stalled = (): string | null => stallChecks.get(client)?.() ?? null;
   for (const [name, [numberOfKeys, lua, batched]] of Object.entries(scripts) as Array<[string, ScriptDef]>) {
     client.defineCommand(name, { numberOfKeys, lua });
-    let send: RunScript = (...args) => commands[name](...args).catch(notSentWhenRefused);
+    // A script not batched waits for nothing: the batched calls made before it go first, as they would alone.
+    let send: RunScript = (...args) => {
+      flushBatches(client);
+      return commands[name](...args).catch(notSentWhenRefused);
+    };
     if (batched) {
       // No numberOfKeys: the batch form takes the key count as its first argument (it varies per batch).
       client.defineCommand(`${name}Batch`, { lua: batchLua(lua) });
@@ -64,6 +78,7 @@ export function defineScripts<K extends string>(client: Redis, scripts: Record<K
         one: (args) => commands[name](...args).catch(notSentWhenRefused),
         many: (numKeys, args) => commands[`${name}Batch`](numKeys, ...args).catch(notSentWhenRefused),
       }, stalled);
+      batchers.set(client, [...(batchers.get(client) ?? []), batcher]);
       send = (...args) => batcher.call(args);
     }
     callers.set(name, (...args) => {
@@ -162,9 +177,15 @@ export class ScriptBatcher {
     });
   }
 
+  /** Sends the calls waiting now instead of at the end of the turn (see {@link flushBatches}). */
+  flushNow(): void {
+    if (this.queue.length > 0) this.flush();
+  }
+
   private flush(): void {
     this.scheduled = false;
     const all = this.queue;
+    if (all.length === 0) return;
     this.queue = [];
     const why = unwritable(this.client) ?? this.stalled();
     if (why) {

@@ -117,6 +117,12 @@ export class RedisRouting implements Routing {
   private resubscribeTimer: ReturnType<typeof setTimeout> | null = null;
   /** Routed QoS messages waiting for their receiving node's outcome report, by id. */
   private readonly outcomes: OutcomeWaiters;
+  /**
+   * Per user: frames and receipts for them whose route script has not answered yet. A later one for that
+   * user is routed behind them even when the user is bound here meanwhile (a login here after the claim),
+   * since the script of an earlier one may find the user here and write it then: never after a later one.
+   */
+  private readonly routing = new Map<string, number>();
 
   private constructor(
     private readonly client: Redis,
@@ -229,29 +235,39 @@ export class RedisRouting implements Routing {
    * dirty there first; that node reports back how the message ended ('delivered' or 'lost'), and
    * `waiter` hears 'lost' when no report comes within `outcomeTimeoutMs` (the stored copy stays until
    * the receiver ACKs). False when no node holds `to` or its node is not subscribed (down), or Redis
-   * failed: the stored copy is replayed at the receiver's next login or recheck.
+   * failed, and `to` has no session here (checked again after the route: a login here meanwhile): the
+   * stored copy is replayed at the receiver's next login or recheck.
    */
   async sendData(to: string, frame: Protocal, waiter?: QosWaiter): Promise<boolean> {
     // A user with a session on this node is written to here, without asking Redis. Should another node
     // hold them already (a login there whose kick has not arrived yet), the put marked that node, which
     // replays the stored copy: this session gets the frame only until the kick closes it.
-    const here = this.ownLocal().sendData(to, frame, waiter);
-    if (isPromise(here) ? await here : here) return true;
+    if (!this.routing.has(to)) {
+      const here = this.ownLocal().sendData(to, frame, waiter);
+      if (isPromise(here) ? await here : here) return true;
+    }
     const qos = !!(frame.QoS && frame.fp);
     // Registered before the frame can reach the other node, whose report may come back at once.
     const id = qos && waiter ? this.outcomes.expect(waiter) : 0;
     const payload: Routed = id ? { t: 'data', to, frame, reply: { node: this.o.nodeId, id } } : { t: 'data', to, frame };
-    let r: Routed_ | null;
+    let r: Routed_ | null = null;
+    const done = this.routingTo(to);
     try {
-      r = await this.route(to, payload, qos);
-    } catch (err) {
-      if (id) this.outcomes.settle(id, 'lost');
-      this.o.logger.error(`routing: a frame for "${to}" could not be routed (Redis); a stored copy waits for a replay`, err);
-      return false;
-    }
-    if (r?.local) {
-      if (id) this.outcomes.forget(id);
-      return this.ownLocal().sendData(to, frame, waiter);
+      try {
+        r = await this.route(to, payload, qos);
+      } catch (err) {
+        this.o.logger.error(`routing: a frame for "${to}" could not be routed (Redis); a stored copy waits for a replay unless "${to}" is here`, err);
+      }
+      if (!r?.published) {
+        // The script found the user here, or nowhere, or Redis failed: a session bound here meanwhile gets it here.
+        const here = this.ownLocal().sendData(to, frame, waiter);
+        if (isPromise(here) ? await here : here) {
+          if (id) this.outcomes.forget(id);
+          return true;
+        }
+      }
+    } finally {
+      done();
     }
     if (!r?.published && id) this.outcomes.settle(id, 'lost');
     return !!r?.published;
@@ -263,15 +279,23 @@ export class RedisRouting implements Routing {
    */
   async sendReceipt(sender: string, receiver: string, fp: string, atMs: number): Promise<boolean> {
     // As sendData: a sender with a session on this node gets it here, without Redis.
-    const here = this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
-    if (isPromise(here) ? await here : here) return true;
+    if (!this.routing.has(sender)) {
+      const here = this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
+      if (isPromise(here) ? await here : here) return true;
+    }
+    const done = this.routingTo(sender);
     try {
-      const r = await this.route(sender, { t: 'receipt', sender, receiver, fp, atMs });
-      if (r?.local) return this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
-      return !!r?.published;
-    } catch (err) {
-      this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for their next login here`, { error: (err as Error).message });
-      return false;
+      let r: Routed_ | null = null;
+      try {
+        r = await this.route(sender, { t: 'receipt', sender, receiver, fp, atMs });
+      } catch (err) {
+        this.o.logger.warn(`routing: the receipt of ${fp} for "${sender}" could not be routed (Redis); kept for their next login here unless they are here`, { error: (err as Error).message });
+      }
+      if (r?.published) return true;
+      // As sendData: a sender bound here meanwhile gets it here.
+      return await this.ownLocal().sendReceipt(sender, receiver, fp, atMs);
+    } finally {
+      done();
     }
   }
 
@@ -416,6 +440,16 @@ export class RedisRouting implements Routing {
     )) as [string, string, string, number] | null;
     if (!r) return null;
     return { node: r[0], local: r[0] === this.o.nodeId, published: r[3] > 0 };
+  }
+
+  /** Counts a frame or receipt for `user` in {@link routing} until the returned function is called (once it is written or routed). */
+  private routingTo(user: string): () => void {
+    this.routing.set(user, (this.routing.get(user) ?? 0) + 1);
+    return () => {
+      const left = (this.routing.get(user) ?? 1) - 1;
+      if (left > 0) this.routing.set(user, left);
+      else this.routing.delete(user);
+    };
   }
 
   private ownLocal(): Routing {

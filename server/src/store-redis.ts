@@ -78,7 +78,10 @@ const SCRIPTS = {
  * de-duplication windows are bounded sorted sets, so a flood of fingerprints cannot grow them.
  */
 export class RedisMessageStore implements MessageStore {
-  /** Every script goes over one connection, whose answers come in the order the scripts were sent (see {@link MessageStore.settlesInOrder}). */
+  /**
+   * Every script goes over one connection, whose answers come in the order the scripts were sent, and the
+   * calls of one script are sent in the order made (redis-scripts.ts): see {@link MessageStore.settlesInOrder}.
+   */
   readonly settlesInOrder = true;
   private readonly run: (name: keyof typeof SCRIPTS) => RunScript;
   private timer: unknown = null;

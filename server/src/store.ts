@@ -20,9 +20,11 @@ export interface MessageStore {
    */
   readonly checksBoxLimit?: boolean;
   /**
-   * True when `seen` and `put` settle their promises in the order they were called (a SQLite store, or
-   * one connection to Redis): a connection's next QoS messages may then be handled while the earlier
-   * ones' writes are pending (frame-queue.ts). Leave it out when that cannot be promised.
+   * True when the calls of `seen` settle in the order they were made, and so do those of `put` (a SQLite
+   * store, or one connection to Redis; a `seen` made after a `put` may still settle first): a
+   * connection's next QoS messages may then be handled while the earlier ones' writes are pending
+   * (frame-queue.ts: each message's put is made once its `seen` settled). Leave it out when that cannot
+   * be promised.
    */
   readonly settlesInOrder?: boolean;
   /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReceiptBacklog } from '../../server/src/receipts';
+import { forwardReceipt, ReceiptBacklog } from '../../server/src/receipts';
 import { ackFrame, dataFrame, loginFrame, useServers, type Frame, type RawClient } from './helpers';
 
 const { setup } = useServers();
@@ -105,6 +105,20 @@ describe('device receipts (type 60) and the login capabilities', () => {
     await loginWithCaps(mallory, 'mallory');
     mallory.send(ackFrame('mallory', 'alice', 'fp-never-sent'));
     expect(await alice.quiet(150)).toEqual([]);
+  });
+});
+
+describe('forwardReceipt', () => {
+  const limits = { maxPerSender: 3, maxTotal: 5, maxBytes: 1 << 20, ttlMs: 1000 };
+  const io = { send: () => true };
+
+  it('keeps the receipt for the sender\'s next login when routing rejects, refuses it, or finds no session; never rejects itself', async () => {
+    const receipts = new ReceiptBacklog(limits);
+    const answers = [Promise.reject(new Error('redis down')), Promise.resolve(false), false, Promise.resolve(true), true];
+    let i = 0;
+    const ctx = { receipts, io, routing: { sendReceipt: () => answers[i++] } };
+    for (const fp of ['fp-rejected', 'fp-refused', 'fp-offline', 'fp-routed', 'fp-here']) await forwardReceipt(ctx, 'alice', 'bob', fp, 5);
+    expect(receipts.take('alice', 5).map((r) => r.fp)).toEqual(['fp-rejected', 'fp-refused', 'fp-offline']);
   });
 });
 

@@ -5,6 +5,7 @@ import { silentLogger } from '../../server/src/index';
 import type { PresenceEntry } from '../../server/src/presence';
 import { RedisPresence } from '../../server/src/presence-redis';
 import type { QosWaiter, Routing } from '../../server/src/routing';
+import { watchStall } from '../../server/src/redis-scripts';
 import { RedisRouting } from '../../server/src/routing-redis';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
 
@@ -128,6 +129,40 @@ describe('RedisRouting', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(b.local.calls).toEqual([]);
     expect(a.rechecked).toEqual([]);
+  });
+
+  it('a user arriving here while a frame or receipt for them is still being routed gets the later ones after it, in the order sent', async () => {
+    const [a, b] = await cluster(['A', 'B']);
+    await online(b, 'bob', 7);
+    // bob logs in on A: the claim is applied, A has not bound his session yet (login.ts binds after the claim's answer).
+    await a.presence.claim('bob', { node: 'A', session: 2, firstLoginTime: T0 }, 0);
+    const first = [a.routing.sendData('bob', frame('bob', 'f1')), a.routing.sendReceipt('bob', 'carol', 'r1', 1)];
+    a.local.online.add('bob'); // bound: from now on A writes to bob itself
+    const then = [a.routing.sendData('bob', frame('bob', 'f2')), a.routing.sendReceipt('bob', 'carol', 'r2', 2)];
+    expect(await Promise.all([...first, ...then])).toEqual([true, true, true, true]);
+    // The first ones' route script found bob on A: written here, and before the ones sent after them.
+    expect(a.local.calls.map((c) => c[0] === 'data' ? c[2] : c[3])).toEqual(['f1', 'r1', 'f2', 'r2']);
+    expect(b.local.calls).toEqual([]);
+  });
+
+  it('a user bound here while the route of a frame or receipt for them fails (Redis stalled) gets it here, in the order sent', async () => {
+    const [, b] = await cluster(['A', 'B']);
+    await online(b, 'bob', 7);
+    const client = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const local = new RecordingRouting(new Set());
+    const a = await RedisRouting.open({ redis: client, nodeId: 'A2', keyPrefix: `r${prefixes}:`, local, logger: silentLogger });
+    try {
+      const first = [a.sendData('bob', frame('bob', 'f1')), a.sendReceipt('bob', 'carol', 'r1', 1)];
+      local.online.add('bob'); // bob logs in here: bound before the route scripts go out
+      const then = [a.sendData('bob', frame('bob', 'f2')), a.sendReceipt('bob', 'carol', 'r2', 2)];
+      watchStall(client, () => 'a test says so'); // the routes are refused, not sent
+      expect(await Promise.all([...first, ...then])).toEqual([true, true, true, true]);
+      expect(local.calls.map((c) => (c[0] === 'data' ? c[2] : c[3]))).toEqual(['f1', 'r1', 'f2', 'r2']);
+      expect(b.local.calls).toEqual([]);
+    } finally {
+      await a.close();
+      client.disconnect();
+    }
   });
 
   it('a frame whose notification was lost (subscriber connection killed) is covered by the dirty-set recheck; the subscription comes back', async () => {

@@ -173,6 +173,20 @@ describe('RedisMessageStore', () => {
     expect(results.filter((seen) => !seen).length).toBe(1);
   });
 
+  it('answers each call as of the calls made before it: a list made in the same turn as a removal or put sees it', async () => {
+    // As the replay does: the receiver's ACK removes its message (not awaited) and a recheck lists the store.
+    const { store } = await open();
+    await store.put('bob', 'alice', 'f1', 'a');
+    const removed = store.remove('bob', 'alice', 'f1');
+    const listed = store.list('bob', 0, 10);
+    expect(await removed).toBe(true);
+    expect((await listed).map((m) => m.fp)).toEqual([]);
+    const put = store.put('bob', 'alice', 'f2', 'b', 'c2c');
+    const listedAgain = store.list('bob', 0, 10);
+    expect(await put).toBe(true);
+    expect((await listedAgain).map((m) => m.fp)).toEqual(['f2']);
+  });
+
   it('refuses to open on a Redis that evicts keys under memory pressure, naming the setting', async () => {
     const admin = new Redis(redis.url);
     try {
