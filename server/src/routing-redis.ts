@@ -4,18 +4,16 @@ import { createConsoleLogger, type Logger } from './logger';
 import { isPromise, type MaybePromise } from './maybe-promise';
 import type { PresenceEntry } from './presence';
 import { ROUTE_LUA } from './presence-redis-lua';
-import { closeOwned, openTarget, watchRedis, whenReady, type RedisTarget } from './redis-client';
+import { closeOwned, openTarget, whenReady, type RedisTarget } from './redis-client';
 import { defineScripts, type RunScript } from './redis-scripts';
 import { OutcomeWaiters } from './outcome-waiters';
 import type { QosOutcome } from './qos-s2c';
 import type { QosWaiter, Routing } from './routing';
+import { NodeSubscriber } from './routing-subscriber';
 import { realClock, unref, type StoreClock } from './store-expiry';
 
 /** How long a node's dirty set lives after its last addition unless `dirtyTtlMs` says otherwise. */
 export const DEFAULT_DIRTY_TTL_MS = 60_000;
-
-/** Pause between attempts to subscribe again when Redis refused the subscription after a reconnect. */
-export const RESUBSCRIBE_RETRY_MS = 1000;
 
 /** Options of {@link RedisRouting.open}. */
 export interface RedisRoutingOptions {
@@ -77,14 +75,14 @@ type Routed =
   | { t: 'outcome'; id: number; outcome: QosOutcome }
   | { t: 'receipt'; sender: string; receiver: string; fp: string; atMs: number }
   | { t: 'kick'; user: string; code: number; reason?: string }
-  | { t: 'end'; user: string; session: number; firstLoginTime: number; code: number | null }
-  | { t: 'ping'; seq: number };
+  | { t: 'end'; user: string; session: number; firstLoginTime: number; code: number | null };
 
 /**
  * {@link Routing} across nodes through Redis pub/sub. A frame, receipt or kick for a user on another node
  * is published to that node's channel only (`<prefix>node:<id>`); this node's own users go to `local`,
- * and so do the frames other nodes publish here (a dedicated subscriber connection, subscribed again
- * after each reconnect until Redis accepts; the node is not ready meanwhile). Delivery never depends on
+ * and so do the frames other nodes publish here (routing-subscriber.ts: a connection of its own that
+ * subscribes again after each reconnect and checks it still hears the channel; the node is not ready
+ * while it does not). Delivery never depends on
  * a notification arriving: a QoS frame is in the store before it is routed, and the node that routes it
  * to another node first adds the receiver to that node's dirty set (`<prefix>dirty:<id>`, in the one
  * script that locates the receiver and publishes; in a cluster the put itself does so too); every node
@@ -100,21 +98,14 @@ export class RedisRouting implements Routing {
    */
   readonly settlesInOrder = true;
   private timer: unknown = null;
-  private subTimer: unknown = null;
   private closed = false;
   private failing = false;
-  /** The last ping published to this node's own channel and not heard yet (0: none). */
-  private pingOut = 0;
-  private pingSeq = 0;
-  /** A ping went unheard for a whole check period: the subscriber is being reconnected. */
-  private deaf = false;
+  /** This node's subscription to its channel (set by {@link open}). */
+  private subscriber: NodeSubscriber | null = null;
   private readonly prefix: string;
   private readonly channel: string;
   private local: Routing | null;
   private readonly run: (name: keyof typeof ROUTING_SCRIPTS) => RunScript;
-  /** Whether the subscriber is subscribed to this node's channel now (false from a disconnect until confirmed again). */
-  private subscribed = false;
-  private resubscribeTimer: ReturnType<typeof setTimeout> | null = null;
   /** Routed QoS messages waiting for their receiving node's outcome report, by id. */
   private readonly outcomes: OutcomeWaiters;
   /**
@@ -127,7 +118,6 @@ export class RedisRouting implements Routing {
   private constructor(
     private readonly client: Redis,
     private readonly owned: boolean,
-    private readonly sub: Redis,
     private readonly o: Required<Omit<RedisRoutingOptions, 'redis' | 'onRecheck' | 'onResubscribed' | 'keyPrefix' | 'local'>> &
       Pick<RedisRoutingOptions, 'onRecheck' | 'onResubscribed'>,
     keyPrefix: string,
@@ -150,21 +140,9 @@ export class RedisRouting implements Routing {
     }
     const logger = options.logger ?? createConsoleLogger('info');
     const { client, owned } = openTarget(options.redis, logger, `routing ${options.nodeId}`);
-    // The subscriber waits for its connection rather than fail: it only ever sends (re)subscriptions.
-    // It subscribes again itself after a reconnect (see resubscribe): ioredis's own resubscription leaves
-    // a refused SUBSCRIBE as an unhandled rejection (a crash) and the connection 'ready' but deaf.
-    const sub = client.duplicate({
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-      commandTimeout: undefined,
-      autoResubscribe: false,
-      connectionName: `routing-sub-${options.nodeId}`.replace(/[^\w.-]/g, '_'),
-    });
-    watchRedis(sub, logger, `routing subscriber ${options.nodeId}`);
     const r = new RedisRouting(
       client,
       owned,
-      sub,
       {
         nodeId: options.nodeId,
         recheckMs,
@@ -182,26 +160,23 @@ export class RedisRouting implements Routing {
       options.keyPrefix ?? 'im:',
       options.local,
     );
-    sub.on('message', (channel: string, text: string) => {
-      if (channel === r.channel) r.received(text);
-    });
     try {
       await whenReady(client, r.o.connectTimeoutMs, `routing ${options.nodeId}`);
-      await sub.subscribe(r.channel);
+      r.subscriber = await NodeSubscriber.open({
+        client,
+        channel: r.channel,
+        nodeId: options.nodeId,
+        onText: (text) => r.received(text),
+        onResubscribed: options.onResubscribed,
+        checkMs: r.o.subscriberCheckMs,
+        clock: r.o.clock,
+        logger,
+      });
     } catch (err) {
-      sub.disconnect();
       await closeOwned(client, owned);
       throw err;
     }
-    r.subscribed = true;
-    sub.on('close', () => (r.subscribed = false));
-    // Every later 'ready' is a reconnect: subscribed again here, and what was published meanwhile is gone.
-    sub.on('ready', () => {
-      r.deaf = false;
-      r.resubscribe();
-    });
     r.arm();
-    r.armSubscriberCheck();
     return r;
   }
 
@@ -215,10 +190,8 @@ export class RedisRouting implements Routing {
   health(): { ok: boolean; reason?: string } {
     if (this.closed) return { ok: false, reason: 'routing is closed' };
     if (this.client.status !== 'ready') return { ok: false, reason: `Redis is not connected (${this.client.status})` };
-    if (this.sub.status !== 'ready') return { ok: false, reason: `the routing subscriber is not connected (${this.sub.status})` };
-    if (this.deaf) return { ok: false, reason: 'the routing subscriber did not hear this node\'s ping; reconnecting it' };
-    if (!this.subscribed) return { ok: false, reason: 'the routing subscriber is not subscribed to this node\'s channel (retrying)' };
-    return { ok: true };
+    const why = this.subscriber ? this.subscriber.reason() : 'the routing subscriber is not open';
+    return why ? { ok: false, reason: why } : { ok: true };
   }
 
   /**
@@ -337,44 +310,10 @@ export class RedisRouting implements Routing {
     if (this.closed) return;
     this.closed = true;
     this.o.clock.clearTimeout(this.timer);
-    this.o.clock.clearTimeout(this.subTimer);
     this.timer = null;
-    this.subTimer = null;
-    if (this.resubscribeTimer) clearTimeout(this.resubscribeTimer);
-    this.resubscribeTimer = null;
     this.outcomes.settleAll();
-    this.sub.disconnect();
+    this.subscriber?.close();
     await closeOwned(this.client, this.owned);
-  }
-
-  /**
-   * Subscribes to this node's channel again after the subscriber reconnected, retrying every
-   * {@link RESUBSCRIBE_RETRY_MS} while Redis refuses (the node is not ready meanwhile); once subscribed,
-   * `onResubscribed` hears of it (what was published meanwhile is gone).
-   */
-  private resubscribe(): void {
-    if (this.closed || this.subscribed || this.resubscribeTimer || this.sub.status !== 'ready') return;
-    this.sub.subscribe(this.channel).then(
-      () => {
-        if (this.closed) return;
-        this.subscribed = true;
-        this.o.logger.info(`routing: subscribed to ${this.channel} again`);
-        try {
-          this.o.onResubscribed?.();
-        } catch (err) {
-          this.o.logger.error('routing: onResubscribed failed', err);
-        }
-      },
-      (err: unknown) => {
-        if (this.closed) return;
-        this.o.logger.error(`routing: subscribing to ${this.channel} again failed; retrying in ${RESUBSCRIBE_RETRY_MS} ms (this node hears no other node meanwhile)`, err);
-        this.resubscribeTimer = setTimeout(() => {
-          this.resubscribeTimer = null;
-          this.resubscribe();
-        }, RESUBSCRIBE_RETRY_MS);
-        this.resubscribeTimer.unref();
-      },
-    );
   }
 
   /** A message another node published here: handed to the local routing (or, for an outcome report, to its waiter). */
@@ -387,11 +326,6 @@ export class RedisRouting implements Routing {
       return;
     }
     if (m.t === 'outcome') return this.outcomes.settle(m.id, m.outcome);
-    if (m.t === 'ping') {
-      if (m.seq === this.pingOut) this.pingOut = 0;
-      this.deaf = false;
-      return;
-    }
     if (!this.local) return void this.o.logger.warn(`routing: a type "${m.t}" message arrived before this node's sessions were attached; dropped`);
     let done: MaybePromise<unknown>;
     try {
@@ -467,43 +401,6 @@ export class RedisRouting implements Routing {
 
   private dirtyKey(node: string): string {
     return `${this.prefix}dirty:${node}`;
-  }
-
-  /**
-   * One subscriber check: a ping still unheard since the last check makes the subscriber reconnect (ioredis
-   * subscribes again, then `onResubscribed` runs); otherwise a new ping goes out. Nothing is judged while
-   * either connection is down (their own reconnects handle that).
-   */
-  private async checkSubscriber(): Promise<void> {
-    if (this.client.status !== 'ready' || this.sub.status !== 'ready' || !this.subscribed) {
-      this.pingOut = 0;
-      return;
-    }
-    if (this.pingOut !== 0) {
-      this.o.logger.error(`routing: node "${this.o.nodeId}" did not hear its own ping within ${this.o.subscriberCheckMs} ms; reconnecting its subscriber`);
-      this.deaf = true;
-      this.pingOut = 0;
-      this.sub.disconnect(true);
-      return;
-    }
-    const seq = ++this.pingSeq;
-    this.pingOut = seq;
-    await this.client.publish(this.channel, JSON.stringify({ t: 'ping', seq } satisfies Routed));
-  }
-
-  private armSubscriberCheck(): void {
-    if (this.closed) return;
-    this.subTimer = this.o.clock.setTimeout(() => {
-      this.checkSubscriber().then(
-        () => this.armSubscriberCheck(),
-        () => {
-          // Redis failed the publish: no ping is out, the next check tries again.
-          this.pingOut = 0;
-          this.armSubscriberCheck();
-        },
-      );
-    }, this.o.subscriberCheckMs);
-    unref(this.subTimer);
   }
 
   private arm(): void {
