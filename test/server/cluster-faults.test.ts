@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ServerErrorCode, type IMServer, type ServerOptions } from '../../server/src/index';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
-import { ackFrame, admin, closeAll, dataFrame, errorOf, login, loginFrame, startServer, WsClient, type RawClient } from './helpers';
+import { ackFrame, admin, closeAll, dataFrame, errorOf, login, loginFrame, loginWithCaps, startServer, WsClient, type RawClient } from './helpers';
 
 /**
  * Faults of a cluster's Redis and races between its nodes, with raw MobileIMSDK frames: Redis killed,
@@ -124,10 +124,7 @@ describe('cluster faults', () => {
     const { nodes: [n1, n2], url } = await nodes(['r1', 'r2']);
     const alice = await ws(n1);
     const bob = await ws(n2);
-    const frame = loginFrame('alice');
-    const info = JSON.parse(frame.dataContent as string) as Record<string, unknown>;
-    alice.send({ ...frame, dataContent: JSON.stringify({ ...info, caps: 1 }) }); // asks for device receipts (type 60)
-    expect(JSON.parse((await alice.nextOfType(50)).dataContent as string)).toMatchObject({ code: 0, caps: 1 });
+    expect(await loginWithCaps(alice, 'alice')).toMatchObject({ code: 0, caps: 1 }); // asks for device receipts (type 60)
     await login(bob, 'bob');
     alice.send(dataFrame('alice', 'bob', 'hi bob', 'fp-r1'));
     expect((await bob.nextOfType(2)).fp).toBe('fp-r1');

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ServerErrorCode, type IMServer, type ServerOptions } from '../../server/src/index';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
-import { ackFrame, admin, closeAll, dataFrame, errorOf, login, loginFrame, startServer, TcpClient, WsClient, type RawClient } from './helpers';
+import { ackFrame, admin, closeAll, dataFrame, errorOf, login, loginFrame, loginWithCaps, startServer, TcpClient, WsClient, type RawClient } from './helpers';
 
 /**
  * Three cluster nodes (three servers in this process, each with its own Redis connections, node id and
@@ -47,6 +47,21 @@ async function tcp(node: IMServer): Promise<TcpClient> {
   return c;
 }
 
+/**
+ * alice (TCP, node 1) and bob (WS, node 3) logged in, and `scripts()`: how many scripts Redis has run so
+ * far (every step of the seams is one; the other nodes' timers run none within a test's few hundred ms).
+ */
+async function pairAcross() {
+  const [n1, , n3] = await cluster();
+  const alice = await tcp(n1);
+  const bob = await ws(n3);
+  await login(alice, 'alice');
+  await login(bob, 'bob');
+  const probe = new Redis(redis!.url);
+  const scripts = async () => [...(await probe.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+  return { alice, bob, scripts, probe };
+}
+
 describe('cluster: three nodes on one Redis', () => {
   it('relays C2C with QoS across nodes: stored before the ACK, delivered once, settled by the receiver\'s ACK on its own node', async () => {
     const [n1, , n3] = await cluster();
@@ -71,15 +86,8 @@ describe('cluster: three nodes on one Redis', () => {
   });
 
   it('handles a connection\'s consecutive QoS messages across nodes together (a few Redis commands for forty) and delivers and ACKs them in order', async () => {
-    const [n1, , n3] = await cluster();
-    const alice = await tcp(n1);
-    const bob = await ws(n3);
-    await login(alice, 'alice');
-    await login(bob, 'bob');
-    const probe = new Redis(redis!.url);
+    const { alice, bob, scripts, probe } = await pairAcross();
     try {
-      /** Scripts Redis has run (the seams' every step is one); the other nodes' timers run none in this window. */
-      const scripts = async () => [...(await probe.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
       const fps = Array.from({ length: 40 }, (_, i) => `fp-o${i}`);
       const before = await scripts();
       alice.sendMany(fps.map((fp, i) => dataFrame('alice', 'bob', `m${i}`, fp)));
@@ -98,14 +106,8 @@ describe('cluster: three nodes on one Redis', () => {
 
   it('hands a sender the device receipts that waited for it at whatever node it logs in', async () => {
     const [n1, n2, n3] = await cluster();
-    const withReceipts = async (c: RawClient, user: string) => {
-      const frame = loginFrame(user);
-      const info = JSON.parse(frame.dataContent as string) as Record<string, unknown>;
-      c.send({ ...frame, dataContent: JSON.stringify({ ...info, caps: 1 }) }); // asks for device receipts (type 60)
-      expect(JSON.parse((await c.nextOfType(50)).dataContent as string)).toMatchObject({ code: 0, caps: 1 });
-    };
     const alice = await ws(n1);
-    await withReceipts(alice, 'alice');
+    expect(await loginWithCaps(alice, 'alice')).toMatchObject({ code: 0, caps: 1 });
     alice.send(dataFrame('alice', 'bob', 'while you were out', 'fp-rc1'));
     expect((await alice.nextOfType(4)).dataContent).toBe('fp-rc1');
     alice.close();
@@ -117,20 +119,14 @@ describe('cluster: three nodes on one Redis', () => {
     bob.send(ackFrame('bob', 'alice', 'fp-rc1'));
     await expect.poll(() => n2.metrics().delivered).toBe(1);
     const back = await ws(n3);
-    await withReceipts(back, 'alice');
+    expect(await loginWithCaps(back, 'alice')).toMatchObject({ code: 0, caps: 1 });
     const r = await back.nextOfType(60);
     expect([r.from, r.to, JSON.parse(r.dataContent as string).fp]).toEqual(['bob', 'alice', 'fp-rc1']);
   });
 
   it('stores, de-duplicates and routes a message across nodes in two Redis scripts before its ACK, and still ACKs its retransmission without relaying it', async () => {
-    const [n1, , n3] = await cluster();
-    const alice = await tcp(n1);
-    const bob = await ws(n3);
-    await login(alice, 'alice');
-    await login(bob, 'bob');
-    const probe = new Redis(redis!.url);
+    const { alice, bob, scripts, probe } = await pairAcross();
     try {
-      const scripts = async () => [...(await probe.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
       const before = await scripts();
       for (let i = 0; i < 10; i++) {
         alice.send(dataFrame('alice', 'bob', `m${i}`, `fp-s${i}`));

@@ -233,6 +233,14 @@ export async function login(c: RawClient, userId: string, firstLoginTime = 0): P
   return JSON.parse(r.dataContent as string) as { code: number; firstLoginTime: number };
 }
 
+/** Logs in as our SDK does when it asks for device receipts (`caps: 1`). */
+export async function loginWithCaps(c: RawClient, userId: string, caps: number | string = 1): Promise<Record<string, unknown>> {
+  const frame = loginFrame(userId);
+  const info = JSON.parse(frame.dataContent as string) as Record<string, unknown>;
+  c.send({ ...frame, dataContent: JSON.stringify({ ...info, caps }) });
+  return JSON.parse((await c.nextOfType(50)).dataContent as string) as Record<string, unknown>;
+}
+
 /** The payload of a type-52 frame. */
 export function errorOf(f: Frame): { errorCode: number; errorMsg: string } {
   return JSON.parse(f.dataContent as string) as { errorCode: number; errorMsg: string };

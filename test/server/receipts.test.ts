@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { forwardReceipt, ReceiptBacklog } from '../../server/src/receipts';
-import { ackFrame, dataFrame, loginFrame, useServers, type Frame, type RawClient } from './helpers';
+import { ackFrame, dataFrame, loginFrame, loginWithCaps, useServers, type Frame, type RawClient } from './helpers';
 
 const { setup } = useServers();
 
-/** Logs in as our SDK does when it asks for device receipts (`caps: 1`). */
-async function loginWithCaps(c: RawClient, userId: string, caps: number | string = 1): Promise<Record<string, unknown>> {
-  const frame = loginFrame(userId);
-  const info = JSON.parse(frame.dataContent as string) as Record<string, unknown>;
-  c.send({ ...frame, dataContent: JSON.stringify({ ...info, caps }) });
-  return JSON.parse((await c.nextOfType(50)).dataContent as string) as Record<string, unknown>;
-}
 
 const receiptOf = (f: Frame) => ({ from: f.from, to: f.to, ...(JSON.parse(f.dataContent as string) as { fp: string; at: number }) });
 
