@@ -5,7 +5,7 @@
 // online after the server is killed and started again (the SDK's full-jitter backoff spreads the
 // re-logins). Prints a table and writes a JSON report; it never passes or fails.
 //
-//   npm run bench:connections -- [--clients 2000] [--loaders 2] [--keep-alive 5000] [--source-addresses 1] [--out file]
+//   npm run bench:connections -- [--clients 2000] [--loaders 2] [--keep-alive 5000] [--source-addresses 1] [--marginal] [--out file]
 // One process holds at most about 20,000 sockets here: see bench/README.md for bigger runs.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,7 @@ const flags = parseFlags(process.argv.slice(2), {
   snapshot: '',
   serverFlags: '',
   settle: 0,
+  marginal: false,
   out: '',
 });
 requireBuild();
@@ -62,16 +63,33 @@ async function benchTarget(target) {
   const ids = loaders.map(() => []);
   for (let i = 0; i < flags.clients; i++) ids[i % flags.loaders].push(`${target}-c${i}`);
 
-  const rampStart = await server.request({ cmd: 'stats' });
-  const t0 = Date.now();
-  const ramp = await Promise.all(
-    loaders.map((l, i) =>
-      l.request({ cmd: 'setup', kind: target, url, ids: ids[i], concurrency: flags.concurrency, keepAliveMs: flags.keepAlive, minDelayMs: flags.minDelay, maxDelayMs: flags.maxDelay, sourceAddresses: flags.sourceAddresses }),
-    ),
-  );
-  const rampMs = Date.now() - t0;
-  const rampEnd = await server.request({ cmd: 'stats' });
-  const rampCpu = cpuSeconds(rampStart.cpu, rampEnd.cpu);
+  // With --marginal the ramp runs in two halves with the server measured (after a GC) between them, so the
+  // second half's connections alone are costed: what grows with traffic, not with connections (V8's young
+  // generation, compiled code, caches) is in both points and cancels out.
+  const phases = flags.marginal ? [ids.map((l) => l.slice(0, Math.ceil(l.length / 2))), ids.map((l) => l.slice(Math.ceil(l.length / 2)))] : [ids];
+  const ramp = [];
+  let rampMs = 0;
+  let rampCpu = 0;
+  let half = null;
+  let halfConnected = 0;
+  for (const [k, phase] of phases.entries()) {
+    if (k > 0) {
+      await sleep(Math.min(flags.keepAlive, 5000));
+      half = await server.request({ cmd: 'stats', gc: true });
+      halfConnected = phases[0].reduce((a, l) => a + l.length, 0) - ramp.reduce((a, r) => a + r.failures, 0);
+    }
+    const phaseStart = await server.request({ cmd: 'stats' });
+    const t0 = Date.now();
+    const results = await Promise.all(
+      loaders.map((l, i) =>
+        l.request({ cmd: 'setup', kind: target, url, ids: phase[i], concurrency: flags.concurrency, keepAliveMs: flags.keepAlive, minDelayMs: flags.minDelay, maxDelayMs: flags.maxDelay, sourceAddresses: flags.sourceAddresses }),
+      ),
+    );
+    rampMs += Date.now() - t0;
+    const phaseEnd = await server.request({ cmd: 'stats' });
+    rampCpu += cpuSeconds(phaseStart.cpu, phaseEnd.cpu);
+    ramp.push(...results);
+  }
   const failures = ramp.reduce((a, r) => a + r.failures, 0);
   const connected = flags.clients - failures;
   const logins = summarize(ramp.flatMap((r) => r.loginMs));
@@ -106,6 +124,9 @@ async function benchTarget(target) {
     newSpaceMiB: [idle.heapSpaces?.new_space?.physical / MB, full.heapSpaces?.new_space?.physical / MB],
     // Resident KiB per connection by kind of mapping (Linux), and RSS once more at the end of the keep-alive measurement.
     smapsPerConnKiB: full.smaps && idle.smaps ? Object.fromEntries(Object.keys(full.smaps).map((k) => [k, (full.smaps[k] - idle.smaps[k]) / connected])) : null,
+    // With --marginal: the cost of the second half's connections alone (see above).
+    marginalRssPerConnKiB: half ? (full.mem.rss - half.mem.rss) / (connected - halfConnected) / 1024 : null,
+    marginalHeapPerConnKiB: half ? (full.mem.heapUsed - half.mem.heapUsed) / (connected - halfConnected) / 1024 : null,
     rssSettledPerConnKiB: full.settled ? (full.settled.mem.rss - idle.settled.mem.rss) / connected / 1024 : null,
     rssEndPerConnKiB: (s1.mem.rss - idle.mem.rss) / connected / 1024,
     heartbeatsPerSec: beats / (flags.measure / 1000),
@@ -120,6 +141,7 @@ async function benchTarget(target) {
       (row.rssSettledPerConnKiB !== null ? `RSS ${kib(row.rssSettledPerConnKiB)} KiB ${flags.settle} ms after the GC, ` : '') +
       `RSS ${kib(row.rssEndPerConnKiB)} KiB at the end of the keep-alive measurement; resident by mapping ` +
       (row.smapsPerConnKiB ? Object.entries(row.smapsPerConnKiB).map(([k, v]) => `${k} ${kib(v)}`).join(', ') : '?') +
+      (row.marginalRssPerConnKiB !== null ? `; the second half's connections alone: RSS ${kib(row.marginalRssPerConnKiB)}, heap ${kib(row.marginalHeapPerConnKiB)} KiB each` : '') +
       `; V8 committed ${row.heapCommittedMiB.map((v) => v.toFixed(1)).join(' -> ')} MiB, new space ${row.newSpaceMiB.map((v) => kib(v)).join(' -> ')} MiB`,
   );
 
