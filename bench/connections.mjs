@@ -5,7 +5,7 @@
 // online after the server is killed and started again (the SDK's full-jitter backoff spreads the
 // re-logins). Prints a table and writes a JSON report; it never passes or fails.
 //
-//   npm run bench:connections -- [--clients 2000] [--loaders 2] [--keep-alive 5000] [--source-addresses 1] [--out file]
+//   npm run bench:connections -- [--clients 2000] [--loaders 2] [--keep-alive 5000] [--source-addresses 1] [--marginal] [--out file]
 // One process holds at most about 20,000 sockets here: see bench/README.md for bigger runs.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,10 @@ const flags = parseFlags(process.argv.slice(2), {
   restartTimeout: 120000,
   sourceAddresses: 1,
   pin: true,
+  snapshot: '',
+  serverFlags: '',
+  settle: 0,
+  marginal: false,
   out: '',
 });
 requireBuild();
@@ -41,7 +45,7 @@ const loadScript = join(ROOT, 'bench/lib/conn-load.mjs');
 const MB = 1024 * 1024;
 
 function startServer(target, options) {
-  const server = startChild(serverScript, [target, JSON.stringify(options)], { cpus: flags.pin ? '1' : null, execArgv: ['--expose-gc'] });
+  const server = startChild(serverScript, [target, JSON.stringify(options)], { cpus: flags.pin ? '1' : null, execArgv: ['--expose-gc', ...flags.serverFlags.split(/\s+/).filter(Boolean)] });
   return server.waitFor((m) => m.type === 'ready').then((ready) => ({ server, ...ready }));
 }
 
@@ -49,7 +53,8 @@ async function benchTarget(target) {
   const dataDir = target === 'ours' ? mkdtempSync(join(tmpdir(), 'im-bench-conn-')) : null;
   let { server, port } = await startServer(target, { dataDir });
   const url = `ws://127.0.0.1:${port}/websocket`;
-  const idle = await server.request({ cmd: 'stats', gc: true });
+  const idle = await server.request({ cmd: 'stats', gc: true, smaps: true, settleMs: flags.settle });
+  if (flags.snapshot) await server.request({ cmd: 'snapshot', path: join(flags.snapshot, `${target}-empty.heapsnapshot`) });
   await sleep(flags.idleMeasure);
   const idleEnd = await server.request({ cmd: 'stats' });
   const idleCores = cpuSeconds(idle.cpu, idleEnd.cpu) / (flags.idleMeasure / 1000);
@@ -58,23 +63,41 @@ async function benchTarget(target) {
   const ids = loaders.map(() => []);
   for (let i = 0; i < flags.clients; i++) ids[i % flags.loaders].push(`${target}-c${i}`);
 
-  const rampStart = await server.request({ cmd: 'stats' });
-  const t0 = Date.now();
-  const ramp = await Promise.all(
-    loaders.map((l, i) =>
-      l.request({ cmd: 'setup', kind: target, url, ids: ids[i], concurrency: flags.concurrency, keepAliveMs: flags.keepAlive, minDelayMs: flags.minDelay, maxDelayMs: flags.maxDelay, sourceAddresses: flags.sourceAddresses }),
-    ),
-  );
-  const rampMs = Date.now() - t0;
-  const rampEnd = await server.request({ cmd: 'stats' });
-  const rampCpu = cpuSeconds(rampStart.cpu, rampEnd.cpu);
+  // With --marginal the ramp runs in two halves with the server measured (after a GC) between them, so the
+  // second half's connections alone are costed: what grows with traffic, not with connections (V8's young
+  // generation, compiled code, caches) is in both points and cancels out.
+  const phases = flags.marginal ? [ids.map((l) => l.slice(0, Math.ceil(l.length / 2))), ids.map((l) => l.slice(Math.ceil(l.length / 2)))] : [ids];
+  const ramp = [];
+  let rampMs = 0;
+  let rampCpu = 0;
+  let half = null;
+  let halfConnected = 0;
+  for (const [k, phase] of phases.entries()) {
+    if (k > 0) {
+      await sleep(Math.min(flags.keepAlive, 5000));
+      half = await server.request({ cmd: 'stats', gc: true });
+      halfConnected = phases[0].reduce((a, l) => a + l.length, 0) - ramp.reduce((a, r) => a + r.failures, 0);
+    }
+    const phaseStart = await server.request({ cmd: 'stats' });
+    const t0 = Date.now();
+    const results = await Promise.all(
+      loaders.map((l, i) =>
+        l.request({ cmd: 'setup', kind: target, url, ids: phase[i], concurrency: flags.concurrency, keepAliveMs: flags.keepAlive, minDelayMs: flags.minDelay, maxDelayMs: flags.maxDelay, sourceAddresses: flags.sourceAddresses }),
+      ),
+    );
+    rampMs += Date.now() - t0;
+    const phaseEnd = await server.request({ cmd: 'stats' });
+    rampCpu += cpuSeconds(phaseStart.cpu, phaseEnd.cpu);
+    ramp.push(...results);
+  }
   const failures = ramp.reduce((a, r) => a + r.failures, 0);
   const connected = flags.clients - failures;
   const logins = summarize(ramp.flatMap((r) => r.loginMs));
   if (failures > 0) console.log(`  ${target}: ${failures} logins failed, first: ${ramp.find((r) => r.firstFailure)?.firstFailure}`);
 
   await sleep(Math.min(flags.keepAlive, 5000));
-  const full = await server.request({ cmd: 'stats', gc: true });
+  const full = await server.request({ cmd: 'stats', gc: true, smaps: true, settleMs: flags.settle });
+  if (flags.snapshot) await server.request({ cmd: 'snapshot', path: join(flags.snapshot, `${target}-full.heapsnapshot`) });
   const s0 = await server.request({ cmd: 'stats' });
   await sleep(flags.measure);
   const s1 = await server.request({ cmd: 'stats' });
@@ -93,12 +116,34 @@ async function benchTarget(target) {
     rssMiB: full.mem.rss / MB,
     rssPerConnKiB: (full.mem.rss - idle.mem.rss) / connected / 1024,
     heapPerConnKiB: (full.mem.heapUsed - idle.mem.heapUsed) / connected / 1024,
+    externalPerConnKiB: (full.mem.external - idle.mem.external) / connected / 1024,
+    arrayBuffersPerConnKiB: (full.mem.arrayBuffers - idle.mem.arrayBuffers) / connected / 1024,
+    // The V8 heap's committed size (all spaces) and the young generation's, empty and full: a young
+    // generation grown by traffic shows in RSS without being per-connection state.
+    heapCommittedMiB: [idle.mem.heapTotal / MB, full.mem.heapTotal / MB],
+    newSpaceMiB: [idle.heapSpaces?.new_space?.physical / MB, full.heapSpaces?.new_space?.physical / MB],
+    // Resident KiB per connection by kind of mapping (Linux), and RSS once more at the end of the keep-alive measurement.
+    smapsPerConnKiB: full.smaps && idle.smaps ? Object.fromEntries(Object.keys(full.smaps).map((k) => [k, (full.smaps[k] - idle.smaps[k]) / connected])) : null,
+    // With --marginal: the cost of the second half's connections alone (see above).
+    marginalRssPerConnKiB: half ? (full.mem.rss - half.mem.rss) / (connected - halfConnected) / 1024 : null,
+    marginalHeapPerConnKiB: half ? (full.mem.heapUsed - half.mem.heapUsed) / (connected - halfConnected) / 1024 : null,
+    rssSettledPerConnKiB: full.settled ? (full.settled.mem.rss - idle.settled.mem.rss) / connected / 1024 : null,
+    rssEndPerConnKiB: (s1.mem.rss - idle.mem.rss) / connected / 1024,
     heartbeatsPerSec: beats / (flags.measure / 1000),
     cpuPer1000Heartbeats: beats > 0 ? ((hbCpu - idleCores * (flags.measure / 1000)) / beats) * 1000 : NaN,
     emptyServerCores: idleCores,
     keepAliveServerCores: hbCpu / (flags.measure / 1000),
   };
   console.log(`  ${target}: ${connected} clients in ${row.rampSec.toFixed(1)} s, ${row.rssPerConnKiB.toFixed(2)} KiB RSS/conn, ${row.cpuPer1000Heartbeats.toFixed(4)} CPU s per 1000 heartbeats`);
+  const kib = (v) => (Number.isFinite(v) ? v.toFixed(2) : '?');
+  console.log(
+    `  ${target}: per connection: heap ${kib(row.heapPerConnKiB)}, external ${kib(row.externalPerConnKiB)} (array buffers ${kib(row.arrayBuffersPerConnKiB)}) KiB; ` +
+      (row.rssSettledPerConnKiB !== null ? `RSS ${kib(row.rssSettledPerConnKiB)} KiB ${flags.settle} ms after the GC, ` : '') +
+      `RSS ${kib(row.rssEndPerConnKiB)} KiB at the end of the keep-alive measurement; resident by mapping ` +
+      (row.smapsPerConnKiB ? Object.entries(row.smapsPerConnKiB).map(([k, v]) => `${k} ${kib(v)}`).join(', ') : '?') +
+      (row.marginalRssPerConnKiB !== null ? `; the second half's connections alone: RSS ${kib(row.marginalRssPerConnKiB)}, heap ${kib(row.marginalHeapPerConnKiB)} KiB each` : '') +
+      `; V8 committed ${row.heapCommittedMiB.map((v) => v.toFixed(1)).join(' -> ')} MiB, new space ${row.newSpaceMiB.map((v) => kib(v)).join(' -> ')} MiB`,
+  );
 
   if (target === 'ours' && flags.restart) {
     await server.kill();

@@ -32,6 +32,7 @@ const flags = parseFlags(process.argv.slice(2), {
   repeat: 1,
   clients: 'sdk',
   profile: '',
+  serverFlags: '',
   out: '',
 });
 if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clients is sdk or raw, not ${flags.clients}`);

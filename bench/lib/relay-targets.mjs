@@ -136,9 +136,10 @@ async function workers(n, o) {
   };
 }
 
-/** With `o.profile` (a directory): V8 CPU profiling of a server process, written there when it exits. */
+/** With `o.profile` (a directory): V8 CPU profiling of a server process, written there when it exits; then `o.serverFlags` (V8 flags). */
 function profArgs(o, name) {
-  return o.profile ? ['--cpu-prof', '--cpu-prof-dir', o.profile, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
+  const extra = String(o.serverFlags ?? '').split(/\s+/).filter(Boolean);
+  return [...(o.profile ? ['--cpu-prof', '--cpu-prof-dir', o.profile, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : []), ...extra];
 }
 
 /** Pids of the direct children of `pid`, from /proc/<each>/stat's ppid field. */

@@ -4,8 +4,10 @@
 // server CPU rather than wall time.
 //
 // usage (through startChild): server-child.mjs <ours|raw> '<json options>'
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import { ROOT, serveRequests } from './common.mjs';
 
@@ -83,6 +85,34 @@ async function startOurs() {
   };
 }
 
+/** Each V8 heap space's committed size and used bytes, by name. */
+function heapSpaces() {
+  const out = {};
+  for (const sp of getHeapSpaceStatistics()) out[sp.space_name] = { size: sp.space_size, used: sp.space_used_size, physical: sp.physical_space_size };
+  return out;
+}
+
+/** Resident KiB by kind of mapping (Linux): the brk heap (malloc's main arena), anonymous maps (V8's pages, other arenas), files. */
+function smaps() {
+  const out = { brkHeap: 0, anon: 0, file: 0, stack: 0 };
+  let kind = 'anon';
+  try {
+    for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+      const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) {
+        const name = head[1];
+        kind = name === '[heap]' ? 'brkHeap' : name === '[stack]' ? 'stack' : name.startsWith('/') ? 'file' : 'anon';
+        continue;
+      }
+      const rss = /^Rss:\s+(\d+) kB/.exec(line);
+      if (rss) out[kind] += Number(rss[1]);
+    }
+  } catch {
+    /* not Linux */
+  }
+  return out;
+}
+
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
 const started = Date.now();
@@ -96,10 +126,24 @@ serveRequests(async (m) => {
         globalThis.gc();
         globalThis.gc();
       }
+      const mem = process.memoryUsage();
+      const spaces = heapSpaces();
+      const maps = m.smaps ? smaps() : null;
+      // The resident size again once the collector's concurrent sweeping and page release have had time
+      // (the heap then holds the garbage of what arrived meanwhile, so only its RSS is worth reading).
+      let settled = null;
+      if (m.settleMs > 0) {
+        await new Promise((r) => setTimeout(r, m.settleMs));
+        settled = { mem: process.memoryUsage() };
+      }
       const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
       loopDelay.reset();
-      return { cpu: process.cpuUsage(), mem: process.memoryUsage(), loopDelay: lag, ...server.info() };
+      return { cpu: process.cpuUsage(), mem, heapSpaces: spaces, ...(maps ? { smaps: maps } : {}), ...(settled ? { settled } : {}), loopDelay: lag, ...server.info() };
     }
+    case 'snapshot':
+      // A V8 heap snapshot (after a forced GC) written to m.path, for the connections benchmark's --snapshot.
+      if (typeof globalThis.gc === 'function') globalThis.gc();
+      return { path: writeHeapSnapshot(m.path) };
     case 'stop':
       await server.close();
       setImmediate(() => process.exit(0));

@@ -305,7 +305,7 @@ export class ServerCore {
   private armIdle(s: Session): void {
     const list = s.transport === 'udp' ? (this.idleUdp ??= this.idleList(this.opts.udpExpiryMs)) : (this.idleStream ??= this.idleList(this.opts.expiryMs));
     s.idle = list;
-    list.add(s);
+    list.add(s, Date.now());
   }
 
   private idleList(expiryMs: number): IdleList<Session> {

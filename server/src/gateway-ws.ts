@@ -18,7 +18,7 @@ const CLOSE_TOO_BIG = 1009;
  * ws closes a connection whose frame is over `maxPayload` with 1009 by itself, before any event reaches
  * us. This subclass (ws's `WebSocket` option) hears that close first, while the socket is still open,
  * so the client gets error 311 naming the limit before the Close frame. It also carries its
- * {@link WsLink}, which the shared listeners below reach through `this`.
+ * {@link WsLink}, which the shared listeners below reach through `this`, and answers pings itself.
  */
 class LimitedWebSocket extends WebSocket {
   link: WsLink | null = null;
@@ -26,6 +26,16 @@ class LimitedWebSocket extends WebSocket {
   override close(code?: number, data?: string | Buffer): void {
     if (code === CLOSE_TOO_BIG && this.readyState === WebSocket.OPEN) this.link?.tooBig();
     super.close(code, data);
+  }
+
+  /**
+   * ws's automatic pong keeps a closure and its context per connection (about 100 bytes of heap), and a
+   * 'ping' listener would cost as much in each connection's listener table: with `autoPong: false` the
+   * ping is answered here, as ws emits it. ws emits at most two arguments.
+   */
+  override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
+    if (event === 'ping') this.link?.pong(a as Buffer);
+    return super.emit(event, a, b);
   }
 }
 
@@ -45,6 +55,7 @@ export async function startWsGateway(
     maxPayload: opts.maxPayloadBytes,
     perMessageDeflate: false,
     clientTracking: false,
+    autoPong: false,
     WebSocket: LimitedWebSocket,
   });
   const onRequest: RequestListener = (_req, res) => {
@@ -150,8 +161,12 @@ export async function startWsGateway(
  * appended), else X-Real-IP. Anyone else could forge them. `ip` is null for a trusted proxy that names no client.
  */
 function remoteOf(req: IncomingMessage, trusted: ReadonlySet<string>): { ip: string | null; text: string } {
-  const directIp = plainAddress(req.socket.remoteAddress ?? '?');
-  const direct = { ip: directIp, text: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}` };
+  const address = req.socket.remoteAddress ?? '?';
+  const port = req.socket.remotePort ?? 0;
+  forgetPeerName(req.socket);
+  const directIp = plainAddress(address);
+  // Joined, not concatenated: one flat string instead of a cons string holding its pieces for the connection's life.
+  const direct = { ip: directIp, text: [address, port].join(':') };
   if (trusted.size === 0 || !trusted.has(directIp)) return direct;
   const forwarded = String(req.headers['x-forwarded-for'] ?? '')
     .split(',')
@@ -162,7 +177,18 @@ function remoteOf(req: IncomingMessage, trusted: ReadonlySet<string>): { ip: str
   if (!client && typeof realIp === 'string' && realIp.trim() !== '') client = plainAddress(realIp.trim());
   if (!client) return { ip: null, text: direct.text };
   const ip = client.slice(0, 64);
-  return { ip, text: `${ip} via ${direct.text}` };
+  return { ip, text: [ip, 'via', direct.text].join(' ') };
+}
+
+/**
+ * Node's `net.Socket` caches the peer's address, port and family in an object on the socket once
+ * `remoteAddress` is read (about 90 bytes with its strings, for the connection's life). The gateway reads
+ * them once, at the upgrade, and keeps its own text: the cache is dropped (Node fetches it again if
+ * anything asks later while the socket is open). Only an existing own property is reset, so a Node that
+ * stores it elsewhere is left as it is.
+ */
+function forgetPeerName(socket: Socket): void {
+  if (Object.hasOwn(socket, '_peername')) (socket as unknown as { _peername: unknown })._peername = undefined;
 }
 
 /** Sockets corked since the current turn of the event loop began; uncorked together when it ends. */
@@ -228,15 +254,28 @@ class WsLink implements Link {
 
   write(text: string): boolean {
     const ws = this.ws;
-    if (ws.readyState !== WebSocket.OPEN) return false;
-    const core = this.shared.core;
-    if (ws.bufferedAmount > core.opts.maxBufferedBytes) {
-      core.opts.logger.warn(`ws ${this.remote}: slow consumer (${ws.bufferedAmount} bytes queued), dropping`);
-      ws.terminate();
-      return false;
-    }
+    if (ws.readyState !== WebSocket.OPEN || this.droppedAsSlow()) return false;
     corkUntilTurnEnds(this.socket);
     ws.send(text);
+    return true;
+  }
+
+  /**
+   * Answers a WebSocket ping with its payload (ws's autoPong is off: see LimitedWebSocket). A peer that
+   * pings without reading the answers is bounded like any slow reader, by `maxBufferedBytes`.
+   */
+  pong(data: Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN || this.droppedAsSlow()) return;
+    this.ws.pong(data, false);
+  }
+
+  /** Terminates the connection when more than `maxBufferedBytes` wait to be written to it; true when it did. */
+  private droppedAsSlow(): boolean {
+    const ws = this.ws;
+    const core = this.shared.core;
+    if (ws.bufferedAmount <= core.opts.maxBufferedBytes) return false;
+    core.opts.logger.warn(`ws ${this.remote}: slow consumer (${ws.bufferedAmount} bytes queued), dropping`);
+    ws.terminate();
     return true;
   }
 

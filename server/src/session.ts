@@ -46,8 +46,8 @@ export class Session implements ConnectionInfo, IdleNode {
   kickCode = -1;
   /** True once the session has been closed (it may still be draining). */
   closed = false;
-  /** Last time a valid protocol frame arrived. */
-  lastActivityMs = Date.now();
+  /** When a valid protocol frame last arrived (or the connection opened), as its idle list counts time (see idle-list.ts). */
+  activeAtMs = 0;
   /** The idle list this session is in (by its transport's expiry), and its links there; see idle-list.ts. */
   idle: IdleList<Session> | null = null;
   idlePrev: IdleNode | null = null;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ServerErrorCode } from '../../server/src/index';
 import { ackFrame, dataFrame, errorOf, login, loginFrame, useServers, WsClient } from './helpers';
 
@@ -315,5 +315,41 @@ describe('WebSocket gateway: bad input', () => {
     expect(errorOf(await a.nextOfType(52)).errorCode).toBe(ServerErrorCode.SERVER_ERROR);
     a.send({ type: 1, dataContent: '{}', from: 'h', to: '0' });
     await a.nextOfType(51);
+  });
+});
+
+describe('WebSocket gateway: pings', () => {
+  it('answers a WebSocket ping with a pong carrying its payload, before and after login', async () => {
+    const { open } = await setup();
+    const a = await open();
+    const pongs: string[] = [];
+    a.ws.on('pong', (data) => pongs.push(data.toString()));
+    a.ws.ping('before login');
+    await login(a, 'pinger');
+    a.ws.ping('after login');
+    a.ws.ping();
+    a.send({ type: 1, dataContent: '{}', from: 'pinger', to: '0' });
+    await a.nextOfType(51);
+    await vi.waitFor(() => expect(pongs).toEqual(['before login', 'after login', '']));
+  });
+
+  it('drops a peer that pings without reading the pongs, once they pass maxBufferedBytes', async () => {
+    const { server, open } = await setup({ maxBufferedBytes: 4096 });
+    const other = await open();
+    await login(other, 'calm');
+    const a = await open();
+    await login(a, 'flood');
+    a.ws.pause();
+    const payload = Buffer.alloc(125, 0x61);
+    let sent = 0;
+    // The kernel's socket buffers on both sides absorb a few MB first: at most 200,000 pings (about 26 MB).
+    while (server.onlineUsers().includes('flood') && sent < 200_000 && a.ws.readyState === a.ws.OPEN) {
+      for (let i = 0; i < 500; i++) a.ws.ping(payload);
+      sent += 500;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await vi.waitFor(() => expect(server.onlineUsers()).toEqual(['calm']), { timeout: 5000 });
+    other.send({ type: 1, dataContent: '{}', from: 'calm', to: '0' });
+    await other.nextOfType(51);
   });
 });
