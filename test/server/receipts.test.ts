@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { forwardReceipt, ReceiptBacklog } from '../../server/src/receipts';
-import { ackFrame, dataFrame, loginFrame, loginWithCaps, useServers, type Frame, type RawClient } from './helpers';
+import { ackFrame, dataFrame, loginFrame, loginWithCaps, useServers, type Frame } from './helpers';
 
 const { setup } = useServers();
 
