@@ -65,8 +65,10 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
       if ((isPromise(count) ? await count : count) >= ctx.opts.maxOfflinePerUser) return 'full';
     }
     const putStartMs = performance.now();
-    const checked = unlessSeen && remember && ctx.store.putUnlessSeen;
-    const put = checked ? await ctx.store.putUnlessSeen!(to, from, msg.fp, encoded(msg), remember) : await ctx.store.put(to, from, msg.fp, encoded(msg), remember);
+    const put =
+      unlessSeen && remember && ctx.store.putUnlessSeen
+        ? await ctx.store.putUnlessSeen(to, from, msg.fp, encoded(msg), remember)
+        : await ctx.store.put(to, from, msg.fp, encoded(msg), remember);
     ctx.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
     if (put === 'seen') return 'duplicate';
     inserted = put;
