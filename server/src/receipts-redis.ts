@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { entryBytes, MAX_FP_LENGTH } from './bounds';
 import type { Logger } from './logger';
 import type { ReceiptBacklogLimits, ReceiptKeeper, WaitingReceipt } from './receipts';
-import { defineScripts, type RunScript } from './redis-scripts';
+import { defineScripts, finite, type RunScript } from './redis-scripts';
 
 /**
  * Keys, under the prefix P (a standalone Redis or one shard, as the other seams):
@@ -132,17 +132,14 @@ export class RedisReceipts implements ReceiptKeeper {
     }
     const out: WaitingReceipt[] = [];
     for (const e of all) {
-      const bar = e.indexOf('|', e.indexOf('|') + 1);
-      const atMs = Number(e.slice(0, e.indexOf('|')));
+      // "<atMs>|<bytes>|<json>"
+      const first = e.indexOf('|');
+      const bar = e.indexOf('|', first + 1);
+      const atMs = Number(e.slice(0, first));
       if (nowMs - atMs >= this.limits.ttlMs) continue;
       const [receiver, fp] = JSON.parse(e.slice(bar + 1)) as [string, string];
       out.push({ receiver, fp, atMs });
     }
     return out;
   }
-}
-
-/** A bound Lua can read (it has no Infinity literal). */
-function finite(n: number): number {
-  return Number.isFinite(n) ? n : 1e300;
 }

@@ -50,6 +50,11 @@ export function unwritable(client: Redis): string | null {
   return null;
 }
 
+/** A bound as a script argument Lua can read (it has no Infinity literal): Infinity becomes 1e300. */
+export function finite(n: number): number {
+  return Number.isFinite(n) ? n : 1e300;
+}
+
 /** A script: its number of keys, its Lua, and whether calls made in one turn go to Redis together ({@link ScriptBatcher}). */
 export type ScriptDef = readonly [numberOfKeys: number, lua: string, batched?: 'batched'];
 
@@ -66,16 +71,17 @@ export function defineScripts<K extends string>(client: Redis, scripts: Record<K
   const stalled = (): string | null => stallChecks.get(client)?.() ?? null;
   for (const [name, [numberOfKeys, lua, batched]] of Object.entries(scripts) as Array<[string, ScriptDef]>) {
     client.defineCommand(name, { numberOfKeys, lua });
+    const single = (args: Array<string | number>): Promise<unknown> => commands[name](...args).catch(notSentWhenRefused);
     // A script not batched waits for nothing: the batched calls made before it go first, as they would alone.
     let send: RunScript = (...args) => {
       flushBatches(client);
-      return commands[name](...args).catch(notSentWhenRefused);
+      return single(args);
     };
     if (batched) {
       // No numberOfKeys: the batch form takes the key count as its first argument (it varies per batch).
       client.defineCommand(`${name}Batch`, { lua: batchLua(lua) });
       const batcher = new ScriptBatcher(client, numberOfKeys, {
-        one: (args) => commands[name](...args).catch(notSentWhenRefused),
+        one: single,
         many: (numKeys, args) => commands[`${name}Batch`](numKeys, ...args).catch(notSentWhenRefused),
       }, stalled);
       batchers.set(client, [...(batchers.get(client) ?? []), batcher]);

@@ -2,7 +2,7 @@ import { ReplyError, type Redis } from 'ioredis';
 import { createConsoleLogger, type Logger } from './logger';
 import type { ExpiredMessage, StoredMessage, StoreHealth } from './offline-store';
 import { closeOwned, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget } from './redis-client';
-import { defineScripts, NotSentError, type RunScript } from './redis-scripts';
+import { defineScripts, finite, NotSentError, type RunScript } from './redis-scripts';
 import type { DedupWindowName, MessageStore } from './store';
 import { OfflineStoreError } from './store-error';
 import { realClock, unref, type StoreClock } from './store-expiry';
@@ -345,9 +345,4 @@ async function checkPersistence(client: Redis, durability: RedisDurability, logg
 function positive(value: number, name: string): number {
   if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${String(value)}`);
   return value;
-}
-
-/** A bound Lua can read (it has no Infinity literal). */
-function finite(n: number): number {
-  return Number.isFinite(n) ? n : 1e300;
 }
