@@ -21,17 +21,27 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+/** Two nodes (`ids`) on `redisUrl` under `keyPrefix`, alice logged in at the first and bob at the second. */
+async function aliceAndBob(redisUrl: string, keyPrefix: string, ids: [string, string], extra: { presenceTtlMs?: number } = {}) {
+  const nodes: IMServer[] = [];
+  for (const nodeId of ids) {
+    const s = await startServer({ nodeId, udp: false, tcp: false, cluster: { redisUrl, keyPrefix, recheckMs: 200, ...extra } });
+    servers.push(s);
+    nodes.push(s);
+  }
+  const alice = await WsClient.open(nodes[0].ports.ws!);
+  const bob = await WsClient.open(nodes[1].ports.ws!);
+  clients.push(alice, bob);
+  await login(alice, 'alice');
+  await login(bob, 'bob');
+  return { nodes, alice, bob };
+}
+
 describe('cluster: Redis down, and back', () => {
   it('keeps a receiver\'s connection when it ACKs while Redis is down (the receipt cannot be routed), and delivers the copy again once Redis is back', async () => {
     const own = await startRedisServer();
     try {
-      const cluster = { redisUrl: own.url, keyPrefix: 'ack:', recheckMs: 200 };
-      for (const nodeId of ['a1', 'a2']) servers.push(await startServer({ nodeId, udp: false, tcp: false, cluster }));
-      const alice = await WsClient.open(servers[0].ports.ws!);
-      const bob = await WsClient.open(servers[1].ports.ws!);
-      clients.push(alice, bob);
-      await login(alice, 'alice');
-      await login(bob, 'bob');
+      const { alice, bob } = await aliceAndBob(own.url, 'ack:', ['a1', 'a2']);
       alice.send(dataFrame('alice', 'bob', 'hello', 'fp-a'));
       expect((await bob.nextOfType(2)).fp).toBe('fp-a');
       await own.kill();
@@ -53,19 +63,13 @@ describe('cluster: Redis down, and back', () => {
   it('refuses (325) a message whose write a stalled Redis never got, and stores nothing of it', { timeout: 30_000 }, async () => {
     const own = await startRedisServer();
     try {
-      const cluster = { redisUrl: own.url, keyPrefix: 'stall:', recheckMs: 200 };
-      for (const nodeId of ['u1', 'u2']) servers.push(await startServer({ nodeId, udp: false, tcp: false, cluster }));
-      const alice = await WsClient.open(servers[0].ports.ws!);
-      const bob = await WsClient.open(servers[1].ports.ws!);
-      clients.push(alice, bob);
-      await login(alice, 'alice');
-      await login(bob, 'bob');
+      const { nodes: [u1, u2], alice, bob } = await aliceAndBob(own.url, 'stall:', ['u1', 'u2']);
       // Redis stops answering. Once the node's PING probe has found the stall (not ready), a put is refused
       // before it goes out (NotSentError): a certain refusal. (One sent before that gets no answer at all.)
       process.kill(own.pid, 'SIGSTOP');
       let stopped = true;
       try {
-        await expect.poll(async () => (await admin(servers[0].ports.http!, 'GET', '/ready')).status, { timeout: 5000 }).toBe(503);
+        await expect.poll(async () => (await admin(u1.ports.http!, 'GET', '/ready')).status, { timeout: 5000 }).toBe(503);
         alice.send(dataFrame('alice', 'bob', 'not stored', 'fp-u'));
         const refusal = await alice.next((f) => f.type === 52 || f.type === 4, 6000);
         expect(refusal.type).toBe(52);
@@ -77,7 +81,7 @@ describe('cluster: Redis down, and back', () => {
       }
       // Refused means not stored: bob gets nothing, now or at his next login.
       expect((await bob.quiet(1500)).filter((f) => f.type === 2)).toEqual([]);
-      const bob2 = await WsClient.open(servers[1].ports.ws!);
+      const bob2 = await WsClient.open(u2.ports.ws!);
       clients.push(bob2);
       await login(bob2, 'bob', Date.now());
       expect((await bob2.quiet(1000)).filter((f) => f.type === 2)).toEqual([]);
@@ -118,14 +122,7 @@ describe('cluster: Redis down, and back', () => {
     redis = await startRedisServer();
     const keyPrefix = 'lapse:';
     // Refreshed every 2000 ms: the lapse below lasts until r2's next refresh.
-    const cluster = { redisUrl: redis.url, keyPrefix, recheckMs: 200, presenceTtlMs: 6000 };
-    for (const nodeId of ['r1', 'r2']) servers.push(await startServer({ nodeId, udp: false, tcp: false, cluster }));
-    const [r1] = servers;
-    const alice = await WsClient.open(r1.ports.ws!);
-    const bob = await WsClient.open(servers[1].ports.ws!);
-    clients.push(alice, bob);
-    await login(alice, 'alice');
-    await login(bob, 'bob');
+    const { nodes: [r1], alice, bob } = await aliceAndBob(redis.url, keyPrefix, ['r1', 'r2'], { presenceTtlMs: 6000 });
 
     // r2's registration expires (as after a Redis outage longer than the TTL): bob is offline for r1.
     const admin = new Redis(redis.url);
