@@ -227,8 +227,13 @@ function ackSettled(ctx: ServerContext, uid: string, sender: string, fp: string,
   if (delivered) {
     ctx.metrics.delivered++;
     ctx.safely('onDelivered', () => ctx.opts.hooks.onDelivered?.(fp, uid));
-    // The ACK names the sender in `to`, and it settled (or removed) only that sender's message.
-    if (isValidUserId(sender)) void forwardReceipt(ctx, sender, uid, fp, Date.now());
+    // The ACK names the sender in `to`, and it settled (or removed) only that sender's message. With a
+    // store that holds puts, this ACK may have just settled the sender's own ACK, which is written in
+    // this turn's microtasks: the receipt follows it in the next turn.
+    if (isValidUserId(sender)) {
+      if (ctx.store.putHeld) setImmediate(forwardReceipt, ctx, sender, uid, fp, Date.now());
+      else void forwardReceipt(ctx, sender, uid, fp, Date.now());
+    }
   }
   return replaySettled(ctx, uid, sender, fp);
 }
