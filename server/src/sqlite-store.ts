@@ -165,13 +165,14 @@ export class SqliteOfflineStore implements OfflineStore {
     const key = this.held.size > 0 ? tupleKey(to, from, fp) : '';
     const put = key ? this.held.get(key) : undefined;
     if (put) {
-      // ACKed before it was written: delivered, so it is never written. A twin put's row goes in the commit.
+      // ACKed before it was written: delivered, so it is never written. A twin put's row goes in the
+      // commit, and so does a row committed before (a retransmission whose put was held): both are deleted.
       this.held.delete(key);
       put.cancelled = true;
       this.cancelled++;
       this.unqueue(put);
       put.resolve(true);
-      if (!put.twin) return true;
+      if (!put.twin && !this.stmts.has.get(to, from, fp)) return true;
     }
     return new Promise((resolve, reject) => {
       this.removes.push({ to, from, fp, resolve, reject });
