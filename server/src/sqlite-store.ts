@@ -157,7 +157,15 @@ export class SqliteOfflineStore implements OfflineStore {
    * {@link remove} of the same message comes first (the answer is then true, as for a new message).
    */
   putHeld(to: string, from: string, fp: string, frame: string): Promise<boolean> {
-    return this.queue(to, from, fp, frame, this.admit(to, from, fp, frame), this.o.holdMs > 0);
+    const size = this.admit(to, from, fp, frame);
+    if (!this.writeFailure) return this.queue(to, from, fp, frame, size, this.o.holdMs > 0);
+    // The last commit failed: this one is committed now, before the message is written to anyone, so
+    // a failure is refused (error 325) as for a plain put rather than left unanswered after the write.
+    const put = this.queue(to, from, fp, frame, size, false);
+    this.flush();
+    if (!this.writeFailure) return put;
+    put.catch(() => {});
+    throw new OfflineStoreError('unavailable', this.writeFailure);
   }
 
   remove(to: string, from: string, fp: string): Promise<boolean> | boolean {

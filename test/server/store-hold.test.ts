@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OfflineStoreError, silentLogger, SqliteOfflineStore } from '../../server/src/index';
 import { parseCli } from '../../server/src/cli-args';
-import { ackFrame, dataFrame, login, loginWithCaps, startServer, useServers } from './helpers';
+import { ackFrame, dataFrame, errorOf, login, loginWithCaps, startServer, useServers } from './helpers';
 
 const { setup } = useServers();
 const dirs: string[] = [];
@@ -203,6 +203,38 @@ describe('held puts through the server', () => {
     const bobLater = await ws();
     await login(bobLater, 'bob');
     expect((await bobLater.quiet(300)).filter((f) => f.type === 2)).toEqual([]);
+  });
+
+  it('while the last commit failed, refuses a message to an online receiver with error 325 before writing it to anyone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
+    dirs.push(dir);
+    const { ws } = await setup({ dataDir: dir, storeHoldMs: 50 });
+    const alice = await ws();
+    const bob = await ws();
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    // A commit that fails (as on a full disk) for messages whose fp starts with "bad".
+    const db = new Database(join(dir, 'offline.db'));
+    db.exec("CREATE TRIGGER fail_bad BEFORE INSERT ON pending WHEN NEW.fp LIKE 'bad%' BEGIN SELECT RAISE(ABORT, 'injected write failure'); END");
+    db.close();
+    // Written while stored, the commit fails after the hold: neither ACK nor refusal (documented).
+    alice.send(dataFrame('alice', 'bob', 'one', 'bad-1'));
+    expect((await bob.nextOfType(2)).fp).toBe('bad-1');
+    expect((await alice.quiet(300)).filter((f) => f.type === 4 || f.type === 52)).toEqual([]);
+    // The store knows it cannot write: the next message is refused at once and reaches no one.
+    alice.send(dataFrame('alice', 'bob', 'two', 'bad-2'));
+    const answer = await alice.next((f) => f.type === 4 || f.type === 52);
+    expect(answer.type).toBe(52);
+    expect(errorOf(answer).errorCode).toBe(325);
+    expect((await bob.quiet(100)).filter((f) => f.type === 2)).toEqual([]);
+    // A message that can be written is committed before it goes out, and writes go on as before.
+    alice.send(dataFrame('alice', 'bob', 'three', 'ok-3'));
+    expect((await bob.nextOfType(2)).fp).toBe('ok-3');
+    expect((await alice.nextOfType(4)).dataContent).toBe('ok-3');
+    alice.send(dataFrame('alice', 'bob', 'four', 'ok-4'));
+    expect((await bob.nextOfType(2)).fp).toBe('ok-4');
+    bob.send(ackFrame('bob', 'alice', 'ok-4'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('ok-4');
   });
 
   it('ACKs the sender after the commit when the receiver does not ACK, and the message waits in the store', async () => {
