@@ -157,7 +157,15 @@ export class SqliteOfflineStore implements OfflineStore {
    * {@link remove} of the same message comes first (the answer is then true, as for a new message).
    */
   putHeld(to: string, from: string, fp: string, frame: string): Promise<boolean> {
-    return this.queue(to, from, fp, frame, this.admit(to, from, fp, frame), this.o.holdMs > 0);
+    const size = this.admit(to, from, fp, frame);
+    if (!this.writeFailure) return this.queue(to, from, fp, frame, size, this.o.holdMs > 0);
+    // The last commit failed: this one is committed now, before the message is written to anyone, so
+    // a failure is refused (error 325) as for a plain put rather than left unanswered after the write.
+    const put = this.queue(to, from, fp, frame, size, false);
+    this.flush();
+    if (!this.writeFailure) return put;
+    put.catch(() => {});
+    throw new OfflineStoreError('unavailable', this.writeFailure);
   }
 
   remove(to: string, from: string, fp: string): Promise<boolean> | boolean {
@@ -165,13 +173,14 @@ export class SqliteOfflineStore implements OfflineStore {
     const key = this.held.size > 0 ? tupleKey(to, from, fp) : '';
     const put = key ? this.held.get(key) : undefined;
     if (put) {
-      // ACKed before it was written: delivered, so it is never written. A twin put's row goes in the commit.
+      // ACKed before it was written: delivered, so it is never written. A twin put's row goes in the
+      // commit, and so does a row committed before (a retransmission whose put was held): both are deleted.
       this.held.delete(key);
       put.cancelled = true;
       this.cancelled++;
       this.unqueue(put);
       put.resolve(true);
-      if (!put.twin) return true;
+      if (!put.twin && !this.stmts.has.get(to, from, fp)) return true;
     }
     return new Promise((resolve, reject) => {
       this.removes.push({ to, from, fp, resolve, reject });

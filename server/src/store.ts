@@ -34,15 +34,15 @@ export interface MessageStore {
    */
   put(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): MaybePromise<boolean>;
   /**
-   * {@link put} with `remember`, unless `from`'s `fp` is in that window already (a retransmission of a
-   * message accepted before): then nothing is stored or recorded and the answer is 'seen'. One round trip
-   * instead of {@link seen} then {@link put} for a remote store; a store without it is asked both.
-   */
-  /**
    * {@link put} for a message being written to its online receiver at the same time: refuses at once by
    * throwing, and may wait for the receiver's ACK instead of writing (see `OfflineStore.putHeld`).
    */
   putHeld?(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): MaybePromise<boolean>;
+  /**
+   * {@link put} with `remember`, unless `from`'s `fp` is in that window already (a retransmission of a
+   * message accepted before): then nothing is stored or recorded and the answer is 'seen'. One round trip
+   * instead of {@link seen} then {@link put} for a remote store; a store without it is asked both.
+   */
   putUnlessSeen?(to: string, from: string, fp: string, frame: string, window: DedupWindowName): MaybePromise<boolean | 'seen'>;
   /** The unexpired messages for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
   list(to: string, afterSeq: number, limit: number): MaybePromise<StoredMessage[]>;

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OfflineStoreError, silentLogger, SqliteOfflineStore } from '../../server/src/index';
 import { parseCli } from '../../server/src/cli-args';
-import { ackFrame, dataFrame, loginWithCaps, startServer, useServers } from './helpers';
+import { ackFrame, dataFrame, errorOf, login, loginWithCaps, startServer, useServers } from './helpers';
 
 const { setup } = useServers();
 const dirs: string[] = [];
@@ -109,6 +109,17 @@ describe('held puts: a message its receiver ACKs before the commit is never writ
     expect(insertsEver(dir)).toBe(1);
   });
 
+  it('deletes the committed row of a message when its receiver ACKs a held put of it (a retransmission after the row was committed)', async () => {
+    const { store } = openStore(1000);
+    expect(await store.put('bob', 'alice', 'fp1', '{"n":1}')).toBe(true);
+    const again = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    expect(await store.remove('bob', 'alice', 'fp1')).toBe(true);
+    expect(await again).toBe(true);
+    expect(store.count('bob')).toBe(0);
+    expect(store.list('bob', 0, 10)).toEqual([]);
+    expect(store.total()).toBe(0);
+  });
+
   it('refuses at once, by throwing, when the store is full or closed', async () => {
     const { store } = openStore(10, { maxRows: 1 });
     await store.put('bob', 'alice', 'fp1', '{}');
@@ -168,6 +179,62 @@ describe('held puts through the server', () => {
       expect(Date.now() - sentAt).toBeLessThan(900);
     }
     expect(insertsEver(dir)).toBe(0);
+  });
+
+  it('does not replay at the next login a stored message whose retransmission the receiver ACKed while it was held', async () => {
+    // A c2c window of 1 ms: the retransmission comes after the window forgot the fp (as under load, past its 100000 entries).
+    const { ws } = await setup({ storeHoldMs: 1000, c2cDedup: { ttlMs: 1 } });
+    const alice = await ws();
+    await login(alice, 'alice');
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-again'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-again');
+    await new Promise((r) => setTimeout(r, 20));
+    const bob = await ws();
+    await login(bob, 'bob');
+    expect((await bob.nextOfType(2)).fp).toBe('fp-again');
+    // The sender, whose ACK was lost, retransmits while the replayed copy is on its way (not written twice).
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-again'));
+    await new Promise((r) => setTimeout(r, 50));
+    bob.send(ackFrame('bob', 'alice', 'fp-again'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-again');
+    expect((await bob.quiet(100)).filter((f) => f.type === 2)).toEqual([]);
+    bob.close();
+    await bob.closed;
+    const bobLater = await ws();
+    await login(bobLater, 'bob');
+    expect((await bobLater.quiet(300)).filter((f) => f.type === 2)).toEqual([]);
+  });
+
+  it('while the last commit failed, refuses a message to an online receiver with error 325 before writing it to anyone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
+    dirs.push(dir);
+    const { ws } = await setup({ dataDir: dir, storeHoldMs: 50 });
+    const alice = await ws();
+    const bob = await ws();
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    // A commit that fails (as on a full disk) for messages whose fp starts with "bad".
+    const db = new Database(join(dir, 'offline.db'));
+    db.exec("CREATE TRIGGER fail_bad BEFORE INSERT ON pending WHEN NEW.fp LIKE 'bad%' BEGIN SELECT RAISE(ABORT, 'injected write failure'); END");
+    db.close();
+    // Written while stored, the commit fails after the hold: neither ACK nor refusal (documented).
+    alice.send(dataFrame('alice', 'bob', 'one', 'bad-1'));
+    expect((await bob.nextOfType(2)).fp).toBe('bad-1');
+    expect((await alice.quiet(300)).filter((f) => f.type === 4 || f.type === 52)).toEqual([]);
+    // The store knows it cannot write: the next message is refused at once and reaches no one.
+    alice.send(dataFrame('alice', 'bob', 'two', 'bad-2'));
+    const answer = await alice.next((f) => f.type === 4 || f.type === 52);
+    expect(answer.type).toBe(52);
+    expect(errorOf(answer).errorCode).toBe(325);
+    expect((await bob.quiet(100)).filter((f) => f.type === 2)).toEqual([]);
+    // A message that can be written is committed before it goes out, and writes go on as before.
+    alice.send(dataFrame('alice', 'bob', 'three', 'ok-3'));
+    expect((await bob.nextOfType(2)).fp).toBe('ok-3');
+    expect((await alice.nextOfType(4)).dataContent).toBe('ok-3');
+    alice.send(dataFrame('alice', 'bob', 'four', 'ok-4'));
+    expect((await bob.nextOfType(2)).fp).toBe('ok-4');
+    bob.send(ackFrame('bob', 'alice', 'ok-4'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('ok-4');
   });
 
   it('ACKs the sender after the commit when the receiver does not ACK, and the message waits in the store', async () => {
