@@ -180,7 +180,8 @@ export class SqliteOfflineStore implements OfflineStore {
       this.cancelled++;
       this.unqueue(put);
       put.resolve(true);
-      if (!put.twin && !this.stmts.has.get(to, from, fp)) return true;
+      // The cached count spares the look-up when `to` has no committed row at all (the usual case).
+      if (!put.twin && (this.counts.get(to) === 0 || !this.stmts.has.get(to, from, fp))) return true;
     }
     return new Promise((resolve, reject) => {
       this.removes.push({ to, from, fp, resolve, reject });
