@@ -47,7 +47,9 @@ export interface OfflineStore {
    * Optional: {@link put} for a message that is being written to its online receiver at the same time.
    * Refuses at once, by throwing, so a message that cannot be stored is never written to anyone. The
    * store may then wait a short time before writing it: a {@link remove} of the same message within that
-   * time settles both without writing anything, because the receiver's ACK means it is delivered. The
+   * time settles both without writing anything, because the receiver's ACK means it is delivered (that
+   * `remove` answers true at once, not through a promise: the server then sends the receipt after the
+   * sender's ACK). The
    * answer still comes only once the message is durable or so ACKed: the sender's ACK follows one of them.
    */
   putHeld?(to: string, from: string, fp: string, frame: string): boolean | Promise<boolean>;
