@@ -49,8 +49,8 @@ export interface OfflineStore {
    * store may then wait a short time before writing it: a {@link remove} of the same message within that
    * time settles both without writing anything, because the receiver's ACK means it is delivered (that
    * `remove` answers true at once, not through a promise: the server then sends the receipt after the
-   * sender's ACK). The
-   * answer still comes only once the message is durable or so ACKed: the sender's ACK follows one of them.
+   * sender's ACK). The answer still comes only once the message is durable or so ACKed: the sender's
+   * ACK follows one of them.
    */
   putHeld?(to: string, from: string, fp: string, frame: string): boolean | Promise<boolean>;
   /** The unexpired messages stored for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
