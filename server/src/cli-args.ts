@@ -32,6 +32,7 @@ const FLAGS: Flag[] = [
   { flag: '--max-offline-per-user', env: 'IM_MAX_OFFLINE_PER_USER', kind: 'int', help: 'messages stored for one receiver at most; then error 319 (default 10000)' },
   { flag: '--max-stored-messages', env: 'IM_MAX_STORED_MESSAGES', kind: 'int', help: 'messages the offline store holds in all; then error 324 (default 1000000)' },
   { flag: '--max-stored-bytes', env: 'IM_MAX_STORED_BYTES', kind: 'int', help: 'bytes of frames the offline store holds in all; then error 324 (default 1073741824 = 1 GiB)' },
+  { flag: '--store-hold-ms', env: 'IM_STORE_HOLD_MS', kind: 'int', help: 'a message to an online receiver waits this long for its ACK before it is written to disk (default 10; 0 = write at once)' },
   { flag: '--message-ttl-ms', env: 'IM_MESSAGE_TTL_MS', kind: 'int', help: 'a stored message not ACKed within this time expires and is removed (default 1209600000 = 14 days)' },
   { flag: '--max-unauth-per-address', env: 'IM_MAX_UNAUTH_PER_ADDRESS', kind: 'int', help: 'WebSocket + TCP connections one IP may hold before logging in; beyond: refused (default 64; 0 = no cap)' },
   { flag: '--login-timeout-ms', env: 'IM_LOGIN_TIMEOUT_MS', kind: 'int', help: 'a connection must log in within this time (default 15000)' },
@@ -196,6 +197,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       maxStoredMessages: int('--max-stored-messages', 1, 1e12),
       maxStoredBytes: int('--max-stored-bytes', 1, Number.MAX_SAFE_INTEGER),
       messageTtlMs: int('--message-ttl-ms', 1, Number.MAX_SAFE_INTEGER),
+      storeHoldMs: int('--store-hold-ms', 0, 1000),
       loginTimeoutMs: int('--login-timeout-ms', 1, 3600000),
       maxUnauthenticatedPerAddress: int('--max-unauth-per-address', 0, 1e9),
       rateLimit:

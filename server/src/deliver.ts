@@ -3,7 +3,7 @@ import { encoded } from './bounds';
 import type { ServerContext } from './context';
 import { ServerErrorCode } from './errors';
 import { settleWithin } from './hooks';
-import { isPromise } from './maybe-promise';
+import { isPromise, type MaybePromise } from './maybe-promise';
 import type { ExpiredMessage } from './offline-store';
 import type { QosWaiter } from './routing';
 import type { DedupWindowName } from './store';
@@ -59,23 +59,36 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
     return ok ? 'stored' : 'dropped';
   }
   let inserted: boolean;
+  // Set when the message was written while being stored (a held put).
+  let written: boolean | null = null;
   try {
     if (!ctx.store.checksBoxLimit) {
       const count = ctx.store.count(to);
       if ((isPromise(count) ? await count : count) >= ctx.opts.maxOfflinePerUser) return 'full';
     }
     const putStartMs = performance.now();
-    const put =
-      unlessSeen && remember && ctx.store.putUnlessSeen
-        ? await ctx.store.putUnlessSeen(to, from, msg.fp, encoded(msg), remember)
-        : await ctx.store.put(to, from, msg.fp, encoded(msg), remember);
+    let put: MaybePromise<boolean | 'seen'>;
+    if (ctx.store.putHeld && ctx.sessions.current(to)) {
+      // The receiver is here: the store refuses at once or takes the message, which is then written
+      // while it is stored; a receiver that ACKs before the commit spares the disk write. The sender's
+      // ACK still waits for one or the other.
+      put = ctx.store.putHeld(to, from, msg.fp, encoded(msg), remember);
+      const w = writeOnline();
+      if (isPromise(put) && isPromise(w)) put.catch(() => {});
+      written = isPromise(w) ? await w : w;
+    } else {
+      put = unlessSeen && remember && ctx.store.putUnlessSeen ? ctx.store.putUnlessSeen(to, from, msg.fp, encoded(msg), remember) : ctx.store.put(to, from, msg.fp, encoded(msg), remember);
+    }
+    if (isPromise(put)) put = await put;
     ctx.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
     if (put === 'seen') return 'duplicate';
     inserted = put;
   } catch (err) {
-    return storeRefused(ctx, to, msg.fp, err);
+    const refused = storeRefused(ctx, to, msg.fp, err);
+    // Written already, so maybe delivered: a refusal would report a loss. No ACK either; the retry settles it.
+    return written ? 'uncertain' : refused;
   }
-  const w = writeOnline();
+  const w = written ?? writeOnline();
   if (isPromise(w) ? await w : w) return 'sent';
   if (inserted) ctx.metrics.offlineStored++;
   return 'stored';

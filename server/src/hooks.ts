@@ -31,7 +31,8 @@ export interface ServerHooks {
   /** A client ACKed a QoS message the server had written to it. */
   onDelivered?(fp: string, userId: string): void;
   /**
-   * QoS messages that got no ACK after the retransmissions (they stay stored if the store holds them), and
+   * QoS messages that got no ACK after the retransmissions (they stay stored if the store holds them; one
+   * whose held put failed to commit is not stored, and its sender, who got no ACK, retries it), and
    * stored messages that expired (`messageTtlMs`) before their receiver ACKed them: those are gone for good.
    */
   onLost?(messages: Protocal[]): void;

@@ -31,10 +31,11 @@ export interface StoreHealth {
  */
 export interface OfflineStore {
   /**
-   * True when `put` settles its promises in the order it was called (true of the SQLite store). The
-   * server then lets a connection's next QoS messages be stored while the earlier ones' writes are
-   * pending, so they share a commit (server/src/frame-queue.ts); a store that may settle out of order
-   * leaves it out, and each message waits for the one before it.
+   * True when `put` settles its promises in the order it was called (true of the SQLite store; a held
+   * put settled early by its removal is already written to its receiver, so only its sender's ACK comes
+   * sooner). The server then lets a connection's next QoS messages be stored while the earlier ones'
+   * writes are pending, so they share a commit (server/src/frame-queue.ts); a store that may settle out
+   * of order leaves it out, and each message waits for the one before it.
    */
   readonly settlesInOrder?: boolean;
   /**
@@ -42,6 +43,16 @@ export interface OfflineStore {
    * already stored for `to` (two senders' messages never collide, whatever fps they pick).
    */
   put(to: string, from: string, fp: string, frame: string): boolean | Promise<boolean>;
+  /**
+   * Optional: {@link put} for a message that is being written to its online receiver at the same time.
+   * Refuses at once, by throwing, so a message that cannot be stored is never written to anyone. The
+   * store may then wait a short time before writing it: a {@link remove} of the same message within that
+   * time settles both without writing anything, because the receiver's ACK means it is delivered (that
+   * `remove` answers true at once, not through a promise: the server then sends the receipt after the
+   * sender's ACK). The answer still comes only once the message is durable or so ACKed: the sender's
+   * ACK follows one of them.
+   */
+  putHeld?(to: string, from: string, fp: string, frame: string): boolean | Promise<boolean>;
   /** The unexpired messages stored for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
   list(to: string, afterSeq: number, limit: number): StoredMessage[] | Promise<StoredMessage[]>;
   /** Removes one message; true when it was there. */

@@ -68,6 +68,13 @@ export interface ServerOptions {
    * delivered again and is removed in the background; `onLost` hears of it (default 14 days).
    */
   messageTtlMs?: number;
+  /**
+   * The built-in store's hold: a QoS message to a receiver online here is written to the receiver while
+   * its put waits up to this many milliseconds for the next commit, and one the receiver ACKs within it is
+   * never written to disk. The sender's ACK still follows the commit or the receiver's ACK, so it comes
+   * at most this much later. 0 commits each put in the turn it is made (default 10).
+   */
+  storeHoldMs?: number;
   /** Stored messages in flight at once while a user's backlog is handed over after login (default 100). */
   replayWindow?: number;
   /** A connection must log in within this time (default 15000). */
@@ -195,6 +202,7 @@ export interface ResolvedOptions {
   maxStoredMessages: number;
   maxStoredBytes: number;
   messageTtlMs: number;
+  storeHoldMs: number;
   replayWindow: number;
   loginTimeoutMs: number;
   maxUnauthenticatedPerAddress: number;
@@ -287,6 +295,7 @@ export function resolveOptions(o: ServerOptions = {}): ResolvedOptions {
     maxStoredMessages: positive(o.maxStoredMessages ?? 1_000_000, 'maxStoredMessages'),
     maxStoredBytes: positive(o.maxStoredBytes ?? 1024 ** 3, 'maxStoredBytes'),
     messageTtlMs: positive(o.messageTtlMs ?? 14 * 24 * 60 * 60 * 1000, 'messageTtlMs'),
+    storeHoldMs: atMost(nonNegativeInt(o.storeHoldMs ?? 10, 'storeHoldMs'), 1000, 'storeHoldMs'),
     replayWindow: positive(o.replayWindow ?? 100, 'replayWindow'),
     loginTimeoutMs: positive(o.loginTimeoutMs ?? 15000, 'loginTimeoutMs'),
     maxUnauthenticatedPerAddress: nonNegativeInt(o.maxUnauthenticatedPerAddress ?? 64, 'maxUnauthenticatedPerAddress'),
@@ -391,5 +400,10 @@ function positiveInt(value: number, name: string): number {
 
 function positive(value: number, name: string): number {
   if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${String(value)}`);
+  return value;
+}
+
+function atMost(value: number, max: number, name: string): number {
+  if (value > max) throw new RangeError(`${name} must be at most ${max}, got ${value}`);
   return value;
 }

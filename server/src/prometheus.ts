@@ -75,7 +75,7 @@ export function createPrometheusExporter(m: Metrics, g: PrometheusGauges, cluste
   ]);
   histogram('ack_latency_seconds', 'From writing a QoS message to its receiver to the receiver ACK.', m.ackLatency);
   histogram('relay_latency_seconds', 'From handling a C2C message to writing it to the online receiver (hooks and store write included).', m.relayLatency);
-  histogram('store_write_latency_seconds', 'From queueing an offline-store write to it being durable.', m.storeWriteLatency);
+  histogram('store_write_latency_seconds', 'From queueing an offline-store write to it being durable (or, for a held put, settled by the receiver ACK).', m.storeWriteLatency);
   counter('retransmissions_total', 'QoS messages written again for want of an ACK.', () => m.retransmissions);
   counter('lost_total', 'QoS messages given up on (still stored for the next login unless a hook replaces the store).', () => m.lost);
   counter('delivered_total', 'QoS messages ACKed by their receiver.', () => m.delivered);

@@ -198,7 +198,8 @@ export function handleAck(ctx: ServerContext, s: Session, uid: string, p: Protoc
   } catch (err) {
     removalFailed(ctx, uid, fp, err);
   }
-  if (!isPromise(removal)) return ackSettled(ctx, uid, sender, fp, settled || removal);
+  // A store with held puts answers true at once only when this ACK settled a held put (see below).
+  if (!isPromise(removal)) return ackSettled(ctx, uid, sender, fp, settled || removal, removal && !!ctx.store.putHeld);
   if (settled) {
     removal.catch((err: unknown) => removalFailed(ctx, uid, fp, err));
     return ackSettled(ctx, uid, sender, fp, true);
@@ -223,12 +224,17 @@ function removalFailed(ctx: ServerContext, uid: string, fp: string, err: unknown
  * sender still leave in order (one connection to Redis), and one that cannot be routed is kept for the
  * sender's next login here.
  */
-function ackSettled(ctx: ServerContext, uid: string, sender: string, fp: string, delivered: boolean): Promise<void> | undefined {
+function ackSettled(ctx: ServerContext, uid: string, sender: string, fp: string, delivered: boolean, settledHeldPut = false): Promise<void> | undefined {
   if (delivered) {
     ctx.metrics.delivered++;
     ctx.safely('onDelivered', () => ctx.opts.hooks.onDelivered?.(fp, uid));
-    // The ACK names the sender in `to`, and it settled (or removed) only that sender's message.
-    if (isValidUserId(sender)) void forwardReceipt(ctx, sender, uid, fp, Date.now());
+    // The ACK names the sender in `to`, and it settled (or removed) only that sender's message. One
+    // that settled a held put has just released the sender's own ACK, which is written in this turn's
+    // microtasks: the receipt follows it in the next turn.
+    if (isValidUserId(sender)) {
+      if (settledHeldPut) setImmediate(forwardReceipt, ctx, sender, uid, fp, Date.now());
+      else void forwardReceipt(ctx, sender, uid, fp, Date.now());
+    }
   }
   return replaySettled(ctx, uid, sender, fp);
 }

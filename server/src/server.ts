@@ -126,6 +126,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
         maxRows: opts.maxStoredMessages,
         maxBytes: opts.maxStoredBytes,
         ttlMs: opts.messageTtlMs,
+        holdMs: opts.storeHoldMs,
         logger: opts.logger,
         onExpired: (messages) => core && storedExpired(core.ctx, messages),
       });

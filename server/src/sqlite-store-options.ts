@@ -16,6 +16,12 @@ export interface SqliteStoreOptions {
   sweepIntervalMs?: number;
   /** Expired messages removed per transaction; the sweeper yields to other work between batches (default 1000). */
   sweepBatch?: number;
+  /**
+   * Most milliseconds a held put (a message being written to its online receiver) waits for the next
+   * commit; a message its receiver ACKs within that time is never written to disk. Its sender's ACK comes
+   * at most this much later. 0 commits every put in the turn it is made (default 10).
+   */
+  holdMs?: number;
   /** How often the database file is checked for having been deleted or replaced (default 5000). */
   checkIntervalMs?: number;
   clock?: StoreClock;
@@ -42,6 +48,7 @@ export function resolveStoreOptions(o: SqliteStoreOptions): ResolvedStoreOptions
     ttlMs,
     sweepIntervalMs: positive(o.sweepIntervalMs ?? Math.min(60_000, ttlMs), 'sweepIntervalMs'),
     sweepBatch: wholePositive(o.sweepBatch ?? 1000, 'sweepBatch'),
+    holdMs: holdMs(o.holdMs ?? 10),
     checkIntervalMs: positive(o.checkIntervalMs ?? 5000, 'checkIntervalMs'),
     clock: o.clock ?? realClock,
     logger: o.logger ?? createConsoleLogger('info'),
@@ -51,6 +58,11 @@ export function resolveStoreOptions(o: SqliteStoreOptions): ResolvedStoreOptions
 
 function positive(value: number, name: string): number {
   if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${String(value)}`);
+  return value;
+}
+
+function holdMs(value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > 1000) throw new RangeError(`holdMs must be a whole number 0–1000, got ${String(value)}`);
   return value;
 }
 

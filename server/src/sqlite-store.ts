@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { tupleKey } from './bounds';
 import { dataDirOpenError, fileIdentity, prepareDataDir, sameFile, type FileIdentity } from './data-dir';
 import type { ExpiredMessage, OfflineStore, StoredMessage, StoreHealth } from './offline-store';
 import { OfflineStoreError } from './store-error';
@@ -22,6 +23,10 @@ interface PendingPut {
   bytes: number;
   resolve(inserted: boolean): void;
   reject(err: unknown): void;
+  /** Settled without a write: its receiver ACKed it while it was held (see {@link SqliteOfflineStore.putHeld}). */
+  cancelled?: boolean;
+  /** Another put of the same message is queued too (a removal then has a row to delete after all). */
+  twin?: boolean;
 }
 
 interface PendingRemove {
@@ -38,6 +43,11 @@ interface PendingRemove {
  * only after that transaction committed, so the sender's ACK still follows a durable write. A commit is
  * in the OS before it returns, so a SIGKILL of the process loses nothing; `synchronous: 'full'` also
  * survives power loss. A null `dataDir` keeps the database in memory (for tests and throwaway servers).
+ *
+ * Held puts ({@link SqliteOfflineStore.putHeld}, a message being written to its online receiver): the
+ * commit waits up to `holdMs` for more work, and a message its receiver ACKs before then is never written
+ * at all; its put and its removal settle together. Other puts commit in the turn they are made (with
+ * whatever is held); removals wait with the held puts, since nobody waits for them.
  *
  * Bounded: at most `maxRows` messages and `maxBytes` bytes in all (a put beyond either is refused, never
  * dropped later); a message expires `ttlMs` after it was stored (it is never listed again, and a sweeper
@@ -58,7 +68,13 @@ export class SqliteOfflineStore implements OfflineStore {
   private readonly commit: (puts: PendingPut[], removes: PendingRemove[]) => { inserted: number[]; removed: number[] };
   private puts: PendingPut[] = [];
   private removes: PendingRemove[] = [];
-  private scheduled = false;
+  /** Held puts not yet committed, by (to, from, fp). */
+  private readonly held = new Map<string, PendingPut>();
+  /** Queued puts settled without a write, skipped at the commit. */
+  private cancelled = 0;
+  private immediate = false;
+  private holdTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly flushNow = () => this.flush();
   /** Committed messages per receiver, cached for at most {@link MAX_CACHED_COUNTS} receivers. */
   private readonly counts = new Map<string, number>();
   /** Puts per receiver waiting for the next commit. */
@@ -126,30 +142,50 @@ export class SqliteOfflineStore implements OfflineStore {
   }
 
   put(to: string, from: string, fp: string, frame: string): Promise<boolean> {
-    if (this.closed) return Promise.reject(new OfflineStoreError('unavailable', 'the offline store is closed'));
-    if (this.lost) return Promise.reject(new OfflineStoreError('unavailable', this.lost));
-    const size = Buffer.byteLength(frame, 'utf8');
-    if (this.rows + this.queuedRows + 1 > this.o.maxRows || this.bytes + this.queuedBytes + size > this.o.maxBytes) {
-      // A retransmission of a message already stored adds nothing: it is still accepted (and ACKed).
-      if (!this.stmts.has.get(to, from, fp)) {
-        this.noteFull(true);
-        return Promise.reject(new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`));
-      }
-    } else this.noteFull(false);
-    return new Promise((resolve, reject) => {
-      this.puts.push({ to, from, fp, frame, bytes: size, resolve, reject });
-      this.queued.set(to, (this.queued.get(to) ?? 0) + 1);
-      this.queuedRows++;
-      this.queuedBytes += size;
-      this.schedule();
-    });
+    let size: number;
+    try {
+      size = this.admit(to, from, fp, frame);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.queue(to, from, fp, frame, size, false);
   }
 
-  remove(to: string, from: string, fp: string): Promise<boolean> {
+  /**
+   * {@link put} for a message being written to its online receiver now (see `OfflineStore.putHeld`):
+   * throws at once when it cannot be stored; otherwise committed within `holdMs`, or never written when
+   * {@link remove} of the same message comes first (the answer is then true, as for a new message).
+   */
+  putHeld(to: string, from: string, fp: string, frame: string): Promise<boolean> {
+    const size = this.admit(to, from, fp, frame);
+    if (!this.writeFailure) return this.queue(to, from, fp, frame, size, this.o.holdMs > 0);
+    // The last commit failed: this one is committed now, before the message is written to anyone, so
+    // a failure is refused (error 325) as for a plain put rather than left unanswered after the write.
+    const put = this.queue(to, from, fp, frame, size, false);
+    this.flush();
+    if (!this.writeFailure) return put;
+    put.catch(() => {});
+    throw new OfflineStoreError('unavailable', this.writeFailure);
+  }
+
+  remove(to: string, from: string, fp: string): Promise<boolean> | boolean {
     if (this.closed) return Promise.reject(new OfflineStoreError('unavailable', 'the offline store is closed'));
+    const key = this.held.size > 0 ? tupleKey(to, from, fp) : '';
+    const put = key ? this.held.get(key) : undefined;
+    if (put) {
+      // ACKed before it was written: delivered, so it is never written. A twin put's row goes in the
+      // commit, and so does a row committed before (a retransmission whose put was held): both are deleted.
+      this.held.delete(key);
+      put.cancelled = true;
+      this.cancelled++;
+      this.unqueue(put);
+      put.resolve(true);
+      // The cached count spares the look-up when `to` has no committed row at all (the usual case).
+      if (!put.twin && (this.counts.get(to) === 0 || !this.stmts.has.get(to, from, fp))) return true;
+    }
     return new Promise((resolve, reject) => {
       this.removes.push({ to, from, fp, resolve, reject });
-      this.schedule();
+      this.schedule(false);
     });
   }
 
@@ -193,6 +229,7 @@ export class SqliteOfflineStore implements OfflineStore {
   close(): void {
     if (this.closed) return;
     this.sweeper.stop();
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     this.clock.clearTimeout(this.checkTimer);
     this.checkTimer = null;
     this.flush();
@@ -200,19 +237,79 @@ export class SqliteOfflineStore implements OfflineStore {
     this.db.close();
   }
 
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => this.flush());
+  /**
+   * Checks that a message can be stored now (store open, file there, under the quota), throwing the
+   * refusal; returns its frame's UTF-8 bytes.
+   */
+  private admit(to: string, from: string, fp: string, frame: string): number {
+    if (this.closed) throw new OfflineStoreError('unavailable', 'the offline store is closed');
+    if (this.lost) throw new OfflineStoreError('unavailable', this.lost);
+    const size = Buffer.byteLength(frame, 'utf8');
+    if (this.rows + this.queuedRows + 1 > this.o.maxRows || this.bytes + this.queuedBytes + size > this.o.maxBytes) {
+      // A retransmission of a message already stored adds nothing: it is still accepted (and ACKed).
+      if (!this.stmts.has.get(to, from, fp)) {
+        this.noteFull(true);
+        throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
+      }
+    } else this.noteFull(false);
+    return size;
+  }
+
+  /** Queues an admitted put for the next commit; a held one may be settled by its removal instead. */
+  private queue(to: string, from: string, fp: string, frame: string, size: number, held: boolean): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const put: PendingPut = { to, from, fp, frame, bytes: size, resolve, reject };
+      if (this.held.size > 0) {
+        // A second put of a held message (a retransmission): the held one can no longer be dropped alone.
+        const first = this.held.get(tupleKey(to, from, fp));
+        if (first) {
+          first.twin = true;
+          held = false;
+        }
+      }
+      if (held) this.held.set(tupleKey(to, from, fp), put);
+      this.puts.push(put);
+      this.queued.set(to, (this.queued.get(to) ?? 0) + 1);
+      this.queuedRows++;
+      this.queuedBytes += size;
+      this.schedule(!held);
+    });
+  }
+
+  /** Takes a cancelled put out of the counts of queued work. */
+  private unqueue(put: PendingPut): void {
+    const n = (this.queued.get(put.to) ?? 1) - 1;
+    if (n > 0) this.queued.set(put.to, n);
+    else this.queued.delete(put.to);
+    this.queuedRows--;
+    this.queuedBytes -= put.bytes;
+  }
+
+  /**
+   * Arranges the next commit: in this turn for work someone waits for (`urgent`: a put that is not
+   * held), otherwise within `holdMs`, whichever comes first.
+   */
+  private schedule(urgent: boolean): void {
+    if (this.immediate) return;
+    if (urgent || this.o.holdMs === 0) {
+      this.immediate = true;
+      setImmediate(this.flushNow);
+    } else this.holdTimer ??= setTimeout(this.flushNow, this.o.holdMs);
   }
 
   /** Commits every queued write in one transaction and settles their promises. */
   private flush(): void {
-    this.scheduled = false;
-    let puts = this.puts;
+    this.immediate = false;
+    if (this.holdTimer) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = null;
+    }
+    let puts = this.cancelled > 0 ? this.puts.filter((p) => !p.cancelled) : this.puts;
     const removes = this.removes;
-    if (this.closed || (puts.length === 0 && removes.length === 0)) return;
     this.puts = [];
+    this.cancelled = 0;
+    this.held.clear();
+    if (this.closed || (puts.length === 0 && removes.length === 0)) return;
     this.removes = [];
     this.queued.clear();
     this.queuedRows = this.queuedBytes = 0;

@@ -19,6 +19,8 @@ export class LocalMessageStore implements MessageStore {
   private readonly windows: Record<DedupWindowName, DedupWindow>;
   /** The windows answer at once: as the offline store settles its puts (see {@link MessageStore.settlesInOrder}). */
   readonly settlesInOrder: boolean;
+  /** Only when the offline store has its own (see {@link MessageStore.putHeld}). */
+  readonly putHeld?: (to: string, from: string, fp: string, frame: string, remember?: DedupWindowName) => boolean | Promise<boolean>;
 
   constructor(
     /** Where the messages are; closed by whoever opened it. */
@@ -26,6 +28,8 @@ export class LocalMessageStore implements MessageStore {
     dedup: { c2s: DedupBounds; c2c: DedupBounds },
   ) {
     this.settlesInOrder = messages.settlesInOrder === true;
+    const held = messages.putHeld;
+    if (held) this.putHeld = (to, from, fp, frame, remember) => this.remembered(held.call(messages, to, from, fp, frame), from, fp, remember);
     this.windows = {
       c2s: new DedupWindow(dedup.c2s.ttlMs, dedup.c2s.max, dedup.c2s.maxBytes),
       c2c: new DedupWindow(dedup.c2c.ttlMs, dedup.c2c.max, dedup.c2c.maxBytes),
@@ -33,7 +37,11 @@ export class LocalMessageStore implements MessageStore {
   }
 
   put(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): boolean | Promise<boolean> {
-    const stored = this.messages.put(to, from, fp, frame);
+    return this.remembered(this.messages.put(to, from, fp, frame), from, fp, remember);
+  }
+
+  /** Records `from`'s `fp` in the `remember` window once `stored` succeeded. */
+  private remembered(stored: boolean | Promise<boolean>, from: string, fp: string, remember?: DedupWindowName): boolean | Promise<boolean> {
     if (!remember) return stored;
     if (isPromise(stored)) return stored.then((r) => (this.remember(remember, from, fp), r));
     this.remember(remember, from, fp);

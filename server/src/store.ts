@@ -34,6 +34,11 @@ export interface MessageStore {
    */
   put(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): MaybePromise<boolean>;
   /**
+   * {@link put} for a message being written to its online receiver at the same time: refuses at once by
+   * throwing, and may wait for the receiver's ACK instead of writing (see `OfflineStore.putHeld`).
+   */
+  putHeld?(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): MaybePromise<boolean>;
+  /**
    * {@link put} with `remember`, unless `from`'s `fp` is in that window already (a retransmission of a
    * message accepted before): then nothing is stored or recorded and the answer is 'seen'. One round trip
    * instead of {@link seen} then {@link put} for a remote store; a store without it is asked both.

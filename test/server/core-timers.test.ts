@@ -34,7 +34,8 @@ const stores: SqliteOfflineStore[] = [];
 const cores: ServerCore[] = [];
 
 function makeCore(o: ServerOptions = {}) {
-  const store = new SqliteOfflineStore(null);
+  // Puts commit in their turn (no hold timer): these tests step the QoS daemon's timers from the send on.
+  const store = new SqliteOfflineStore(null, { holdMs: 0 });
   stores.push(store);
   const core = new ServerCore(resolveOptions({ logger: silentLogger, ...o }), store);
   cores.push(core);

@@ -1,0 +1,255 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { OfflineStoreError, silentLogger, SqliteOfflineStore } from '../../server/src/index';
+import { parseCli } from '../../server/src/cli-args';
+import { ackFrame, dataFrame, errorOf, login, loginWithCaps, startServer, useServers } from './helpers';
+
+const { setup } = useServers();
+const dirs: string[] = [];
+const stores: SqliteOfflineStore[] = [];
+afterEach(() => {
+  vi.useRealTimers();
+  for (const s of stores.splice(0)) s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function openStore(holdMs?: number, extra: { maxRows?: number } = {}): { store: SqliteOfflineStore; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'im-hold-'));
+  dirs.push(dir);
+  const store = new SqliteOfflineStore(dir, { holdMs, logger: silentLogger, ...extra });
+  stores.push(store);
+  return { store, dir };
+}
+
+/** Rows ever inserted into the store's table (AUTOINCREMENT's counter survives deletes): 0 = never written. */
+function insertsEver(dir: string): number {
+  const db = new Database(join(dir, 'offline.db'), { readonly: true });
+  try {
+    const row = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'pending'").get() as { seq: number } | undefined;
+    return row?.seq ?? 0;
+  } finally {
+    db.close();
+  }
+}
+
+/** Settles once `p` did, or reports that it has not within this turn's microtasks. */
+async function settledYet<T>(p: Promise<T>): Promise<{ value: T } | 'pending'> {
+  const marker = Symbol('pending');
+  const r = await Promise.race([p, Promise.resolve().then(() => Promise.resolve(marker))]);
+  return r === marker ? 'pending' : { value: r as T };
+}
+
+describe('held puts: a message its receiver ACKs before the commit is never written', () => {
+  it('settles a held put and its removal together without writing anything', async () => {
+    const { store, dir } = openStore(10);
+    const put = store.putHeld('bob', 'alice', 'fp1', '{"x":1}');
+    expect(store.count('bob')).toBe(1);
+    expect(store.remove('bob', 'alice', 'fp1')).toBe(true);
+    expect(await put).toBe(true);
+    expect(store.count('bob')).toBe(0);
+    expect(store.total()).toBe(0);
+    expect(insertsEver(dir)).toBe(0);
+  });
+
+  it('commits a held put when the hold ends and not a millisecond before; a removal after that deletes the row', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { store, dir } = openStore(10);
+    const put = store.putHeld('bob', 'alice', 'fp1', '{"x":1}');
+    await vi.advanceTimersByTimeAsync(9);
+    expect(await settledYet(put)).toBe('pending');
+    expect(insertsEver(dir)).toBe(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await settledYet(put)).toEqual({ value: true });
+    expect(insertsEver(dir)).toBe(1);
+    expect(store.list('bob', 0, 10).map((m) => m.fp)).toEqual(['fp1']);
+    const removal = store.remove('bob', 'alice', 'fp1');
+    expect(removal).toBeInstanceOf(Promise);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await removal).toBe(true);
+    expect(store.total()).toBe(0);
+  });
+
+  it('commits held puts at once with a put someone waits for, in the order they were made', async () => {
+    const { store, dir } = openStore(1000);
+    const held = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    const plain = store.put('bob', 'alice', 'fp2', '{"n":2}');
+    expect(await Promise.all([held, plain])).toEqual([true, true]);
+    expect(insertsEver(dir)).toBe(2);
+    expect(store.list('bob', 0, 10).map((m) => m.fp)).toEqual(['fp1', 'fp2']);
+  });
+
+  it('commits held puts before a listing (a replay sees them) and at close', async () => {
+    const { store } = openStore(1000);
+    const put = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    expect(store.list('bob', 0, 10).map((m) => m.fp)).toEqual(['fp1']);
+    expect(await put).toBe(true);
+    const { store: other, dir } = openStore(1000);
+    const late = other.putHeld('carol', 'alice', 'fp9', '{"n":9}');
+    other.close();
+    expect(await late).toBe(true);
+    const reopened = new SqliteOfflineStore(dir, { logger: silentLogger });
+    stores.push(reopened);
+    expect(reopened.list('carol', 0, 10).map((m) => m.fp)).toEqual(['fp9']);
+  });
+
+  it('deletes a second put of a held message too when the receiver ACKs (a retransmission queued meanwhile)', async () => {
+    const { store, dir } = openStore(1000);
+    const first = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    const again = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    const removal = store.remove('bob', 'alice', 'fp1');
+    expect(removal).toBeInstanceOf(Promise);
+    store.total();
+    expect(await first).toBe(true);
+    expect(await again).toBe(true);
+    expect(await removal).toBe(true);
+    expect(store.total()).toBe(0);
+    expect(insertsEver(dir)).toBe(1);
+  });
+
+  it('deletes the committed row of a message when its receiver ACKs a held put of it (a retransmission after the row was committed)', async () => {
+    const { store } = openStore(1000);
+    expect(await store.put('bob', 'alice', 'fp1', '{"n":1}')).toBe(true);
+    const again = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    expect(await store.remove('bob', 'alice', 'fp1')).toBe(true);
+    expect(await again).toBe(true);
+    expect(store.count('bob')).toBe(0);
+    expect(store.list('bob', 0, 10)).toEqual([]);
+    expect(store.total()).toBe(0);
+  });
+
+  it('refuses at once, by throwing, when the store is full or closed', async () => {
+    const { store } = openStore(10, { maxRows: 1 });
+    await store.put('bob', 'alice', 'fp1', '{}');
+    expect(() => store.putHeld('bob', 'alice', 'fp2', '{}')).toThrow(expect.objectContaining({ reason: 'quota' }));
+    store.close();
+    let thrown: unknown = null;
+    try {
+      void store.putHeld('bob', 'alice', 'fp3', '{}');
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(OfflineStoreError);
+    expect((thrown as OfflineStoreError).reason).toBe('unavailable');
+  });
+
+  it('with holdMs 0 commits a held put in the turn it was made', async () => {
+    const { store, dir } = openStore(0);
+    const put = store.putHeld('bob', 'alice', 'fp1', '{}');
+    await new Promise((r) => setImmediate(r));
+    expect(await settledYet(put)).toEqual({ value: true });
+    expect(insertsEver(dir)).toBe(1);
+    expect(store.remove('bob', 'alice', 'fp1')).toBeInstanceOf(Promise);
+  });
+
+  it('validates holdMs, storeHoldMs and --store-hold-ms', async () => {
+    expect(() => openStore(-1)).toThrow(/holdMs must be a whole number 0–1000/);
+    expect(() => openStore(1.5)).toThrow(/holdMs/);
+    await expect(startServer({ storeHoldMs: 1001 })).rejects.toThrow(/storeHoldMs must be at most 1000/);
+    await expect(startServer({ storeHoldMs: -1 })).rejects.toThrow(/storeHoldMs/);
+    expect(parseCli(['--store-hold-ms', '0'], {}).options).toMatchObject({ storeHoldMs: 0 });
+    expect(parseCli([], { IM_STORE_HOLD_MS: '25' }).options).toMatchObject({ storeHoldMs: 25 });
+    expect(() => parseCli(['--store-hold-ms', '1001'], {})).toThrow(/--store-hold-ms/);
+  });
+});
+
+describe('held puts through the server', () => {
+  it('ACKs the sender once the receiver ACKed, writes nothing, and sends the receipt after that ACK', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
+    dirs.push(dir);
+    const { ws } = await setup({ dataDir: dir, storeHoldMs: 1000 });
+    const alice = await ws();
+    const bob = await ws();
+    await loginWithCaps(alice, 'alice');
+    await loginWithCaps(bob, 'bob');
+    for (let i = 0; i < 5; i++) {
+      const fp = `fp-${i}`;
+      const sentAt = Date.now();
+      alice.send(dataFrame('alice', 'bob', `hi ${i}`, fp));
+      expect((await bob.nextOfType(2)).fp).toBe(fp);
+      bob.send(ackFrame('bob', 'alice', fp));
+      const first = await alice.next((f) => f.type === 4 || f.type === 60);
+      const second = await alice.next((f) => f.type === 4 || f.type === 60);
+      expect([first.type, first.dataContent]).toEqual([4, fp]);
+      expect(second.type).toBe(60);
+      expect(JSON.parse(second.dataContent as string).fp).toBe(fp);
+      // Settled by bob's ACK, well before the 1000 ms hold ended.
+      expect(Date.now() - sentAt).toBeLessThan(900);
+    }
+    expect(insertsEver(dir)).toBe(0);
+  });
+
+  it('does not replay at the next login a stored message whose retransmission the receiver ACKed while it was held', async () => {
+    // A c2c window of 1 ms: the retransmission comes after the window forgot the fp (as under load, past its 100000 entries).
+    const { ws } = await setup({ storeHoldMs: 1000, c2cDedup: { ttlMs: 1 } });
+    const alice = await ws();
+    await login(alice, 'alice');
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-again'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-again');
+    await new Promise((r) => setTimeout(r, 20));
+    const bob = await ws();
+    await login(bob, 'bob');
+    expect((await bob.nextOfType(2)).fp).toBe('fp-again');
+    // The sender, whose ACK was lost, retransmits while the replayed copy is on its way (not written twice).
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-again'));
+    await new Promise((r) => setTimeout(r, 50));
+    bob.send(ackFrame('bob', 'alice', 'fp-again'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-again');
+    expect((await bob.quiet(100)).filter((f) => f.type === 2)).toEqual([]);
+    bob.close();
+    await bob.closed;
+    const bobLater = await ws();
+    await login(bobLater, 'bob');
+    expect((await bobLater.quiet(300)).filter((f) => f.type === 2)).toEqual([]);
+  });
+
+  it('while the last commit failed, refuses a message to an online receiver with error 325 before writing it to anyone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
+    dirs.push(dir);
+    const { ws } = await setup({ dataDir: dir, storeHoldMs: 50 });
+    const alice = await ws();
+    const bob = await ws();
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    // A commit that fails (as on a full disk) for messages whose fp starts with "bad".
+    const db = new Database(join(dir, 'offline.db'));
+    db.exec("CREATE TRIGGER fail_bad BEFORE INSERT ON pending WHEN NEW.fp LIKE 'bad%' BEGIN SELECT RAISE(ABORT, 'injected write failure'); END");
+    db.close();
+    // Written while stored, the commit fails after the hold: neither ACK nor refusal (documented).
+    alice.send(dataFrame('alice', 'bob', 'one', 'bad-1'));
+    expect((await bob.nextOfType(2)).fp).toBe('bad-1');
+    expect((await alice.quiet(300)).filter((f) => f.type === 4 || f.type === 52)).toEqual([]);
+    // The store knows it cannot write: the next message is refused at once and reaches no one.
+    alice.send(dataFrame('alice', 'bob', 'two', 'bad-2'));
+    const answer = await alice.next((f) => f.type === 4 || f.type === 52);
+    expect(answer.type).toBe(52);
+    expect(errorOf(answer).errorCode).toBe(325);
+    expect((await bob.quiet(100)).filter((f) => f.type === 2)).toEqual([]);
+    // A message that can be written is committed before it goes out, and writes go on as before.
+    alice.send(dataFrame('alice', 'bob', 'three', 'ok-3'));
+    expect((await bob.nextOfType(2)).fp).toBe('ok-3');
+    expect((await alice.nextOfType(4)).dataContent).toBe('ok-3');
+    alice.send(dataFrame('alice', 'bob', 'four', 'ok-4'));
+    expect((await bob.nextOfType(2)).fp).toBe('ok-4');
+    bob.send(ackFrame('bob', 'alice', 'ok-4'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('ok-4');
+  });
+
+  it('ACKs the sender after the commit when the receiver does not ACK, and the message waits in the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
+    dirs.push(dir);
+    const { ws } = await setup({ dataDir: dir, storeHoldMs: 200 });
+    const alice = await ws();
+    const bob = await ws();
+    await loginWithCaps(alice, 'alice');
+    await loginWithCaps(bob, 'bob');
+    const sentAt = Date.now();
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-slow'));
+    expect((await bob.nextOfType(2)).fp).toBe('fp-slow');
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-slow');
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(190);
+    expect(insertsEver(dir)).toBe(1);
+  });
+});
