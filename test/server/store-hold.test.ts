@@ -156,14 +156,19 @@ describe('held puts: a message its receiver ACKs before the commit is never writ
 });
 
 describe('held puts through the server', () => {
-  it('ACKs the sender once the receiver ACKed, writes nothing, and sends the receipt after that ACK', async () => {
+  /** A server on its own data directory, with alice and bob logged in (asking for receipts with `caps`). */
+  async function pairOnDisk(storeHoldMs: number, caps = false) {
     const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
     dirs.push(dir);
-    const { ws } = await setup({ dataDir: dir, storeHoldMs: 1000 });
+    const { ws } = await setup({ dataDir: dir, storeHoldMs });
     const alice = await ws();
     const bob = await ws();
-    await loginWithCaps(alice, 'alice');
-    await loginWithCaps(bob, 'bob');
+    for (const [c, uid] of [[alice, 'alice'], [bob, 'bob']] as const) await (caps ? loginWithCaps(c, uid) : login(c, uid));
+    return { dir, alice, bob };
+  }
+
+  it('ACKs the sender once the receiver ACKed, writes nothing, and sends the receipt after that ACK', async () => {
+    const { dir, alice, bob } = await pairOnDisk(1000, true);
     for (let i = 0; i < 5; i++) {
       const fp = `fp-${i}`;
       const sentAt = Date.now();
@@ -206,13 +211,7 @@ describe('held puts through the server', () => {
   });
 
   it('while the last commit failed, refuses a message to an online receiver with error 325 before writing it to anyone', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
-    dirs.push(dir);
-    const { ws } = await setup({ dataDir: dir, storeHoldMs: 50 });
-    const alice = await ws();
-    const bob = await ws();
-    await login(alice, 'alice');
-    await login(bob, 'bob');
+    const { dir, alice, bob } = await pairOnDisk(50);
     // A commit that fails (as on a full disk) for messages whose fp starts with "bad".
     const db = new Database(join(dir, 'offline.db'));
     db.exec("CREATE TRIGGER fail_bad BEFORE INSERT ON pending WHEN NEW.fp LIKE 'bad%' BEGIN SELECT RAISE(ABORT, 'injected write failure'); END");
@@ -238,13 +237,7 @@ describe('held puts through the server', () => {
   });
 
   it('ACKs the sender after the commit when the receiver does not ACK, and the message waits in the store', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
-    dirs.push(dir);
-    const { ws } = await setup({ dataDir: dir, storeHoldMs: 200 });
-    const alice = await ws();
-    const bob = await ws();
-    await loginWithCaps(alice, 'alice');
-    await loginWithCaps(bob, 'bob');
+    const { dir, alice, bob } = await pairOnDisk(200, true);
     const sentAt = Date.now();
     alice.send(dataFrame('alice', 'bob', 'hi', 'fp-slow'));
     expect((await bob.nextOfType(2)).fp).toBe('fp-slow');
