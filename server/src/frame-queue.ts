@@ -38,10 +38,10 @@ export const MAX_OVERLAPPING = 64;
  * the same key (a retransmission waits for its original). Their store writes then join one commit, and
  * since the store settles writes in the order they were made, their relays and ACKs still leave in
  * arrival order (a held put is relayed before its write is awaited, in order too; its ACK comes as soon
- * as its receiver's ACK settles it, which may be before earlier messages' ACKs). Only a refusal found before the write (error 319, 321, ...) can come before the ACKs
- * of earlier messages still being written; each names its fp. Any other unit waits until every earlier
- * one is done. `s.queued` and `s.queuedChars`
- * count the units being handled and those waiting; a closed session's units are skipped.
+ * as its receiver's ACK settles it, which may be before earlier messages' ACKs). Only a refusal found
+ * before the write (error 319, 321, ...) can come before the ACKs of earlier messages still being
+ * written; each names its fp. Any other unit waits until every earlier one is done. `s.queued` and
+ * `s.queuedChars` count the units being handled and those waiting; a closed session's units are skipped.
  */
 export function enqueue(s: Session, work: Work, chars: number, runner: WorkRunner): void {
   s.queued++;
