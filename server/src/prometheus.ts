@@ -8,6 +8,8 @@ export interface PrometheusGauges {
   offlinePending(): number | null;
   /** QoS messages written and waiting for their ACK. */
   qosPending(): number;
+  /** Messages the built-in store never wrote because their receiver ACKed them while held; null for a custom store. */
+  storeWritesSpared(): number | null;
 }
 
 /** What a cluster node adds: its id as a label on every metric, and the cluster's own figures read from Redis at scrape time. */
@@ -85,6 +87,10 @@ export function createPrometheusExporter(m: Metrics, g: PrometheusGauges, cluste
   counter('offline_expired_total', 'Stored messages dropped after the retention period.', () => m.offlineExpired);
   add('offline_pending', 'gauge', 'Messages in the offline store now.', () => {
     const n = g.offlinePending();
+    return n === null ? [] : [{ value: n }];
+  });
+  add('store_writes_spared_total', 'counter', 'QoS messages their receiver ACKed while the store held their put (--store-hold-ms): never written to disk.', () => {
+    const n = g.storeWritesSpared();
     return n === null ? [] : [{ value: n }];
   });
   counter('rate_limited_total', 'Connections closed for sending too fast.', () => m.rateLimited);

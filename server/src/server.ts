@@ -145,6 +145,7 @@ export async function createServer(options: ServerOptions = {}): Promise<IMServe
       onlineUsers: () => core.onlineCount(),
       offlinePending: () => (ownStore && !closed ? ownStore.total() : null),
       qosPending: () => core.qos.size,
+      storeWritesSpared: () => ownStore?.spared ?? null,
     },
     cluster ? { nodeId: opts.nodeId, onlineUsers: () => cluster.onlineCount(), storedMessages: () => cluster.storedTotal() } : null,
   );

@@ -73,6 +73,7 @@ export class SqliteOfflineStore implements OfflineStore {
   private readonly held = new Map<string, PendingPut>();
   /** Queued puts settled without a write, skipped at the commit. */
   private cancelled = 0;
+  private sparedWrites = 0;
   private immediate = false;
   private holdTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly flushNow = () => this.flush();
@@ -179,6 +180,7 @@ export class SqliteOfflineStore implements OfflineStore {
       this.held.delete(key);
       put.cancelled = true;
       this.cancelled++;
+      this.sparedWrites++;
       this.unqueue(put);
       put.resolve(true);
       // The cached count spares the look-up when `to` has no committed row at all (the usual case).
@@ -209,6 +211,11 @@ export class SqliteOfflineStore implements OfflineStore {
   total(): number {
     this.flush();
     return this.rows;
+  }
+
+  /** Messages settled by their receiver's ACK while their put was held: never written to disk. */
+  get spared(): number {
+    return this.sparedWrites;
   }
 
   /** Stored messages and their frame bytes in all (committed ones). */

@@ -160,15 +160,15 @@ describe('held puts through the server', () => {
   async function pairOnDisk(storeHoldMs: number, caps = false) {
     const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
     dirs.push(dir);
-    const { ws } = await setup({ dataDir: dir, storeHoldMs });
+    const { ws, server } = await setup({ dataDir: dir, storeHoldMs });
     const alice = await ws();
     const bob = await ws();
     for (const [c, uid] of [[alice, 'alice'], [bob, 'bob']] as const) await (caps ? loginWithCaps(c, uid) : login(c, uid));
-    return { dir, alice, bob };
+    return { dir, alice, bob, server };
   }
 
   it('ACKs the sender once the receiver ACKed, writes nothing, and sends the receipt after that ACK', async () => {
-    const { dir, alice, bob } = await pairOnDisk(1000, true);
+    const { dir, alice, bob, server } = await pairOnDisk(1000, true);
     for (let i = 0; i < 5; i++) {
       const fp = `fp-${i}`;
       const sentAt = Date.now();
@@ -184,6 +184,7 @@ describe('held puts through the server', () => {
       expect(Date.now() - sentAt).toBeLessThan(900);
     }
     expect(insertsEver(dir)).toBe(0);
+    expect(await server.prometheusMetrics()).toMatch(/^mobileimsdk_store_writes_spared_total 5$/m);
   });
 
   it('does not replay at the next login a stored message whose retransmission the receiver ACKed while it was held', async () => {
