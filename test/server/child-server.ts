@@ -35,11 +35,14 @@ export interface ChildServer {
   output: () => string;
 }
 
-/** Starts the CLI on ephemeral ports and resolves once it printed where it listens. */
-export function startChildServer(dataDir: string, adminToken: string): Promise<ChildServer> {
+/**
+ * Starts the CLI (WebSocket on `wsPort`, 0 = any free port; the admin API on a free port) and resolves
+ * once it printed where it listens; `args` are added flags.
+ */
+export function startChildServer(dataDir: string, adminToken: string, wsPort = 0, args: string[] = []): Promise<ChildServer> {
   const proc = spawn(
     process.execPath,
-    [cli, '--ws-port', '0', '--tcp-port', '-1', '--udp-port', '-1', '--http-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn'],
+    [cli, '--ws-port', String(wsPort), '--tcp-port', '-1', '--udp-port', '-1', '--http-port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn', ...args],
     { env: { ...process.env, IM_ADMIN_TOKEN: adminToken }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
