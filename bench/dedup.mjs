@@ -1,5 +1,5 @@
 // De-duplication window cost: nanoseconds per new fingerprint once a window of a given size is full,
-// for the SDK's DedupWindow (used by the client and the server), side by side with a Map used as a FIFO
+// for the SDK's DedupWindow (src/dedup-window.ts, the client's; the server has its own, server/src/dedup.ts), side by side with a Map used as a FIFO
 // (the previous design, which slows down as deleted entries pile up in V8's table) and a bare Set.add.
 // Prints a table and writes bench/results/dedup.json. It never passes or fails.
 import { readFileSync } from 'node:fs';

@@ -1,19 +1,38 @@
 import { entryBytes } from './bounds';
 
+/** The key hash's seed, one per process: a collision only costs a comparison, and no client can aim one. */
+const SEED = (Math.random() * 0x100000000) >>> 0;
+const INITIAL_ENTRIES = 64;
+
 /**
  * A de-duplication window of (sender, fp) keys (MobileIMSDK `QoS4ReciveDaemonC2S`, and the same for
  * C2C): a retransmitted message is ACKed again but handed on once. Bounded by `ttlMs`, by `max` keys
  * and by `maxBytes`, the oldest going first, so a flood of fingerprints cannot grow it without limit
  * (an evicted key only means a late duplicate may pass once more).
  *
- * Keys are also kept in arrival order in a queue with a moving head, so expiring or evicting the oldest
- * costs the same whatever the window's size.
+ * Fast path with a comment of its own: the window outlives each key by seconds to minutes, so keys held
+ * as strings in a Map were all promoted to V8's old generation and died there, one per message, which
+ * kept the major collector busy (its pauses were the longest stalls of a busy server). Here nothing is
+ * allocated per key: each key's UTF-16 code units are copied into a ring of characters, its hash, length,
+ * offset and time into typed arrays in arrival order, and an open-addressing table (linear probing,
+ * deletion by backward shift) maps hashes to entries. A lookup compares the characters themselves, so
+ * the window is exact; the seeded hash only decides where to look.
  */
 export class DedupWindow {
-  private readonly at = new Map<string, number>();
-  private keys: string[] = [];
-  private times: number[] = [];
+  /** Entries in arrival order: a ring indexed by a running count (`head` oldest, `tail` next) masked by `cap - 1`. */
+  private cap = 0;
   private head = 0;
+  private tail = 0;
+  private offsets = new Float64Array(0);
+  private lengths = new Int32Array(0);
+  private hashes = new Int32Array(0);
+  private times = new Float64Array(0);
+  /** Key characters: a ring indexed by a running count masked by `chars.length - 1`. */
+  private chars = new Uint16Array(0);
+  private charHead = 0;
+  private charTail = 0;
+  /** Slot + 1 of each entry at its hash's place or after it (0 = empty); twice `cap` long. */
+  private table = new Int32Array(0);
   private charged = 0;
 
   /** `max` keys and `maxBytes` (as charged by {@link entryBytes}) at most, each for `ttlMs`. */
@@ -25,30 +44,28 @@ export class DedupWindow {
 
   /** Records the key; true when it was already seen within the window. */
   checkAndAdd(key: string, now: number = Date.now()): boolean {
-    if (this.has(key, now)) return true;
-    this.add(key, now);
+    this.expire(now);
+    const h = hash(key);
+    if (this.find(key, h) >= 0) return true;
+    this.append(key, h, now);
     return false;
   }
 
   /** Whether the key was seen within the window (expired keys are dropped first). */
   has(key: string, now: number = Date.now()): boolean {
-    while (this.head < this.keys.length && now - this.times[this.head] >= this.ttlMs) this.dropOldest();
-    return this.at.has(key);
+    this.expire(now);
+    return this.find(key, hash(key)) >= 0;
   }
 
   /** Records a key not yet in the window, evicting the oldest while a bound is exceeded. */
   add(key: string, now: number = Date.now()): void {
-    if (this.at.has(key)) return;
-    this.at.set(key, now);
-    this.keys.push(key);
-    this.times.push(now);
-    this.charged += entryBytes(key);
-    while (this.at.size > this.max || (this.charged > this.maxBytes && this.at.size > 0)) this.dropOldest();
+    const h = hash(key);
+    if (this.find(key, h) < 0) this.append(key, h, now);
   }
 
   /** How many keys are remembered. */
   get size(): number {
-    return this.at.size;
+    return this.tail - this.head;
   }
 
   /** The bytes the remembered keys are charged. */
@@ -56,16 +73,115 @@ export class DedupWindow {
     return this.charged;
   }
 
-  private dropOldest(): void {
-    // A key leaves the queue and the map together, so the queue's oldest key is always in the map.
-    const key = this.keys[this.head++];
-    this.at.delete(key);
-    this.charged -= entryBytes(key);
-    // Drop the spent part of the queue once it is the larger half: amortised constant time.
-    if (this.head > 1024 && this.head * 2 > this.keys.length) {
-      this.keys = this.keys.slice(this.head);
-      this.times = this.times.slice(this.head);
-      this.head = 0;
-    }
+  private expire(now: number): void {
+    while (this.head < this.tail && now - this.times[this.head & (this.cap - 1)] >= this.ttlMs) this.dropOldest();
   }
+
+  /** The slot of `key` (hash `h`), or -1. */
+  private find(key: string, h: number): number {
+    if (this.cap === 0) return -1;
+    const tmask = this.table.length - 1;
+    for (let pos = h & tmask; this.table[pos] !== 0; pos = (pos + 1) & tmask) {
+      const slot = this.table[pos] - 1;
+      if (this.hashes[slot] === h && this.lengths[slot] === key.length && this.sameChars(slot, key)) return slot;
+    }
+    return -1;
+  }
+
+  private sameChars(slot: number, key: string): boolean {
+    const cmask = this.chars.length - 1;
+    const at = this.offsets[slot];
+    for (let i = 0; i < key.length; i++) if (this.chars[(at + i) & cmask] !== key.charCodeAt(i)) return false;
+    return true;
+  }
+
+  private append(key: string, h: number, now: number): void {
+    if (this.tail - this.head === this.cap) this.growEntries();
+    if (this.charTail - this.charHead + key.length > this.chars.length) this.growChars(key.length);
+    const slot = this.tail & (this.cap - 1);
+    const cmask = this.chars.length - 1;
+    for (let i = 0; i < key.length; i++) this.chars[(this.charTail + i) & cmask] = key.charCodeAt(i);
+    this.offsets[slot] = this.charTail;
+    this.lengths[slot] = key.length;
+    this.hashes[slot] = h;
+    this.times[slot] = now;
+    this.charTail += key.length;
+    this.tail++;
+    this.place(slot);
+    this.charged += entryBytes(key);
+    while (this.size > this.max || (this.charged > this.maxBytes && this.size > 0)) this.dropOldest();
+  }
+
+  /** Puts `slot` into the table at the first free place from its hash's. */
+  private place(slot: number): void {
+    const tmask = this.table.length - 1;
+    let pos = this.hashes[slot] & tmask;
+    while (this.table[pos] !== 0) pos = (pos + 1) & tmask;
+    this.table[pos] = slot + 1;
+  }
+
+  private dropOldest(): void {
+    const slot = this.head & (this.cap - 1);
+    const tmask = this.table.length - 1;
+    let hole = this.hashes[slot] & tmask;
+    while (this.table[hole] !== slot + 1) hole = (hole + 1) & tmask;
+    // Backward shift: an entry after the hole moves into it unless its own place lies between them.
+    for (let next = (hole + 1) & tmask; this.table[next] !== 0; next = (next + 1) & tmask) {
+      const home = this.hashes[this.table[next] - 1] & tmask;
+      const stays = hole <= next ? home > hole && home <= next : home > hole || home <= next;
+      if (stays) continue;
+      this.table[hole] = this.table[next];
+      hole = next;
+    }
+    this.table[hole] = 0;
+    const len = this.lengths[slot];
+    this.charHead += len;
+    this.charged -= entryBytes() + 2 * len;
+    this.head++;
+  }
+
+  /** Doubles the entry ring (and the table, rebuilt), keeping arrival order. */
+  private growEntries(): void {
+    const cap = Math.max(INITIAL_ENTRIES, this.cap * 2);
+    const offsets = new Float64Array(cap);
+    const lengths = new Int32Array(cap);
+    const hashes = new Int32Array(cap);
+    const times = new Float64Array(cap);
+    for (let n = this.head; n < this.tail; n++) {
+      const from = n & (this.cap - 1);
+      const to = n & (cap - 1);
+      offsets[to] = this.offsets[from];
+      lengths[to] = this.lengths[from];
+      hashes[to] = this.hashes[from];
+      times[to] = this.times[from];
+    }
+    this.cap = cap;
+    this.offsets = offsets;
+    this.lengths = lengths;
+    this.hashes = hashes;
+    this.times = times;
+    this.table = new Int32Array(cap * 2);
+    for (let n = this.head; n < this.tail; n++) this.place(n & (cap - 1));
+  }
+
+  /** Makes room for `more` characters: at least doubles the character ring, keeping each key's offset. */
+  private growChars(more: number): void {
+    let size = Math.max(1024, this.chars.length * 2);
+    while (size < this.charTail - this.charHead + more) size *= 2;
+    const chars = new Uint16Array(size);
+    const oldMask = this.chars.length - 1;
+    for (let n = this.charHead; n < this.charTail; n++) chars[n & (size - 1)] = this.chars[n & oldMask];
+    this.chars = chars;
+  }
+}
+
+/** A seeded 32-bit hash of the string's UTF-16 code units (FNV-1a, then murmur3's finaliser). */
+function hash(key: string): number {
+  let h = (SEED ^ 0x811c9dc5) | 0;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { entryBytes } from '../../server/src/bounds';
+import { DedupWindow } from '../../server/src/dedup';
+import { seededRandom } from '../helpers/random';
+
+/**
+ * The specification of the window, written the plain way: a Map of keys in arrival order. The server's
+ * window (no allocation per key) must answer every call exactly as this does.
+ */
+class PlainWindow {
+  private readonly at = new Map<string, number>();
+  private charged = 0;
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max: number,
+    private readonly maxBytes: number,
+  ) {}
+  has(key: string, now: number): boolean {
+    for (const [k, t] of this.at) {
+      if (now - t < this.ttlMs) break;
+      this.drop(k);
+    }
+    return this.at.has(key);
+  }
+  add(key: string, now: number): void {
+    if (this.at.has(key)) return;
+    this.at.set(key, now);
+    this.charged += entryBytes(key);
+    while (this.at.size > this.max || (this.charged > this.maxBytes && this.at.size > 0)) this.drop(this.at.keys().next().value as string);
+  }
+  checkAndAdd(key: string, now: number): boolean {
+    if (this.has(key, now)) return true;
+    this.add(key, now);
+    return false;
+  }
+  get size(): number {
+    return this.at.size;
+  }
+  get bytes(): number {
+    return this.charged;
+  }
+  private drop(key: string): void {
+    this.at.delete(key);
+    this.charged -= entryBytes(key);
+  }
+}
+
+describe('the (sender, fp) de-duplication window', () => {
+  const cases = [
+    { name: 'bounded by keys', ttlMs: 1e9, max: 50, maxBytes: Infinity, keys: 120 },
+    { name: 'bounded by bytes', ttlMs: 1e9, max: 1e6, maxBytes: 4000, keys: 200 },
+    { name: 'bounded by time', ttlMs: 300, max: 1e6, maxBytes: Infinity, keys: 400 },
+    { name: 'all three, many keys', ttlMs: 2000, max: 700, maxBytes: 60_000, keys: 3000 },
+  ];
+  for (const c of cases) {
+    it(`answers exactly as a plain Map window, call for call (${c.name}, seeded)`, () => {
+      const random = seededRandom(20261130);
+      const w = new DedupWindow(c.ttlMs, c.max, c.maxBytes);
+      const spec = new PlainWindow(c.ttlMs, c.max, c.maxBytes);
+      // Keys of every length up to a long sender and fp, non-ASCII ones included; many come back.
+      const key = (n: number) => `${n % 7 === 0 ? 'ü' : ''}${n.toString(36).repeat(1 + (n % 9))}|fp-${n}`;
+      let now = 1_800_000_000_000;
+      for (let i = 0; i < 20_000; i++) {
+        now += Math.floor(random() * 3);
+        const k = key(Math.floor(random() * c.keys));
+        const op = random();
+        if (op < 0.5) expect(w.checkAndAdd(k, now)).toBe(spec.checkAndAdd(k, now));
+        else if (op < 0.8) expect(w.has(k, now)).toBe(spec.has(k, now));
+        else {
+          w.add(k, now);
+          spec.add(k, now);
+        }
+        if (i % 97 === 0) expect([w.size, w.bytes]).toEqual([spec.size, spec.bytes]);
+      }
+      expect([w.size, w.bytes]).toEqual([spec.size, spec.bytes]);
+    });
+  }
+
+  it('tells apart keys whose hashes collide in the table and keys that differ only in their last character', () => {
+    const w = new DedupWindow(1e9, 100_000);
+    // Thousands of keys in a table of a few thousand places: many share a place and probe past each other.
+    for (let i = 0; i < 5000; i++) expect(w.checkAndAdd(`u|${i}`, 0)).toBe(false);
+    for (let i = 0; i < 5000; i++) expect(w.has(`u|${i}`, 0)).toBe(true);
+    expect(w.has('u|5000', 0)).toBe(false);
+    expect(w.has('u|', 0)).toBe(false);
+    expect(w.has('u|49999', 0)).toBe(false);
+  });
+});
