@@ -109,6 +109,10 @@ describe('the window at its edges, against the plain Map window', () => {
         [1e9, 1e6, 3000],
         [0, 10, Infinity],
         [40, 64, 40_000],
+        // Long keys alone over the byte bound, no key allowed at all, a bound that is not an integer.
+        [1e9, 1e6, 1500],
+        [1e9, 0, Infinity],
+        [30, 2.5, Infinity],
       ]) {
         const w = new DedupWindow(ttlMs, max, maxBytes);
         startAt(w, s.entries, s.chars);
@@ -130,4 +134,23 @@ describe('the window at its edges, against the plain Map window', () => {
       }
     });
   }
+});
+
+describe('the memory the window holds', () => {
+  /** The bytes of the window's typed arrays (its rings and table), read through a cast: all it allocates. */
+  const heldBytes = (w: DedupWindow) =>
+    Object.values(w as unknown as Record<string, unknown>).reduce<number>((n, v) => n + (ArrayBuffer.isView(v) ? v.byteLength : 0), 0);
+
+  it('does not grow its rings for a key its bounds evict at once (no more held than charged at a bound)', () => {
+    // At a key bound that is a power of two: 4096 keys of 10 characters, charged 84 bytes each.
+    const byKeys = new DedupWindow(1e9, 4096);
+    for (let i = 0; i < 20_000; i++) byKeys.checkAndAdd(`k${String(i).padStart(9, '0')}`, 0);
+    expect(byKeys.size).toBe(4096);
+    expect(heldBytes(byKeys)).toBeLessThanOrEqual(byKeys.bytes);
+    // At a byte bound whose keys' characters just fill a ring: 1048 keys of 1000 characters.
+    const byBytes = new DedupWindow(1e9, 1e6, 1048 * entryBytes('x'.repeat(1000)));
+    for (let i = 0; i < 3000; i++) byBytes.checkAndAdd(String(i).padStart(1000, '-'), 0);
+    expect(byBytes.size).toBe(1048);
+    expect(heldBytes(byBytes)).toBeLessThanOrEqual(byBytes.bytes);
+  });
 });
