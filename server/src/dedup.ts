@@ -16,7 +16,9 @@ const INITIAL_ENTRIES = 64;
  * allocated per key: each key's UTF-16 code units are copied into a ring of characters, its hash, length,
  * offset and time into typed arrays in arrival order, and an open-addressing table (linear probing,
  * deletion by backward shift) maps hashes to entries. A lookup compares the characters themselves, so
- * the window is exact; the seeded hash only decides where to look.
+ * the window is exact; the seeded hash only decides where to look. The arrays grow by doubling and never
+ * shrink, so what they hold is bounded by the most keys and characters ever held, not by `maxBytes`
+ * alone: under 64 bytes a key plus 4 a character at those peaks (server/README.md, Limits).
  */
 export class DedupWindow {
   /** Entries in arrival order: a ring indexed by a running count (`head` oldest, `tail` next) masked by `cap - 1`. */
@@ -96,6 +98,12 @@ export class DedupWindow {
   }
 
   private append(key: string, h: number, now: number): void {
+    // Evict before growing, so neither ring grows for room its bounds would free at once. The same keys
+    // go as adding first and evicting after would drop: the oldest first, the new key only when it alone
+    // exceeds a bound (then everything else has gone too).
+    const charge = entryBytes(key);
+    while (this.size > 0 && (this.size + 1 > this.max || this.charged + charge > this.maxBytes)) this.dropOldest();
+    if (this.size + 1 > this.max || charge > this.maxBytes) return;
     if (this.tail - this.head === this.cap) this.growEntries();
     if (this.charTail - this.charHead + key.length > this.chars.length) this.growChars(key.length);
     const slot = this.tail & (this.cap - 1);
@@ -108,8 +116,7 @@ export class DedupWindow {
     this.charTail += key.length;
     this.tail++;
     this.place(slot);
-    this.charged += entryBytes(key);
-    while (this.size > this.max || (this.charged > this.maxBytes && this.size > 0)) this.dropOldest();
+    this.charged += charge;
   }
 
   /** Puts `slot` into the table at the first free place from its hash's. */

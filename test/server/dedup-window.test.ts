@@ -86,3 +86,71 @@ describe('the (sender, fp) de-duplication window', () => {
     expect(w.has('u|49999', 0)).toBe(false);
   });
 });
+
+describe('the window at its edges, against the plain Map window', () => {
+  /** Starts the running counts at `entries` and `chars` (private fields, set through a cast) on an empty window. */
+  const startAt = (w: DedupWindow, entries: number, chars: number) => {
+    const f = w as unknown as { head: number; tail: number; charHead: number; charTail: number };
+    f.head = f.tail = entries;
+    f.charHead = f.charTail = chars;
+  };
+  const starts = [
+    { name: 'counts from zero', entries: 0, chars: 0 },
+    { name: 'counts just below 2^31', entries: 2 ** 31 - 300, chars: 2 ** 31 - 5000 },
+    { name: 'counts just below 2^32', entries: 2 ** 32 - 300, chars: 2 ** 32 - 5000 },
+    { name: 'counts far beyond 2^32', entries: 2 ** 45 - 300, chars: 2 ** 48 - 5000 },
+  ];
+  for (const s of starts) {
+    it(`answers exactly with empty, long and repeated keys, time going back and forth, every bound (${s.name}, seeded)`, () => {
+      const random = seededRandom(7);
+      for (const [ttlMs, max, maxBytes] of [
+        [50, 20, 5000],
+        [1e9, 33, Infinity],
+        [1e9, 1e6, 3000],
+        [0, 10, Infinity],
+        [40, 64, 40_000],
+        // Long keys alone over the byte bound, no key allowed at all, a bound that is not an integer.
+        [1e9, 1e6, 1500],
+        [1e9, 0, Infinity],
+        [30, 2.5, Infinity],
+      ]) {
+        const w = new DedupWindow(ttlMs, max, maxBytes);
+        startAt(w, s.entries, s.chars);
+        const spec = new PlainWindow(ttlMs, max, maxBytes);
+        const key = (n: number) => (n === 0 ? '' : n % 11 === 0 ? 'x'.repeat(n * 13) : `${String.fromCharCode(n * 977)}${n}`);
+        let now = 1000;
+        for (let i = 0; i < 6000; i++) {
+          now += Math.floor(random() * 7) - 2;
+          const k = key(Math.floor(random() * 90));
+          const op = random();
+          if (op < 0.5) expect(w.checkAndAdd(k, now)).toBe(spec.checkAndAdd(k, now));
+          else if (op < 0.8) expect(w.has(k, now)).toBe(spec.has(k, now));
+          else {
+            w.add(k, now);
+            spec.add(k, now);
+          }
+          expect([w.size, w.bytes]).toEqual([spec.size, spec.bytes]);
+        }
+      }
+    });
+  }
+});
+
+describe('the memory the window holds', () => {
+  /** The bytes of the window's typed arrays (its rings and table), read through a cast: all it allocates. */
+  const heldBytes = (w: DedupWindow) =>
+    Object.values(w as unknown as Record<string, unknown>).reduce<number>((n, v) => n + (ArrayBuffer.isView(v) ? v.byteLength : 0), 0);
+
+  it('does not grow its rings for a key its bounds evict at once (no more held than charged at a bound)', () => {
+    // At a key bound that is a power of two: 4096 keys of 10 characters, charged 84 bytes each.
+    const byKeys = new DedupWindow(1e9, 4096);
+    for (let i = 0; i < 20_000; i++) byKeys.checkAndAdd(`k${String(i).padStart(9, '0')}`, 0);
+    expect(byKeys.size).toBe(4096);
+    expect(heldBytes(byKeys)).toBeLessThanOrEqual(byKeys.bytes);
+    // At a byte bound whose keys' characters just fill a ring: 1048 keys of 1000 characters.
+    const byBytes = new DedupWindow(1e9, 1e6, 1048 * entryBytes('x'.repeat(1000)));
+    for (let i = 0; i < 3000; i++) byBytes.checkAndAdd(String(i).padStart(1000, '-'), 0);
+    expect(byBytes.size).toBe(1048);
+    expect(heldBytes(byBytes)).toBeLessThanOrEqual(byBytes.bytes);
+  });
+});
