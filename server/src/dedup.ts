@@ -90,10 +90,11 @@ export class DedupWindow {
     return -1;
   }
 
+  /** From the last character back: keys share their sender's prefix and differ in the fp at the end. */
   private sameChars(slot: number, key: string): boolean {
     const cmask = this.chars.length - 1;
     const at = this.offsets[slot];
-    for (let i = 0; i < key.length; i++) if (this.chars[(at + i) & cmask] !== key.charCodeAt(i)) return false;
+    for (let i = key.length - 1; i >= 0; i--) if (this.chars[(at + i) & cmask] !== key.charCodeAt(i)) return false;
     return true;
   }
 
