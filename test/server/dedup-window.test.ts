@@ -45,6 +45,16 @@ class PlainWindow {
   }
 }
 
+/** One call on both windows, chosen by `op` (half checkAndAdd, then has, then add): the answers must agree. */
+function sameStep(w: DedupWindow, spec: PlainWindow, k: string, now: number, op: number): void {
+  if (op < 0.5) expect(w.checkAndAdd(k, now)).toBe(spec.checkAndAdd(k, now));
+  else if (op < 0.8) expect(w.has(k, now)).toBe(spec.has(k, now));
+  else {
+    w.add(k, now);
+    spec.add(k, now);
+  }
+}
+
 describe('the (sender, fp) de-duplication window', () => {
   const cases = [
     { name: 'bounded by keys', ttlMs: 1e9, max: 50, maxBytes: Infinity, keys: 120 },
@@ -63,13 +73,7 @@ describe('the (sender, fp) de-duplication window', () => {
       for (let i = 0; i < 20_000; i++) {
         now += Math.floor(random() * 3);
         const k = key(Math.floor(random() * c.keys));
-        const op = random();
-        if (op < 0.5) expect(w.checkAndAdd(k, now)).toBe(spec.checkAndAdd(k, now));
-        else if (op < 0.8) expect(w.has(k, now)).toBe(spec.has(k, now));
-        else {
-          w.add(k, now);
-          spec.add(k, now);
-        }
+        sameStep(w, spec, k, now, random());
         if (i % 97 === 0) expect([w.size, w.bytes]).toEqual([spec.size, spec.bytes]);
       }
       expect([w.size, w.bytes]).toEqual([spec.size, spec.bytes]);
@@ -122,13 +126,7 @@ describe('the window at its edges, against the plain Map window', () => {
         for (let i = 0; i < 6000; i++) {
           now += Math.floor(random() * 7) - 2;
           const k = key(Math.floor(random() * 90));
-          const op = random();
-          if (op < 0.5) expect(w.checkAndAdd(k, now)).toBe(spec.checkAndAdd(k, now));
-          else if (op < 0.8) expect(w.has(k, now)).toBe(spec.has(k, now));
-          else {
-            w.add(k, now);
-            spec.add(k, now);
-          }
+          sameStep(w, spec, k, now, random());
           expect([w.size, w.bytes]).toEqual([spec.size, spec.bytes]);
         }
       }
