@@ -267,15 +267,14 @@ export class SqliteOfflineStore implements OfflineStore {
   private queue(to: string, from: string, fp: string, frame: string, size: number, held: boolean): Promise<boolean> {
     return new Promise((resolve, reject) => {
       const put: PendingPut = { to, from, fp, frame, bytes: size, resolve, reject };
-      if (this.held.size > 0) {
-        // A second put of a held message (a retransmission): the held one can no longer be dropped alone.
-        const first = this.held.get(tupleKey(to, from, fp));
-        if (first) {
-          first.twin = true;
-          held = false;
-        }
+      const key = held || this.held.size > 0 ? tupleKey(to, from, fp) : '';
+      // A second put of a held message (a retransmission): the held one can no longer be dropped alone.
+      const first = this.held.size > 0 ? this.held.get(key) : undefined;
+      if (first) {
+        first.twin = true;
+        held = false;
       }
-      if (held) this.held.set(tupleKey(to, from, fp), put);
+      if (held) this.held.set(key, put);
       this.puts.push(put);
       this.queued.set(to, (this.queued.get(to) ?? 0) + 1);
       this.queuedRows++;
