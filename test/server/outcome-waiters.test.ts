@@ -34,6 +34,34 @@ describe('OutcomeWaiters', () => {
     expect(w.size).toBe(0);
   });
 
+  it("tells each waiter 'lost' at its own deadline, not at the first one's, and keeps the later ones waiting", () => {
+    const w = new OutcomeWaiters(10, 1000, clock);
+    const r = [recorder(), recorder(), recorder()];
+    w.expect(r[0].waiter);
+    vi.advanceTimersByTime(300);
+    const id1 = w.expect(r[1].waiter);
+    vi.advanceTimersByTime(300);
+    w.expect(r[2].waiter);
+    vi.advanceTimersByTime(399);
+    expect(r.map((x) => x.told.length)).toEqual([0, 0, 0]);
+    vi.advanceTimersByTime(1);
+    expect(r.map((x) => x.told.length)).toEqual([1, 0, 0]);
+    // The middle one is settled by a report: the last one still times out at its own deadline (t = 1600).
+    w.settle(id1, 'delivered');
+    vi.advanceTimersByTime(599);
+    expect(r.map((x) => x.told)).toEqual([['lost'], ['delivered'], []]);
+    vi.advanceTimersByTime(1);
+    expect(r[2].told).toEqual(['lost']);
+    expect(w.size).toBe(0);
+    // Empty again: a new waiter gets a full timeout of its own.
+    const later = recorder();
+    w.expect(later.waiter);
+    vi.advanceTimersByTime(999);
+    expect(later.told).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(later.told).toEqual(['lost']);
+  });
+
   it("holds at most `max` waiters: the next is told 'lost' at once and gets no id", () => {
     const w = new OutcomeWaiters(2, 1000, clock);
     const r = [recorder(), recorder(), recorder()];
