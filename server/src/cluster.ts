@@ -85,6 +85,8 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       ...common,
       nodeId,
       recheckMs: c.recheckMs,
+      // The store's put marks the receiver's node itself (markHolder above): the route need not again.
+      storeMarksHolder: true,
       // A subscriber that hears nothing is found within two checks: 10 s at the default recheckMs.
       subscriberCheckMs: Math.max(1000, c.recheckMs * 5),
       outcomeTimeoutMs: opts.qos.resendAfterMs * (opts.qos.maxRetries + 1) + opts.qos.checkIntervalMs * 2 + 5000,

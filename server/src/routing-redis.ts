@@ -42,6 +42,13 @@ export interface RedisRoutingOptions {
    * re-checks its sessions against the presence.
    */
   onResubscribed?(): void;
+  /**
+   * The store's put marks the receiver's node for a recheck itself (store-redis.ts `markHolder`), in the
+   * same step as the message, before the frame is routed: a routed QoS frame then does not mark it again
+   * (default false: the route marks it). A receiver who moves between the put and the route gets the
+   * message from the replay that follows its login, which lists the store after the put.
+   */
+  storeMarksHolder?: boolean;
   /** Longest wait for another node's report of how a routed QoS message ended (default 60000). */
   outcomeTimeoutMs?: number;
   /** Routed QoS messages whose outcome this node waits for at most; beyond, their waiter is told 'lost' at once (default 100000). */
@@ -73,6 +80,7 @@ const ROUTING_SCRIPTS = { imRoute: [1, ROUTE_LUA, 'batched'] } as const;
 type Routed =
   | { t: 'data'; to: string; frame: Protocal; reply?: { node: string; id: number } }
   | { t: 'outcome'; id: number; outcome: QosOutcome }
+  | { t: 'outcomes'; r: Array<number | QosOutcome> }
   | { t: 'receipt'; sender: string; receiver: string; fp: string; atMs: number }
   | { t: 'kick'; user: string; code: number; reason?: string }
   | { t: 'end'; user: string; session: number; firstLoginTime: number; code: number | null };
@@ -85,7 +93,8 @@ type Routed =
  * while it does not). Delivery never depends on
  * a notification arriving: a QoS frame is in the store before it is routed, and the node that routes it
  * to another node first adds the receiver to that node's dirty set (`<prefix>dirty:<id>`, in the one
- * script that locates the receiver and publishes; in a cluster the put itself does so too); every node
+ * script that locates the receiver and publishes; in a cluster the put itself does so instead,
+ * `storeMarksHolder`); every node
  * takes its dirty set every `recheckMs` and hands those users to `onRecheck`, which replays their stored
  * messages. A message whose notification was lost (subscriber reconnecting) thus arrives within about
  * `recheckMs`.
@@ -114,11 +123,18 @@ export class RedisRouting implements Routing {
    * since the script of an earlier one may find the user here and write it then: never after a later one.
    */
   private readonly routing = new Map<string, number>();
+  /**
+   * Outcome reports for other nodes made in this turn, by node, as [id, outcome, id, outcome, ...]: sent
+   * at the end of the turn, one publish per node (a publish per ACK cost each side a command and a message).
+   */
+  private readonly reports = new Map<string, Array<number | QosOutcome>>();
+  private reportsDue = false;
 
   private constructor(
     private readonly client: Redis,
     private readonly owned: boolean,
-    private readonly o: Required<Omit<RedisRoutingOptions, 'redis' | 'onRecheck' | 'onResubscribed' | 'keyPrefix' | 'local'>> &
+    private readonly o: Required<Omit<RedisRoutingOptions, 'redis' | 'onRecheck' | 'onResubscribed' | 'keyPrefix' | 'local' | 'storeMarksHolder'>> &
+      Pick<RedisRoutingOptions, 'storeMarksHolder'> &
       Pick<RedisRoutingOptions, 'onRecheck' | 'onResubscribed'>,
     keyPrefix: string,
     local: Routing | undefined,
@@ -151,6 +167,7 @@ export class RedisRouting implements Routing {
         outcomeTimeoutMs: options.outcomeTimeoutMs ?? 60_000,
         maxOutcomeWaiters: options.maxOutcomeWaiters ?? 100_000,
         onRecheck: options.onRecheck,
+        storeMarksHolder: options.storeMarksHolder,
         onResubscribed: options.onResubscribed,
         subscriberCheckMs: options.subscriberCheckMs ?? 5000,
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
@@ -227,7 +244,7 @@ export class RedisRouting implements Routing {
     const done = this.routingTo(to);
     try {
       try {
-        r = await this.route(to, payload, qos);
+        r = await this.route(to, payload, qos && !this.o.storeMarksHolder);
       } catch (err) {
         this.o.logger.error(`routing: a frame for "${to}" could not be routed (Redis); a stored copy waits for a replay unless "${to}" is here`, err);
       }
@@ -312,6 +329,7 @@ export class RedisRouting implements Routing {
     this.o.clock.clearTimeout(this.timer);
     this.timer = null;
     this.outcomes.settleAll();
+    this.sendReports();
     this.subscriber?.close();
     await closeOwned(this.client, this.owned);
   }
@@ -325,6 +343,12 @@ export class RedisRouting implements Routing {
       this.o.logger.error(`routing: unreadable message on ${this.channel}`);
       return;
     }
+    if (m.t === 'outcomes') {
+      const r = Array.isArray(m.r) ? m.r : [];
+      for (let i = 0; i + 1 < r.length; i += 2) this.outcomes.settle(r[i] as number, r[i + 1] as QosOutcome);
+      return;
+    }
+    // One report a message: what nodes before the batched reports send.
     if (m.t === 'outcome') return this.outcomes.settle(m.id, m.outcome);
     if (!this.local) return void this.o.logger.warn(`routing: a type "${m.t}" message arrived before this node's sessions were attached; dropped`);
     let done: MaybePromise<unknown>;
@@ -350,9 +374,7 @@ export class RedisRouting implements Routing {
     const report: QosWaiter = (outcome) => {
       if (told) return;
       told = true;
-      this.publish(reply.node, { t: 'outcome', id: reply.id, outcome }).catch((err: unknown) =>
-        this.o.logger.warn(`routing: the outcome of ${m.frame.fp} could not be reported to node "${reply.node}" (it hears 'lost' at its timeout)`, err),
-      );
+      this.report(reply.node, reply.id, outcome);
     };
     const sent = local.sendData(m.to, m.frame, report);
     const afterSend = (ok: boolean): void => {
@@ -361,6 +383,28 @@ export class RedisRouting implements Routing {
     if (isPromise(sent)) return sent.then(afterSend);
     afterSend(sent);
     return undefined;
+  }
+
+  /** Queues an outcome report for `node`, sent with the others of this turn ({@link reports}). */
+  private report(node: string, id: number, outcome: QosOutcome): void {
+    let list = this.reports.get(node);
+    if (!list) this.reports.set(node, (list = []));
+    list.push(id, outcome);
+    if (!this.reportsDue) {
+      this.reportsDue = true;
+      setImmediate(() => this.sendReports());
+    }
+  }
+
+  /** Publishes the queued outcome reports, one message per node. */
+  private sendReports(): void {
+    this.reportsDue = false;
+    for (const [node, r] of this.reports) {
+      this.publish(node, { t: 'outcomes', r }).catch((err: unknown) =>
+        this.o.logger.warn(`routing: ${r.length / 2} outcome reports could not be sent to node "${node}" (it hears 'lost' at its timeout)`, err),
+      );
+    }
+    this.reports.clear();
   }
 
   /**

@@ -19,6 +19,8 @@ const T0 = 1_800_000_000_000;
 /** A local Routing that records what reached it; `online` are the users it holds (as LocalRouting, nothing happens for others). */
 class RecordingRouting implements Routing {
   readonly calls: Array<[string, ...unknown[]]> = [];
+  /** Users whose QoS frames are taken but never settled (no outcome to report). */
+  readonly silent = new Set<string>();
   constructor(readonly online: Set<string>) {}
   hasRoom(): boolean {
     return true;
@@ -26,7 +28,7 @@ class RecordingRouting implements Routing {
   sendData(to: string, frame: Protocal, waiter?: QosWaiter): boolean {
     if (!this.online.has(to)) return false;
     this.calls.push(['data', to, frame.fp]);
-    waiter?.('delivered');
+    if (!this.silent.has(to)) waiter?.('delivered');
     return true;
   }
   sendReceipt(sender: string, receiver: string, fp: string, atMs: number): boolean {
@@ -115,6 +117,46 @@ describe('RedisRouting', () => {
     expect(await eventually(() => b.rechecked.includes('bob'))).toBe(true);
     expect(c.rechecked).toEqual([]);
     expect(a.rechecked).toEqual([]);
+  });
+
+  it("reports the outcomes of one turn's frames back in one message per node, and still takes a node's one-report messages", async () => {
+    const [a, b] = await cluster(['A', 'B']);
+    await online(b, 'bob', 7);
+    // A listener on A's channel counts what B publishes back to A.
+    const spy = new Redis(redis.url);
+    const heard: string[] = [];
+    spy.on('message', (_channel: string, text: string) => void heard.push(text));
+    await spy.subscribe(`r${prefixes}:node:A`);
+    try {
+      const told: string[] = [];
+      const sends = Array.from({ length: 20 }, (_, i) => a.routing.sendData('bob', frame('bob', `b${i}`), (o) => void told.push(o)));
+      expect(await Promise.all(sends)).toEqual(Array(20).fill(true));
+      expect(await eventually(() => told.length === 20)).toBe(true);
+      expect(told).toEqual(Array(20).fill('delivered'));
+      // B took the 20 frames in one or a few turns: far fewer report messages than frames.
+      const reports = heard.map((t) => JSON.parse(t) as { t: string; r?: unknown[] }).filter((m) => m.t === 'outcomes');
+      expect(reports.reduce((n, m) => n + (m.r?.length ?? 0) / 2, 0)).toBe(20);
+      expect(reports.length).toBeLessThanOrEqual(5);
+      // A report in the one-message form (what a node of the version before sends) settles its waiter
+      // too: B holds this one without an outcome; the report is published as such a node would.
+      b.local.silent.add('bob');
+      const toB: Array<{ reply?: { id: number } }> = [];
+      const spyB = new Redis(redis.url);
+      spyB.on('message', (_channel: string, text: string) => void toB.push(JSON.parse(text)));
+      await spyB.subscribe(`r${prefixes}:node:B`);
+      let single: string | null = null;
+      expect(await a.routing.sendData('bob', frame('bob', 'old-form'), (o) => void (single = o))).toBe(true);
+      expect(await eventually(() => toB.some((m) => m.reply))).toBe(true);
+      const id = toB.find((m) => m.reply)?.reply?.id;
+      await new Promise((r) => setTimeout(r, 50));
+      expect(single).toBe(null);
+      await spy.publish(`r${prefixes}:node:A`, JSON.stringify({ t: 'outcome', id, outcome: 'delivered' }));
+      expect(await eventually(() => single !== null)).toBe(true);
+      expect(single).toBe('delivered');
+      spyB.disconnect();
+    } finally {
+      spy.disconnect();
+    }
   });
 
   it("this node's own users go to its local routing directly, and a user no node holds is not routed", async () => {
