@@ -111,7 +111,8 @@ return {e[1], e[2], e[3]}
 
 /**
  * route (used by routing-redis.ts: one round trip where locate, then a MULTI of SADD, PEXPIRE and
- * PUBLISH took two). KEYS: p:<user>. ARGV: prefix, callerNode, payload, dirtyTtlMs ('0': no mark), user.
+ * PUBLISH took two). KEYS: p:<user>. ARGV: prefix, callerNode (the two shared by every call of a node,
+ * redis-scripts.ts), payload, dirtyTtlMs ('0': no mark), user.
  * Returns nil without a valid entry; else {node, session, flt, receivers}: when another node holds the
  * user, the user is added to that node's dirty set (prefix dirty:<id>, unless dirtyTtlMs is '0') and
  * `payload` published to its channel (prefix node:<id>), receivers being what PUBLISH answered; when the

@@ -55,8 +55,13 @@ export function finite(n: number): number {
   return Number.isFinite(n) ? n : 1e300;
 }
 
-/** A script: its number of keys, its Lua, and whether calls made in one turn go to Redis together ({@link ScriptBatcher}). */
-export type ScriptDef = readonly [numberOfKeys: number, lua: string, batched?: 'batched'];
+/**
+ * A script: its number of keys, its Lua, whether calls made in one turn go to Redis together
+ * ({@link ScriptBatcher}), and for those how many of the arguments right after the keys are shared: the
+ * same for most calls (key names and limits of the store), so a batch of calls with equal shared
+ * arguments carries them once instead of once per call.
+ */
+export type ScriptDef = readonly [numberOfKeys: number, lua: string, batched?: 'batched', sharedArgs?: number];
 
 /**
  * Defines the scripts on a connection and returns a typed caller (failing at once while {@link watchStall}
@@ -69,7 +74,7 @@ export function defineScripts<K extends string>(client: Redis, scripts: Record<K
   const callers = new Map<string, RunScript>();
   const commands = client as unknown as Record<string, RunScript>;
   const stalled = (): string | null => stallChecks.get(client)?.() ?? null;
-  for (const [name, [numberOfKeys, lua, batched]] of Object.entries(scripts) as Array<[string, ScriptDef]>) {
+  for (const [name, [numberOfKeys, lua, batched, sharedArgs = 0]] of Object.entries(scripts) as Array<[string, ScriptDef]>) {
     client.defineCommand(name, { numberOfKeys, lua });
     const single = (args: Array<string | number>): Promise<unknown> => commands[name](...args).catch(notSentWhenRefused);
     // A script not batched waits for nothing: the batched calls made before it go first, as they would alone.
@@ -80,9 +85,10 @@ export function defineScripts<K extends string>(client: Redis, scripts: Record<K
     if (batched) {
       // No numberOfKeys: the batch form takes the key count as its first argument (it varies per batch).
       client.defineCommand(`${name}Batch`, { lua: batchLua(lua) });
-      const batcher = new ScriptBatcher(client, numberOfKeys, {
+      const batcher = new ScriptBatcher(client, numberOfKeys, sharedArgs, {
         one: single,
-        many: (numKeys, args) => commands[`${name}Batch`](numKeys, ...args).catch(notSentWhenRefused),
+        // The array as one argument: ioredis flattens it, without a spread of thousands of arguments.
+        many: (numKeys, args) => (commands[`${name}Batch`] as unknown as (n: number, a: Array<string | number>) => Promise<unknown>)(numKeys, args).catch(notSentWhenRefused),
       }, stalled);
       batchers.set(client, [...(batchers.get(client) ?? []), batcher]);
       send = (...args) => batcher.call(args);
@@ -121,21 +127,23 @@ export interface BatchSender {
  * of its own KEYS and ARGV, run once per call under `pcall`, so one call's error (a Redis error reply, a
  * failed `redis.call`) is that call's answer alone, as when it runs by itself; earlier calls' writes stay,
  * as a script's do. KEYS: each call's `numberOfKeys` keys in turn. ARGV: the key count per call, the
- * number of calls, each call's argument count, then every call's arguments. Returns one array per call:
+ * number of calls, the number of shared arguments, those arguments (every call's ARGV starts with them),
+ * each call's own argument count, then every call's own arguments. Returns one array per call:
  * {1, result} (a nil result: {1}) or {0, message}.
  */
 export function batchLua(lua: string): string {
   return `local function one(KEYS, ARGV)
 ${lua}
 end
-local nk, n = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, ki, ai = {}, 0, n + 3
+local nk, n, ns = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, ki, ai = {}, 0, ns + n + 4
 for i = 1, n do
   local keys, args = {}, {}
   for j = 1, nk do keys[j] = KEYS[ki + j] end
   ki = ki + nk
-  local argc = tonumber(ARGV[2 + i])
-  for j = 1, argc do args[j] = ARGV[ai + j - 1] end
+  for j = 1, ns do args[j] = ARGV[3 + j] end
+  local argc = tonumber(ARGV[3 + ns + i])
+  for j = 1, argc do args[ns + j] = ARGV[ai + j - 1] end
   ai = ai + argc
   local ok, r = pcall(one, keys, args)
   if ok then
@@ -166,6 +174,7 @@ export class ScriptBatcher {
   constructor(
     private readonly client: Redis,
     private readonly numberOfKeys: number,
+    private readonly sharedArgs: number,
     private readonly send: BatchSender,
     private readonly stalled: () => string | null,
   ) {}
@@ -202,10 +211,22 @@ export class ScriptBatcher {
     for (let i = 0; i < all.length; ) {
       let chars = 0;
       let end = i;
-      while (end < all.length && end - i < MAX_BATCH_CALLS && (end === i || chars + all[end].chars <= MAX_BATCH_CHARS)) chars += all[end++].chars;
+      while (
+        end < all.length &&
+        end - i < MAX_BATCH_CALLS &&
+        (end === i || (chars + all[end].chars <= MAX_BATCH_CHARS && this.sameShared(all[i].args, all[end].args)))
+      ) {
+        chars += all[end++].chars;
+      }
       this.sendBatch(all.slice(i, end));
       i = end;
     }
+  }
+
+  /** Whether two calls' shared arguments are equal (they can go in one batch). */
+  private sameShared(a: Array<string | number>, b: Array<string | number>): boolean {
+    for (let j = this.numberOfKeys, end = j + this.sharedArgs; j < end; j++) if (a[j] !== b[j]) return false;
+    return true;
   }
 
   private sendBatch(batch: Pending[]): void {
@@ -215,14 +236,16 @@ export class ScriptBatcher {
       return;
     }
     const k = this.numberOfKeys;
-    const keys: Array<string | number> = [];
-    const argv: Array<string | number> = [k, batch.length];
-    for (const p of batch) {
-      for (let j = 0; j < k; j++) keys.push(p.args[j]);
-      argv.push(p.args.length - k);
-    }
-    for (const p of batch) for (let j = k; j < p.args.length; j++) argv.push(p.args[j]);
-    this.send.many(keys.length, [...keys, ...argv]).then(
+    const own = k + this.sharedArgs;
+    // Keys first, then ARGV as batchLua reads it: counts, the shared arguments once, each call's own.
+    const args: Array<string | number> = [];
+    for (const p of batch) for (let j = 0; j < k; j++) args.push(p.args[j]);
+    const numKeys = args.length;
+    args.push(k, batch.length, this.sharedArgs);
+    for (let j = k; j < own; j++) args.push(batch[0].args[j]);
+    for (const p of batch) args.push(p.args.length - own);
+    for (const p of batch) for (let j = own; j < p.args.length; j++) args.push(p.args[j]);
+    this.send.many(numKeys, args).then(
       (answers) => {
         const list = answers as unknown[][];
         batch.forEach((p, i) => settleOne(p, list[i]));

@@ -74,7 +74,7 @@ interface Routed_ {
 }
 
 /** The scripts, defined once per connection (EVALSHA, re-loaded after a Redis restart); routes go in batches (redis-scripts.ts). */
-const ROUTING_SCRIPTS = { imRoute: [1, ROUTE_LUA, 'batched'] } as const;
+const ROUTING_SCRIPTS = { imRoute: [1, ROUTE_LUA, 'batched', 2] } as const;
 
 /** What one node publishes to another's channel. */
 type Routed =

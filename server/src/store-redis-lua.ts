@@ -16,15 +16,16 @@
 
 /**
  * Adds `member` to a de-duplication window (KEYS-like arguments: the window's sorted set, its byte
- * counter and its sequence counter) unless it is there unexpired; returns 1 when it was. Shared by
- * {@link DEDUP_LUA} and {@link PUT_LUA}.
+ * counter and its sequence counter) unless it is there unexpired; returns 1 when it was, and the
+ * member's score as found (false: none). `score`, when not nil, is that score as read already in this
+ * script (the window is not looked up again). Shared by {@link DEDUP_LUA} and {@link PUT_LUA}.
  */
 const DEDUP_ADD = `
-local function dedupAdd(kz, kb, kn, member, now, ttl, maxKeys, maxBytes, readOnly)
+local function dedupAdd(kz, kb, kn, member, now, ttl, maxKeys, maxBytes, readOnly, score)
   local oldest = (now - ttl) * 1024 + 1023
-  local score = redis.call('ZSCORE', kz, member)
+  if score == nil then score = redis.call('ZSCORE', kz, member) end
   local there = score and tonumber(score) > oldest
-  if readOnly or there then return there and 1 or 0 end
+  if readOnly or there then return there and 1 or 0, score end
   local function charge(m) return 64 + #m end
   local function drop(m)
     if redis.call('ZREM', kz, m) == 1 then redis.call('DECRBY', kb, charge(m)) end
@@ -39,51 +40,62 @@ local function dedupAdd(kz, kb, kn, member, now, ttl, maxKeys, maxBytes, readOnl
     local popped = redis.call('ZPOPMIN', kz, 1)
     bytes = redis.call('DECRBY', kb, charge(popped[1]))
   end
-  return 0
+  return 0, score
 end
 `;
 
 /**
- * put. KEYS: m, f, exp, seq, stat. ARGV: member, frame, nowMs, maxRows, maxBytes, maxPerReceiver (0: none),
- * expMember, to, prefix, callerNode ('' : no marking), dirtyTtlMs. Returns 1 stored, 0 already stored (a
+ * put. KEYS: m, f. ARGV, first those shared by most calls (redis-scripts.ts sends them once per batch):
+ * 1-3 the keys exp, seq, stat; 4-6 the de-duplication window's d, db, dn; 7 maxRows, 8 maxBytes,
+ * 9 maxPerReceiver (0: none), 10 prefix, 11 callerNode ('': no marking), 12 dirtyTtlMs, 13-15 the
+ * window's ttlMs, max, maxBytes (13 '': no window); then the call's own: 16 member, 17 frame, 18 nowMs,
+ * 19 expMember, 20 to, 21 unlessSeen ('1' or ''). Returns 1 stored, 0 already stored (a
  * retransmission; accepted even at a quota, as it adds nothing), -1 over the global rows/bytes quota, -2
  * over the receiver's quota. When callerNode is given and the presence (presence-redis-lua.ts layout:
  * P p:<to>, P alive:<node>) names a live node other than the caller as holding `to`, `to` is added to
  * that node's dirty set (P dirty:<node>, routing-redis.ts) in the same step as the message: the holder
  * replays it at its next recheck, whatever happens to the notification the caller sends after.
- * KEYS 6-8 (d, db, dn of a de-duplication window) and ARGV 12-14 (its ttlMs, max, maxBytes; ARGV[12]
- * '' for none): a message stored (or stored already) is also recorded in that window, as
- * {@link DEDUP_LUA}'s 'add' with the member ARGV[1] (sender and fp), in the same step. ARGV[15] '1':
- * a member already in that window (unexpired) stops the put before anything: returns 2 ('seen').
+ * With a window, a message stored (or stored already) is also recorded in it, as {@link DEDUP_LUA}'s
+ * 'add' with the member (sender and fp), in the same step. unlessSeen '1': a member already in that
+ * window (unexpired) stops the put before anything: returns 2 ('seen').
  */
 export const PUT_LUA = `${DEDUP_ADD}
+local kExp, kSeq, kStat, kD, kDb, kDn = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local prefix, caller = ARGV[10], ARGV[11]
+local member, frame, now, to = ARGV[16], ARGV[17], tonumber(ARGV[18]), ARGV[20]
+local windowed = ARGV[13] ~= ''
+local wTtl, wMax, wBytes = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+-- The window's score of this member, once looked up (nil: not yet).
+local score = nil
 local function remember()
-  if ARGV[12] == '' then return end
-  dedupAdd(KEYS[6], KEYS[7], KEYS[8], ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), false)
+  if windowed then dedupAdd(kD, kDb, kDn, member, now, wTtl, wMax, wBytes, false, score) end
 end
 local function markHolder()
-  if ARGV[10] == '' then return end
-  local prefix, to = ARGV[9], ARGV[8]
+  if caller == '' then return end
   local e = redis.call('HMGET', prefix .. 'p:' .. to, 'node', 'inc')
-  if not e[1] or e[1] == ARGV[10] or redis.call('GET', prefix .. 'alive:' .. e[1]) ~= e[2] then return end
+  if not e[1] or e[1] == caller or redis.call('GET', prefix .. 'alive:' .. e[1]) ~= e[2] then return end
   local dirty = prefix .. 'dirty:' .. e[1]
   redis.call('SADD', dirty, to)
-  redis.call('PEXPIRE', dirty, ARGV[11])
+  redis.call('PEXPIRE', dirty, ARGV[12])
 end
-if ARGV[15] == '1' and dedupAdd(KEYS[6], KEYS[7], KEYS[8], ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), true) == 1 then return 2 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then markHolder() remember() return 0 end
-local size = #ARGV[2]
-local rows = tonumber(redis.call('HGET', KEYS[5], 'rows') or '0')
-local bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
-if rows + 1 > tonumber(ARGV[4]) or bytes + size > tonumber(ARGV[5]) then return -1 end
-local per = tonumber(ARGV[6])
+if ARGV[21] == '1' and windowed then
+  local seen
+  seen, score = dedupAdd(kD, kDb, kDn, member, now, wTtl, wMax, wBytes, true)
+  if seen == 1 then return 2 end
+end
+if redis.call('HEXISTS', KEYS[2], member) == 1 then markHolder() remember() return 0 end
+local size = #frame
+local stat = redis.call('HMGET', kStat, 'rows', 'bytes')
+local rows, bytes = tonumber(stat[1] or '0'), tonumber(stat[2] or '0')
+if rows + 1 > tonumber(ARGV[7]) or bytes + size > tonumber(ARGV[8]) then return -1 end
+local per = tonumber(ARGV[9])
 if per > 0 and redis.call('ZCARD', KEYS[1]) >= per then return -2 end
-local seq = redis.call('INCR', KEYS[4])
-redis.call('ZADD', KEYS[1], seq, ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ':' .. ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[7])
-redis.call('HINCRBY', KEYS[5], 'rows', 1)
-redis.call('HINCRBY', KEYS[5], 'bytes', size)
+local seq = redis.call('INCR', kSeq)
+redis.call('ZADD', KEYS[1], seq, member)
+redis.call('HSET', KEYS[2], member, ARGV[18] .. ':' .. frame)
+redis.call('ZADD', kExp, ARGV[18], ARGV[19])
+redis.call('HINCRBY', kStat, 'rows', 1)
+redis.call('HINCRBY', kStat, 'bytes', size)
 markHolder()
 remember()
 return 1
@@ -115,16 +127,19 @@ end
 return out
 `;
 
-/** remove. KEYS: m, f, exp, stat. ARGV: member, expMember. Returns 1 when the message was there. */
+/**
+ * remove. KEYS: m, f. ARGV: the keys exp and stat (shared by every call), member, expMember. Returns 1
+ * when the message was there.
+ */
 export const REMOVE_LUA = `
-local v = redis.call('HGET', KEYS[2], ARGV[1])
+local v = redis.call('HGET', KEYS[2], ARGV[3])
 if not v then return 0 end
 local c = string.find(v, ':', 1, true)
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('HINCRBY', KEYS[4], 'rows', -1)
-redis.call('HINCRBY', KEYS[4], 'bytes', -(#v - c))
+redis.call('HDEL', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[1], ARGV[3])
+redis.call('ZREM', ARGV[1], ARGV[4])
+redis.call('HINCRBY', ARGV[2], 'rows', -1)
+redis.call('HINCRBY', ARGV[2], 'bytes', -(#v - c))
 return 1
 `;
 
@@ -165,5 +180,6 @@ return out
  * Returns 1 when the member was there (unexpired), else 0.
  */
 export const DEDUP_LUA = `${DEDUP_ADD}
-return dedupAdd(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == 'seen')
+local there = dedupAdd(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == 'seen')
+return there
 `;

@@ -61,9 +61,9 @@ const DEFAULT_DEDUP: DedupBounds = { ttlMs: 10 * 60_000, max: 100_000, maxBytes:
 
 /** The scripts; those of every message (put, remove, the windows) go to Redis in batches (redis-scripts.ts). */
 const SCRIPTS = {
-  imStorePut: [8, PUT_LUA, 'batched'],
+  imStorePut: [2, PUT_LUA, 'batched', 15],
   imStoreList: [2, LIST_LUA],
-  imStoreRemove: [4, REMOVE_LUA, 'batched'],
+  imStoreRemove: [2, REMOVE_LUA, 'batched', 2],
   imStoreSweep: [2, SWEEP_LUA],
   imStoreDedup: [3, DEDUP_LUA, 'batched'],
 } as const;
@@ -89,6 +89,8 @@ export class RedisMessageStore implements MessageStore {
   private sweeping: Promise<void> | null = null;
   /** Puts sent whose answer never came (Redis may hold them), oldest first, at most MAX_UNCERTAIN_PUTS. */
   private readonly uncertain = new Set<string>();
+  /** The put script's shared arguments (PUT_LUA's ARGV 1-15) with each window, and with none. */
+  private readonly putShared: Record<DedupWindowName | 'none', Array<string | number>>;
 
   private constructor(
     private readonly client: Redis,
@@ -101,6 +103,12 @@ export class RedisMessageStore implements MessageStore {
     },
   ) {
     this.run = defineScripts(client, SCRIPTS);
+    const shared = (window: DedupWindowName | 'none'): Array<string | number> => [
+      `${prefix}exp`, `${prefix}seq`, `${prefix}stat`, ...this.windowKeys(window === 'none' ? 'c2c' : window),
+      finite(o.maxRows), finite(o.maxBytes), o.maxPerReceiver, prefix, o.markHolder?.nodeId ?? '', o.markHolder?.dirtyTtlMs ?? 0,
+      ...(window === 'none' ? ['', 0, 0] : [o.dedup[window].ttlMs, finite(o.dedup[window].max), finite(o.dedup[window].maxBytes)]),
+    ];
+    this.putShared = { c2s: shared('c2s'), c2c: shared('c2c'), none: shared('none') };
   }
 
   /** Connects, checks Redis's persistence against `durability` (and that it never evicts keys), and starts the expiry sweep. */
@@ -172,12 +180,9 @@ export class RedisMessageStore implements MessageStore {
       // Not connected: the script cannot go out (ioredis refuses it at once, no offline queue).
       if (this.client.status !== 'ready') throw new Error(`Redis is not connected (${this.client.status})`);
       const sent = this.run('imStorePut')(
-        this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}seq`, `${this.prefix}stat`,
-        ...this.windowKeys(remember ?? 'c2c'),
-        member, frame, this.o.clock.now(), finite(this.o.maxRows), finite(this.o.maxBytes), this.o.maxPerReceiver, id,
-        to, this.prefix, this.o.markHolder?.nodeId ?? '', this.o.markHolder?.dirtyTtlMs ?? 0,
-        ...(remember ? [this.o.dedup[remember].ttlMs, finite(this.o.dedup[remember].max), finite(this.o.dedup[remember].maxBytes)] : ['', 0, 0]),
-        unlessSeen && remember ? '1' : '',
+        this.key('m', to), this.key('f', to),
+        ...this.putShared[remember ?? 'none'],
+        member, frame, this.o.clock.now(), id, to, unlessSeen && remember ? '1' : '',
       );
       r = (await sent.catch((err: unknown) => {
         // Redis's own error reply (it answered), or refused before it went out: nothing was written.

@@ -84,6 +84,38 @@ describe('defineScripts with batched scripts', () => {
     }
   });
 
+  it('sends shared arguments once per batch: each call sees them before its own, and a change of them starts a new command', async () => {
+    const client = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    await new Promise((r) => client.once('ready', r));
+    const p = `s${++prefixes}:`;
+    // Two shared arguments, then the call's own: it answers with all it saw, and logs to the shared key name.
+    const lua = `redis.call('RPUSH', ARGV[1], ARGV[3]) return {KEYS[1], ARGV[1], ARGV[2], ARGV[3], #ARGV}`;
+    const run = defineScripts(client, { tShared: [1, lua, 'batched', 2], tAlone: [1, lua] });
+    const shared = run('tShared');
+    const alone = run('tAlone');
+    try {
+      await shared('k', `${p}log`, 'x', 'warm');
+      const calls: Array<[string, string, string, string]> = [
+        ['k1', `${p}log`, 'x', 'a'],
+        ['k2', `${p}log`, 'x', 'b'],
+        ['k3', `${p}log`, 'y', 'c'],
+        ['k4', `${p}other`, 'y', 'd'],
+        ['k5', `${p}other`, 'y', 'e'],
+      ];
+      const before = await scriptCommands(client);
+      const batched = await Promise.all(calls.map((c) => shared(...c)));
+      // Three runs of equal shared arguments: three commands for five calls.
+      expect((await scriptCommands(client)) - before).toBe(3);
+      expect(batched).toEqual(await Promise.all(calls.map((c) => alone(...c))));
+      expect(batched[2]).toEqual(['k3', `${p}log`, 'y', 'c', 3]);
+      // In the order made, across the commands.
+      expect(await client.lrange(`${p}log`, 0, -1)).toEqual(['warm', 'a', 'b', 'c', 'a', 'b', 'c']);
+      expect(await client.lrange(`${p}other`, 0, -1)).toEqual(['d', 'e', 'd', 'e']);
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it(`splits a turn's calls into commands of at most ${MAX_BATCH_CALLS}`, async () => {
     const { client, p, batched } = await open();
     try {

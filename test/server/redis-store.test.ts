@@ -61,6 +61,9 @@ describe('RedisMessageStore', () => {
     advance(1000);
     expect(await store.putUnlessSeen('bob', 'alice', 'f1', 'a', 'c2c')).toBe(true);
     expect(await store.count('bob')).toBe(2);
+    // ...and recorded afresh in place of its expired entry: the next copy is a retransmission again.
+    expect(await store.seen('c2c', 'alice', 'f1')).toBe(true);
+    expect(await store.putUnlessSeen('bob', 'alice', 'f1', 'a', 'c2c')).toBe('seen');
   });
 
   it('records the (sender, fp) in the de-duplication window asked for with the put itself, stored or already stored, and in no window otherwise', async () => {
