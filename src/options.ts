@@ -84,10 +84,9 @@ export interface ResolvedOptions {
 /** Names that may be 0; every other number must be positive. */
 const ZERO_OK = ['minDelayMs', 'maxDelayMs', 'maxAttempts', 'resendAfterMs', 'maxRetries'];
 
-/** Fills `defaults` from `given`, checking each value given; `section` names them in errors. */
-function numbers<T extends Record<string, number>>(section: string, given: Partial<T> | undefined, defaults: T): T {
-  const out = { ...defaults };
-  for (const key of Object.keys(defaults) as Array<keyof T & string>) {
+/** Fills `out` (fresh defaults, changed in place) from `given`, checking each value given; `section` names them in errors. */
+function numbers<T extends Record<string, number>>(section: string, given: Partial<T> | undefined, out: T): T {
+  for (const key of Object.keys(out) as Array<keyof T & string>) {
     const value = given ? given[key] : undefined;
     if (value === undefined) continue;
     const zeroOk = ZERO_OK.indexOf(key) >= 0;
