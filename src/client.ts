@@ -80,10 +80,10 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private _generation = 0;
   private _credentials?: { userId: string; token: string; extra?: string };
   private _firstLogin = 0;
-  /** The server's maxMessageBytes from the last login response; 0 when it did not say (MobileIMSDK). */
-  private _maxMessageBytes = 0;
-  /** Why the link went down last, for RECONNECT_FAILED. */
-  private _lastLoss: StateReason = 'retry';
+  /** The server's maxMessageBytes from the last login response; 0 when it did not say (MobileIMSDK). Set by login(). */
+  private _maxMessageBytes!: number;
+  /** Why the link went down last, for RECONNECT_FAILED (set by every lost link, before any reconnect). */
+  private _lastLoss!: StateReason;
   private _loginWaiter?: Waiter<LoginResult> | null;
   private _destroyed?: boolean;
   /**
