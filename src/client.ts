@@ -80,21 +80,28 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private _generation = 0;
   private _credentials?: { userId: string; token: string; extra?: string };
   private _firstLogin = 0;
-  /** The server's maxMessageBytes from the last login response; 0 when it did not say (MobileIMSDK). */
-  private _maxMessageBytes = 0;
-  /** Why the link went down last, for RECONNECT_FAILED. */
-  private _lastLoss: StateReason = 'retry';
+  /** The server's maxMessageBytes from the last login response; 0 when it did not say (MobileIMSDK). Set by login(). */
+  private _maxMessageBytes!: number;
+  /** Why the link went down last, for RECONNECT_FAILED (set by every lost link, before any reconnect). */
+  private _lastLoss!: StateReason;
   private _loginWaiter?: Waiter<LoginResult> | null;
   private _destroyed?: boolean;
-  /** Counts moves along `options.url`; the URL in use is the entry at this index modulo their count. */
-  private _at: number;
+  /**
+   * The position in the walk of `options.url` (the constructor orders the copy; the walk begins at index 1):
+   * the URL in use is the entry at this index modulo their count.
+   */
+  private _at = 1;
 
   constructor(options: IMClientOptions) {
     super();
     const o = (this._o = resolveOptions(options));
-    // A list starts at a random entry, so a cluster's clients spread over its nodes; one URL draws nothing.
-    const n = o._urls.length;
-    this._at = n > 1 ? (o._random() * n) | 0 : 0;
+    // Each client walks the list in its own random order, drawn once: entries are drawn one by one without
+    // replacement, each moved to the end of the copy, so from index 1 on the copy holds them in the order
+    // drawn, the one left undrawn at index 0 last. It thus starts at a random entry (the first draw's pick),
+    // visits every entry before repeating one, and the clients of a dead node spread evenly over the others.
+    // One URL draws nothing.
+    const u = o._urls;
+    for (let i = u.length; i > 1; ) u.push(...u.splice((o._random() * i--) | 0, 1));
     this._inbox = new DedupWindow(o._qos.dedupTtlMs, o._qos.dedupMax);
     this._outbox = new QosOutbox(o._clock, o._qos, {
       _write: (frame) => this._current === ONLINE && this._write(frame),

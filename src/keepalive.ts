@@ -8,10 +8,12 @@ import { Timer, type Clock } from './clock';
  */
 export class KeepAlive {
   private readonly _timer: Timer;
-  private _lastHeardAt = 0;
-  private _nextBeatAt = 0;
-  private _probeDeadline = 0;
-  private _running = false;
+  // Set by _start() before any read, or read only for truth (_running, _probeDeadline): the minified
+  // bundle spares their initial assignments.
+  private _lastHeardAt!: number;
+  private _nextBeatAt!: number;
+  private _probeDeadline?: number;
+  private _running?: boolean;
 
   constructor(
     private readonly _clock: Clock,

@@ -9,8 +9,8 @@ import type { SocketAdapter } from './transport';
 export interface IMClientOptions {
   /**
    * Server address, such as `ws://127.0.0.1:3000/websocket` (MobileIMSDK needs that exact path), or a list
-   * of equivalent addresses: the client starts at a random one and moves to the next after a connect or
-   * login that fails, or when the server goes away.
+   * of equivalent addresses: each client walks the list in its own random order, starting at a random entry
+   * and moving to the next of that order after a connect or login that fails, or when the server goes away.
    */
   url: string | readonly string[];
   /** The platform adapter, such as `createBrowserAdapter()`. */
@@ -56,7 +56,7 @@ export interface IMClientOptions {
  * have to match take a leading underscore, so the minifier may shorten them.
  */
 export interface ResolvedOptions {
-  /** The addresses, in order (one for a single URL). */
+  /** A copy of the addresses (one for a single URL); the client reorders it into its walk. */
   _urls: string[];
   _adapter: SocketAdapter;
   _keepAlive: { intervalMs: number; timeoutMs: number };
@@ -84,10 +84,9 @@ export interface ResolvedOptions {
 /** Names that may be 0; every other number must be positive. */
 const ZERO_OK = ['minDelayMs', 'maxDelayMs', 'maxAttempts', 'resendAfterMs', 'maxRetries'];
 
-/** Fills `defaults` from `given`, checking each value given; `section` names them in errors. */
-function numbers<T extends Record<string, number>>(section: string, given: Partial<T> | undefined, defaults: T): T {
-  const out = { ...defaults };
-  for (const key of Object.keys(defaults) as Array<keyof T & string>) {
+/** Fills `out` (fresh defaults, changed in place) from `given`, checking each value given; `section` names them in errors. */
+function numbers<T extends Record<string, number>>(section: string, given: Partial<T> | undefined, out: T): T {
+  for (const key of Object.keys(out) as Array<keyof T & string>) {
     const value = given ? given[key] : undefined;
     if (value === undefined) continue;
     const zeroOk = ZERO_OK.indexOf(key) >= 0;

@@ -264,13 +264,6 @@ export function decodeKickoutInfo(text: string | null): KickoutInfo {
 
 /** A random RFC 4122 version-4 UUID, the fingerprint format MobileIMSDK uses. */
 export function createFingerprint(random: () => number): string {
-  const hex = '0123456789abcdef';
-  let s = '';
-  for (let i = 0; i < 36; i++) {
-    if (i === 8 || i === 13 || i === 18 || i === 23) s += '-';
-    else if (i === 14) s += '4';
-    else if (i === 19) s += hex[8 + Math.floor(random() * 4)];
-    else s += hex[Math.floor(random() * 16)];
-  }
-  return s;
+  // Left to right, one draw per x (a hex digit) and per y (the variant: 8, 9, a or b).
+  return 'xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx'.replace(/[xy]/g, (c) => (c < 'y' ? (random() * 16) | 0 : (random() * 4) | 8).toString(16));
 }

@@ -2,8 +2,8 @@
 // keep alive. `ours`: IMClient through the browser adapter with `ws` (its own keep-alive and jittered
 // re-login). `raw`: bare ws sockets that log in to the raw relay and send a heartbeat frame on the same
 // interval. Reports login times, and after a server restart (or a cluster node killed) when each client
-// dropped and when it was back online. `url` may be a list (the SDK's url list: a random start, the next
-// entry after a failed connect).
+// dropped and when it was back online. `url` may be a list (the SDK's url list: each client walks it in its
+// own random order, from a random start, moving on after a failed connect).
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';

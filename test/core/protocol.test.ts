@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   ProtocolError,
   createFingerprint,
@@ -101,6 +101,14 @@ describe('payloads', () => {
     expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(createFingerprint(seededRandom(1))).toBe(a);
     expect(createFingerprint(seededRandom(2))).not.toBe(a);
+    // The digits take the draws left to right, one each: the same fingerprints for the same sequence.
+    expect(a).toBe('a08ff49b-6f77-4263-8716-c43069c43a8c');
+    expect(createFingerprint(seededRandom(7))).toBe('00fb8673-8b42-4c83-9484-f3e32248c1e8');
+    expect(createFingerprint(() => 0)).toBe('00000000-0000-4000-8000-000000000000');
+    expect(createFingerprint(() => 1 - 2 ** -53)).toBe('ffffffff-ffff-4fff-bfff-ffffffffffff');
+    const random = vi.fn(seededRandom(3));
+    createFingerprint(random);
+    expect(random).toHaveBeenCalledTimes(31);
   });
 });
 

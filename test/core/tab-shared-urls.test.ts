@@ -1,4 +1,4 @@
-/** The tab-shared client passes a list of URLs through to the leader's IMClient, which moves along it. */
+/** The tab-shared client passes a list of URLs through to the leader's IMClient, which walks it as an IMClient does. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createTabSharedClient, TabSharedClient } from '../../src/tab-shared';
 import { createFakeAdapter } from '../helpers/fake-adapter';
@@ -55,6 +55,31 @@ describe('tab-shared with url as a list', () => {
     expect(leader.fake.last.url).toBe(URLS[0]);
     await flush();
     expect(follower.client.state).toBe(leader.client.state);
+  });
+
+  it("the leader's client walks the list in its own random order, as an IMClient does", async () => {
+    const tab = createFakeOrigin().tab();
+    const fake = createFakeAdapter();
+    const list = ['ws://a/websocket', 'ws://b/websocket', 'ws://c/websocket'];
+    // A constant 0.75 draws c first (index 2 of 3), then b (index 1 of the 2 left): the walk is c, b, a, not
+    // the list order from c (c, a, b).
+    const client = createTabSharedClient({ url: list, adapter: fake.adapter, random: () => 0.75, locks: tab.locks, BroadcastChannel: tab.BroadcastChannel });
+    all.push(client as TabSharedClient);
+    const login = client.login({ userId: 'alice', token: 't' });
+    await flush();
+    expect(fake.last.url).toBe('ws://c/websocket');
+    fake.last.open();
+    fake.last.loginResponse(0, 1700000000123);
+    await login;
+    fake.last.serverClose(1006, '');
+    client.reconnectNow();
+    const tried = [fake.last.url];
+    for (let i = 0; i < 3; i++) {
+      fake.last.serverClose(1006, '');
+      client.reconnectNow();
+      tried.push(fake.last.url);
+    }
+    expect(tried).toEqual(['ws://c/websocket', 'ws://b/websocket', 'ws://a/websocket', 'ws://c/websocket']);
   });
 
   it('refuses an empty list or a bad entry with a TypeError naming options.url', () => {

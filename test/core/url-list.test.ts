@@ -1,6 +1,7 @@
 /**
- * `options.url` as a list (mini-program domains, a cluster without a balancer): a seeded `random()` picks
- * the first entry; a connect or login that fails, or a server going away, moves to the next (wrapping
+ * `options.url` as a list (mini-program domains, a cluster without a balancer): each client walks the list
+ * in its own order, drawn once from its seeded `random()`, whose first draw picks the entry it starts at; a
+ * connect or login that fails, or a server going away, moves to the next entry of that walk (wrapping
  * around); a session that was online tries its URL again first; a refused login, a kickout and a logout
  * stay. One URL behaves as before and draws nothing from `random()`.
  */
@@ -26,6 +27,23 @@ function seedStartingAt(index: number): number {
 /** Fails the connect under way: the socket closes before it opened (1006, as a refused connection). */
 const refuse = (s: FakeSocket): void => s.serverClose(1006, '');
 
+/**
+ * The URLs a client given `seed` tries over `attempts` first logins that cannot connect, in order: its
+ * walk of the list (a client with the same seed walks it the same way).
+ */
+async function walkOf(seed: number, urls: readonly string[] = URLS, attempts = urls.length): Promise<string[]> {
+  const ctx = makeClient({ url: urls, random: seededRandom(seed) });
+  const tried: string[] = [];
+  for (let i = 0; i < attempts; i++) {
+    const p = ctx.client.login({ userId: 'u1' });
+    tried.push(ctx.fake.last.url);
+    refuse(ctx.fake.last);
+    await expect(p).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
+  }
+  ctx.client.destroy();
+  return tried;
+}
+
 describe('url as a list', () => {
   it('starts at the entry the seeded random() picks, and connects there', async () => {
     const starts = new Set<number>();
@@ -42,15 +60,18 @@ describe('url as a list', () => {
     expect(starts.size).toBe(3);
   });
 
-  it('moves to the next entry after each failed connect, wrapping around, while it reconnects', async () => {
-    const ctx = makeClient({ url: URLS, random: seededRandom(seedStartingAt(1)) });
+  it('moves to the next entry of its walk after each failed connect, wrapping around, while it reconnects', async () => {
+    const seed = seedStartingAt(1);
+    const walk = await walkOf(seed);
+    expect(walk[0]).toBe(URLS[1]);
+    const ctx = makeClient({ url: URLS, random: seededRandom(seed) });
     const first = await loginOnline(ctx);
     expect(first.url).toBe(URLS[1]);
     // The online session is lost: the first attempt goes back to the URL it was on.
     first.serverClose(1006, '');
     ctx.client.reconnectNow();
     expect(ctx.fake.last.url).toBe(URLS[1]);
-    // Each failed connect moves one on: c, then a (wrapped), then b.
+    // Each failed connect moves one on along the walk, then wraps around to its start.
     const seen: string[] = [];
     for (let i = 0; i < 3; i++) {
       refuse(ctx.fake.last);
@@ -58,7 +79,7 @@ describe('url as a list', () => {
       ctx.client.reconnectNow();
       seen.push(ctx.fake.last.url);
     }
-    expect(seen).toEqual([URLS[2], URLS[0], URLS[1]]);
+    expect(seen).toEqual([walk[1], walk[2], walk[0]]);
     // A connect that throws counts as failed too.
     ctx.fake.last.open();
     ctx.fake.last.loginResponse(0);
@@ -66,26 +87,30 @@ describe('url as a list', () => {
     ctx.fake.last.serverClose(1006, '');
     ctx.fake.failNextConnect(new Error('bad url'));
     ctx.client.reconnectNow();
-    expect(ctx.client.url).toBe(URLS[2]);
+    expect(ctx.client.url).toBe(walk[1]);
     ctx.client.reconnectNow();
-    expect(ctx.fake.last.url).toBe(URLS[2]);
+    expect(ctx.fake.last.url).toBe(walk[1]);
     ctx.client.destroy();
   });
 
   it('a first login that cannot connect names the URL it tried, and the next login() tries the next', async () => {
-    const ctx = makeClient({ url: URLS, random: seededRandom(seedStartingAt(2)) });
+    const seed = seedStartingAt(2);
+    const walk = await walkOf(seed);
+    const ctx = makeClient({ url: URLS, random: seededRandom(seed) });
     const p = ctx.client.login({ userId: 'u1', token: 't' });
     expect(ctx.fake.last.url).toBe(URLS[2]);
     refuse(ctx.fake.last);
     await expect(p).rejects.toMatchObject({ code: 'CONNECT_FAILED', message: `could not reach ${URLS[2]}: connection refused or lost` });
-    expect(ctx.client.url).toBe(URLS[0]);
+    expect(ctx.client.url).toBe(walk[1]);
     const sock = await loginOnline(ctx);
-    expect(sock.url).toBe(URLS[0]);
+    expect(sock.url).toBe(walk[1]);
     ctx.client.destroy();
   });
 
   it('a login that times out moves on; one answered in time stays', async () => {
-    const ctx = makeClient({ url: URLS, random: seededRandom(seedStartingAt(0)), loginTimeoutMs: 4000 });
+    const seed = seedStartingAt(0);
+    const walk = await walkOf(seed);
+    const ctx = makeClient({ url: URLS, random: seededRandom(seed), loginTimeoutMs: 4000 });
     const online = await loginOnline(ctx);
     online.serverClose(1006, '');
     ctx.client.reconnectNow();
@@ -97,9 +122,9 @@ describe('url as a list', () => {
     expect(ctx.client.url).toBe(URLS[0]);
     await vi.advanceTimersByTimeAsync(1);
     expect(ctx.of('state').at(-1)).toEqual({ from: 'authenticating', to: 'reconnecting', reason: 'login-timeout' });
-    expect(ctx.client.url).toBe(URLS[1]);
+    expect(ctx.client.url).toBe(walk[1]);
     ctx.client.reconnectNow();
-    expect(ctx.fake.last.url).toBe(URLS[1]);
+    expect(ctx.fake.last.url).toBe(walk[1]);
     ctx.client.destroy();
   });
 
@@ -118,13 +143,15 @@ describe('url as a list', () => {
     ['error 336', (s: FakeSocket) => s.deliver({ type: 52, to: '-1', dataContent: '{"errorCode":336,"errorMsg":"server shutting down; reconnect"}' })],
     ['close 1001', (s: FakeSocket) => s.serverClose(1001, 'going away')],
   ])('a server going away (%s) sends the next attempt to the next URL', async (_name, goAway) => {
-    const ctx = makeClient({ url: URLS, random: seededRandom(seedStartingAt(1)) });
+    const seed = seedStartingAt(1);
+    const walk = await walkOf(seed);
+    const ctx = makeClient({ url: URLS, random: seededRandom(seed) });
     const sock = await loginOnline(ctx);
     goAway(sock);
     expect(ctx.of('state').at(-1)).toEqual({ from: 'online', to: 'reconnecting', reason: 'server-going-away' });
-    expect(ctx.client.url).toBe(URLS[2]);
+    expect(ctx.client.url).toBe(walk[1]);
     await vi.advanceTimersByTimeAsync(1000);
-    expect(ctx.fake.last.url).toBe(URLS[2]);
+    expect(ctx.fake.last.url).toBe(walk[1]);
     expect(ctx.fake.sockets).toHaveLength(2);
     ctx.client.destroy();
   });
@@ -154,8 +181,12 @@ describe('url as a list', () => {
   });
 
   it('keeps its own copy of the list', async () => {
+    const seed = seedStartingAt(0);
+    const walk = await walkOf(seed);
     const urls = [...URLS];
-    const ctx = makeClient({ url: urls, random: seededRandom(seedStartingAt(0)) });
+    const ctx = makeClient({ url: urls, random: seededRandom(seed) });
+    // The caller's list keeps its order: the client draws its walk over its copy.
+    expect(urls).toEqual(URLS);
     urls[0] = 'ws://changed/websocket';
     urls.length = 1;
     const sock = await loginOnline(ctx);
@@ -164,7 +195,73 @@ describe('url as a list', () => {
     ctx.client.reconnectNow();
     refuse(ctx.fake.last);
     ctx.client.reconnectNow();
-    expect(ctx.fake.last.url).toBe(URLS[1]);
+    expect(ctx.fake.last.url).toBe(walk[1]);
+    ctx.client.destroy();
+  });
+});
+
+describe('each client walks the list in its own random order', () => {
+  const MORE_NODES = ['ws://n0/websocket', 'ws://n1/websocket', 'ws://n2/websocket', 'ws://n3/websocket', 'ws://n4/websocket', 'ws://n5/websocket'];
+  const NODES = MORE_NODES.slice(0, 4);
+
+  it("a dead node's clients spread evenly over the other nodes, not all onto the one after it", async () => {
+    const CLIENTS = 3000;
+    // next[d][k]: how many of the clients online at node d went on to node k once d died.
+    const next = NODES.map(() => NODES.map(() => 0));
+    for (let i = 0; i < CLIENTS; i++) {
+      const ctx = makeClient({ url: NODES, random: seededRandom(10_000 + i) });
+      const sock = await loginOnline(ctx);
+      const dead = NODES.indexOf(sock.url);
+      // The node dies: the link drops, the retry at the same URL is refused, the client moves on.
+      sock.serverClose(1006, '');
+      ctx.client.reconnectNow();
+      expect(ctx.fake.last.url).toBe(sock.url);
+      refuse(ctx.fake.last);
+      ctx.client.reconnectNow();
+      const to = ctx.fake.last.url;
+      expect(to).toBe(ctx.client.url);
+      next[dead][NODES.indexOf(to)]++;
+      ctx.client.destroy();
+    }
+    for (const [dead, counts] of next.entries()) {
+      const failed = counts.reduce((a, b) => a + b, 0);
+      // Each node starts about a quarter of the clients.
+      expect(failed / CLIENTS).toBeGreaterThan(0.2);
+      expect(failed / CLIENTS).toBeLessThan(0.3);
+      expect(counts[dead]).toBe(0);
+      for (const [k, count] of counts.entries()) {
+        if (k === dead) continue;
+        expect(count / failed, `node ${dead} dead: share of node ${k}`).toBeGreaterThan(0.25);
+        expect(count / failed, `node ${dead} dead: share of node ${k}`).toBeLessThan(0.42);
+      }
+    }
+  });
+
+  it.each([2, 3, 4, 5, 6])('a client visits all %i entries in its first attempts, then goes round the same walk again', async (n) => {
+    const urls = MORE_NODES.slice(0, n);
+    const walks = new Set<string>();
+    for (let seed = 1; seed <= 50; seed++) {
+      const tried = await walkOf(seed, urls, 2 * n);
+      const walk = tried.slice(0, n);
+      expect([...walk].sort()).toEqual([...urls].sort());
+      expect(tried.slice(n)).toEqual(walk);
+      // The first entry is the one the first draw picks, as before walks were drawn.
+      expect(walk[0]).toBe(urls[Math.floor(seededRandom(seed)() * n)]);
+      walks.add(walk.join());
+    }
+    // One fixed cyclic order would give only its n rotations; the clients draw different orders.
+    if (n <= 3) expect(walks.size).toBe(n === 2 ? 2 : 6);
+    else expect(walks.size).toBeGreaterThan(2 * n);
+  });
+
+  it.each([1, 2, 3, 6])('a list of %i entries draws one number fewer from random(), all at construction', (n) => {
+    const random = vi.fn(seededRandom(5));
+    const ctx = makeClient({ url: MORE_NODES.slice(0, n), random });
+    expect(random).toHaveBeenCalledTimes(n - 1);
+    // Nothing else was drawn: the next number is the n-th of the sequence (for one URL, its first).
+    const rest = seededRandom(5);
+    for (let i = 0; i < n - 1; i++) rest();
+    expect(random()).toBe(rest());
     ctx.client.destroy();
   });
 });

@@ -81,7 +81,8 @@ export async function runClusterScenario(o: ClusterScenarioOptions): Promise<Clu
     for (const [i, name] of names.entries()) {
       const clientSeed = seed + 100 + i;
       const start = firstPick(clientSeed, n);
-      // Rotated so that entry `start` (where the client begins) is node i % n; it then moves on in list order.
+      // Rotated so that entry `start` (the first draw's pick, where the client begins) is node i % n; it then
+      // walks its own random order of the others.
       const urls = Array.from({ length: n }, (_, k) => o.urls[(i + k - start + n * 2) % n]);
       const c = new IMClient({
         url: urls,
