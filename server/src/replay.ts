@@ -7,11 +7,15 @@ import type { Session } from './session';
  * Starts handing a user who just logged in everything stored for them, oldest first, with the original
  * fingerprints. At most `replayWindow` stored messages are in flight at once; each ACK (or loss) lets the
  * next ones go, so a long backlog never floods the connection. Messages written live since the login
- * (also stored until ACKed) are skipped rather than sent twice.
+ * (also stored until ACKed) are skipped rather than sent twice. With a store that tells its last seq (a
+ * cluster's), the replay ends at the messages stored when it started (or was last resumed): later ones
+ * are routed to the session live (or the put marks it for a recheck, which resumes the replay). Without
+ * that bound a replay under steady traffic would never end, listing the store at every ACK, and hand over
+ * messages whose routed copy is on its way.
  */
 export async function replayStored(ctx: ServerContext, s: Session, sinceMs = Date.now()): Promise<void> {
   if (ctx.opts.hooks.onOffline) return;
-  s.replay = { cursor: 0, startedMs: sinceMs, inFlight: new Set(), pumping: false, again: false };
+  s.replay = { cursor: s.replayedTo, startedMs: sinceMs, inFlight: new Set(), pumping: false, again: false, until: Infinity, snap: true };
   await pumpReplay(ctx, s);
 }
 
@@ -41,8 +45,15 @@ async function pumpReplay(ctx: ServerContext, s: Session): Promise<void> {
  */
 export async function resumeReplay(ctx: ServerContext, s: Session): Promise<void> {
   if (s.closed || !s.userId || ctx.sessions.current(s.userId) !== s) return;
-  if (s.replay) return pumpReplay(ctx, s);
-  // Messages in the QoS table are skipped: its retransmission goes to this session already.
+  if (s.replay) {
+    // Messages stored since its bound was read are what a recheck is about.
+    s.replay.snap = true;
+    return pumpReplay(ctx, s);
+  }
+  // Messages in the QoS table are skipped: its retransmission goes to this session already. It goes on
+  // from where this session's last replay ended: what lies before was handed over, or skipped as in the
+  // QoS table (whose copy, if it is lost, waits for the next login, as it would in one process). Listed
+  // from the start again, messages ACKed while the listing was on its way would be handed over twice.
   return replayStored(ctx, s, 0);
 }
 
@@ -50,10 +61,16 @@ export async function resumeReplay(ctx: ServerContext, s: Session): Promise<void
 async function pump(ctx: ServerContext, s: Session, r: NonNullable<Session['replay']>, uid: string): Promise<void> {
   do {
     r.again = false;
+    if (r.snap) {
+      // Cleared only once read: a store that fails here is asked again at the next pump.
+      r.until = ctx.store.lastSeq ? await ctx.store.lastSeq() : Infinity;
+      r.snap = false;
+    }
     const room = ctx.opts.replayWindow - r.inFlight.size;
     if (room <= 0) break;
-    const rows = await ctx.store.list(uid, r.cursor, room);
+    const rows = r.cursor >= r.until ? [] : (await ctx.store.list(uid, r.cursor, room)).filter((row) => row.seq <= r.until);
     if (rows.length === 0 && r.inFlight.size === 0) {
+      s.replayedTo = r.cursor;
       s.replay = null;
       return;
     }

@@ -70,8 +70,11 @@ export class Session implements ConnectionInfo, IdleNode {
   /**
    * Progress of handing this user's stored messages over after login, or null when there is none.
    * `inFlight` holds `tupleKey(sender, fp)` of each replayed message not yet ACKed (at most `replayWindow`).
+   * `until`: the highest seq it hands over (Infinity: all); `snap`: read `until` afresh before the next listing.
    */
-  replay: { cursor: number; startedMs: number; inFlight: Set<string>; pumping: boolean; again: boolean } | null = null;
+  replay: { cursor: number; startedMs: number; inFlight: Set<string>; pumping: boolean; again: boolean; until: number; snap: boolean } | null = null;
+  /** The cursor the last replay of this session ended at: a later one (a cluster's recheck) goes on from there. */
+  replayedTo = 0;
 
   /** `budget` carries a rate limit over from an earlier session of the same peer (UDP). */
   constructor(readonly link: Link, rate: ResolvedRateLimit | null, budget?: FrameBudget) {

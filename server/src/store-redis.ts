@@ -89,6 +89,12 @@ export class RedisMessageStore implements MessageStore {
   private sweeping: Promise<void> | null = null;
   /** Puts sent whose answer never came (Redis may hold them), oldest first, at most MAX_UNCERTAIN_PUTS. */
   private readonly uncertain = new Set<string>();
+  /**
+   * Removals sent and not answered yet, by receiver and member: a listing answered meanwhile was run
+   * before them (one connection, answers in order) and still shows those messages, which their receiver
+   * has ACKed: {@link list} leaves them out rather than have them handed over again.
+   */
+  private readonly removing = new Map<string, number>();
   /** The put script's shared arguments (PUT_LUA's ARGV 1-15) with each window, and with none. */
   private readonly putShared: Record<DedupWindowName | 'none', Array<string | number>>;
 
@@ -211,7 +217,10 @@ export class RedisMessageStore implements MessageStore {
     if (limit <= 0) return [];
     const flat = (await this.run('imStoreList')(this.key('m', to), this.key('f', to), afterSeq, limit, this.o.clock.now() - this.o.ttlMs)) as string[];
     const rows: StoredMessage[] = [];
+    const prefixedTo = lengthPrefixed(to);
     for (let i = 0; i < flat.length; i += 3) {
+      // A removal sent after this listing (the receiver ACKed meanwhile) is not applied in it: left out.
+      if (this.removing.size > 0 && this.removing.has(prefixedTo + flat[i + 1])) continue;
       const [from, fp] = splitPrefixed(flat[i + 1]);
       rows.push({ seq: Number(flat[i]), from, fp, frame: flat[i + 2] });
     }
@@ -221,13 +230,30 @@ export class RedisMessageStore implements MessageStore {
   /** See {@link MessageStore.remove}. */
   async remove(to: string, from: string, fp: string): Promise<boolean> {
     const member = lengthPrefixed(from) + fp;
-    const r = await this.run('imStoreRemove')(this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}stat`, member, lengthPrefixed(to) + member);
+    const id = lengthPrefixed(to) + member;
+    this.removing.set(id, (this.removing.get(id) ?? 0) + 1);
+    try {
+      return await this.removeMember(to, member, id);
+    } finally {
+      const left = (this.removing.get(id) ?? 1) - 1;
+      if (left > 0) this.removing.set(id, left);
+      else this.removing.delete(id);
+    }
+  }
+
+  private async removeMember(to: string, member: string, id: string): Promise<boolean> {
+    const r = await this.run('imStoreRemove')(this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}stat`, member, id);
     return r === 1;
   }
 
   /** Messages stored for `to` (expired ones not yet swept included, as the SQLite store counts). */
   async count(to: string): Promise<number> {
     return this.client.zcard(this.key('m', to));
+  }
+
+  /** See {@link MessageStore.lastSeq}: the seq counter every put increments. */
+  async lastSeq(): Promise<number> {
+    return Number((await this.client.get(`${this.prefix}seq`)) ?? 0);
   }
 
   /** Messages stored in all. */

@@ -46,6 +46,11 @@ export interface MessageStore {
   putUnlessSeen?(to: string, from: string, fp: string, frame: string, window: DedupWindowName): MaybePromise<boolean | 'seen'>;
   /** The unexpired messages for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
   list(to: string, afterSeq: number, limit: number): MaybePromise<StoredMessage[]>;
+  /**
+   * The highest seq a message stored so far has (a replay hands over messages up to it, and ends).
+   * Without it a replay also takes every message stored while it runs, until none is left.
+   */
+  lastSeq?(): MaybePromise<number>;
   /** Removes one message; true when it was there. */
   remove(to: string, from: string, fp: string): MaybePromise<boolean>;
   /** Number of messages stored for `to`. */
