@@ -134,8 +134,7 @@ export class RedisRouting implements Routing {
     private readonly client: Redis,
     private readonly owned: boolean,
     private readonly o: Required<Omit<RedisRoutingOptions, 'redis' | 'onRecheck' | 'onResubscribed' | 'keyPrefix' | 'local' | 'storeMarksHolder'>> &
-      Pick<RedisRoutingOptions, 'storeMarksHolder'> &
-      Pick<RedisRoutingOptions, 'onRecheck' | 'onResubscribed'>,
+      Pick<RedisRoutingOptions, 'onRecheck' | 'onResubscribed' | 'storeMarksHolder'>,
     keyPrefix: string,
     local: Routing | undefined,
   ) {
