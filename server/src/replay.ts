@@ -70,6 +70,9 @@ async function pump(ctx: ServerContext, s: Session, r: NonNullable<Session['repl
     if (room <= 0) break;
     const rows = r.cursor >= r.until ? [] : (await ctx.store.list(uid, r.cursor, room)).filter((row) => row.seq <= r.until);
     if (rows.length === 0 && r.inFlight.size === 0) {
+      // A recheck (or an ACK) that came while this listing was on its way asks for another pass: the
+      // message it is about may have been stored after the listing ran, or after its bound was read.
+      if (r.again) continue;
       s.replayedTo = r.cursor;
       s.replay = null;
       return;
