@@ -13,9 +13,9 @@ import type { Session } from './session';
  * that bound a replay under steady traffic would never end, listing the store at every ACK, and hand over
  * messages whose routed copy is on its way.
  */
-export async function replayStored(ctx: ServerContext, s: Session, sinceMs = Date.now()): Promise<void> {
+export async function replayStored(ctx: ServerContext, s: Session, sinceMs = Date.now(), fromSeq = s.replayedTo): Promise<void> {
   if (ctx.opts.hooks.onOffline) return;
-  s.replay = { cursor: s.replayedTo, startedMs: sinceMs, inFlight: new Set(), pumping: false, again: false, until: Infinity, snap: true };
+  s.replay = { cursor: fromSeq, startedMs: sinceMs, inFlight: new Set(), pumping: false, again: false, until: Infinity, snap: true };
   await pumpReplay(ctx, s);
 }
 
