@@ -15,7 +15,7 @@ import type { Session } from './session';
  */
 export async function replayStored(ctx: ServerContext, s: Session, sinceMs = Date.now(), fromSeq = s.replayedTo): Promise<void> {
   if (ctx.opts.hooks.onOffline) return;
-  s.replay = { cursor: fromSeq, startedMs: sinceMs, inFlight: new Set(), pumping: false, again: false, until: Infinity, snap: true };
+  s.replay = { cursor: fromSeq, startedMs: sinceMs, inFlight: new Set(), pumping: false, again: false, until: Infinity, snap: true, rewind: false };
   await pumpReplay(ctx, s);
 }
 
@@ -41,13 +41,17 @@ async function pumpReplay(ctx: ServerContext, s: Session): Promise<void> {
 
 /**
  * Carries on (or starts) handing a logged-in session its stored messages: for a cluster node told that
- * the user may have messages it did not hear of, and after a pause.
+ * the user may have messages it did not hear of, and after a pause. `fromStart` (the store's connection
+ * was lost: Redis may have restarted having lost its last writes, or been replaced by an empty one, and
+ * its seq counter gone back below where the session's replays got) lists the store from the start again.
  */
-export async function resumeReplay(ctx: ServerContext, s: Session): Promise<void> {
+export async function resumeReplay(ctx: ServerContext, s: Session, fromStart = false): Promise<void> {
   if (s.closed || !s.userId || ctx.sessions.current(s.userId) !== s) return;
+  if (fromStart) s.replayedTo = 0;
   if (s.replay) {
     // Messages stored since its bound was read are what a recheck is about.
     s.replay.snap = true;
+    if (fromStart) s.replay.rewind = true;
     return pumpReplay(ctx, s);
   }
   // Messages in the QoS table are skipped: its retransmission goes to this session already. It goes on
@@ -61,6 +65,11 @@ export async function resumeReplay(ctx: ServerContext, s: Session): Promise<void
 async function pump(ctx: ServerContext, s: Session, r: NonNullable<Session['replay']>, uid: string): Promise<void> {
   do {
     r.again = false;
+    if (r.rewind) {
+      // At the top of a pass: a listing answered before the rewind moved the cursor past it.
+      r.rewind = false;
+      r.cursor = 0;
+    }
     if (r.snap) {
       // Cleared only once read: a store that fails here is asked again at the next pump.
       r.until = ctx.store.lastSeq ? await ctx.store.lastSeq() : Infinity;
