@@ -11,7 +11,8 @@ import type { Session } from './session';
  * cluster's), the replay ends at the messages stored when it started (or was last resumed): later ones
  * are routed to the session live (or the put marks it for a recheck, which resumes the replay). Without
  * that bound a replay under steady traffic would never end, listing the store at every ACK, and hand over
- * messages whose routed copy is on its way.
+ * messages whose routed copy is on its way. It starts after `fromSeq`: by default where the session's
+ * last replay ended.
  */
 export async function replayStored(ctx: ServerContext, s: Session, sinceMs = Date.now(), fromSeq = s.replayedTo): Promise<void> {
   if (ctx.opts.hooks.onOffline) return;
@@ -66,7 +67,8 @@ async function pump(ctx: ServerContext, s: Session, r: NonNullable<Session['repl
   do {
     r.again = false;
     if (r.rewind) {
-      // At the top of a pass: a listing answered before the rewind moved the cursor past it.
+      // Applied here, at the top of a pass: the rows of a listing answered after it was asked for (read
+      // before it) would have moved the cursor on again.
       r.rewind = false;
       r.cursor = 0;
     }
