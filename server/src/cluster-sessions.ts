@@ -18,10 +18,13 @@ export const AUDIT_MIN_SLICE = 500;
 /** Locates sent at once (ioredis pipelines them on the one connection). */
 const LOCATE_CHUNK = 200;
 
-/** Carries on the replay of each logged-in session given (a recheck, or Redis back after an outage). */
-export function resumeReplays(core: ServerCore, sessions: Array<Session | undefined>): void {
+/**
+ * Carries on the replay of each logged-in session given (a recheck, or Redis back after an outage:
+ * `fromStart`, see {@link resumeReplay}).
+ */
+export function resumeReplays(core: ServerCore, sessions: Array<Session | undefined>, fromStart = false): void {
   for (const s of sessions) {
-    if (s?.userId && !s.closed) void resumeReplay(core.ctx, s);
+    if (s?.userId && !s.closed) void resumeReplay(core.ctx, s, fromStart);
   }
 }
 

@@ -102,7 +102,8 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
   const receipts = new RedisReceipts(client, c.keyPrefix, opts.receipts, logger);
   const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local), receipts };
   checker = createSessionChecker(() => core, presence, logger);
-  afterOutage(client, () => core && resumeReplays(core, core.allSessions()));
+  // From the start: a Redis that restarted may have lost its last writes (its seq counter with them).
+  afterOutage(client, () => core && resumeReplays(core, core.allSessions(), true));
   const latency = watchLatency(client, () => void (presence as RedisPresence).retryReleases());
   const healthy = (): boolean => client.status === 'ready' && latency.slow() === null;
   const stopRetrying = retryPausedReplays(healthy, c.recheckMs, () => core);

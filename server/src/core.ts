@@ -226,9 +226,13 @@ export class ServerCore {
     return this.sessions.userCount;
   }
 
-  /** Starts handing a logged-in session its stored messages (the UDP gateway, once an address proves itself). */
+  /**
+   * Starts handing a logged-in session its stored messages again, from the first (the UDP gateway, once
+   * an address proves itself: a message its last replay handed over may have had its retransmissions
+   * held back until it was given up).
+   */
   replay(s: Session): Promise<void> {
-    return replayStored(this.ctx, s);
+    return replayStored(this.ctx, s, Date.now(), 0);
   }
 
   /** Runs `task` on the session's queue, after every frame received before it (the UDP gateway's replay). */

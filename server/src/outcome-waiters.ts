@@ -19,14 +19,16 @@ export class OutcomeWaiters {
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
   private timer: unknown = null;
-  private readonly now: () => number;
 
   constructor(
     private readonly max: number,
     private readonly timeoutMs: number,
-    private readonly clock: Pick<StoreClock, 'setTimeout' | 'clearTimeout'> & { now?: () => number },
-  ) {
-    this.now = clock.now ? () => (clock.now as () => number)() : () => Date.now();
+    private readonly clock: Pick<StoreClock, 'setTimeout' | 'clearTimeout'>,
+  ) {}
+
+  /** Deadlines are on the monotonic clock, as the timer is: a step of the system clock moves none. */
+  private now(): number {
+    return performance.now();
   }
 
   /** Registers `waiter`; its id goes with the routed frame. 0 when the table is full (told 'lost' at once). */

@@ -11,11 +11,12 @@ import type { Session } from './session';
  * cluster's), the replay ends at the messages stored when it started (or was last resumed): later ones
  * are routed to the session live (or the put marks it for a recheck, which resumes the replay). Without
  * that bound a replay under steady traffic would never end, listing the store at every ACK, and hand over
- * messages whose routed copy is on its way.
+ * messages whose routed copy is on its way. It starts after `fromSeq`: by default where the session's
+ * last replay ended.
  */
-export async function replayStored(ctx: ServerContext, s: Session, sinceMs = Date.now()): Promise<void> {
+export async function replayStored(ctx: ServerContext, s: Session, sinceMs = Date.now(), fromSeq = s.replayedTo): Promise<void> {
   if (ctx.opts.hooks.onOffline) return;
-  s.replay = { cursor: s.replayedTo, startedMs: sinceMs, inFlight: new Set(), pumping: false, again: false, until: Infinity, snap: true };
+  s.replay = { cursor: fromSeq, startedMs: sinceMs, inFlight: new Set(), pumping: false, again: false, until: Infinity, snap: true, rewind: false };
   await pumpReplay(ctx, s);
 }
 
@@ -41,13 +42,17 @@ async function pumpReplay(ctx: ServerContext, s: Session): Promise<void> {
 
 /**
  * Carries on (or starts) handing a logged-in session its stored messages: for a cluster node told that
- * the user may have messages it did not hear of, and after a pause.
+ * the user may have messages it did not hear of, and after a pause. `fromStart` (the store's connection
+ * was lost: Redis may have restarted having lost its last writes, or been replaced by an empty one, and
+ * its seq counter gone back below where the session's replays got) lists the store from the start again.
  */
-export async function resumeReplay(ctx: ServerContext, s: Session): Promise<void> {
+export async function resumeReplay(ctx: ServerContext, s: Session, fromStart = false): Promise<void> {
   if (s.closed || !s.userId || ctx.sessions.current(s.userId) !== s) return;
+  if (fromStart) s.replayedTo = 0;
   if (s.replay) {
     // Messages stored since its bound was read are what a recheck is about.
     s.replay.snap = true;
+    if (fromStart) s.replay.rewind = true;
     return pumpReplay(ctx, s);
   }
   // Messages in the QoS table are skipped: its retransmission goes to this session already. It goes on
@@ -61,6 +66,12 @@ export async function resumeReplay(ctx: ServerContext, s: Session): Promise<void
 async function pump(ctx: ServerContext, s: Session, r: NonNullable<Session['replay']>, uid: string): Promise<void> {
   do {
     r.again = false;
+    if (r.rewind) {
+      // Applied here, at the top of a pass: the rows of a listing answered after it was asked for (read
+      // before it) would have moved the cursor on again.
+      r.rewind = false;
+      r.cursor = 0;
+    }
     if (r.snap) {
       // Cleared only once read: a store that fails here is asked again at the next pump.
       r.until = ctx.store.lastSeq ? await ctx.store.lastSeq() : Infinity;
@@ -70,6 +81,9 @@ async function pump(ctx: ServerContext, s: Session, r: NonNullable<Session['repl
     if (room <= 0) break;
     const rows = r.cursor >= r.until ? [] : (await ctx.store.list(uid, r.cursor, room)).filter((row) => row.seq <= r.until);
     if (rows.length === 0 && r.inFlight.size === 0) {
+      // A recheck (or an ACK) that came while this listing was on its way asks for another pass: the
+      // message it is about may have been stored after the listing ran, or after its bound was read.
+      if (r.again) continue;
       s.replayedTo = r.cursor;
       s.replay = null;
       return;

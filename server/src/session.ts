@@ -70,9 +70,10 @@ export class Session implements ConnectionInfo, IdleNode {
   /**
    * Progress of handing this user's stored messages over after login, or null when there is none.
    * `inFlight` holds `tupleKey(sender, fp)` of each replayed message not yet ACKed (at most `replayWindow`).
-   * `until`: the highest seq it hands over (Infinity: all); `snap`: read `until` afresh before the next listing.
+   * `until`: the highest seq it hands over (Infinity: all); `snap`: read `until` afresh before the next listing;
+   * `rewind`: list from the start again at the next pass (the store's seq counter may have gone back).
    */
-  replay: { cursor: number; startedMs: number; inFlight: Set<string>; pumping: boolean; again: boolean; until: number; snap: boolean } | null = null;
+  replay: { cursor: number; startedMs: number; inFlight: Set<string>; pumping: boolean; again: boolean; until: number; snap: boolean; rewind: boolean } | null = null;
   /** The cursor the last replay of this session ended at: a later one (a cluster's recheck) goes on from there. */
   replayedTo = 0;
 

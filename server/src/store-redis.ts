@@ -212,17 +212,30 @@ export class RedisMessageStore implements MessageStore {
     if (this.uncertain.size > MAX_UNCERTAIN_PUTS) this.uncertain.delete(this.uncertain.values().next().value as string);
   }
 
-  /** See {@link MessageStore.list}. */
+  /**
+   * See {@link MessageStore.list}. Messages whose removal was sent after the listing (their receiver
+   * ACKed meanwhile) are left out, and as many more are listed after them: a short answer would tell a
+   * replay that nothing is stored past them.
+   */
   async list(to: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
-    if (limit <= 0) return [];
-    const flat = (await this.run('imStoreList')(this.key('m', to), this.key('f', to), afterSeq, limit, this.o.clock.now() - this.o.ttlMs)) as string[];
     const rows: StoredMessage[] = [];
     const prefixedTo = lengthPrefixed(to);
-    for (let i = 0; i < flat.length; i += 3) {
-      // A removal sent after this listing (the receiver ACKed meanwhile) is not applied in it: left out.
-      if (this.removing.size > 0 && this.removing.has(prefixedTo + flat[i + 1])) continue;
-      const [from, fp] = splitPrefixed(flat[i + 1]);
-      rows.push({ seq: Number(flat[i]), from, fp, frame: flat[i + 2] });
+    for (let after = afterSeq; rows.length < limit; ) {
+      const want = limit - rows.length;
+      const flat = (await this.run('imStoreList')(this.key('m', to), this.key('f', to), after, want, this.o.clock.now() - this.o.ttlMs)) as string[];
+      let left = 0;
+      for (let i = 0; i < flat.length; i += 3) {
+        // A removal sent after this listing is not applied in it: left out.
+        if (this.removing.size > 0 && this.removing.has(prefixedTo + flat[i + 1])) {
+          left++;
+          continue;
+        }
+        const [from, fp] = splitPrefixed(flat[i + 1]);
+        rows.push({ seq: Number(flat[i]), from, fp, frame: flat[i + 2] });
+      }
+      // Fewer than asked for: nothing more is stored past them.
+      if (left === 0 || flat.length < want * 3) break;
+      after = Number(flat[flat.length - 3]);
     }
     return rows;
   }

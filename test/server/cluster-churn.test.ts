@@ -1,6 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { IMServer } from '../../server/src/index';
+import type { ClusterOptions, IMServer } from '../../server/src/index';
+import { silentLogger } from '../../server/src/logger';
+import { RedisMessageStore } from '../../server/src/store-redis';
 import { seededRandom } from '../helpers/random';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
 import { ackFrame, closeAll, dataFrame, errorOf, login, loginFrame, startServer, WsClient, type Frame, type RawClient } from './helpers';
@@ -67,12 +69,12 @@ class Peer {
 }
 
 /** A private redis-server (kept in `redis` for afterAll) and in-process WebSocket nodes on it. */
-async function startNodes(ids: string[], keyPrefix: string): Promise<{ nodes: IMServer[]; redis: RedisServer }> {
+async function startNodes(ids: string[], keyPrefix: string, cluster: Partial<ClusterOptions> = {}): Promise<{ nodes: IMServer[]; redis: RedisServer }> {
   const own = await startRedisServer();
   redis = own;
   const nodes: IMServer[] = [];
   for (const nodeId of ids) {
-    const s = await startServer({ nodeId, udp: false, tcp: false, cluster: { redisUrl: own.url, keyPrefix, recheckMs: 200 } });
+    const s = await startServer({ nodeId, udp: false, tcp: false, cluster: { redisUrl: own.url, keyPrefix, recheckMs: 200, ...cluster } });
     servers.push(s);
     nodes.push(s);
   }
@@ -134,6 +136,43 @@ describe('cluster under churn', () => {
     }
     expect(rejections).toEqual([]);
   }, 40000);
+});
+
+describe('cluster on a Redis that comes back empty', () => {
+  it("hands an online receiver what was stored for it since, though the new seq counter is below where the receiver's last replay ended", async () => {
+    // A short presence TTL: the node finds its registration gone (and registers its users again) within half a second.
+    const { nodes, redis } = await startNodes(['e1', 'e3'], 'empty:', { presenceTtlMs: 1500 });
+    const alice = await WsClient.open(nodes[0].ports.ws!);
+    clients.push(alice);
+    await login(alice, 'alice');
+    for (let i = 0; i < 3; i++) {
+      alice.send(dataFrame('alice', 'bob', `before ${i}`, `fp-b${i}`));
+      expect((await alice.nextOfType(4)).dataContent).toBe(`fp-b${i}`);
+    }
+    const c = await WsClient.open(nodes[1].ports.ws!);
+    clients.push(c);
+    await login(c, 'bob');
+    const bob = new Peer('bob', c);
+    const probe = new Redis(redis.url);
+    let other: RedisMessageStore | null = null;
+    try {
+      // bob's replay hands the three over (seq 1-3) and ends once they are ACKed.
+      await expect.poll(() => bob.got.size).toBe(3);
+      await expect.poll(async () => Number((await probe.hget('empty:stat', 'rows')) ?? 0)).toBe(0);
+      await new Promise((r) => setTimeout(r, 300));
+      // Redis replaced by an empty one: every key gone (the seq counter too), every command connection dropped.
+      await probe.flushall();
+      await probe.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      // Another node stores four messages for bob (seq 1-4) whose notifications are lost.
+      other = await RedisMessageStore.open({ redis: redis.url, keyPrefix: 'empty:', markHolder: { nodeId: 'e2', dirtyTtlMs: 60_000 }, logger: silentLogger });
+      for (let i = 0; i < 4; i++) await other.put('bob', 'alice', `fp-a${i}`, JSON.stringify(dataFrame('alice', 'bob', `after ${i}`, `fp-a${i}`)));
+      await expect.poll(() => bob.got.size, { timeout: 8000, interval: 100 }).toBe(7);
+    } finally {
+      bob.stop();
+      await other?.close();
+      probe.disconnect();
+    }
+  }, 20000);
 });
 
 describe('cluster with receivers moving between nodes', () => {

@@ -62,6 +62,31 @@ describe('OutcomeWaiters', () => {
     expect(later.told).toEqual(['lost']);
   });
 
+  it("times each waiter by elapsed time, not the wall clock: a step of the system clock neither delays nor hastens 'lost'", () => {
+    const w = new OutcomeWaiters(10, 1000, clock);
+    const back = recorder();
+    w.expect(back.waiter);
+    vi.advanceTimersByTime(500);
+    // The system clock is stepped back an hour (NTP, a VM resumed): the waiter still times out at 1000 ms.
+    vi.setSystemTime(Date.now() - 3_600_000);
+    vi.advanceTimersByTime(499);
+    expect(back.told).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(back.told).toEqual(['lost']);
+    const ahead = [recorder(), recorder()];
+    w.expect(ahead[0].waiter);
+    vi.advanceTimersByTime(500);
+    w.expect(ahead[1].waiter);
+    // Stepped forward an hour: the second waiter is not told 'lost' with the first, 500 ms early.
+    vi.setSystemTime(Date.now() + 3_600_000);
+    vi.advanceTimersByTime(500);
+    expect(ahead.map((x) => x.told)).toEqual([['lost'], []]);
+    vi.advanceTimersByTime(499);
+    expect(ahead[1].told).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(ahead[1].told).toEqual(['lost']);
+  });
+
   it("holds at most `max` waiters: the next is told 'lost' at once and gets no id", () => {
     const w = new OutcomeWaiters(2, 1000, clock);
     const r = [recorder(), recorder(), recorder()];

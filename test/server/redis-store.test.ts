@@ -190,6 +190,18 @@ describe('RedisMessageStore', () => {
     expect((await listedAgain).map((m) => m.fp)).toEqual(['f2']);
   });
 
+  it('leaves out of a listing the messages whose removal was sent after it, and still lists up to its limit past them', async () => {
+    // The listing runs before the removals (the receiver ACKed while it was on its way): it still shows
+    // f1 and f2, which are left out. An empty answer would tell a replay that nothing is left after f2.
+    const { store } = await open();
+    for (const fp of ['f1', 'f2', 'f3']) await store.put('bob', 'alice', fp, fp);
+    const listed = store.list('bob', 0, 2);
+    const removed = [store.remove('bob', 'alice', 'f1'), store.remove('bob', 'alice', 'f2')];
+    expect((await listed).map((m) => m.fp)).toEqual(['f3']);
+    expect(await Promise.all(removed)).toEqual([true, true]);
+    expect((await store.list('bob', 0, 2)).map((m) => m.fp)).toEqual(['f3']);
+  });
+
   it('refuses to open on a Redis that evicts keys under memory pressure, naming the setting', async () => {
     const admin = new Redis(redis.url);
     try {

@@ -180,6 +180,25 @@ describe('no amplification before a peer proves its address', () => {
     await expect.poll(() => server.metrics().offlinePending).toBe(0);
     expect((await u.quiet(100)).filter((f) => f.type === 2)).toEqual([]);
   });
+
+  it('hands a replayed message over again once the peer proves its address, when its retransmission was held back until it was given up', async () => {
+    const { server } = await setup({ qos: { checkIntervalMs: 100, resendAfterMs: 50, maxRetries: 1 } });
+    const text = 'm'.repeat(600);
+    expect((await server.sendToUser('erin', text)).status).toBe('stored');
+    const u = await peerAt(server.ports.udp!, '127.0.0.14');
+    // A login long enough to earn the credit for the stored message once, not for its retransmission.
+    u.send(loginFrame('erin', 0, 't'.repeat(1000)));
+    expect(JSON.parse((await u.nextOfType(50)).dataContent as string).code).toBe(0);
+    expect((await u.nextOfType(2)).dataContent).toBe(text);
+    // Its ACK is lost; its retransmission is held back for want of credit, and it is given up.
+    await expect.poll(() => server.metrics().lost).toBe(1);
+    expect(u.bytesIn).toBeLessThanOrEqual(u.bytesOut);
+    for (let i = 0; i < 2; i++) u.send(keepAlive('erin'));
+    const again = await u.nextOfType(2, 2000);
+    expect(again.dataContent).toBe(text);
+    u.send({ type: 4, dataContent: again.fp, from: 'erin', to: '0' });
+    await expect.poll(() => server.metrics().offlinePending).toBe(0);
+  });
 });
 
 describe('a legitimate client during a forged-login flood', () => {
