@@ -9,6 +9,7 @@ import { SqliteOfflineStore } from '../../server/src/offline-store';
 import { resolveOptions, type ServerOptions } from '../../server/src/options';
 import { TokenBucket } from '../../server/src/rate-limit';
 import type { Session, TransportName } from '../../server/src/session';
+import { stopCores } from './helpers';
 
 /** An in-memory connection: records what the core writes and whether it closed it. */
 class FakeLink {
@@ -57,10 +58,7 @@ beforeEach(() => {
 });
 
 afterEach(() => {
-  for (const c of cores.splice(0)) {
-    c.qos.stop();
-    for (const s of c.allSessions()) c.io.closeSession(s);
-  }
+  stopCores(cores.splice(0));
   for (const s of stores.splice(0)) s.close();
   vi.useRealTimers();
 });

@@ -3,6 +3,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
 import { encodeLengthPrefixed, LengthPrefixDecoder } from '../../src/length-prefix';
+import type { ServerCore } from '../../server/src/core';
 import { createServer, silentLogger, type IMServer, type ServerOptions } from '../../server/src/index';
 
 /** The admin token every test server uses. */
@@ -254,6 +255,14 @@ export async function admin(port: number, method: string, path: string, body?: u
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   return { status: res.status, json: await res.json() };
+}
+
+/** Stops the QoS daemon and closes every session of each core given (tests that build a `ServerCore` directly). */
+export function stopCores(cores: ServerCore[]): void {
+  for (const c of cores) {
+    c.qos.stop();
+    for (const s of c.allSessions()) c.io.closeSession(s);
+  }
 }
 
 /** Closes every client and server given, ignoring errors. */

@@ -7,6 +7,7 @@ import { resolveOptions } from '../../server/src/options';
 import { resumeReplay } from '../../server/src/replay';
 import type { Session } from '../../server/src/session';
 import { LocalMessageStore } from '../../server/src/store-local';
+import { stopCores } from './helpers';
 
 /**
  * The replay of a cluster node's session, carried on by rechecks (resumeReplay, as cluster-sessions.ts
@@ -55,10 +56,7 @@ class SeqStore extends LocalMessageStore {
 const cores: ServerCore[] = [];
 const offlines: SqliteOfflineStore[] = [];
 afterEach(() => {
-  for (const c of cores.splice(0)) {
-    c.qos.stop();
-    for (const s of c.allSessions()) c.io.closeSession(s);
-  }
+  stopCores(cores.splice(0));
   for (const o of offlines.splice(0)) o.close();
 });
 

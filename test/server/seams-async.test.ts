@@ -7,6 +7,7 @@ import { resolveOptions } from '../../server/src/options';
 import { LocalPresence } from '../../server/src/presence-local';
 import type { Session } from '../../server/src/session';
 import { LocalMessageStore } from '../../server/src/store-local';
+import { stopCores } from './helpers';
 
 /**
  * The handlers take every seam as possibly asynchronous (a networked implementation answers through
@@ -28,10 +29,7 @@ function later<T extends object>(impl: T): T {
 const stores: SqliteOfflineStore[] = [];
 const cores: ServerCore[] = [];
 afterEach(() => {
-  for (const c of cores.splice(0)) {
-    c.qos.stop();
-    for (const s of c.allSessions()) c.io.closeSession(s);
-  }
+  stopCores(cores.splice(0));
   for (const s of stores.splice(0)) s.close();
 });
 
