@@ -97,6 +97,8 @@ export class RedisMessageStore implements MessageStore {
   private readonly removing = new Map<string, number>();
   /** The put script's shared arguments (PUT_LUA's ARGV 1-15) with each window, and with none. */
   private readonly putShared: Record<DedupWindowName | 'none', Array<string | number>>;
+  /** The removal script's shared arguments (REMOVE_LUA's ARGV 1-2: the keys exp and stat). */
+  private readonly removeShared: [string, string];
 
   private constructor(
     private readonly client: Redis,
@@ -115,6 +117,7 @@ export class RedisMessageStore implements MessageStore {
       ...(window === 'none' ? ['', 0, 0] : [o.dedup[window].ttlMs, finite(o.dedup[window].max), finite(o.dedup[window].maxBytes)]),
     ];
     this.putShared = { c2s: shared('c2s'), c2c: shared('c2c'), none: shared('none') };
+    this.removeShared = [`${prefix}exp`, `${prefix}stat`];
   }
 
   /** Connects, checks Redis's persistence against `durability` (and that it never evicts keys), and starts the expiry sweep. */
@@ -255,7 +258,7 @@ export class RedisMessageStore implements MessageStore {
   }
 
   private async removeMember(to: string, member: string, id: string): Promise<boolean> {
-    const r = await this.run('imStoreRemove')(this.key('m', to), this.key('f', to), `${this.prefix}exp`, `${this.prefix}stat`, member, id);
+    const r = await this.run('imStoreRemove')(this.key('m', to), this.key('f', to), ...this.removeShared, member, id);
     return r === 1;
   }
 
