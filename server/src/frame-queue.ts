@@ -1,5 +1,6 @@
 import type { Protocal } from '../../src/protocol';
 import { isPromise, type MaybePromise } from './maybe-promise';
+import { FlatMap } from './flat-map';
 import type { Session } from './session';
 
 /** One unit of a session's ordered work: a decoded frame, or a task queued behind its frames (the UDP gateway's replay). */
@@ -73,7 +74,7 @@ function runOne(s: Session, work: Work, chars: number, runner: WorkRunner): void
     return;
   }
   s.active++;
-  if (key !== null) (s.activeKeys ??= new Set()).add(key);
+  if (key !== null) (s.activeKeys ??= new FlatMap()).set(key, true);
   pending.then(
     () => settled(s, key, chars, runner),
     (err: unknown) => {

@@ -1,5 +1,6 @@
 import type { Protocal } from '../../src/protocol';
 import { encoded, entryBytes, tupleKey } from './bounds';
+import { FlatMap } from './flat-map';
 
 /** Timings of the server's QoS send daemon (MobileIMSDK `QoS4SendDaemonS2C`: 5000 / 2000 / 1). */
 export interface QosOptions {
@@ -23,6 +24,7 @@ export interface QosOptions {
 export type QosOutcome = 'delivered' | 'lost';
 
 interface Entry {
+  key: string;
   /** The receiver whose share the entry is charged to. */
   to: string;
   frame: Protocal;
@@ -30,6 +32,8 @@ interface Entry {
   firstSentMs: number;
   retries: number;
   waiters: Array<(outcome: QosOutcome) => void>;
+  /** When it was tracked, in a running count: checks act in this order. */
+  order: number;
 }
 
 /**
@@ -47,10 +51,11 @@ interface Entry {
  * session's replay window instead, so they may go past the bounds by at most that much.
  */
 export class QosSendDaemon {
-  private readonly pending = new Map<string, Entry>();
+  private readonly pending = new FlatMap<Entry>();
+  private tracked = 0;
   private charged = 0;
   /** Entries and bytes charged to each receiver with at least one entry. */
-  private readonly shares = new Map<string, { entries: number; bytes: number }>();
+  private readonly shares = new FlatMap<{ entries: number; bytes: number }>();
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
@@ -71,7 +76,9 @@ export class QosSendDaemon {
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const entries = [...this.pending.values()];
+    const entries: Entry[] = [];
+    this.pending.forEach((e) => entries.push(e));
+    entries.sort(byOrder);
     this.pending.clear();
     this.charged = 0;
     this.shares.clear();
@@ -117,7 +124,7 @@ export class QosSendDaemon {
       share.entries++;
       share.bytes += bytes;
     } else this.shares.set(to, { entries: 1, bytes });
-    this.pending.set(key, { to, frame, bytes, firstSentMs: Date.now(), retries: 0, waiters: waiter ? [waiter] : [] });
+    this.pending.set(key, { key, to, frame, bytes, firstSentMs: Date.now(), retries: 0, waiters: waiter ? [waiter] : [], order: this.tracked++ });
     return true;
   }
 
@@ -163,13 +170,20 @@ export class QosSendDaemon {
 
   private check(): void {
     const now = Date.now();
+    const due: Entry[] = [];
+    this.pending.forEach((e) => {
+      if (e.retries >= this.opts.maxRetries || now - e.firstSentMs > this.opts.resendAfterMs) due.push(e);
+    });
+    // In the order they were tracked, so a receiver gets its retransmissions in the order sent.
+    due.sort(byOrder);
     const lost: Protocal[] = [];
-    for (const [key, e] of this.pending) {
+    for (const e of due) {
+      if (this.pending.get(e.key) !== e) continue;
       if (e.retries >= this.opts.maxRetries) {
-        this.remove(key, e);
+        this.remove(e.key, e);
         lost.push({ ...e.frame });
         for (const w of e.waiters) w('lost');
-      } else if (now - e.firstSentMs > this.opts.resendAfterMs) {
+      } else {
         e.retries++;
         this.resend(e.frame);
       }
@@ -177,6 +191,10 @@ export class QosSendDaemon {
     if (lost.length > 0) this.onLost(lost);
     this.timer = setTimeout(() => this.check(), this.opts.checkIntervalMs);
   }
+}
+
+function byOrder(a: Entry, b: Entry): number {
+  return a.order - b.order;
 }
 
 /** A key for (receiver, sender, fp) that no other triple shares, whatever characters they hold. */

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { tupleKey } from './bounds';
 import { createPendingTable } from './sqlite-schema';
+import { FlatMap } from './flat-map';
 import { dataDirOpenError, fileIdentity, prepareDataDir, sameFile, type FileIdentity } from './data-dir';
 import type { ExpiredMessage, OfflineStore, StoredMessage, StoreHealth } from './offline-store';
 import { OfflineStoreError } from './store-error';
@@ -70,7 +71,7 @@ export class SqliteOfflineStore implements OfflineStore {
   private puts: PendingPut[] = [];
   private removes: PendingRemove[] = [];
   /** Held puts not yet committed, by (to, from, fp). */
-  private readonly held = new Map<string, PendingPut>();
+  private readonly held = new FlatMap<PendingPut>();
   /** Queued puts settled without a write, skipped at the commit. */
   private cancelled = 0;
   private sparedWrites = 0;
@@ -80,7 +81,7 @@ export class SqliteOfflineStore implements OfflineStore {
   /** Committed messages per receiver, cached for at most {@link MAX_CACHED_COUNTS} receivers. */
   private readonly counts = new Map<string, number>();
   /** Puts per receiver waiting for the next commit. */
-  private readonly queued = new Map<string, number>();
+  private readonly queued = new FlatMap<number>();
   /** Committed messages and their frame bytes in all. */
   private rows = 0;
   private bytes = 0;
