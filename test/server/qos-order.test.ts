@@ -13,7 +13,7 @@ const opts = {
 };
 
 function frame(to: string, from: string, fp: string): Protocal {
-  return { bridge: false, type: 2, dataContent: 'hi', from, to, fp, QoS: true, typeu: -1, retryCount: 0 } as Protocal;
+  return { bridge: false, type: 2, dataContent: 'hi', from, to, fp, QoS: true, typeu: -1, sm: -1 };
 }
 
 describe('server QoS daemon: order', () => {
