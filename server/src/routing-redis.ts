@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Protocal } from '../../src/protocol';
+import { FlatMap } from './flat-map';
 import { createConsoleLogger, type Logger } from './logger';
 import { isPromise, type MaybePromise } from './maybe-promise';
 import type { PresenceEntry } from './presence';
@@ -122,7 +123,7 @@ export class RedisRouting implements Routing {
    * user is routed behind them even when the user is bound here meanwhile (a login here after the claim),
    * since the script of an earlier one may find the user here and write it then: never after a later one.
    */
-  private readonly routing = new Map<string, number>();
+  private readonly routing = new FlatMap<number>();
   /**
    * Outcome reports for other nodes made in this turn, by node, as [id, outcome, id, outcome, ...]: sent
    * at the end of the turn, one publish per node (a publish per ACK cost each side a command and a message).

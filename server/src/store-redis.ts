@@ -1,4 +1,5 @@
 import { ReplyError, type Redis } from 'ioredis';
+import { FlatMap } from './flat-map';
 import { createConsoleLogger, type Logger } from './logger';
 import type { ExpiredMessage, StoredMessage, StoreHealth } from './offline-store';
 import { closeOwned, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget } from './redis-client';
@@ -94,7 +95,7 @@ export class RedisMessageStore implements MessageStore {
    * before them (one connection, answers in order) and still shows those messages, which their receiver
    * has ACKed: {@link list} leaves them out rather than have them handed over again.
    */
-  private readonly removing = new Map<string, number>();
+  private readonly removing = new FlatMap<number>();
   /** The put script's shared arguments (PUT_LUA's ARGV 1-15) with each window, and with none. */
   private readonly putShared: Record<DedupWindowName | 'none', Array<string | number>>;
   /** The removal script's shared arguments (REMOVE_LUA's ARGV 1-2: the keys exp and stat). */
