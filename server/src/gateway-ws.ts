@@ -192,11 +192,12 @@ function forgetPeerName(socket: Socket): void {
 }
 
 /** Sockets corked since the current turn of the event loop began; uncorked together when it ends. */
-const corked = new Set<Duplex>();
+const corked: Duplex[] = [];
 
 function uncorkAll(): void {
   for (const socket of corked) socket.uncork();
-  corked.clear();
+  // Emptied in place: a Set cleared every turn allocated a new table each time, in the old generation.
+  corked.length = 0;
 }
 
 /**
@@ -205,11 +206,12 @@ function uncorkAll(): void {
  * settling several senders' messages to one receiver, a kick and its close) then leaves in one writev
  * instead of one system call per frame; no frame waits for a later turn. One connection's own frames
  * are handled one store commit apart (frame-queue.ts), so a single busy pair gains nothing from it.
+ * A socket still corked was corked here this turn: ws corks and uncorks within one send.
  */
 function corkUntilTurnEnds(socket: Duplex): void {
-  if (corked.has(socket)) return;
-  if (corked.size === 0) process.nextTick(uncorkAll);
-  corked.add(socket);
+  if (socket.writableCorked > 0) return;
+  if (corked.length === 0) process.nextTick(uncorkAll);
+  corked.push(socket);
   socket.cork();
 }
 
