@@ -1,10 +1,12 @@
 import { seededHash } from './seeded-hash';
 
 const MIN_SLOTS = 16;
+/** Tables of at most this many slots never shrink: a count swinging between 3 and 9 would resize each swing. */
+const KEEP_SLOTS = 256;
 
 /**
  * A string-keyed map for entries set and deleted once per message (the QoS table, the store's held
- * puts, a connection's overlapping units).
+ * puts and per-receiver counts, the cluster's pending routes and removals).
  *
  * Fast path with a comment of its own: once a `Map` has reached V8's old generation, each rehash
  * allocates its new table there too, and the dead table it replaces keeps every value it held reachable
@@ -70,7 +72,7 @@ export class FlatMap<V> {
     this.keys[hole] = undefined;
     this.vals[hole] = undefined;
     this.count--;
-    if (this.keys.length > MIN_SLOTS && this.count * 8 < this.keys.length) this.resize(this.keys.length / 2);
+    if (this.keys.length > KEEP_SLOTS && this.count * 8 < this.keys.length) this.resize(this.keys.length / 2);
     return true;
   }
 

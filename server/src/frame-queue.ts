@@ -1,6 +1,5 @@
 import type { Protocal } from '../../src/protocol';
 import { isPromise, type MaybePromise } from './maybe-promise';
-import { FlatMap } from './flat-map';
 import type { Session } from './session';
 
 /** One unit of a session's ordered work: a decoded frame, or a task queued behind its frames (the UDP gateway's replay). */
@@ -55,9 +54,9 @@ export function enqueue(s: Session, work: Work, chars: number, runner: WorkRunne
 
 /** Whether `work` may start beside the active units: all of them overlap, below the cap, no same key. */
 function mayOverlap(s: Session, work: Work, runner: WorkRunner): boolean {
-  if (s.active >= MAX_OVERLAPPING || (s.activeKeys?.size ?? 0) !== s.active) return false;
+  if (s.active >= MAX_OVERLAPPING || (s.activeKeys?.length ?? 0) !== s.active) return false;
   const key = runner.overlapKey?.(s, work) ?? null;
-  return key !== null && !s.activeKeys?.has(key);
+  return key !== null && !s.activeKeys?.includes(key);
 }
 
 /** Runs one unit; a promise makes it active until it settles. */
@@ -74,7 +73,7 @@ function runOne(s: Session, work: Work, chars: number, runner: WorkRunner): void
     return;
   }
   s.active++;
-  if (key !== null) (s.activeKeys ??= new FlatMap()).set(key, true);
+  if (key !== null) (s.activeKeys ??= []).push(key);
   pending.then(
     () => settled(s, key, chars, runner),
     (err: unknown) => {
@@ -86,11 +85,23 @@ function runOne(s: Session, work: Work, chars: number, runner: WorkRunner): void
 
 function settled(s: Session, key: string | null, chars: number, runner: WorkRunner): void {
   s.active--;
-  if (key !== null) s.activeKeys?.delete(key);
+  if (key !== null && s.activeKeys) dropKey(s.activeKeys, key);
   // Not kept on an idle connection (bytes per idle connection count).
   if (s.active === 0) s.activeKeys = null;
   uncount(s, chars);
   advance(s, runner);
+}
+
+/**
+ * Takes `key` out of the active keys (at most {@link MAX_OVERLAPPING}, so a scan), moving the last one
+ * into its place. An array rather than a Set: a long-lived Set gaining and losing a key per message
+ * promotes what its rehashed tables held (see flat-map.ts).
+ */
+function dropKey(keys: string[], key: string): void {
+  const i = keys.indexOf(key);
+  if (i < 0) return;
+  keys[i] = keys[keys.length - 1];
+  keys.pop();
 }
 
 /** Starts the waiting units in order, as long as each may: nothing active, or it may overlap. */

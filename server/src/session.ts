@@ -1,6 +1,5 @@
 import type { Protocal } from '../../src/protocol';
 import { encoded } from './bounds';
-import type { FlatMap } from './flat-map';
 import type { Queued } from './frame-queue';
 import type { IdleList, IdleNode } from './idle-list';
 import { FrameBudget, type ResolvedRateLimit } from './rate-limit';
@@ -63,7 +62,7 @@ export class Session implements ConnectionInfo, IdleNode {
   /** Units started and waiting for a promise (a store write, a hook); see frame-queue.ts. */
   active = 0;
   /** The overlap keys (fps) of the active units that may overlap; null until one did. */
-  activeKeys: FlatMap<true> | null = null;
+  activeKeys: string[] | null = null;
   /** Who waits for {@link Session.chain}; null while nobody does. */
   private idleWaiters: Array<() => void> | null = null;
   /** What this connection may still send (null: no rate limit). */
