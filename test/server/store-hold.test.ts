@@ -55,7 +55,7 @@ describe('held puts: a message its receiver ACKs before the commit is never writ
   });
 
   it('commits a held put when the hold ends and not a millisecond before; a removal after that deletes the row', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const { store, dir } = openStore(10);
     const put = store.putHeld('bob', 'alice', 'fp1', '{"x":1}');
     await vi.advanceTimersByTimeAsync(9);
@@ -70,6 +70,43 @@ describe('held puts: a message its receiver ACKs before the commit is never writ
     await vi.advanceTimersByTimeAsync(10);
     expect(await removal).toBe(true);
     expect(store.total()).toBe(0);
+  });
+
+  it('holds each put for holdMs from when it was made: a later one is not committed with an earlier one, and its ACK still spares it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { store, dir } = openStore(10);
+    const first = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    await vi.advanceTimersByTimeAsync(6);
+    const second = store.putHeld('bob', 'alice', 'fp2', '{"n":2}');
+    const third = store.putHeld('carol', 'alice', 'fp3', '{"n":3}');
+    await vi.advanceTimersByTimeAsync(4);
+    // t = 10: the first's hold has ended; the others were made at t = 6.
+    expect(await settledYet(first)).toEqual({ value: true });
+    expect(insertsEver(dir)).toBe(1);
+    expect(await settledYet(second)).toBe('pending');
+    expect(store.count('bob')).toBe(2);
+    await vi.advanceTimersByTimeAsync(2);
+    // t = 12: the second's receiver ACKs it within its own hold: never written.
+    expect(store.remove('bob', 'alice', 'fp2')).toBe(true);
+    expect(await second).toBe(true);
+    await vi.advanceTimersByTimeAsync(3);
+    expect(await settledYet(third)).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1);
+    // t = 16: the third's hold has ended.
+    expect(await settledYet(third)).toEqual({ value: true });
+    expect(insertsEver(dir)).toBe(2);
+    expect(store.list('carol', 0, 10).map((m) => m.fp)).toEqual(['fp3']);
+    expect(store.count('bob')).toBe(1);
+  });
+
+  it('ends every hold at the next timer when the clock went back', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { store, dir } = openStore(10);
+    const put = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    vi.setSystemTime(Date.now() - 3_600_000);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await settledYet(put)).toEqual({ value: true });
+    expect(insertsEver(dir)).toBe(1);
   });
 
   it('commits held puts at once with a put someone waits for, in the order they were made', async () => {
