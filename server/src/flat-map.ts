@@ -76,11 +76,17 @@ export class FlatMap<V> {
     return true;
   }
 
+  /**
+   * Empties the table in place; a table of more than {@link KEEP_SLOTS} slots is replaced by a small one,
+   * the old arrays emptied first (as after a resize). Callers clear at every commit: a small table kept
+   * is not grown again slot by slot each time.
+   */
   clear(): void {
-    if (this.keys.length === MIN_SLOTS) {
+    if (this.count > 0) {
       this.keys.fill(undefined);
       this.vals.fill(undefined);
-    } else {
+    }
+    if (this.keys.length > KEEP_SLOTS) {
       this.keys = slots(MIN_SLOTS);
       this.vals = slots(MIN_SLOTS);
       this.hashes = new Int32Array(MIN_SLOTS);
