@@ -94,39 +94,3 @@ describe('FlatMap', () => {
   });
 });
 
-describe('FlatMap: what clear() leaves behind', () => {
-  /** The table's arrays, read through its private fields (the property under test is what they hold). */
-  function arrays(m: FlatMap<object>): { keys: unknown[]; vals: unknown[] } {
-    return m as unknown as { keys: unknown[]; vals: unknown[] };
-  }
-
-  it('empties a grown table it replaces, so an array in the old generation keeps no value alive', () => {
-    const m = new FlatMap<object>();
-    for (let i = 0; i < 1000; i++) m.set(`k${i}`, { i });
-    const { keys, vals } = arrays(m);
-    m.clear();
-    expect(keys.filter((k) => k !== undefined)).toEqual([]);
-    expect(vals.filter((v) => v !== undefined)).toEqual([]);
-    expect(m.size).toBe(0);
-    m.set('k1', { i: 1 });
-    expect(m.get('k1')).toEqual({ i: 1 });
-    expect(m.get('k2')).toBeUndefined();
-  });
-
-  it('keeps a table of up to 256 slots (as delete does), so a table cleared at every commit does not grow again each time', () => {
-    const m = new FlatMap<object>();
-    for (let i = 0; i < 100; i++) m.set(`k${i}`, { i });
-    const before = arrays(m);
-    const { keys, vals } = before;
-    m.clear();
-    expect(arrays(m).keys).toBe(keys);
-    expect(arrays(m).vals).toBe(vals);
-    expect(keys.filter((k) => k !== undefined)).toEqual([]);
-    expect(vals.filter((v) => v !== undefined)).toEqual([]);
-    for (let i = 0; i < 100; i++) expect(m.get(`k${i}`)).toBeUndefined();
-    for (let i = 0; i < 100; i++) m.set(`j${i}`, { i });
-    expect(arrays(m).keys).toBe(keys);
-    for (let i = 0; i < 100; i++) expect(m.get(`j${i}`)).toEqual({ i });
-    expect(m.size).toBe(100);
-  });
-});
