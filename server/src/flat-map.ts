@@ -8,12 +8,13 @@ const KEEP_SLOTS = 256;
  * A string-keyed map for entries set and deleted once per message (the QoS table, the store's held
  * puts and per-receiver counts, the cluster's pending routes and removals).
  *
- * Fast path with a comment of its own: once a `Map` has reached V8's old generation, each rehash
- * allocates its new table there too, and the dead table it replaces keeps every value it held reachable
- * for the young-generation collector until the next full collection. A long-lived `Map` that gains and
- * loses an entry per message rehashes every few hundred messages, so each message's frame, entry and
- * closures were promoted and died in the old generation: at 16,000 msg/s, 17–20 MB/s promoted and a
- * mark-compact every 1.3 s, each a 10–20 ms stall (bench/README.md, Hot path). Here keys, values and
+ * Fast path with a comment of its own: a long-lived `Map` that gains and loses an entry per message had
+ * each message's frame, entry and closures promoted to V8's old generation, where they died: at 16,000
+ * msg/s, 17–20 MB/s promoted and a mark-compact every 1.3 s, each a 10–30 ms stall; an array holding the
+ * same live entries promoted nothing (bench/README.md, "Per-message tables and V8's young generation").
+ * Our reading, not checked in V8's source: once the `Map` is in the old generation its rehashed tables
+ * are allocated there too, and a dead table still points at the values it held, which the scavenger
+ * treats as live until the next full collection. Here keys, values and
  * hashes sit in plain arrays, an open-addressing table with linear probing and deletion by backward
  * shift: a deletion clears its slot, nothing is rehashed under churn, and the arrays are only replaced
  * to grow or shrink, after which the old ones are cleared. Keys are hashed with a per-process seed, so
