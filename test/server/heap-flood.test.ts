@@ -153,6 +153,36 @@ describe('a logged-in client flooding the server stays within a fixed heap ceili
     expect(await child.heapUsed()).toBeLessThan(HEAP_CEILING_BYTES);
   }, 120_000);
 
+  it('small C2C messages to online receivers that never ACK: the QoS table holds no more heap than its maxBytes', async () => {
+    const maxBytes = 16 * 1024 * 1024;
+    // Only the table's byte bound binds: entries and each receiver's share are set out of reach, and the
+    // C2C window (bounded on its own) is kept small so that what grows is the table.
+    const child = await startChild({
+      noStore: true,
+      maxBufferedBytes: BUFFERED,
+      qos: { maxBytes, maxEntries: 1_000_000, maxEntriesPerReceiver: 1_000_000, maxBytesPerReceiver: maxBytes },
+      c2cDedup: { max: 100 },
+    });
+    const m = await loggedIn(child.ws, 'mallory');
+    await loggedIn(child.ws, 'accomplice', true);
+    // Warm up first (code, the table's first growth), so the measurement holds what the table holds.
+    await flood(m.ws, 200, (i) => JSON.stringify({ type: 2, dataContent: 'warm', from: 'mallory', to: 'nobody', fp: `w-${i}`, QoS: true }), child);
+    await handled(m, child);
+    const before = await child.heapUsed();
+    const acksBefore = m.count(4);
+    const refusedBefore = m.codes.filter((c) => c === 321).length;
+    const n = 60_000;
+    const content = 'x'.repeat(100);
+    await flood(m.ws, n, (i) => JSON.stringify({ type: 2, dataContent: content, from: 'mallory', to: 'accomplice', fp: `fp-${i}-0123456789abcdef`, QoS: true }), child);
+    await handled(m, child);
+    const refused = m.codes.filter((c) => c === 321).length - refusedBefore;
+    // The bound was reached, and everything below it was taken.
+    expect(refused).toBeGreaterThan(0);
+    expect(m.count(4) - acksBefore + refused).toBe(n);
+    const grown = (await child.heapUsed()) - before;
+    expect(grown).toBeLessThan(maxBytes);
+  }, 180_000);
+
   it('60 KB C2C messages to an online receiver that never ACKs (the QoS table): refused with 321 past its 32 MiB', async () => {
     const child = await startChild({ noStore: true, maxBufferedBytes: BUFFERED });
     const m = await loggedIn(child.ws, 'mallory');
