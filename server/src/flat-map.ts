@@ -14,11 +14,12 @@ const KEEP_SLOTS = 256;
  * same live entries promoted nothing (bench/README.md, "Per-message tables and V8's young generation").
  * Our reading, not checked in V8's source: once the `Map` is in the old generation its rehashed tables
  * are allocated there too, and a dead table still points at the values it held, which the scavenger
- * treats as live until the next full collection. Here keys, values and
- * hashes sit in plain arrays, an open-addressing table with linear probing and deletion by backward
- * shift: a deletion clears its slot, nothing is rehashed under churn, and the arrays are only replaced
- * to grow or shrink, after which the old ones are cleared. Keys are hashed with a per-process seed, so
- * no client can aim collisions at it.
+ * treats as live until the next full collection.
+ *
+ * Here keys, values and hashes sit in plain arrays, an open-addressing table with linear probing and
+ * deletion by backward shift: a deletion clears its slot, nothing is rehashed under churn, and the arrays
+ * are only replaced to grow or shrink, after which the old ones are cleared. Keys are hashed with a
+ * per-process seed, so no client can aim collisions at it.
  *
  * Iteration (`forEach`) visits slots in table order, not insertion order; the callback must not set or
  * delete.

@@ -1,5 +1,5 @@
 import type { Protocal } from '../../src/protocol';
-import { encoded, entryBytes, tupleKey } from './bounds';
+import { entryBytes, frameBytes, tupleKey } from './bounds';
 import { FlatMap } from './flat-map';
 
 /** Timings of the server's QoS send daemon (MobileIMSDK `QoS4SendDaemonS2C`: 5000 / 2000 / 1). */
@@ -94,11 +94,11 @@ export class QosSendDaemon {
   }
 
   /**
-   * Whether one more message of `frameBytes` encoded bytes fits the table's server-wide bounds and, when
+   * Whether one more message of `bytes` encoded bytes fits the table's server-wide bounds and, when
    * `to` is given, that receiver's share.
    */
-  hasRoom(frameBytes: number, to?: string): boolean {
-    const cost = frameBytes + entryBytes() + TRACKED_FRAME_OVERHEAD_BYTES;
+  hasRoom(bytes: number, to?: string): boolean {
+    const cost = charge(bytes);
     if (this.pending.size >= this.opts.maxEntries || this.charged + cost > this.opts.maxBytes) return false;
     if (to === undefined) return true;
     const share = this.shares.get(to);
@@ -123,9 +123,9 @@ export class QosSendDaemon {
       if (waiter) existing.waiters.push(waiter);
       return true;
     }
-    const size = Buffer.byteLength(encoded(frame), 'utf8');
+    const size = frameBytes(frame);
     if (!restart && !this.hasRoom(size, to)) return false;
-    const bytes = size + entryBytes(key) + TRACKED_FRAME_OVERHEAD_BYTES;
+    const bytes = charge(size, key);
     this.charged += bytes;
     const share = this.shares.get(to);
     if (share) {
@@ -199,6 +199,11 @@ export class QosSendDaemon {
     if (lost.length > 0) this.onLost(lost);
     this.timer = setTimeout(() => this.check(), this.opts.checkIntervalMs);
   }
+}
+
+/** What a message of `bytes` encoded bytes is charged in the table (`key` unknown yet: its fixed part only). */
+function charge(bytes: number, key?: string): number {
+  return bytes + entryBytes(key) + TRACKED_FRAME_OVERHEAD_BYTES;
 }
 
 function byOrder(a: Entry, b: Entry): number {
