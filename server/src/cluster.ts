@@ -77,8 +77,9 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       dedup: { c2s: opts.dedup, c2c: opts.c2cDedup },
       durability: c.durability,
       onExpired: (messages) => core && storedExpired(core.ctx, messages),
-      // A message for a user on another node is marked for that node's recheck with the put itself:
-      // its delivery never depends on the notification published after it.
+      // A message for a user on another node is marked for that node's recheck with the put itself, so
+      // its delivery never depends on a notification; the put (putAndRoute) and the removal at the ACK
+      // (removeWithReceipt) also publish the frame and the receipt to the node concerned.
       markHolder: { nodeId, dirtyTtlMs: DEFAULT_DIRTY_TTL_MS },
     });
     routing = await RedisRouting.open({

@@ -67,8 +67,12 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
       if ((isPromise(count) ? await count : count) >= ctx.opts.maxOfflinePerUser) return 'full';
     }
     const putStartMs = performance.now();
-    let put: MaybePromise<boolean | 'seen'>;
-    if (ctx.store.putHeld && ctx.sessions.current(to)) {
+    let put: MaybePromise<boolean | 'seen' | 'routed'>;
+    if (ctx.store.putAndRoute && !waiter && !ctx.sessions.current(to)) {
+      // A cluster: the put also hands the frame to the node holding the receiver, when another node
+      // does. A receiver here (or one whose push waits for an outcome) is written to as below.
+      put = ctx.store.putAndRoute(to, from, msg.fp, encoded(msg), remember, unlessSeen && !!remember);
+    } else if (ctx.store.putHeld && ctx.sessions.current(to)) {
       // The receiver is here: the store refuses at once or takes the message, which is then written
       // while it is stored; a receiver that ACKs before the commit spares the disk write. The sender's
       // ACK still waits for one or the other.
@@ -82,6 +86,7 @@ export async function deliver(ctx: ServerContext, msg: Protocal, waiter?: QosWai
     if (isPromise(put)) put = await put;
     ctx.metrics.storeWriteLatency.observe((performance.now() - putStartMs) / 1000);
     if (put === 'seen') return 'duplicate';
+    if (put === 'routed') return 'sent';
     inserted = put;
   } catch (err) {
     const refused = storeRefused(ctx, to, msg.fp, err);

@@ -192,6 +192,9 @@ export function handleAck(ctx: ServerContext, s: Session, uid: string, p: Protoc
     return;
   }
   const settled = ctx.qos.ack(uid, sender, fp);
+  if (settled && ctx.store.removeWithReceipt && !ctx.opts.hooks.onOffline && isValidUserId(sender) && !ctx.sessions.current(sender)) {
+    return removeWithReceipt(ctx, uid, sender, fp);
+  }
   let removal: MaybePromise<boolean> = false;
   try {
     if (!ctx.opts.hooks.onOffline) removal = ctx.store.remove(uid, sender, fp);
@@ -213,25 +216,54 @@ export function handleAck(ctx: ServerContext, s: Session, uid: string, p: Protoc
   );
 }
 
+/**
+ * An ACK that settled a tracked message whose sender is not here, in a cluster: the removal of its
+ * stored copy also hands the receipt to the sender's node (one round trip instead of two). When no node
+ * heard it (the sender is offline or moving, or Redis failed), the receipt is routed or kept as any other.
+ */
+function removeWithReceipt(ctx: ServerContext, uid: string, sender: string, fp: string): Promise<void> | undefined {
+  const atMs = Date.now();
+  let removal: MaybePromise<{ removed: boolean; told: boolean }> | undefined;
+  try {
+    removal = ctx.store.removeWithReceipt?.(uid, sender, fp, atMs);
+  } catch (err) {
+    removalFailed(ctx, uid, fp, err);
+  }
+  const untold = (): void => void forwardReceipt(ctx, sender, uid, fp, atMs);
+  if (!isPromise(removal)) {
+    if (!removal?.told) untold();
+  } else {
+    removal.then(
+      (r) => r.told || untold(),
+      (err: unknown) => {
+        removalFailed(ctx, uid, fp, err);
+        untold();
+      },
+    );
+  }
+  return ackSettled(ctx, uid, sender, fp, true, false, true);
+}
+
 /** The stored copy stays and comes again at the next login: at least once, never lost. */
 function removalFailed(ctx: ServerContext, uid: string, fp: string, err: unknown): void {
   ctx.opts.logger.error(`removing the ACKed message ${fp} of "${uid}" from the offline store failed`, err);
 }
 
 /**
- * After an ACK: counts the delivery, tells `onDelivered` and the sender (receipts), and moves the replay
- * on. The receiver's next frame does not wait for a receipt routed to another node: receipts to one
- * sender still leave in order (one connection to Redis), and one that cannot be routed is kept for the
- * sender's next login here.
+ * After an ACK: counts the delivery, tells `onDelivered` and the sender (receipts; not when the removal
+ * carries the receipt, `receiptOnItsWay`), and moves the replay on. The receiver's next frame does not
+ * wait for a receipt routed to another node, and one that cannot be routed is kept for the sender's next
+ * login here. Receipts to one sender may arrive out of order (one carried by a removal, the next routed
+ * by itself); each names its own message.
  */
-function ackSettled(ctx: ServerContext, uid: string, sender: string, fp: string, delivered: boolean, settledHeldPut = false): Promise<void> | undefined {
+function ackSettled(ctx: ServerContext, uid: string, sender: string, fp: string, delivered: boolean, settledHeldPut = false, receiptOnItsWay = false): Promise<void> | undefined {
   if (delivered) {
     ctx.metrics.delivered++;
     ctx.safely('onDelivered', () => ctx.opts.hooks.onDelivered?.(fp, uid));
     // The ACK names the sender in `to`, and it settled (or removed) only that sender's message. One
     // that settled a held put has just released the sender's own ACK, which is written in this turn's
     // microtasks: the receipt follows it in the next turn.
-    if (isValidUserId(sender)) {
+    if (isValidUserId(sender) && !receiptOnItsWay) {
       if (settledHeldPut) setImmediate(forwardReceipt, ctx, sender, uid, fp, Date.now());
       else void forwardReceipt(ctx, sender, uid, fp, Date.now());
     }

@@ -8,6 +8,7 @@ import { ROUTE_LUA } from './presence-redis-lua';
 import { closeOwned, openTarget, whenReady, type RedisTarget } from './redis-client';
 import { defineScripts, type RunScript } from './redis-scripts';
 import { OutcomeWaiters } from './outcome-waiters';
+import type { Routed } from './routed';
 import type { QosOutcome } from './qos-s2c';
 import type { QosWaiter, Routing } from './routing';
 import { NodeSubscriber } from './routing-subscriber';
@@ -77,21 +78,14 @@ interface Routed_ {
 /** The scripts, defined once per connection (EVALSHA, re-loaded after a Redis restart); routes go in batches (redis-scripts.ts). */
 const ROUTING_SCRIPTS = { imRoute: [1, ROUTE_LUA, 'batched', 2] } as const;
 
-/** What one node publishes to another's channel. */
-type Routed =
-  | { t: 'data'; to: string; frame: Protocal; reply?: { node: string; id: number } }
-  | { t: 'outcome'; id: number; outcome: QosOutcome }
-  | { t: 'outcomes'; r: Array<number | QosOutcome> }
-  | { t: 'receipt'; sender: string; receiver: string; fp: string; atMs: number }
-  | { t: 'kick'; user: string; code: number; reason?: string }
-  | { t: 'end'; user: string; session: number; firstLoginTime: number; code: number | null };
-
 /**
  * {@link Routing} across nodes through Redis pub/sub. A frame, receipt or kick for a user on another node
  * is published to that node's channel only (`<prefix>node:<id>`); this node's own users go to `local`,
  * and so do the frames other nodes publish here (routing-subscriber.ts: a connection of its own that
  * subscribes again after each reconnect and checks it still hears the channel; the node is not ready
- * while it does not). Delivery never depends on
+ * while it does not). In a cluster most C2C frames and receipts are published by the store's own scripts
+ * instead, in the same format (routed.ts; store-redis.ts `putAndRoute` and `removeWithReceipt`); what
+ * they could not hand over comes here. Delivery never depends on
  * a notification arriving: a QoS frame is in the store before it is routed, and the node that routes it
  * to another node first adds the receiver to that node's dirty set (`<prefix>dirty:<id>`, in the one
  * script that locates the receiver and publishes; in a cluster the put itself does so instead,

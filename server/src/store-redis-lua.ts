@@ -45,21 +45,42 @@ end
 `;
 
 /**
+ * The node holding `user`, when it is a live node other than `caller` (presence-redis-lua.ts layout:
+ * P p:<user> names the node and its incarnation, P alive:<node> holds the live incarnation); else nil.
+ * Shared by {@link PUT_LUA} and {@link REMOVE_LUA}, with `heard`.
+ */
+const LIVE_HOLDER = `
+local function liveHolder(prefix, user, caller)
+  local e = redis.call('HMGET', prefix .. 'p:' .. user, 'node', 'inc')
+  if not e[1] or e[1] == caller or redis.call('GET', prefix .. 'alive:' .. e[1]) ~= e[2] then return nil end
+  return e[1]
+end
+-- What a script adds to its answer for a PUBLISH (made with redis.pcall: a refused notification must not
+-- fail the write around it, which is done and stays): 10 when a subscriber heard it, else 0.
+local function heard(n)
+  if type(n) == 'number' and n > 0 then return 10 end
+  return 0
+end
+`;
+
+/**
  * put. KEYS: m, f. ARGV, first those shared by most calls (redis-scripts.ts sends them once per batch):
  * 1-3 the keys exp, seq, stat; 4-6 the de-duplication window's d, db, dn; 7 maxRows, 8 maxBytes,
  * 9 maxPerReceiver (0: none), 10 prefix, 11 callerNode ('': no marking), 12 dirtyTtlMs, 13-15 the
  * window's ttlMs, max, maxBytes (13 '': no window); then the call's own: 16 member, 17 frame, 18 nowMs,
- * 19 expMember, 20 to, 21 unlessSeen ('1' or ''). Returns 1 stored, 0 already stored (a
- * retransmission; accepted even at a quota, as it adds nothing), -1 over the global rows/bytes quota, -2
- * over the receiver's quota. When callerNode is given and the presence (presence-redis-lua.ts layout:
- * P p:<to>, P alive:<node>) names a live node other than the caller as holding `to`, `to` is added to
- * that node's dirty set (P dirty:<node>, routing-redis.ts) in the same step as the message: the holder
- * replays it at its next recheck, whatever happens to the notification the caller sends after.
+ * 19 expMember, 20 to, 21 unlessSeen ('1' or ''), 22 routeHead ('': none). Returns 1 stored, 0 already
+ * stored (a retransmission; accepted even at a quota, as it adds nothing), -1 over the global rows/bytes
+ * quota, -2 over the receiver's quota. When callerNode is given and a live node other than the caller
+ * holds `to` ({@link LIVE_HOLDER}), `to` is added to that node's dirty set (P dirty:<node>,
+ * routing-redis.ts) in the same step as the message: the holder replays it at its next recheck, whatever
+ * happens to any notification. With a routeHead, the stored (or already stored) message is also
+ * published to that node's channel (P node:<node>) as routeHead .. frame .. '}' (routed.ts), and 10 is
+ * added to the answer when a subscriber heard it: the put is then the route too, one round trip fewer.
  * With a window, a message stored (or stored already) is also recorded in it, as {@link DEDUP_LUA}'s
  * 'add' with the member (sender and fp), in the same step. unlessSeen '1': a member already in that
  * window (unexpired) stops the put before anything: returns 2 ('seen').
  */
-export const PUT_LUA = `${DEDUP_ADD}
+export const PUT_LUA = `${DEDUP_ADD}${LIVE_HOLDER}
 local kExp, kSeq, kStat, kD, kDb, kDn = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local prefix, caller = ARGV[10], ARGV[11]
 local member, frame, now, to = ARGV[16], ARGV[17], tonumber(ARGV[18]), ARGV[20]
@@ -70,20 +91,23 @@ local score = nil
 local function remember()
   if windowed then dedupAdd(kD, kDb, kDn, member, now, wTtl, wMax, wBytes, false, score) end
 end
+-- Marks the receiver's node (see above) and, with a routeHead, publishes the message there: 10 when heard.
 local function markHolder()
-  if caller == '' then return end
-  local e = redis.call('HMGET', prefix .. 'p:' .. to, 'node', 'inc')
-  if not e[1] or e[1] == caller or redis.call('GET', prefix .. 'alive:' .. e[1]) ~= e[2] then return end
-  local dirty = prefix .. 'dirty:' .. e[1]
+  if caller == '' then return 0 end
+  local holder = liveHolder(prefix, to, caller)
+  if not holder then return 0 end
+  local dirty = prefix .. 'dirty:' .. holder
   redis.call('SADD', dirty, to)
   redis.call('PEXPIRE', dirty, ARGV[12])
+  if ARGV[22] == '' then return 0 end
+  return heard(redis.pcall('PUBLISH', prefix .. 'node:' .. holder, ARGV[22] .. frame .. '}'))
 end
 if ARGV[21] == '1' and windowed then
   local seen
   seen, score = dedupAdd(kD, kDb, kDn, member, now, wTtl, wMax, wBytes, true)
   if seen == 1 then return 2 end
 end
-if redis.call('HEXISTS', KEYS[2], member) == 1 then markHolder() remember() return 0 end
+if redis.call('HEXISTS', KEYS[2], member) == 1 then remember() return markHolder() end
 local size = #frame
 local stat = redis.call('HMGET', kStat, 'rows', 'bytes')
 local rows, bytes = tonumber(stat[1] or '0'), tonumber(stat[2] or '0')
@@ -96,9 +120,8 @@ redis.call('HSET', KEYS[2], member, ARGV[18] .. ':' .. frame)
 redis.call('ZADD', kExp, ARGV[18], ARGV[19])
 redis.call('HINCRBY', kStat, 'rows', 1)
 redis.call('HINCRBY', kStat, 'bytes', size)
-markHolder()
 remember()
-return 1
+return 1 + markHolder()
 `;
 
 /**
@@ -128,19 +151,27 @@ return out
 `;
 
 /**
- * remove. KEYS: m, f. ARGV: the keys exp and stat (shared by every call), member, expMember. Returns 1
- * when the message was there.
+ * remove. KEYS: m, f. ARGV: the keys exp and stat, prefix and callerNode ('': none) (shared by every
+ * call), then member, expMember, sender, receipt ('': none). Returns 1 when the message was there, else 0;
+ * with a receipt (routed.ts) and a callerNode, the receipt is first published to the node holding
+ * `sender` when that is a live node other than the caller ({@link LIVE_HOLDER}), and 10 is added to the
+ * answer when a subscriber heard it: the removal is then the receipt's route too.
  */
-export const REMOVE_LUA = `
-local v = redis.call('HGET', KEYS[2], ARGV[3])
-if not v then return 0 end
+export const REMOVE_LUA = `${LIVE_HOLDER}
+local told = 0
+if ARGV[8] ~= '' and ARGV[4] ~= '' then
+  local holder = liveHolder(ARGV[3], ARGV[7], ARGV[4])
+  if holder then told = heard(redis.pcall('PUBLISH', ARGV[3] .. 'node:' .. holder, ARGV[8])) end
+end
+local v = redis.call('HGET', KEYS[2], ARGV[5])
+if not v then return told end
 local c = string.find(v, ':', 1, true)
-redis.call('HDEL', KEYS[2], ARGV[3])
-redis.call('ZREM', KEYS[1], ARGV[3])
-redis.call('ZREM', ARGV[1], ARGV[4])
+redis.call('HDEL', KEYS[2], ARGV[5])
+redis.call('ZREM', KEYS[1], ARGV[5])
+redis.call('ZREM', ARGV[1], ARGV[6])
 redis.call('HINCRBY', ARGV[2], 'rows', -1)
 redis.call('HINCRBY', ARGV[2], 'bytes', -(#v - c))
-return 1
+return 1 + told
 `;
 
 /**

@@ -8,6 +8,7 @@ import type { DedupWindowName, MessageStore } from './store';
 import { OfflineStoreError } from './store-error';
 import { realClock, unref, type StoreClock } from './store-expiry';
 import type { DedupBounds } from './store-local';
+import { routedDataHead, routedReceipt } from './routed';
 import { DEDUP_LUA, LIST_LUA, PUT_LUA, REMOVE_LUA, SWEEP_LUA } from './store-redis-lua';
 
 /**
@@ -50,7 +51,8 @@ export interface RedisStoreOptions {
   /**
    * A cluster node's store: each put also marks the receiver for a recheck by the node holding them,
    * if that is another live node (the presence and routing of presence-redis.ts and routing-redis.ts,
-   * on the same prefix), atomically with the message. Default: no marking.
+   * on the same prefix), atomically with the message; and {@link RedisMessageStore.putAndRoute} and
+   * {@link RedisMessageStore.removeWithReceipt} publish to that node's channel. Default: neither.
    */
   markHolder?: { nodeId: string; dirtyTtlMs: number };
 }
@@ -64,7 +66,7 @@ const DEFAULT_DEDUP: DedupBounds = { ttlMs: 10 * 60_000, max: 100_000, maxBytes:
 const SCRIPTS = {
   imStorePut: [2, PUT_LUA, 'batched', 15],
   imStoreList: [2, LIST_LUA],
-  imStoreRemove: [2, REMOVE_LUA, 'batched', 2],
+  imStoreRemove: [2, REMOVE_LUA, 'batched', 4],
   imStoreSweep: [2, SWEEP_LUA],
   imStoreDedup: [3, DEDUP_LUA, 'batched'],
 } as const;
@@ -98,8 +100,8 @@ export class RedisMessageStore implements MessageStore {
   private readonly removing = new FlatMap<number>();
   /** The put script's shared arguments (PUT_LUA's ARGV 1-15) with each window, and with none. */
   private readonly putShared: Record<DedupWindowName | 'none', Array<string | number>>;
-  /** The removal script's shared arguments (REMOVE_LUA's ARGV 1-2: the keys exp and stat). */
-  private readonly removeShared: [string, string];
+  /** The removal script's shared arguments (REMOVE_LUA's ARGV 1-4: the keys exp and stat, the prefix, this node). */
+  private readonly removeShared: [string, string, string, string];
 
   private constructor(
     private readonly client: Redis,
@@ -118,7 +120,7 @@ export class RedisMessageStore implements MessageStore {
       ...(window === 'none' ? ['', 0, 0] : [o.dedup[window].ttlMs, finite(o.dedup[window].max), finite(o.dedup[window].maxBytes)]),
     ];
     this.putShared = { c2s: shared('c2s'), c2c: shared('c2c'), none: shared('none') };
-    this.removeShared = [`${prefix}exp`, `${prefix}stat`];
+    this.removeShared = [`${prefix}exp`, `${prefix}stat`, prefix, o.markHolder?.nodeId ?? ''];
   }
 
   /** Connects, checks Redis's persistence against `durability` (and that it never evicts keys), and starts the expiry sweep. */
@@ -175,12 +177,24 @@ export class RedisMessageStore implements MessageStore {
 
   /** See {@link MessageStore.putUnlessSeen}: the window is checked in the put's own script; refusals as {@link put}. */
   async putUnlessSeen(to: string, from: string, fp: string, frame: string, window: DedupWindowName): Promise<boolean | 'seen'> {
-    const r = await this.write(to, from, fp, frame, window, true);
+    const r = await this.write(to, from, fp, frame, window, true, '');
     return r === 2 ? 'seen' : r === 1;
   }
 
-  /** The put script: 1 stored, 0 stored already, 2 seen (with `unlessSeen`); refusals thrown. */
-  private async write(to: string, from: string, fp: string, frame: string, remember: DedupWindowName | undefined, unlessSeen: boolean): Promise<number> {
+  /**
+   * See {@link MessageStore.putAndRoute}: with `markHolder`, the put script also publishes the frame to
+   * the live node holding `to` (not this one) as routing-redis.ts would, and answers 'routed' when that
+   * node's subscriber heard it. Refusals as {@link put}.
+   */
+  async putAndRoute(to: string, from: string, fp: string, frame: string, remember: DedupWindowName | undefined, unlessSeen: boolean): Promise<boolean | 'seen' | 'routed'> {
+    const r = await this.write(to, from, fp, frame, remember, unlessSeen, this.o.markHolder ? routedDataHead(to) : '');
+    return r === 2 ? 'seen' : r >= 10 ? 'routed' : r === 1;
+  }
+
+  /** The put script: 1 stored, 0 stored already, 2 seen (with `unlessSeen`), plus 10 when routed; refusals thrown. */
+  private async write(
+    to: string, from: string, fp: string, frame: string, remember: DedupWindowName | undefined, unlessSeen: boolean, routeHead = '',
+  ): Promise<number> {
     if (this.closed) throw new OfflineStoreError('unavailable', 'the offline store is closed');
     const member = lengthPrefixed(from) + fp;
     const id = lengthPrefixed(to) + member;
@@ -192,7 +206,7 @@ export class RedisMessageStore implements MessageStore {
       const sent = this.run('imStorePut')(
         this.key('m', to), this.key('f', to),
         ...this.putShared[remember ?? 'none'],
-        member, frame, this.o.clock.now(), id, to, unlessSeen && remember ? '1' : '',
+        member, frame, this.o.clock.now(), id, to, unlessSeen && remember ? '1' : '', routeHead,
       );
       r = (await sent.catch((err: unknown) => {
         // Redis's own error reply (it answered), or refused before it went out: nothing was written.
@@ -246,21 +260,30 @@ export class RedisMessageStore implements MessageStore {
 
   /** See {@link MessageStore.remove}. */
   async remove(to: string, from: string, fp: string): Promise<boolean> {
+    return (await this.removeMember(to, from, fp, '')) % 10 === 1;
+  }
+
+  /**
+   * See {@link MessageStore.removeWithReceipt}: with `markHolder`, the removal script also publishes the
+   * receipt to the live node holding `from` (not this one), as routing-redis.ts would.
+   */
+  async removeWithReceipt(to: string, from: string, fp: string, atMs: number): Promise<{ removed: boolean; told: boolean }> {
+    const r = await this.removeMember(to, from, fp, this.o.markHolder ? routedReceipt(from, to, fp, atMs) : '');
+    return { removed: r % 10 === 1, told: r >= 10 };
+  }
+
+  /** The removal script: 1 removed, 0 not there, plus 10 when `receipt` was published. */
+  private async removeMember(to: string, from: string, fp: string, receipt: string): Promise<number> {
     const member = lengthPrefixed(from) + fp;
     const id = lengthPrefixed(to) + member;
     this.removing.set(id, (this.removing.get(id) ?? 0) + 1);
     try {
-      return await this.removeMember(to, member, id);
+      return (await this.run('imStoreRemove')(this.key('m', to), this.key('f', to), ...this.removeShared, member, id, from, receipt)) as number;
     } finally {
       const left = (this.removing.get(id) ?? 1) - 1;
       if (left > 0) this.removing.set(id, left);
       else this.removing.delete(id);
     }
-  }
-
-  private async removeMember(to: string, member: string, id: string): Promise<boolean> {
-    const r = await this.run('imStoreRemove')(this.key('m', to), this.key('f', to), ...this.removeShared, member, id);
-    return r === 1;
   }
 
   /** Messages stored for `to` (expired ones not yet swept included, as the SQLite store counts). */

@@ -44,6 +44,14 @@ export interface MessageStore {
    * instead of {@link seen} then {@link put} for a remote store; a store without it is asked both.
    */
   putUnlessSeen?(to: string, from: string, fp: string, frame: string, window: DedupWindowName): MaybePromise<boolean | 'seen'>;
+  /**
+   * A cluster's put that is also the route (one round trip instead of a put, then a route): {@link put},
+   * with `unlessSeen` as {@link putUnlessSeen}, and in the same step the frame handed to the node that
+   * holds `to` when that is another live node. 'routed': stored (or stored already) and heard by that
+   * node, which writes it to its session; otherwise as the put answers, and the caller routes it itself
+   * (`to` may be here, nowhere, or on a node whose subscriber is down).
+   */
+  putAndRoute?(to: string, from: string, fp: string, frame: string, remember: DedupWindowName | undefined, unlessSeen: boolean): MaybePromise<boolean | 'seen' | 'routed'>;
   /** The unexpired messages for `to` with `seq` above `afterSeq`, oldest first, at most `limit`. */
   list(to: string, afterSeq: number, limit: number): MaybePromise<StoredMessage[]>;
   /**
@@ -53,6 +61,13 @@ export interface MessageStore {
   lastSeq?(): MaybePromise<number>;
   /** Removes one message; true when it was there. */
   remove(to: string, from: string, fp: string): MaybePromise<boolean>;
+  /**
+   * A cluster's {@link remove} for a message whose delivery is known (its ACK settled it): in the same
+   * step, the receipt (sender `from`, receiver `to`, `fp`, `atMs`) is handed to the node that holds
+   * `from` when that is another live node; `told` says that node heard it. Otherwise the caller routes
+   * or keeps the receipt itself.
+   */
+  removeWithReceipt?(to: string, from: string, fp: string, atMs: number): MaybePromise<{ removed: boolean; told: boolean }>;
   /** Number of messages stored for `to`. */
   count(to: string): MaybePromise<number>;
   /** Number of messages stored in all. */

@@ -178,7 +178,7 @@ describe('cluster: three nodes on one Redis', () => {
     expect([r.from, r.to, JSON.parse(r.dataContent as string).fp]).toEqual(['bob', 'alice', 'fp-rc1']);
   });
 
-  it('stores, de-duplicates and routes a message across nodes in two Redis scripts before its ACK, and still ACKs its retransmission without relaying it', async () => {
+  it('stores, de-duplicates and routes a message across nodes in one Redis script before its ACK, and still ACKs its retransmission without relaying it', async () => {
     const { alice, bob, scripts, probe } = await pairAcross();
     try {
       const before = await scripts();
@@ -186,12 +186,65 @@ describe('cluster: three nodes on one Redis', () => {
         alice.send(dataFrame('alice', 'bob', `m${i}`, `fp-s${i}`));
         expect((await alice.nextOfType(4)).dataContent).toBe(`fp-s${i}`);
       }
-      // The put checks the window itself and the route is the second: 20; checking the window first made it 30.
-      expect((await scripts()) - before).toBeLessThanOrEqual(24);
+      // The put checks the window and publishes the frame to bob's node itself: 10. A route script of its
+      // own made it 20, and checking the window first 30.
+      expect((await scripts()) - before).toBeLessThanOrEqual(12);
       for (let i = 0; i < 10; i++) expect((await bob.nextOfType(2)).fp).toBe(`fp-s${i}`);
       alice.send(dataFrame('alice', 'bob', 'm3', 'fp-s3'));
       expect((await alice.nextOfType(4)).dataContent).toBe('fp-s3');
       expect((await bob.quiet(300)).filter((f) => f.type === 2)).toEqual([]);
+    } finally {
+      probe.disconnect();
+    }
+  });
+
+  it("routes the receipt of a message across nodes with the removal of its stored copy: one Redis script per ACK, and the sender gets every receipt", async () => {
+    const [n1, , n3] = await cluster();
+    const alice = await tcp(n1);
+    const bob = await ws(n3);
+    expect(await loginWithCaps(alice, 'alice')).toMatchObject({ code: 0, caps: 1 });
+    await login(bob, 'bob');
+    const probe = new Redis(redis!.url);
+    const scripts = async () => [...(await probe.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    try {
+      const fps = Array.from({ length: 10 }, (_, i) => `fp-r${i}`);
+      for (const fp of fps) alice.send(dataFrame('alice', 'bob', fp, fp));
+      for (const fp of fps) expect((await bob.nextOfType(2)).fp).toBe(fp);
+      const before = await scripts();
+      // One ACK at a time (calls made in one turn share a command): each receipt arrives before the next ACK.
+      for (const fp of fps) {
+        bob.send(ackFrame('bob', 'alice', fp));
+        const r = await alice.nextOfType(60);
+        expect([r.from, r.to, (JSON.parse(r.dataContent as string) as { fp: string }).fp]).toEqual(['bob', 'alice', fp]);
+      }
+      await expect.poll(() => n3.metrics().delivered).toBe(10);
+      // One removal each, which publishes the receipt to alice's node: 10; a route script per receipt made it 20.
+      expect((await scripts()) - before).toBeLessThanOrEqual(12);
+      expect(await probe.zcard(`c${cases}:m:bob`)).toBe(0);
+    } finally {
+      probe.disconnect();
+    }
+  });
+
+  it("keeps a receipt for the sender's next login on any node when the sender is offline at the ACK (the removal finds no node to hand it to)", async () => {
+    const [n1, n2, n3] = await cluster();
+    const alice = await tcp(n1);
+    const bob = await ws(n3);
+    expect(await loginWithCaps(alice, 'alice')).toMatchObject({ code: 0, caps: 1 });
+    await login(bob, 'bob');
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-gone'));
+    expect((await bob.nextOfType(2)).fp).toBe('fp-gone');
+    const probe = new Redis(redis!.url);
+    try {
+      alice.close();
+      // alice is offline for the whole cluster once her node released her presence entry.
+      await expect.poll(() => probe.exists(`c${cases}:p:alice`)).toBe(0);
+      bob.send(ackFrame('bob', 'alice', 'fp-gone'));
+      await expect.poll(() => n3.metrics().delivered).toBe(1);
+      const back = await ws(n2);
+      expect(await loginWithCaps(back, 'alice')).toMatchObject({ code: 0, caps: 1 });
+      const r = await back.nextOfType(60);
+      expect([r.from, r.to, JSON.parse(r.dataContent as string).fp]).toEqual(['bob', 'alice', 'fp-gone']);
     } finally {
       probe.disconnect();
     }
