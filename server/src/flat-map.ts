@@ -29,22 +29,29 @@ export class FlatMap<V> {
   private vals: Array<V | undefined> = slots(MIN_SLOTS);
   private hashes = new Int32Array(MIN_SLOTS);
   private count = 0;
+  /**
+   * The last key hashed and its hash: callers look a key up and then set or delete it (the QoS table's
+   * enrol and ACK, the counters of pending removals), and hashing a 50-character key costs about ten
+   * times the string comparison that finds it here again.
+   */
+  private lastKey: string | undefined = undefined;
+  private lastHash = 0;
 
   get size(): number {
     return this.count;
   }
 
   get(key: string): V | undefined {
-    const pos = this.find(key, seededHash(key));
+    const pos = this.find(key, this.hash(key));
     return pos < 0 ? undefined : this.vals[pos];
   }
 
   has(key: string): boolean {
-    return this.find(key, seededHash(key)) >= 0;
+    return this.find(key, this.hash(key)) >= 0;
   }
 
   set(key: string, value: V): this {
-    const h = seededHash(key);
+    const h = this.hash(key);
     const pos = this.find(key, h);
     if (pos >= 0) {
       this.vals[pos] = value;
@@ -57,7 +64,7 @@ export class FlatMap<V> {
   }
 
   delete(key: string): boolean {
-    const pos = this.find(key, seededHash(key));
+    const pos = this.find(key, this.hash(key));
     if (pos < 0) return false;
     const mask = this.keys.length - 1;
     let hole = pos;
@@ -102,6 +109,14 @@ export class FlatMap<V> {
       const key = this.keys[pos];
       if (key !== undefined) fn(this.vals[pos] as V, key);
     }
+  }
+
+  private hash(key: string): number {
+    if (key !== this.lastKey) {
+      this.lastHash = seededHash(key);
+      this.lastKey = key;
+    }
+    return this.lastHash;
   }
 
   private find(key: string, h: number): number {
