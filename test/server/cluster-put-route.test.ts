@@ -70,19 +70,21 @@ describe('cluster: a put that routes, and a put routed after it', () => {
   it("keeps one sender's messages in order when the receiver moves to another node while the first is being stored", async () => {
     redis ??= await startRedisServer();
     const keyPrefix = `pr${++cases}:`;
-    const delayMs = 250;
-    // Node 1 hears Redis 250 ms late; node 2 at once.
+    const delayMs = 400;
+    // Node 1 hears Redis 400 ms late (under the 1 s after which it counts Redis as stalled); node 2 at once.
     const n1 = await node('n1', await latencyProxy(redis.port, delayMs), keyPrefix);
     const n2 = await node('n2', redis.url, keyPrefix);
     const alice = await tcp(n1);
     const bobHere = await tcp(n1);
     await login(alice, 'alice');
     await login(bobHere, 'bob');
-    // bob logs in on node 2 (a newer device): node 1 hears of it, and closes its session, 250 ms later.
+    // bob logs in on node 2 (a newer device): node 1 hears of it, and closes its session, 400 ms later.
     const bobThere = await tcp(n2);
     await login(bobThere, 'bob');
-    await new Promise((r) => setTimeout(r, 50));
-    // m1 reaches node 1 while bob's session there is still open: a plain put, routed once it answers.
+    // Node 2's replay at the login has listed the (empty) store well before m1 is put.
+    await new Promise((r) => setTimeout(r, 150));
+    // m1 reaches node 1 while bob's session there is still open: a plain put, routed once it answers
+    // (150 ms after node 1 hears of the move).
     alice.send(dataFrame('alice', 'bob', 'm1', 'fp-m1'));
     await bobHere.nextOfType(54);
     // m2 reaches node 1 after bob's session there closed, while m1's put has not answered yet.
