@@ -1,8 +1,9 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { IMServer, ServerOptions } from '../../server/src/index';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
-import { ackFrame, closeAll, dataFrame, login, startServer, TcpClient, type RawClient } from './helpers';
+import { ackFrame, closeAll, dataFrame, login, loginWithCaps, startServer, TcpClient, type RawClient } from './helpers';
 
 /**
  * The put that is also the route (store-redis.ts putAndRoute) against the route that follows a plain put
@@ -97,5 +98,32 @@ describe('cluster: a put that routes, and a put routed after it', () => {
     await expect.poll(() => n2.metrics().delivered).toBe(2);
     // Each once: nothing more comes.
     expect((await bobThere.quiet(300)).filter((f) => f.type === 2)).toEqual([]);
+  });
+
+  it('sends one receipt for an ACK whose removal fails in Redis (a broken stored value): the failed removal published none', async () => {
+    redis ??= await startRedisServer();
+    const keyPrefix = `pr${++cases}:`;
+    const n1 = await node('n1', redis.url, keyPrefix);
+    const n2 = await node('n2', redis.url, keyPrefix);
+    const alice = await tcp(n1);
+    const bob = await tcp(n2);
+    expect(await loginWithCaps(alice, 'alice')).toMatchObject({ code: 0, caps: 1 });
+    await login(bob, 'bob');
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-b1'));
+    expect((await bob.nextOfType(2)).fp).toBe('fp-b1');
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-b1');
+    const probe = new Redis(redis.url);
+    try {
+      // bob's stored messages become a value of the wrong type: the removal at his ACK fails (WRONGTYPE).
+      await probe.del(`${keyPrefix}f:bob`);
+      await probe.set(`${keyPrefix}f:bob`, 'broken');
+      bob.send(ackFrame('bob', 'alice', 'fp-b1'));
+      await expect.poll(() => n2.metrics().delivered).toBe(1);
+      const r = await alice.nextOfType(60);
+      expect(JSON.parse(r.dataContent as string)).toMatchObject({ fp: 'fp-b1' });
+      expect((await alice.quiet(400)).filter((f) => f.type === 60)).toEqual([]);
+    } finally {
+      probe.disconnect();
+    }
   });
 });
