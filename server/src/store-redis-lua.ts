@@ -153,25 +153,30 @@ return out
 /**
  * remove. KEYS: m, f. ARGV: the keys exp and stat, prefix and callerNode ('': none) (shared by every
  * call), then member, expMember, sender, receipt ('': none). Returns 1 when the message was there, else 0;
- * with a receipt (routed.ts) and a callerNode, the receipt is first published to the node holding
+ * with a receipt (routed.ts) and a callerNode, the receipt is then published to the node holding
  * `sender` when that is a live node other than the caller ({@link LIVE_HOLDER}), and 10 is added to the
- * answer when a subscriber heard it: the removal is then the receipt's route too.
+ * answer when a subscriber heard it: the removal is then the receipt's route too. A removal that fails
+ * publishes nothing (its caller routes the receipt itself).
  */
 export const REMOVE_LUA = `${LIVE_HOLDER}
-local told = 0
+local removed = 0
+local v = redis.call('HGET', KEYS[2], ARGV[5])
+if v then
+  local c = string.find(v, ':', 1, true)
+  redis.call('HDEL', KEYS[2], ARGV[5])
+  redis.call('ZREM', KEYS[1], ARGV[5])
+  redis.call('ZREM', ARGV[1], ARGV[6])
+  redis.call('HINCRBY', ARGV[2], 'rows', -1)
+  redis.call('HINCRBY', ARGV[2], 'bytes', -(#v - c))
+  removed = 1
+end
+-- Last: a removal that failed above (an error reply) has published nothing, and its caller's routed
+-- receipt is the only one.
 if ARGV[8] ~= '' and ARGV[4] ~= '' then
   local holder = liveHolder(ARGV[3], ARGV[7], ARGV[4])
-  if holder then told = heard(redis.pcall('PUBLISH', ARGV[3] .. 'node:' .. holder, ARGV[8])) end
+  if holder then return removed + heard(redis.pcall('PUBLISH', ARGV[3] .. 'node:' .. holder, ARGV[8])) end
 end
-local v = redis.call('HGET', KEYS[2], ARGV[5])
-if not v then return told end
-local c = string.find(v, ':', 1, true)
-redis.call('HDEL', KEYS[2], ARGV[5])
-redis.call('ZREM', KEYS[1], ARGV[5])
-redis.call('ZREM', ARGV[1], ARGV[6])
-redis.call('HINCRBY', ARGV[2], 'rows', -1)
-redis.call('HINCRBY', ARGV[2], 'bytes', -(#v - c))
-return 1 + told
+return removed
 `;
 
 /**

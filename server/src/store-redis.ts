@@ -98,6 +98,13 @@ export class RedisMessageStore implements MessageStore {
    * has ACKed: {@link list} leaves them out rather than have them handed over again.
    */
   private readonly removing = new FlatMap<number>();
+  /**
+   * Puts sent and not answered yet, by receiver and sender. A put answered without the route (the
+   * receiver was here, nowhere, or its node did not hear) is routed by its caller once it answers, after
+   * any later put has run: a later put of that sender's to that receiver, made meanwhile, must not
+   * publish itself ({@link putAndRoute}), or it would reach the receiver first.
+   */
+  private readonly putting = new FlatMap<number>();
   /** The put script's shared arguments (PUT_LUA's ARGV 1-15) with each window, and with none. */
   private readonly putShared: Record<DedupWindowName | 'none', Array<string | number>>;
   /** The removal script's shared arguments (REMOVE_LUA's ARGV 1-4: the keys exp and stat, the prefix, this node). */
@@ -187,7 +194,10 @@ export class RedisMessageStore implements MessageStore {
    * node's subscriber heard it. Refusals as {@link put}.
    */
   async putAndRoute(to: string, from: string, fp: string, frame: string, remember: DedupWindowName | undefined, unlessSeen: boolean): Promise<boolean | 'seen' | 'routed'> {
-    const r = await this.write(to, from, fp, frame, remember, unlessSeen, this.o.markHolder ? routedDataHead(to) : '');
+    // Behind an earlier put of this sender's to this receiver, not answered yet: a plain put, which its
+    // caller routes after the earlier one's route (see {@link putting}).
+    const behind = this.putting.has(lengthPrefixed(to) + lengthPrefixed(from));
+    const r = await this.write(to, from, fp, frame, remember, unlessSeen, this.o.markHolder && !behind ? routedDataHead(to) : '');
     return r === 2 ? 'seen' : r >= 10 ? 'routed' : r === 1;
   }
 
@@ -199,6 +209,29 @@ export class RedisMessageStore implements MessageStore {
     const member = lengthPrefixed(from) + fp;
     const id = lengthPrefixed(to) + member;
     const unsure = this.uncertain.has(id);
+    const pair = lengthPrefixed(to) + lengthPrefixed(from);
+    this.putting.set(pair, (this.putting.get(pair) ?? 0) + 1);
+    let r: number;
+    try {
+      r = await this.writeOnce(to, id, member, frame, remember, unlessSeen, routeHead, unsure);
+    } finally {
+      // Once the caller has routed it: its route is made in the microtasks after the answer and sent at
+      // the end of this turn, before any script made in a later turn.
+      setImmediate(() => {
+        const left = (this.putting.get(pair) ?? 1) - 1;
+        if (left > 0) this.putting.set(pair, left);
+        else this.putting.delete(pair);
+      });
+    }
+    if (r === -1) throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
+    if (r === -2) throw new OfflineStoreError('full', `the offline box of "${to}" is full (${this.o.maxPerReceiver} messages)`);
+    return r;
+  }
+
+  /** One run of the put script (see {@link write}); failures as OfflineStoreError. */
+  private async writeOnce(
+    to: string, id: string, member: string, frame: string, remember: DedupWindowName | undefined, unlessSeen: boolean, routeHead: string, unsure: boolean,
+  ): Promise<number> {
     let r: number;
     try {
       // Not connected: the script cannot go out (ioredis refuses it at once, no offline queue).
@@ -218,8 +251,6 @@ export class RedisMessageStore implements MessageStore {
       throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now${mayHaveWritten ? ' (it may have been written: no answer came)' : ''}: ${(err as Error).message}`, { cause: err, mayHaveWritten });
     }
     this.uncertain.delete(id);
-    if (r === -1) throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
-    if (r === -2) throw new OfflineStoreError('full', `the offline box of "${to}" is full (${this.o.maxPerReceiver} messages)`);
     return r;
   }
 
