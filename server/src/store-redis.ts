@@ -99,10 +99,15 @@ export class RedisMessageStore implements MessageStore {
    */
   private readonly removing = new FlatMap<number>();
   /**
-   * Puts sent and not answered yet, by receiver and sender. A put answered without the route (the
-   * receiver was here, nowhere, or its node did not hear) is routed by its caller once it answers, after
-   * any later put has run: a later put of that sender's to that receiver, made meanwhile, must not
-   * publish itself ({@link putAndRoute}), or it would reach the receiver first.
+   * A cluster's plain puts (made without the route: the receiver had a session here, the push waits for
+   * its outcome, or it came behind another plain put) sent and not answered yet, by receiver and sender,
+   * until the turn after the answer. Such a put is routed by its caller once it answers, after any later
+   * put has run: a later put of that sender's to that receiver, made meanwhile, must not publish itself
+   * ({@link putAndRoute}), or it would reach the receiver first (the receiver moved to another node in
+   * between). A put that was to publish itself is not counted: under steady traffic between two nodes
+   * each message still takes one script. One that finds the receiver nowhere and is routed after its
+   * answer may still be overtaken by a later one published to where the receiver has just logged in; that
+   * receiver's login replay races the live messages as it always has.
    */
   private readonly putting = new FlatMap<number>();
   /** The put script's shared arguments (PUT_LUA's ARGV 1-15) with each window, and with none. */
@@ -209,23 +214,25 @@ export class RedisMessageStore implements MessageStore {
     const member = lengthPrefixed(from) + fp;
     const id = lengthPrefixed(to) + member;
     const unsure = this.uncertain.has(id);
-    const pair = lengthPrefixed(to) + lengthPrefixed(from);
-    this.putting.set(pair, (this.putting.get(pair) ?? 0) + 1);
+    const pair = routeHead === '' && this.o.markHolder ? lengthPrefixed(to) + lengthPrefixed(from) : null;
+    if (pair !== null) this.putting.set(pair, (this.putting.get(pair) ?? 0) + 1);
     let r: number;
     try {
       r = await this.writeOnce(to, id, member, frame, remember, unlessSeen, routeHead, unsure);
     } finally {
       // Once the caller has routed it: its route is made in the microtasks after the answer and sent at
       // the end of this turn, before any script made in a later turn.
-      setImmediate(() => {
-        const left = (this.putting.get(pair) ?? 1) - 1;
-        if (left > 0) this.putting.set(pair, left);
-        else this.putting.delete(pair);
-      });
+      if (pair !== null) setImmediate(() => this.donePutting(pair));
     }
     if (r === -1) throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
     if (r === -2) throw new OfflineStoreError('full', `the offline box of "${to}" is full (${this.o.maxPerReceiver} messages)`);
     return r;
+  }
+
+  private donePutting(pair: string): void {
+    const left = (this.putting.get(pair) ?? 1) - 1;
+    if (left > 0) this.putting.set(pair, left);
+    else this.putting.delete(pair);
   }
 
   /** One run of the put script (see {@link write}); failures as OfflineStoreError. */

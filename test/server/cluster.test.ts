@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ServerErrorCode, type IMServer, type ServerOptions } from '../../server/src/index';
+import { ROUTE_LUA } from '../../server/src/presence-redis-lua';
+import { batchLua } from '../../server/src/redis-scripts';
 import { LIST_LUA } from '../../server/src/store-redis-lua';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
 import { ackFrame, admin, closeAll, dataFrame, errorOf, login, loginFrame, loginWithCaps, startServer, TcpClient, WsClient, type RawClient } from './helpers';
@@ -87,8 +89,20 @@ describe('cluster: three nodes on one Redis', () => {
     expect((await bob.quiet(400)).filter((f) => f.type === 2)).toEqual([]);
   });
 
-  it('handles a connection\'s consecutive QoS messages across nodes together (a few Redis commands for forty) and delivers and ACKs them in order', async () => {
+  it('handles a connection\'s consecutive QoS messages across nodes together (a few Redis commands for forty, no route script) and delivers and ACKs them in order', async () => {
     const { alice, bob, scripts, probe } = await pairAcross();
+    // A route script (single or batched) is an EVAL of its body the first time (MONITOR shows it escaped:
+    // found by its PUBLISH line), an EVALSHA of its SHA after.
+    const routeShas = [ROUTE_LUA, batchLua(ROUTE_LUA)].map((lua) => createHash('sha1').update(lua).digest('hex'));
+    const routePublish = "redis.call('PUBLISH', prefix .. 'node:' .. e[1], ARGV[3])";
+    expect(ROUTE_LUA).toContain(routePublish);
+    const watcher = new Redis(redis!.url);
+    const monitor = await watcher.monitor();
+    let routes = 0;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      const command = args[0]?.toLowerCase();
+      if ((command === 'evalsha' && routeShas.includes(args[1])) || (command === 'eval' && args[1]?.includes(routePublish))) routes++;
+    });
     try {
       const fps = Array.from({ length: 40 }, (_, i) => `fp-o${i}`);
       const before = await scripts();
@@ -97,12 +111,15 @@ describe('cluster: three nodes on one Redis', () => {
       for (const _ of fps) acks.push((await alice.nextOfType(4)).dataContent as string);
       // One after the other, each message would take three (the window's check, the put, the route): 120.
       expect((await scripts()) - before).toBeLessThan(40);
+      // Each put publishes its frame itself, overlapping ones too: none waits for a route script of its own.
+      expect(routes).toBe(0);
       expect(acks).toEqual(fps);
       const got: string[] = [];
       for (const _ of fps) got.push((await bob.nextOfType(2)).fp as string);
       expect(got).toEqual(fps);
     } finally {
       probe.disconnect();
+      watcher.disconnect();
     }
   });
 
