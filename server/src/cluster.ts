@@ -64,6 +64,7 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
   let store: RedisMessageStore | null = null;
   let routing: RedisRouting | null = null;
   let checker: SessionChecker | null = null;
+  let receipts: RedisReceipts | null = null;
   try {
     await whenReady(client, c.connectTimeoutMs, `cluster ${nodeId} (${redactUrl(c.redisUrl)})`);
     const common = { redis: client, keyPrefix: c.keyPrefix, connectTimeoutMs: c.connectTimeoutMs, logger };
@@ -92,6 +93,8 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
       subscriberCheckMs: Math.max(1000, c.recheckMs * 5),
       outcomeTimeoutMs: opts.qos.resendAfterMs * (opts.qos.maxRetries + 1) + opts.qos.checkIntervalMs * 2 + 5000,
       onRecheck: (users) => core && resumeReplays(core, users.map((u) => core?.sessions.current(u))),
+      // A receipt routed here for a sender who left meanwhile waits for them as if they had been offline.
+      keepReceipt: (sender, receiver, fp, atMs) => receipts?.add(sender, receiver, fp, atMs),
       onResubscribed: () => checker?.all(),
     });
   } catch (err) {
@@ -100,7 +103,7 @@ export async function openCluster(opts: ResolvedOptions, c: ResolvedClusterOptio
     throw err;
   }
   // Receipts for offline senders wait in Redis too: a sender gets them at whatever node it logs in.
-  const receipts = new RedisReceipts(client, c.keyPrefix, opts.receipts, logger);
+  receipts = new RedisReceipts(client, c.keyPrefix, opts.receipts, logger);
   const seams: ServerSeams = { presence, store, routing: (local) => (routing as RedisRouting).bindLocal(local), receipts };
   checker = createSessionChecker(() => core, presence, logger);
   // From the start: a Redis that restarted may have lost its last writes (its seq counter with them).

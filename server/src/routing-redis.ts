@@ -51,6 +51,12 @@ export interface RedisRoutingOptions {
    * message from the replay that follows its login, which lists the store after the put.
    */
   storeMarksHolder?: boolean;
+  /**
+   * Keeps a receipt another node routed here for a sender with no session here any more (moved or gone
+   * offline since that node looked), for the sender's next login: in a cluster, the receipt keeper every
+   * node shares (receipts-redis.ts). Without it such a receipt is dropped.
+   */
+  keepReceipt?(sender: string, receiver: string, fp: string, atMs: number): MaybePromise<unknown>;
   /** Longest wait for another node's report of how a routed QoS message ended (default 60000). */
   outcomeTimeoutMs?: number;
   /** Routed QoS messages whose outcome this node waits for at most; beyond, their waiter is told 'lost' at once (default 100000). */
@@ -128,8 +134,8 @@ export class RedisRouting implements Routing {
   private constructor(
     private readonly client: Redis,
     private readonly owned: boolean,
-    private readonly o: Required<Omit<RedisRoutingOptions, 'redis' | 'onRecheck' | 'onResubscribed' | 'keyPrefix' | 'local' | 'storeMarksHolder'>> &
-      Pick<RedisRoutingOptions, 'onRecheck' | 'onResubscribed' | 'storeMarksHolder'>,
+    private readonly o: Required<Omit<RedisRoutingOptions, 'redis' | 'onRecheck' | 'onResubscribed' | 'keyPrefix' | 'local' | 'storeMarksHolder' | 'keepReceipt'>> &
+      Pick<RedisRoutingOptions, 'onRecheck' | 'onResubscribed' | 'storeMarksHolder' | 'keepReceipt'>,
     keyPrefix: string,
     local: Routing | undefined,
   ) {
@@ -162,6 +168,7 @@ export class RedisRouting implements Routing {
         maxOutcomeWaiters: options.maxOutcomeWaiters ?? 100_000,
         onRecheck: options.onRecheck,
         storeMarksHolder: options.storeMarksHolder,
+        keepReceipt: options.keepReceipt,
         onResubscribed: options.onResubscribed,
         subscriberCheckMs: options.subscriberCheckMs ?? 5000,
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
@@ -349,7 +356,7 @@ export class RedisRouting implements Routing {
     try {
       const local = this.local;
       if (m.t === 'data') done = this.receivedData(local, m);
-      else if (m.t === 'receipt') done = local.sendReceipt(m.sender, m.receiver, m.fp, m.atMs);
+      else if (m.t === 'receipt') done = this.receivedReceipt(local, m);
       else if (m.t === 'kick') done = local.kickUser(m.user, m.code, m.reason);
       else if (m.t === 'end') done = local.endSession({ node: this.o.nodeId, session: m.session, firstLoginTime: m.firstLoginTime }, m.user, m.code);
       else return void this.o.logger.error(`routing: unknown message on ${this.channel}`);
@@ -377,6 +384,13 @@ export class RedisRouting implements Routing {
     if (isPromise(sent)) return sent.then(afterSend);
     afterSend(sent);
     return undefined;
+  }
+
+  /** A receipt routed here: written to its sender's session, or kept (`keepReceipt`) when the sender has none here now. */
+  private receivedReceipt(local: Routing, m: Extract<Routed, { t: 'receipt' }>): MaybePromise<unknown> {
+    const keep = (written: boolean): MaybePromise<unknown> => written || this.o.keepReceipt?.(m.sender, m.receiver, m.fp, m.atMs);
+    const sent = local.sendReceipt(m.sender, m.receiver, m.fp, m.atMs);
+    return isPromise(sent) ? sent.then(keep) : keep(sent);
   }
 
   /** Queues an outcome report for `node`, sent with the others of this turn ({@link reports}). */

@@ -6,7 +6,7 @@ import type { PresenceEntry } from '../../server/src/presence';
 import { RedisPresence } from '../../server/src/presence-redis';
 import type { QosWaiter, Routing } from '../../server/src/routing';
 import { watchStall } from '../../server/src/redis-scripts';
-import { RedisRouting } from '../../server/src/routing-redis';
+import { RedisRouting, type RedisRoutingOptions } from '../../server/src/routing-redis';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
 
 /**
@@ -66,13 +66,13 @@ afterEach(async () => {
   }
 });
 
-async function cluster(ids: string[]): Promise<Node[]> {
+async function cluster(ids: string[], extra: Partial<RedisRoutingOptions> = {}): Promise<Node[]> {
   const keyPrefix = `r${++prefixes}:`;
   for (const id of ids) {
     const presence = await RedisPresence.open({ redis: redis.url, nodeId: id, keyPrefix, logger: silentLogger });
     const local = new RecordingRouting(new Set());
     const rechecked: string[] = [];
-    const routing = await RedisRouting.open({ redis: redis.url, nodeId: id, keyPrefix, local, recheckMs: 50, logger: silentLogger, onRecheck: (users) => rechecked.push(...users) });
+    const routing = await RedisRouting.open({ redis: redis.url, nodeId: id, keyPrefix, local, recheckMs: 50, logger: silentLogger, onRecheck: (users) => rechecked.push(...users), ...extra });
     nodes.push({ id, presence, routing, local, rechecked });
   }
   return nodes;
@@ -117,6 +117,21 @@ describe('RedisRouting', () => {
     expect(await eventually(() => b.rechecked.includes('bob'))).toBe(true);
     expect(c.rechecked).toEqual([]);
     expect(a.rechecked).toEqual([]);
+  });
+
+  it('a receipt routed to a node whose sender has left it meanwhile is kept for the sender (keepReceipt), not dropped', async () => {
+    const kept: unknown[][] = [];
+    const [a, b] = await cluster(['A', 'B'], { keepReceipt: (...args) => void kept.push(args) });
+    await online(b, 'bob', 7);
+    expect(await a.routing.sendReceipt('bob', 'carol', 'f1', 123)).toBe(true);
+    expect(await eventually(() => b.local.calls.length === 1)).toBe(true);
+    expect(kept).toEqual([]);
+    // bob's session on B is gone, his presence entry not yet: A still routes to B, which keeps it.
+    b.local.online.delete('bob');
+    expect(await a.routing.sendReceipt('bob', 'carol', 'f2', 124)).toBe(true);
+    expect(await eventually(() => kept.length === 1)).toBe(true);
+    expect(kept).toEqual([['bob', 'carol', 'f2', 124]]);
+    expect(b.local.calls).toEqual([['receipt', 'bob', 'carol', 'f1', 123]]);
   });
 
   it("reports the outcomes of one turn's frames back in one message per node, and still takes a node's one-report messages", async () => {
