@@ -52,18 +52,20 @@ async function tcp(node: IMServer): Promise<TcpClient> {
 }
 
 /**
- * alice (TCP, node 1) and bob (WS, node 3) logged in, and `scripts()`: how many scripts Redis has run so
- * far (every step of the seams is one; the other nodes' timers run none within a test's few hundred ms).
+ * alice (TCP, node 1; asking for device receipts with `receipts`) and bob (WS, node 3) logged in, and
+ * `scripts()`: how many scripts Redis has run so far (every step of the seams is one; the other nodes'
+ * timers run none within a test's few hundred ms).
  */
-async function pairAcross(extra: ServerOptions = {}) {
-  const [n1, , n3] = await cluster(extra);
+async function pairAcross(extra: ServerOptions = {}, receipts = false) {
+  const [n1, n2, n3] = await cluster(extra);
   const alice = await tcp(n1);
   const bob = await ws(n3);
-  await login(alice, 'alice');
+  if (receipts) expect(await loginWithCaps(alice, 'alice')).toMatchObject({ code: 0, caps: 1 });
+  else await login(alice, 'alice');
   await login(bob, 'bob');
   const probe = new Redis(redis!.url);
   const scripts = async () => [...(await probe.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-  return { alice, bob, scripts, probe };
+  return { n1, n2, n3, alice, bob, scripts, probe };
 }
 
 describe('cluster: three nodes on one Redis', () => {
@@ -216,13 +218,7 @@ describe('cluster: three nodes on one Redis', () => {
   });
 
   it("routes the receipt of a message across nodes with the removal of its stored copy: one Redis script per ACK, and the sender gets every receipt", async () => {
-    const [n1, , n3] = await cluster();
-    const alice = await tcp(n1);
-    const bob = await ws(n3);
-    expect(await loginWithCaps(alice, 'alice')).toMatchObject({ code: 0, caps: 1 });
-    await login(bob, 'bob');
-    const probe = new Redis(redis!.url);
-    const scripts = async () => [...(await probe.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    const { n3, alice, bob, scripts, probe } = await pairAcross({}, true);
     try {
       const fps = Array.from({ length: 10 }, (_, i) => `fp-r${i}`);
       for (const fp of fps) alice.send(dataFrame('alice', 'bob', fp, fp));
@@ -244,15 +240,10 @@ describe('cluster: three nodes on one Redis', () => {
   });
 
   it("keeps a receipt for the sender's next login on any node when the sender is offline at the ACK (the removal finds no node to hand it to)", async () => {
-    const [n1, n2, n3] = await cluster();
-    const alice = await tcp(n1);
-    const bob = await ws(n3);
-    expect(await loginWithCaps(alice, 'alice')).toMatchObject({ code: 0, caps: 1 });
-    await login(bob, 'bob');
-    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-gone'));
-    expect((await bob.nextOfType(2)).fp).toBe('fp-gone');
-    const probe = new Redis(redis!.url);
+    const { n2, n3, alice, bob, probe } = await pairAcross({}, true);
     try {
+      alice.send(dataFrame('alice', 'bob', 'hi', 'fp-gone'));
+      expect((await bob.nextOfType(2)).fp).toBe('fp-gone');
       alice.close();
       // alice is offline for the whole cluster once her node released her presence entry.
       await expect.poll(() => probe.exists(`c${cases}:p:alice`)).toBe(0);
