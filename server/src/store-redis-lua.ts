@@ -91,15 +91,20 @@ local score = nil
 local function remember()
   if windowed then dedupAdd(kD, kDb, kDn, member, now, wTtl, wMax, wBytes, false, score) end
 end
--- Marks the receiver's node (see above) and, with a routeHead, publishes the message there: 10 when heard.
+-- Marks the receiver's node (see above); returns it, or nil.
 local function markHolder()
-  if caller == '' then return 0 end
+  if caller == '' then return nil end
   local holder = liveHolder(prefix, to, caller)
-  if not holder then return 0 end
+  if not holder then return nil end
   local dirty = prefix .. 'dirty:' .. holder
   redis.call('SADD', dirty, to)
   redis.call('PEXPIRE', dirty, ARGV[12])
-  if ARGV[22] == '' then return 0 end
+  return holder
+end
+-- With a routeHead, publishes the message to the marked node: 10 when heard. Called last, so a put that
+-- failed on the way has published nothing.
+local function route(holder)
+  if not holder or ARGV[22] == '' then return 0 end
   return heard(redis.pcall('PUBLISH', prefix .. 'node:' .. holder, ARGV[22] .. frame .. '}'))
 end
 if ARGV[21] == '1' and windowed then
@@ -107,7 +112,11 @@ if ARGV[21] == '1' and windowed then
   seen, score = dedupAdd(kD, kDb, kDn, member, now, wTtl, wMax, wBytes, true)
   if seen == 1 then return 2 end
 end
-if redis.call('HEXISTS', KEYS[2], member) == 1 then remember() return markHolder() end
+if redis.call('HEXISTS', KEYS[2], member) == 1 then
+  local holder = markHolder()
+  remember()
+  return route(holder)
+end
 local size = #frame
 local stat = redis.call('HMGET', kStat, 'rows', 'bytes')
 local rows, bytes = tonumber(stat[1] or '0'), tonumber(stat[2] or '0')
@@ -120,8 +129,9 @@ redis.call('HSET', KEYS[2], member, ARGV[18] .. ':' .. frame)
 redis.call('ZADD', kExp, ARGV[18], ARGV[19])
 redis.call('HINCRBY', kStat, 'rows', 1)
 redis.call('HINCRBY', kStat, 'bytes', size)
+local holder = markHolder()
 remember()
-return 1 + markHolder()
+return 1 + route(holder)
 `;
 
 /**
