@@ -68,6 +68,14 @@ async function pairAcross(extra: ServerOptions = {}, receipts = false) {
   return { n1, n2, n3, alice, bob, scripts, probe };
 }
 
+/** alice logs in at `node` asking for receipts, and gets bob's receipt for her message `fp` there. */
+async function expectReceiptAtLogin(node: IMServer, fp: string): Promise<void> {
+  const back = await ws(node);
+  expect(await loginWithCaps(back, 'alice')).toMatchObject({ code: 0, caps: 1 });
+  const r = await back.nextOfType(60);
+  expect([r.from, r.to, JSON.parse(r.dataContent as string).fp]).toEqual(['bob', 'alice', fp]);
+}
+
 describe('cluster: three nodes on one Redis', () => {
   it('relays C2C with QoS across nodes: stored before the ACK, delivered once, settled by the receiver\'s ACK on its own node', async () => {
     const [n1, , n3] = await cluster();
@@ -191,10 +199,7 @@ describe('cluster: three nodes on one Redis', () => {
     expect((await bob.nextOfType(2)).fp).toBe('fp-rc1');
     bob.send(ackFrame('bob', 'alice', 'fp-rc1'));
     await expect.poll(() => n2.metrics().delivered).toBe(1);
-    const back = await ws(n3);
-    expect(await loginWithCaps(back, 'alice')).toMatchObject({ code: 0, caps: 1 });
-    const r = await back.nextOfType(60);
-    expect([r.from, r.to, JSON.parse(r.dataContent as string).fp]).toEqual(['bob', 'alice', 'fp-rc1']);
+    await expectReceiptAtLogin(n3, 'fp-rc1');
   });
 
   it('stores, de-duplicates and routes a message across nodes in one Redis script before its ACK, and still ACKs its retransmission without relaying it', async () => {
@@ -249,10 +254,7 @@ describe('cluster: three nodes on one Redis', () => {
       await expect.poll(() => probe.exists(`c${cases}:p:alice`)).toBe(0);
       bob.send(ackFrame('bob', 'alice', 'fp-gone'));
       await expect.poll(() => n3.metrics().delivered).toBe(1);
-      const back = await ws(n2);
-      expect(await loginWithCaps(back, 'alice')).toMatchObject({ code: 0, caps: 1 });
-      const r = await back.nextOfType(60);
-      expect([r.from, r.to, JSON.parse(r.dataContent as string).fp]).toEqual(['bob', 'alice', 'fp-gone']);
+      await expectReceiptAtLogin(n2, 'fp-gone');
     } finally {
       probe.disconnect();
     }
