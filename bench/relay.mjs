@@ -10,7 +10,8 @@
 // With --repeat, each target runs that many times (alternating) and every figure is the median.
 // `--clients raw` drives our server with bare sockets sending MobileIMSDK frames (QoS and ACKs, no SDK),
 // the same clients the raw relay always gets (`npm run bench:frames`). `--profile DIR` runs each server
-// child under `node --cpu-prof` and leaves the profiles in DIR.
+// child under `node --cpu-prof` and leaves the profiles in DIR. `--targets ours,rawsdk,raw` adds the raw
+// relay driven by the SDK clients, to tell the clients' share of a tail from the server's.
 import { join } from 'node:path';
 import { parseFlags, requireBuild, ROOT, startChild, summarize, table, writeReport } from './lib/common.mjs';
 import { loadCpus, startTarget } from './lib/relay-targets.mjs';
@@ -36,6 +37,7 @@ const flags = parseFlags(process.argv.slice(2), {
   out: '',
 });
 if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clients is sdk or raw, not ${flags.clients}`);
+if (flags.clients === 'raw' && flags.targets.split(',').includes('rawsdk')) throw new Error('--targets rawsdk is the raw relay with SDK clients; it has no meaning with --clients raw');
 requireBuild();
 // Interrupted: exit through process.exit, so the private redis-server is killed too (its 'exit' hook).
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
@@ -151,8 +153,9 @@ for (const target of targets) results[target] = medianSteps(runs[target]);
 const rows = Object.values(results).flat();
 // Each target beside its baseline in the same run: raw for everything; a cluster layout also beside the
 // single process it should be compared with (cluster2 and cluster1 beside ours, nodes2 beside nodes1,
-// workers2 beside workers1): throughput ratio, CPU ratio and the p99 difference in ms.
-const baseOf = { cluster1: 'ours', cluster2: 'ours', nodes2: 'nodes1', workers2: 'workers1' };
+// workers2 beside workers1), and ours beside rawsdk (the same SDK clients through the raw relay):
+// throughput ratio, CPU ratio, the p99 difference in ms and the p99 ratio.
+const baseOf = { ours: 'rawsdk', cluster1: 'ours', cluster2: 'ours', nodes2: 'nodes1', workers2: 'workers1' };
 for (const [target, steps] of Object.entries(results)) {
   for (const r of steps) {
     const raw = (results.raw ?? []).find((b) => b.step === r.step);
@@ -166,6 +169,7 @@ for (const [target, steps] of Object.entries(results)) {
     r.baseline = baseOf[target];
     r.cpuVsBase = r.serverCpuPer1000 / base.serverCpuPer1000;
     r.p99MinusBase = r.p99 - base.p99;
+    r.p99VsBase = r.p99 / base.p99;
     if (r.step === 'saturation') r.throughputVsBase = r.throughput / base.throughput;
   }
 }
@@ -192,6 +196,7 @@ console.log('\n' + table(rows, [
   { key: 'throughputVsBase', title: 'tput vs' },
   { key: 'cpuVsBase', title: 'CPU vs' },
   { key: 'p99MinusBase', title: 'p99 - vs ms' },
+  { key: 'p99VsBase', title: 'p99 / vs' },
 ]));
 const file = writeReport('relay', { config: { ...flags, rates }, steps: rows }, flags.out);
 console.log(`\nreport: ${file}`);

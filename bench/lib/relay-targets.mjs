@@ -1,6 +1,8 @@
 // The servers behind each relay benchmark target, started and measured the same way:
 //   ours      one reference server (durable SQLite store), pinned to CPU 1
 //   raw       the minimal ws relay, pinned to CPU 1
+//   rawsdk    the same relay driven by the SDK clients `ours` gets (with `--clients sdk`): the clients'
+//             own share of the tail and of the load processes' CPU, without our server's
 //   cluster2  two cluster nodes (A, B) on one private redis-server; every pair's sender logs in on A and
 //             its receiver on B, so every message crosses nodes. Nodes on --node-cpus (default both on
 //             CPU 1, the single server's budget), Redis on CPU 0 with the load processes
@@ -24,7 +26,7 @@ import { freePort, procCpuSeconds, startRedis } from './redis-server.mjs';
 const serverScript = join(ROOT, 'bench/lib/server-child.mjs');
 
 /** Every target this module knows. */
-export const TARGETS = ['ours', 'raw', 'cluster1', 'cluster2', 'nodes1', 'nodes2', 'workers1', 'workers2'];
+export const TARGETS = ['ours', 'raw', 'rawsdk', 'cluster1', 'cluster2', 'nodes1', 'nodes2', 'workers1', 'workers2'];
 
 /** Where the load processes run for a target: CPU 0 when pinned, else anywhere. */
 export function loadCpus(target, pin) {
@@ -34,6 +36,7 @@ export function loadCpus(target, pin) {
 /** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default), profile (a directory or '') }. */
 export async function startTarget(target, o) {
   if (target === 'ours' || target === 'raw') return singleServer(target, o);
+  if (target === 'rawsdk') return singleServer('raw', o);
   if (target === 'cluster1' || target === 'cluster2' || target === 'nodes1' || target === 'nodes2') return clusterNodes(target, o);
   if (target === 'workers1' || target === 'workers2') return workers(Number(target.slice(-1)), o);
   throw new Error(`unknown target ${target}; known: ${TARGETS.join(', ')}`);
