@@ -11,6 +11,22 @@ export class NotSentError extends Error {
   }
 }
 
+/** The error one call of a batched script ({@link batchLua}) raised while it ran. */
+export class ScriptCallError extends (ReplyError as new (message: string) => Error) {}
+
+/**
+ * Whether a script that failed may have written before it failed. Redis undoes none of a script's writes
+ * when a later command in it fails (WRONGTYPE, a command the user's ACL denies, a Lua error), so its
+ * answer is an error although part of its work is done. Not an error raised before the script ran
+ * (NOSCRIPT, BUSY, an ACL refusal of the script itself), and not Redis's memory refusal (OOM), which only
+ * a script's first write can meet. Checked against Redis 7.0's replies.
+ */
+export function mayHaveWrittenBeforeFailing(err: unknown): boolean {
+  if (!(err instanceof ReplyError)) return false;
+  const message = (err as Error).message;
+  return !message.startsWith('OOM') && (err instanceof ScriptCallError || /user_script:\d+/.test(message));
+}
+
 /** Per connection: says why its Redis is stalled now, or null (see {@link watchStall}). */
 const stallChecks = new WeakMap<Redis, () => string | null>();
 
@@ -260,7 +276,7 @@ export class ScriptBatcher {
 /** Settles one call from its entry of a batch's answer ({1, result} or {0, message}). */
 function settleOne(p: Pending, entry: unknown[] | undefined): void {
   if (!Array.isArray(entry)) return p.reject(new ReplyError('redis: a batched script gave no answer for this call'));
-  if (entry[0] !== 1) return p.reject(new ReplyError(String(entry[1])));
+  if (entry[0] !== 1) return p.reject(new ScriptCallError(String(entry[1])));
   const result = entry.length > 1 ? entry[1] : null;
   // A script's own error reply (redis.error_reply) arrives inside the array as an Error.
   if (result instanceof Error) return p.reject(result);

@@ -3,7 +3,7 @@ import { FlatMap } from './flat-map';
 import { createConsoleLogger, type Logger } from './logger';
 import type { ExpiredMessage, StoredMessage, StoreHealth } from './offline-store';
 import { closeOwned, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget } from './redis-client';
-import { defineScripts, finite, NotSentError, type RunScript } from './redis-scripts';
+import { defineScripts, finite, mayHaveWrittenBeforeFailing, NotSentError, type RunScript } from './redis-scripts';
 import type { DedupWindowName, MessageStore } from './store';
 import { OfflineStoreError } from './store-error';
 import { realClock, unref, type StoreClock } from './store-expiry';
@@ -180,8 +180,9 @@ export class RedisMessageStore implements MessageStore {
   /**
    * See {@link MessageStore.put}; refuses with OfflineStoreError 'quota', 'full' or 'unavailable'. An
    * 'unavailable' says `mayHaveWritten` when the script went out and no answer came back (the connection
-   * broke, the command timed out: Redis may have applied it), and for every later attempt of that message
-   * until one gets an answer, so its sender is never told "refused" for a message Redis holds.
+   * broke, the command timed out: Redis may have applied it) or when it failed part-way (a command in it
+   * failed after the message was written: see `mayHaveWrittenBeforeFailing`), and for every later attempt
+   * of that message until one succeeds, so its sender is never told "refused" for a message Redis holds.
    */
   async put(to: string, from: string, fp: string, frame: string, remember?: DedupWindowName): Promise<boolean> {
     return (await this.write(to, from, fp, frame, remember, false)) === 1;
@@ -250,13 +251,15 @@ export class RedisMessageStore implements MessageStore {
         member, frame, this.o.clock.now(), id, to, unlessSeen && remember ? '1' : '', routeHead,
       );
       r = (await sent.catch((err: unknown) => {
-        // Redis's own error reply (it answered), or refused before it went out: nothing was written.
-        if (!(err instanceof ReplyError) && !(err instanceof NotSentError)) this.markUncertain(id);
+        // No answer came (Redis may have applied it), or the script failed part-way (its writes stay):
+        // the message may be stored. Refused before it went out, or by Redis before any write: it is not.
+        const unanswered = !(err instanceof ReplyError) && !(err instanceof NotSentError);
+        if (unanswered || mayHaveWrittenBeforeFailing(err)) this.markUncertain(id);
         throw err;
       })) as number;
     } catch (err) {
       const mayHaveWritten = unsure || this.uncertain.has(id);
-      throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now${mayHaveWritten ? ' (it may have been written: no answer came)' : ''}: ${(err as Error).message}`, { cause: err, mayHaveWritten });
+      throw new OfflineStoreError('unavailable', `the offline store (Redis) cannot write now${mayHaveWritten ? ' (it may have been written)' : ''}: ${(err as Error).message}`, { cause: err, mayHaveWritten });
     }
     this.uncertain.delete(id);
     return r;

@@ -213,6 +213,39 @@ describe('RedisMessageStore', () => {
     }
   });
 
+  it('a put whose script fails after writing the message says it may have written it, alone or in a batch; one Redis refused before any write does not', async () => {
+    const { store } = await open();
+    const prefix = `s${prefixes}:`;
+    const admin = new Redis(redis.url);
+    try {
+      // The expiry index becomes a string: the script fails at its ZADD, after the message's own writes.
+      await admin.set(`${prefix}exp`, 'not a sorted set');
+      const alone = await refusal(store.put('bob', 'alice', 'f1', 'one'));
+      expect([alone.reason, alone.mayHaveWritten]).toEqual(['unavailable', true]);
+      // Two puts in one turn go as one batched script: each call's failure is its own, and says so too.
+      const batched = await Promise.all([refusal(store.put('bob', 'alice', 'f2', 'two')), refusal(store.put('carol', 'alice', 'f3', 'three'))]);
+      expect(batched.map((e) => [e.reason, e.mayHaveWritten])).toEqual([['unavailable', true], ['unavailable', true]]);
+      // Redis does hold them: the sender must not be told they were refused.
+      expect(await admin.hexists(`${prefix}f:bob`, '5:alicef1')).toBe(1);
+      expect(await admin.hexists(`${prefix}f:carol`, '5:alicef3')).toBe(1);
+      // A retransmission finds the message stored and succeeds.
+      await admin.del(`${prefix}exp`);
+      expect(await store.put('bob', 'alice', 'f1', 'one')).toBe(false);
+
+      // Over maxmemory, Redis refuses a script's first write: nothing is written, a plain refusal.
+      await admin.config('SET', 'maxmemory', '1');
+      const oom = await refusal(store.put('dave', 'alice', 'f4', 'four'));
+      expect([oom.reason, oom.mayHaveWritten]).toEqual(['unavailable', false]);
+      expect(oom.message).toMatch(/OOM/);
+      const oomBatch = await Promise.all([refusal(store.put('dave', 'alice', 'f5', 'five')), refusal(store.put('erin', 'alice', 'f6', 'six'))]);
+      expect(oomBatch.map((e) => e.mayHaveWritten)).toEqual([false, false]);
+      expect(await admin.exists(`${prefix}f:dave`, `${prefix}f:erin`)).toBe(0);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+      admin.disconnect();
+    }
+  });
+
   it('rejects bad options naming them', async () => {
     await expect(RedisMessageStore.open({ redis: redis.url, ttlMs: 0 })).rejects.toThrow(/ttlMs/);
     await expect(RedisMessageStore.open({ redis: redis.url, durability: 'sometimes' as 'always' })).rejects.toThrow(/durability/);
