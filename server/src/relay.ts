@@ -5,6 +5,7 @@ import { deliver } from './deliver';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
 import { isPromise, type MaybePromise } from './maybe-promise';
+import { receiptAfterAck, sendReceiptDue } from './receipt-after-ack';
 import { forwardReceipt } from './receipts';
 import { replaySettled } from './replay';
 import type { Session } from './session';
@@ -136,6 +137,8 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
   if (dedupFp && (result === 'sent' || result === 'stored')) {
     if (!rememberedByPut) await rememberC2c(ctx, uid, dedupFp);
     sendAck(ctx, s, dedupFp, p.to, uid);
+    // Its receiver may have ACKed it already (a held put): the receipt goes in the same write.
+    if (s.receiptsDue !== null && msg.fp) sendReceiptDue(ctx, s, uid, msg.to as string, msg.fp);
   }
 }
 
@@ -262,9 +265,9 @@ function ackSettled(ctx: ServerContext, uid: string, sender: string, fp: string,
     ctx.safely('onDelivered', () => ctx.opts.hooks.onDelivered?.(fp, uid));
     // The ACK names the sender in `to`, and it settled (or removed) only that sender's message. One
     // that settled a held put has just released the sender's own ACK, which is written in this turn's
-    // microtasks: the receipt follows it in the next turn.
+    // microtasks: the receipt follows it (receipt-after-ack.ts).
     if (isValidUserId(sender) && !receiptOnItsWay) {
-      if (settledHeldPut) setImmediate(forwardReceipt, ctx, sender, uid, fp, Date.now());
+      if (settledHeldPut) receiptAfterAck(ctx, sender, uid, fp, Date.now());
       else void forwardReceipt(ctx, sender, uid, fp, Date.now());
     }
   }

@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -201,7 +202,7 @@ describe('held puts through the server', () => {
     const alice = await ws();
     const bob = await ws();
     for (const [c, uid] of [[alice, 'alice'], [bob, 'bob']] as const) await (caps ? loginWithCaps(c, uid) : login(c, uid));
-    return { dir, alice, bob, server };
+    return { dir, alice, bob, server, ws };
   }
 
   it('ACKs the sender once the receiver ACKed, writes nothing, and sends the receipt after that ACK', async () => {
@@ -222,6 +223,56 @@ describe('held puts through the server', () => {
     }
     expect(insertsEver(dir)).toBe(0);
     expect(await server.prometheusMetrics()).toMatch(/^mobileimsdk_store_writes_spared_total 5$/m);
+  });
+
+  it('writes the receipt of a message its receiver ACKed while held in the same socket write as the sender ACK, right after it', async () => {
+    const { alice, bob } = await pairOnDisk(1000, true);
+    // What each socket write of this process carries (the clients' frames are masked: only the server's read as text).
+    type Chunk = { chunk: Buffer | string };
+    const proto = Socket.prototype as unknown as { _writev(data: Chunk[], cb: () => void): void; _write(chunk: Buffer | string, enc: string, cb: () => void): void };
+    const writev = vi.spyOn(proto, '_writev');
+    const write = vi.spyOn(proto, '_write');
+    const text = (chunks: Array<Buffer | string | undefined>) => chunks.map((c) => (typeof c === 'string' ? c : (c?.toString('latin1') ?? ''))).join('');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const fp = `fp-w${i}`;
+        alice.send(dataFrame('alice', 'bob', `hi ${i}`, fp));
+        expect((await bob.nextOfType(2)).fp).toBe(fp);
+        writev.mockClear();
+        write.mockClear();
+        bob.send(ackFrame('bob', 'alice', fp));
+        expect(JSON.parse((await alice.nextOfType(60)).dataContent as string).fp).toBe(fp);
+        const writes = [...writev.mock.calls.map(([data]) => text(data.map((d) => d.chunk))), ...write.mock.calls.map(([chunk]) => text([chunk]))];
+        const withReceipt = writes.filter((w) => w.includes('"type":60'));
+        expect(withReceipt).toHaveLength(1);
+        const ackAt = withReceipt[0].indexOf(`"type":4,"dataContent":"${fp}"`);
+        expect(ackAt).toBeGreaterThanOrEqual(0);
+        expect(ackAt).toBeLessThan(withReceipt[0].indexOf('"type":60'));
+      }
+    } finally {
+      writev.mockRestore();
+      write.mockRestore();
+    }
+  });
+
+  it("neither a sender's ACK nor its receipt waits for an earlier message of that sender still held for another receiver", async () => {
+    const { alice, bob, ws } = await pairOnDisk(400, true);
+    const carol = await ws();
+    await login(carol, 'carol');
+    // carol never ACKs: alice's first message is committed when its hold ends, 400 ms after it was made.
+    alice.send(dataFrame('alice', 'carol', 'first', 'fp-c'));
+    alice.send(dataFrame('alice', 'bob', 'second', 'fp-b'));
+    expect((await carol.nextOfType(2)).fp).toBe('fp-c');
+    expect((await bob.nextOfType(2)).fp).toBe('fp-b');
+    const ackedAt = Date.now();
+    bob.send(ackFrame('bob', 'alice', 'fp-b'));
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const f = await alice.next((x) => x.type === 4 || x.type === 60);
+      const what = f.type === 60 ? `receipt ${JSON.parse(f.dataContent as string).fp}` : `ack ${f.dataContent}`;
+      seen.push(`${what} ${Date.now() - ackedAt < 300 ? 'at once' : 'after the hold'}`);
+    }
+    expect(seen).toEqual(['ack fp-b at once', 'receipt fp-b at once', 'ack fp-c after the hold']);
   });
 
   it('does not replay at the next login a stored message whose retransmission the receiver ACKed while it was held', async () => {
