@@ -15,16 +15,23 @@ export class NotSentError extends Error {
 export class ScriptCallError extends (ReplyError as new (message: string) => Error) {}
 
 /**
+ * The refusals Redis makes of a write command in a script only while the script has run no write command
+ * yet (script.c, scriptVerifyOOM and scriptVerifyWriteCommandAllow): over maxmemory, a failed RDB save
+ * with stop-writes-on-bgsave-error, a read-only replica, too few replicas for min-replicas-to-write.
+ */
+const REFUSED_BEFORE_ANY_WRITE = /^(?:OOM|MISCONF|READONLY|NOREPLICAS) /;
+
+/**
  * Whether a script that failed may have written before it failed. Redis undoes none of a script's writes
  * when a later command in it fails (WRONGTYPE, a command the user's ACL denies, a Lua error), so its
  * answer is an error although part of its work is done. Not an error raised before the script ran
- * (NOSCRIPT, BUSY, an ACL refusal of the script itself), and not Redis's memory refusal (OOM), which only
- * a script's first write can meet. Checked against Redis 7.0's replies.
+ * (NOSCRIPT, BUSY, an ACL refusal of the script itself), and not a refusal that only a script's first
+ * write can meet ({@link REFUSED_BEFORE_ANY_WRITE}). Checked against Redis 7.0's replies.
  */
 export function mayHaveWrittenBeforeFailing(err: unknown): boolean {
   if (!(err instanceof ReplyError)) return false;
   const message = (err as Error).message;
-  return !message.startsWith('OOM') && (err instanceof ScriptCallError || /user_script:\d+/.test(message));
+  return !REFUSED_BEFORE_ANY_WRITE.test(message) && (err instanceof ScriptCallError || /user_script:\d+/.test(message));
 }
 
 /** Per connection: says why its Redis is stalled now, or null (see {@link watchStall}). */

@@ -1,5 +1,8 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OfflineStoreError, silentLogger } from '../../server/src/index';
 import type { ExpiredMessage } from '../../server/src/offline-store';
 import { RedisMessageStore, type RedisStoreOptions } from '../../server/src/store-redis';
@@ -22,6 +25,15 @@ async function open(o: Partial<RedisStoreOptions> = {}) {
   const store = await RedisMessageStore.open({ redis: redis.url, keyPrefix: `s${++prefixes}:`, logger: silentLogger, clock, ...o });
   opened.push(store);
   return { store, advance: (ms: number) => void (now += ms) };
+}
+
+/** A loopback port nothing listens on (taken, then released). */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as { port: number };
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
 }
 
 async function refusal(p: Promise<unknown>): Promise<OfflineStoreError> {
@@ -242,6 +254,52 @@ describe('RedisMessageStore', () => {
       expect(await admin.exists(`${prefix}f:dave`, `${prefix}f:erin`)).toBe(0);
     } finally {
       await admin.config('SET', 'maxmemory', '0');
+      admin.disconnect();
+    }
+  });
+
+  it('a put Redis refuses at its first write (no good replicas, a read-only replica, a failed RDB save) wrote nothing: a plain refusal, alone or in a batch', async () => {
+    const { store } = await open();
+    const prefix = `s${prefixes}:`;
+    const admin = new Redis(redis.url);
+    const dir = ((await admin.config('GET', 'dir')) as string[])[1];
+    let n = 0;
+    /** A put alone and two in one batch, under the refusal `set` makes: each says nothing was written, and nothing was. */
+    const refusedBeforeAnyWrite = async (code: string, set: () => Promise<unknown>, reset: () => Promise<unknown>) => {
+      const puts = [`u${++n}`, `u${++n}`, `u${++n}`];
+      await set();
+      try {
+        const alone = await refusal(store.put(puts[0], 'alice', 'f', 'one'));
+        const batched = await Promise.all([refusal(store.put(puts[1], 'alice', 'f', 'two')), refusal(store.put(puts[2], 'alice', 'f', 'three'))]);
+        for (const e of [alone, ...batched]) expect([e.reason, e.mayHaveWritten, e.message.includes(code)]).toEqual(['unavailable', false, true]);
+        expect(await admin.exists(...puts.map((to) => `${prefix}f:${to}`), `${prefix}seq`)).toBe(0);
+      } finally {
+        await reset();
+      }
+      // Nothing was stored: each is stored now as a new message.
+      expect(await Promise.all(puts.map((to) => store.put(to, 'alice', 'f', 'again')))).toEqual([true, true, true]);
+      await admin.del(`${prefix}seq`);
+    };
+    try {
+      await refusedBeforeAnyWrite('NOREPLICAS', () => admin.config('SET', 'min-replicas-to-write', '1'), () => admin.config('SET', 'min-replicas-to-write', '0'));
+      // A replica of a primary it never reaches (a demoted primary, after a failover elsewhere).
+      await refusedBeforeAnyWrite('READONLY', async () => admin.replicaof('127.0.0.1', String(await closedPort())), () => admin.replicaof('NO', 'ONE'));
+      // The RDB file's path is a directory: the snapshot fails, and Redis refuses writes until one succeeds.
+      await refusedBeforeAnyWrite(
+        'MISCONF',
+        async () => {
+          mkdirSync(join(dir, 'dump.rdb', 'blocked'), { recursive: true });
+          await admin.config('SET', 'save', '3600 1');
+          // SCHEDULE: after the AOF rewrite Redis may be running.
+          await admin.bgsave('SCHEDULE');
+          await vi.waitFor(async () => expect(await admin.info('persistence')).toMatch(/rdb_bgsave_in_progress:0[\s\S]*rdb_last_bgsave_status:err/), { timeout: 10_000, interval: 20 });
+        },
+        async () => {
+          await admin.config('SET', 'save', '');
+          rmSync(join(dir, 'dump.rdb'), { recursive: true, force: true });
+        },
+      );
+    } finally {
       admin.disconnect();
     }
   });
