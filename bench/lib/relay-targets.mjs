@@ -36,15 +36,16 @@ export function loadCpus(target, pin) {
 /** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default), profile (a directory or '') }. */
 export async function startTarget(target, o) {
   if (target === 'ours' || target === 'raw') return singleServer(target, o);
-  if (target === 'rawsdk') return singleServer('raw', o);
+  if (target === 'rawsdk') return singleServer('raw', o, 'rawsdk');
   if (target === 'cluster1' || target === 'cluster2' || target === 'nodes1' || target === 'nodes2') return clusterNodes(target, o);
   if (target === 'workers1' || target === 'workers2') return workers(Number(target.slice(-1)), o);
   throw new Error(`unknown target ${target}; known: ${TARGETS.join(', ')}`);
 }
 
-async function singleServer(target, o) {
-  const dataDir = o.store === 'disk' && target === 'ours' ? mkdtempSync(join(tmpdir(), 'im-bench-')) : null;
-  const server = startChild(serverScript, [target, JSON.stringify({ dataDir })], { cpus: o.pin ? '1' : null, execArgv: profArgs(o, target) });
+/** One server child of `kind` (ours or raw); `name` tells its profile apart. */
+async function singleServer(kind, o, name = kind) {
+  const dataDir = o.store === 'disk' && kind === 'ours' ? mkdtempSync(join(tmpdir(), 'im-bench-')) : null;
+  const server = startChild(serverScript, [kind, JSON.stringify({ dataDir })], { cpus: o.pin ? '1' : null, execArgv: profArgs(o, name) });
   const { port } = await server.waitFor((m) => m.type === 'ready');
   const url = `ws://127.0.0.1:${port}/websocket`;
   return {
