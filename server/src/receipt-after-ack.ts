@@ -1,6 +1,20 @@
 import type { ServerContext } from './context';
 import { forwardReceipt } from './receipts';
-import type { DueReceipt, Session } from './session';
+import type { Session } from './session';
+
+/** A device receipt waiting for its sender's ACK to be written. */
+interface DueReceipt {
+  readonly receiver: string;
+  readonly fp: string;
+  /** When the receiver's ACK came (ms since the epoch). */
+  readonly atMs: number;
+}
+
+/**
+ * The receipts waiting on each sender's session, only until the end of the turn they were made in
+ * (kept here rather than on every session: an idle connection pays nothing for it).
+ */
+const waiting = new Map<Session, DueReceipt[]>();
 
 /**
  * Receipts that follow their sender's ACK in the same socket write.
@@ -21,7 +35,9 @@ export function receiptAfterAck(ctx: ServerContext, sender: string, receiver: st
     return;
   }
   const due: DueReceipt = { receiver, fp, atMs };
-  (s.receiptsDue ??= []).push(due);
+  const list = waiting.get(s);
+  if (list) list.push(due);
+  else waiting.set(s, [due]);
   setImmediate(sendIfStillDue, ctx, s, sender, due);
 }
 
@@ -30,26 +46,32 @@ export function receiptAfterAck(ctx: ServerContext, sender: string, receiver: st
  * there ({@link receiptAfterAck}), goes now, into the same write.
  */
 export function sendReceiptDue(ctx: ServerContext, s: Session, sender: string, receiver: string, fp: string): void {
-  const waiting = s.receiptsDue;
-  if (waiting === null) return;
-  for (let i = 0; i < waiting.length; i++) {
-    const due = waiting[i];
+  if (waiting.size === 0) return;
+  const list = waiting.get(s);
+  if (!list) return;
+  for (let i = 0; i < list.length; i++) {
+    const due = list[i];
     if (due.fp !== fp || due.receiver !== receiver) continue;
-    take(s, i);
+    take(s, list, i);
     void forwardReceipt(ctx, sender, receiver, fp, due.atMs);
     return;
   }
 }
 
 function sendIfStillDue(ctx: ServerContext, s: Session, sender: string, due: DueReceipt): void {
-  const i = s.receiptsDue === null ? -1 : s.receiptsDue.indexOf(due);
+  const list = waiting.get(s);
+  const i = list ? list.indexOf(due) : -1;
   if (i === -1) return;
-  take(s, i);
+  take(s, list as DueReceipt[], i);
   void forwardReceipt(ctx, sender, due.receiver, due.fp, due.atMs);
 }
 
-function take(s: Session, i: number): void {
-  const waiting = s.receiptsDue as DueReceipt[];
-  if (waiting.length === 1) s.receiptsDue = null;
-  else waiting.splice(i, 1);
+function take(s: Session, list: DueReceipt[], i: number): void {
+  if (list.length === 1) waiting.delete(s);
+  else list.splice(i, 1);
+}
+
+/** Receipts waiting on `s` now (for tests). */
+export function receiptsDueOn(s: Session): number {
+  return waiting.get(s)?.length ?? 0;
 }

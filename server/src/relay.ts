@@ -138,7 +138,7 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
     if (!rememberedByPut) await rememberC2c(ctx, uid, dedupFp);
     sendAck(ctx, s, dedupFp, p.to, uid);
     // Its receiver may have ACKed it already (a held put): the receipt goes in the same write.
-    if (s.receiptsDue !== null && msg.fp) sendReceiptDue(ctx, s, uid, msg.to as string, msg.fp);
+    if (msg.fp) sendReceiptDue(ctx, s, uid, msg.to as string, msg.fp);
   }
 }
 

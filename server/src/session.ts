@@ -4,14 +4,6 @@ import type { Queued } from './frame-queue';
 import type { IdleList, IdleNode } from './idle-list';
 import { FrameBudget, type ResolvedRateLimit } from './rate-limit';
 
-/** A device receipt waiting for its sender's ACK to be written (receipt-after-ack.ts). */
-export interface DueReceipt {
-  readonly receiver: string;
-  readonly fp: string;
-  /** When the receiver's ACK came (ms since the epoch). */
-  readonly atMs: number;
-}
-
 /** The transports a session can arrive on. */
 export type TransportName = 'ws' | 'tcp' | 'udp';
 
@@ -84,8 +76,6 @@ export class Session implements ConnectionInfo, IdleNode {
   replay: { cursor: number; startedMs: number; inFlight: Set<string>; pumping: boolean; again: boolean; until: number; snap: boolean; rewind: boolean } | null = null;
   /** The cursor the last replay of this session ended at: a later one (a cluster's recheck) goes on from there. */
   replayedTo = 0;
-  /** Receipts to write right after this user's ACK of their message (receipt-after-ack.ts); null while none wait. */
-  receiptsDue: DueReceipt[] | null = null;
 
   /** `budget` carries a rate limit over from an earlier session of the same peer (UDP). */
   constructor(readonly link: Link, rate: ResolvedRateLimit | null, budget?: FrameBudget) {
