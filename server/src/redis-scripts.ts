@@ -282,7 +282,8 @@ export class ScriptBatcher {
 
 /** Settles one call from its entry of a batch's answer ({1, result} or {0, message}). */
 function settleOne(p: Pending, entry: unknown[] | undefined): void {
-  if (!Array.isArray(entry)) return p.reject(new ReplyError('redis: a batched script gave no answer for this call'));
+  // The batch ran, so this call may have too: failed as one that may have written.
+  if (!Array.isArray(entry)) return p.reject(new ScriptCallError('redis: a batched script gave no answer for this call'));
   if (entry[0] !== 1) return p.reject(new ScriptCallError(String(entry[1])));
   const result = entry.length > 1 ? entry[1] : null;
   // A script's own error reply (redis.error_reply) arrives inside the array as an Error.

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defineScripts, MAX_BATCH_CALLS, NotSentError, watchStall } from '../../server/src/redis-scripts';
+import { defineScripts, MAX_BATCH_CALLS, mayHaveWrittenBeforeFailing, NotSentError, ScriptBatcher, watchStall } from '../../server/src/redis-scripts';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server';
 
 /** Batched scripts (redis-scripts.ts): calls of one turn go as one command, each answered as if alone. */
@@ -149,5 +149,17 @@ describe('defineScripts with batched scripts', () => {
     } finally {
       client.disconnect();
     }
+  });
+});
+
+describe('a batch whose answer leaves a call out', () => {
+  it('fails that call as one that may have written: the batch ran, so the call may have', async () => {
+    // A connected client as far as the batcher looks, and a batch answer with the first call's entry only.
+    const client = { status: 'ready', stream: { writable: true, writableEnded: false } } as unknown as Redis;
+    const batcher = new ScriptBatcher(client, 1, 0, { one: async () => 'one', many: async () => [[1, 'first']] }, () => null);
+    const [first, second] = await Promise.allSettled([batcher.call(['k1', 'a']), batcher.call(['k2', 'b'])]);
+    expect(first).toEqual({ status: 'fulfilled', value: 'first' });
+    expect(second.status).toBe('rejected');
+    expect(mayHaveWrittenBeforeFailing((second as PromiseRejectedResult).reason)).toBe(true);
   });
 });
