@@ -154,6 +154,18 @@ export class FlatMap<V> {
   }
 }
 
+/** Counts one more of `key` in a table of counts. */
+export function countUp(counts: FlatMap<number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
+/** Counts one fewer of `key` in a table of counts; a key whose count reaches zero leaves the table. */
+export function countDown(counts: FlatMap<number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
+}
+
 /** `n` empty slots as a packed array (`new Array(n)` above 100,000 or so would be a dictionary). */
 function slots<T>(n: number): Array<T | undefined> {
   const a: Array<T | undefined> = [];

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Protocal } from '../../src/protocol';
-import { FlatMap } from './flat-map';
+import { countDown, countUp, FlatMap } from './flat-map';
 import { createConsoleLogger, type Logger } from './logger';
 import { isPromise, type MaybePromise } from './maybe-promise';
 import type { PresenceEntry } from './presence';
@@ -430,12 +430,8 @@ export class RedisRouting implements Routing {
 
   /** Counts a frame or receipt for `user` in {@link routing} until the returned function is called (once it is written or routed). */
   private routingTo(user: string): () => void {
-    this.routing.set(user, (this.routing.get(user) ?? 0) + 1);
-    return () => {
-      const left = (this.routing.get(user) ?? 1) - 1;
-      if (left > 0) this.routing.set(user, left);
-      else this.routing.delete(user);
-    };
+    countUp(this.routing, user);
+    return () => countDown(this.routing, user);
   }
 
   private ownLocal(): Routing {

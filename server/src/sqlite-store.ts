@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { tupleKey } from './bounds';
 import { createPendingTable } from './sqlite-schema';
-import { FlatMap } from './flat-map';
+import { countDown, countUp, FlatMap } from './flat-map';
 import { dataDirOpenError, fileIdentity, prepareDataDir, sameFile, type FileIdentity } from './data-dir';
 import type { ExpiredMessage, OfflineStore, StoredMessage, StoreHealth } from './offline-store';
 import { OfflineStoreError } from './store-error';
@@ -289,7 +289,7 @@ export class SqliteOfflineStore implements OfflineStore {
         this.held.set(key, put);
       }
       this.puts.push(put);
-      this.queued.set(to, (this.queued.get(to) ?? 0) + 1);
+      countUp(this.queued, to);
       this.queuedRows++;
       this.queuedBytes += size;
       this.schedule(!held);
@@ -298,9 +298,7 @@ export class SqliteOfflineStore implements OfflineStore {
 
   /** Takes a cancelled put out of the counts of queued work. */
   private unqueue(put: PendingPut): void {
-    const n = (this.queued.get(put.to) ?? 1) - 1;
-    if (n > 0) this.queued.set(put.to, n);
-    else this.queued.delete(put.to);
+    countDown(this.queued, put.to);
     this.queuedRows--;
     this.queuedBytes -= put.bytes;
   }

@@ -1,5 +1,5 @@
 import { ReplyError, type Redis } from 'ioredis';
-import { FlatMap } from './flat-map';
+import { countDown, countUp, FlatMap } from './flat-map';
 import { createConsoleLogger, type Logger } from './logger';
 import type { ExpiredMessage, StoredMessage, StoreHealth } from './offline-store';
 import { closeOwned, lengthPrefixed, openTarget, splitPrefixed, whenReady, type RedisTarget } from './redis-client';
@@ -217,24 +217,18 @@ export class RedisMessageStore implements MessageStore {
     const id = lengthPrefixed(to) + member;
     const unsure = this.uncertain.has(id);
     const pair = routeHead === '' && this.o.markHolder ? lengthPrefixed(to) + lengthPrefixed(from) : null;
-    if (pair !== null) this.putting.set(pair, (this.putting.get(pair) ?? 0) + 1);
+    if (pair !== null) countUp(this.putting, pair);
     let r: number;
     try {
       r = await this.writeOnce(to, id, member, frame, remember, unlessSeen, routeHead, unsure);
     } finally {
       // Once the caller has routed it: its route is made in the microtasks after the answer and sent at
       // the end of this turn, before any script made in a later turn.
-      if (pair !== null) setImmediate(() => this.donePutting(pair));
+      if (pair !== null) setImmediate(countDown, this.putting, pair);
     }
     if (r === -1) throw new OfflineStoreError('quota', `the offline store is full (${this.o.maxRows} messages or ${this.o.maxBytes} bytes)`);
     if (r === -2) throw new OfflineStoreError('full', `the offline box of "${to}" is full (${this.o.maxPerReceiver} messages)`);
     return r;
-  }
-
-  private donePutting(pair: string): void {
-    const left = (this.putting.get(pair) ?? 1) - 1;
-    if (left > 0) this.putting.set(pair, left);
-    else this.putting.delete(pair);
   }
 
   /** One run of the put script (see {@link write}); failures as OfflineStoreError. */
@@ -318,13 +312,11 @@ export class RedisMessageStore implements MessageStore {
   private async removeMember(to: string, from: string, fp: string, receipt: string): Promise<number> {
     const member = lengthPrefixed(from) + fp;
     const id = lengthPrefixed(to) + member;
-    this.removing.set(id, (this.removing.get(id) ?? 0) + 1);
+    countUp(this.removing, id);
     try {
       return (await this.run('imStoreRemove')(this.key('m', to), this.key('f', to), ...this.removeShared, member, id, from, receipt)) as number;
     } finally {
-      const left = (this.removing.get(id) ?? 1) - 1;
-      if (left > 0) this.removing.set(id, left);
-      else this.removing.delete(id);
+      countDown(this.removing, id);
     }
   }
 
