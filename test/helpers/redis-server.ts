@@ -13,7 +13,12 @@ export interface RedisServer {
   readonly pid: number;
   /** Shuts it down (SIGTERM, the AOF flushed) and removes its directory. */
   stop(): Promise<void>;
-  /** SIGKILL: a crash, nothing flushed beyond what the AOF's fsync policy already wrote. */
+  /**
+   * SIGKILL: a crash of Redis's process. With `appendfsync everysec` Redis may have postponed its AOF
+   * write (up to 2 s, while a background fsync is slow) and answered anyway, so the last writes can be
+   * gone after {@link restart}: a test that counts on them surviving starts its server with
+   * `appendfsync: 'always'`.
+   */
   kill(): Promise<void>;
   /** Starts it again on the same port and directory: the AOF is reloaded. */
   restart(): Promise<void>;

@@ -70,7 +70,8 @@ class Peer {
 
 /** A private redis-server (kept in `redis` for afterAll) and in-process WebSocket nodes on it. */
 async function startNodes(ids: string[], keyPrefix: string, cluster: Partial<ClusterOptions> = {}): Promise<{ nodes: IMServer[]; redis: RedisServer }> {
-  const own = await startRedisServer();
+  // 'always': the test SIGKILLs it and counts every ACKed message (everysec may lose the last ones).
+  const own = await startRedisServer({ appendfsync: 'always' });
   redis = own;
   const nodes: IMServer[] = [];
   for (const nodeId of ids) {

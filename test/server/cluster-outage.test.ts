@@ -39,7 +39,8 @@ async function aliceAndBob(redisUrl: string, keyPrefix: string, ids: [string, st
 
 describe('cluster: Redis down, and back', () => {
   it('keeps a receiver\'s connection when it ACKs while Redis is down (the receipt cannot be routed), and delivers the copy again once Redis is back', async () => {
-    const own = await startRedisServer();
+    // 'always': the copy stored just before the SIGKILL must be in the AOF (everysec may postpone it).
+    const own = await startRedisServer({ appendfsync: 'always' });
     try {
       const { alice, bob } = await aliceAndBob(own.url, 'ack:', ['a1', 'a2']);
       alice.send(dataFrame('alice', 'bob', 'hello', 'fp-a'));

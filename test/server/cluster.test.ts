@@ -344,7 +344,8 @@ describe('cluster: three nodes on one Redis', () => {
   });
 
   it('refuses logins with error 337 and messages with 325 (never an ACK) while Redis is down, reports not ready, and resumes when it returns', async () => {
-    const own = await startRedisServer();
+    // 'always': jon's login just before the SIGKILL must be in the AOF (everysec may postpone it).
+    const own = await startRedisServer({ appendfsync: 'always' });
     try {
       const nodes: IMServer[] = [];
       for (const n of ['r1', 'r2']) {
