@@ -67,7 +67,8 @@ async function benchTarget(target, ratesFor) {
   const plan = [{ name: 'saturation', rate: 0 }];
   for (let k = 0; k < plan.length; k++) {
     const step = plan[k];
-    const s0 = await servers.stats();
+    // The stall figure, like the latencies, leaves out the warm-up (a cold server's first turns).
+    const s0 = await servers.stats({ lagFromMs: flags.warmup });
     const t0 = Date.now();
     const parts = await Promise.all(
       loaders.map((l) =>

@@ -51,8 +51,8 @@ async function singleServer(kind, o, name = kind) {
   return {
     nodes: 1,
     url: () => url,
-    stats: async () => {
-      const s = await server.request({ cmd: 'stats' });
+    stats: async (o = {}) => {
+      const s = await server.request({ cmd: 'stats', ...o });
       return { nodeCpu: [cpuSeconds({ user: 0, system: 0 }, s.cpu)], redisCpu: NaN, loopDelayMax: s.loopDelay.maxMs, frames: s.frames, mem: s.mem };
     },
     stop: async () => {
@@ -85,8 +85,8 @@ async function clusterNodes(target, o) {
   return {
     nodes: count,
     url,
-    stats: async () => {
-      const all = await Promise.all(servers.map((s) => s.request({ cmd: 'stats' })));
+    stats: async (o = {}) => {
+      const all = await Promise.all(servers.map((s) => s.request({ cmd: 'stats', ...o })));
       return {
         nodeCpu: all.map((s) => cpuSeconds({ user: 0, system: 0 }, s.cpu)),
         redisCpu: redis.cpuSeconds(),

@@ -115,6 +115,7 @@ function smaps() {
 
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
+let lagReset = null;
 const started = Date.now();
 const server = kind === 'raw' ? await startRaw() : await startOurs();
 process.send({ type: 'ready', port: server.port, startMs: Date.now() - started });
@@ -138,6 +139,9 @@ serveRequests(async (m) => {
       }
       const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
       loopDelay.reset();
+      // The next figure counts from `lagFromMs` on (the end of a step's warm-up), as its latencies do.
+      clearTimeout(lagReset);
+      if (m.lagFromMs > 0) lagReset = setTimeout(() => loopDelay.reset(), m.lagFromMs);
       return { cpu: process.cpuUsage(), mem, heapSpaces: spaces, ...(maps ? { smaps: maps } : {}), ...(settled ? { settled } : {}), loopDelay: lag, ...server.info() };
     }
     case 'snapshot':
