@@ -20,6 +20,7 @@ import {
   TYPE_LOGOUT,
   TYPE_RECEIPT,
   CAP_RECEIPTS,
+  CAP_RECEIPT_IN_ACK,
   ERROR_GOING_AWAY,
   ERROR_UNLOGIN,
   SERVER_ID,
@@ -82,6 +83,8 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private _firstLogin = 0;
   /** The server's maxMessageBytes from the last login response; 0 when it did not say (MobileIMSDK). Set by login(). */
   private _maxMessageBytes!: number;
+  /** The capability bits the server granted at the last login (0 from a MobileIMSDK server). */
+  private _caps!: number;
   /** Why the link went down last, for RECONNECT_FAILED (set by every lost link, before any reconnect). */
   private _lastLoss!: StateReason;
   private _loginWaiter?: Waiter<LoginResult> | null;
@@ -339,7 +342,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
   private _authenticate(token: string): void {
     const c = this._credentials;
     if (!c || this._current !== CONNECTING || !this._move(AUTHENTICATING, 'socket-open')) return;
-    const caps = this._o._receipts ? CAP_RECEIPTS : undefined;
+    const caps = this._o._receipts ? CAP_RECEIPTS | CAP_RECEIPT_IN_ACK : undefined;
     const info = { loginUserId: c.userId, loginToken: token, extra: c.extra, firstLoginTime: this._firstLogin, caps };
     this._write(this._frame(TYPE_LOGIN, encodeLoginInfo(info)));
   }
@@ -452,7 +455,10 @@ export class IMClient extends SafeEmitter<ClientEvents> {
           serverTime: frame.sm > 0 ? frame.sm : null,
         });
       case TYPE_ACK:
-        if (frame.dataContent != null) this._outbox._ack(frame.dataContent);
+        if (frame.dataContent == null) return;
+        this._outbox._ack(frame.dataContent);
+        // Our server's ACK that also says the receiver's device has the message (granted at login).
+        if (frame.typeu === TYPE_RECEIPT && this._caps & CAP_RECEIPT_IN_ACK) this._emit('received', { fp: frame.dataContent, to: frame.from || '', at: frame.sm });
         return;
       case TYPE_ECHO_RESPONSE:
         return this._echoes._reply(frame.dataContent);
@@ -479,6 +485,7 @@ export class IMClient extends SafeEmitter<ClientEvents> {
     }
     if (this._firstLogin <= 0 && res.firstLoginTime > 0) this._firstLogin = res.firstLoginTime;
     this._maxMessageBytes = res.maxMessageBytes || 0;
+    this._caps = res.caps;
     this._loginTimer._cancel();
     this._reconnect._attempts = 0;
     this._keepAlive._start();

@@ -53,6 +53,11 @@ export const ERROR_UNLOGIN = 301;
 export const ERROR_GOING_AWAY = 336;
 /** Login capability bit (our extension, `caps` in the login): "send me device receipts (type 60)". */
 export const CAP_RECEIPTS = 1;
+/**
+ * Login capability bit, with {@link CAP_RECEIPTS}: "a receipt due when you ACK my message may ride in
+ * that ACK" (type 4 with `typeu` 60 and the receipt's time in `sm`). Read only when the server granted it.
+ */
+export const CAP_RECEIPT_IN_ACK = 2;
 
 /** Kickout codes (`PKickoutInfo`). */
 export const KickoutCode = { DUPLICATE_LOGIN: 1, ADMIN: 2 } as const;

@@ -1,6 +1,9 @@
+import { createFrame, MsgType } from '../../src/protocol';
 import type { ServerContext } from './context';
-import { forwardReceipt } from './receipts';
+import { CAP_RECEIPT_IN_ACK, CAP_RECEIPTS, forwardReceipt, RECEIPT_TYPE } from './receipts';
 import type { Session } from './session';
+
+const RECEIPT_IN_ACK = CAP_RECEIPTS | CAP_RECEIPT_IN_ACK;
 
 /** A device receipt waiting for its sender's ACK to be written. */
 interface DueReceipt {
@@ -24,7 +27,7 @@ const waiting = new Map<Session, DueReceipt[]>();
  * receipt must not overtake that ACK, so it used to go in a turn of its own: a second write to the
  * sender's socket, and a system call, for every such message (at 8,600 msg/s with SDK clients about an
  * eighth of the server's CPU: bench/README.md). Now the receipt waits on the sender's session and the
- * handler writes it right after the ACK ({@link sendReceiptDue}), so both leave in one write. One whose
+ * handler writes it with the ACK ({@link sendAckWithReceiptDue}): in one write, or in the ACK itself. One whose
  * ACK was not written in this turn's microtasks (it waits behind an earlier message of that sender)
  * goes at the next turn as before, whatever happens to its ACK: a receipt is never held longer.
  */
@@ -42,20 +45,35 @@ export function receiptAfterAck(ctx: ServerContext, sender: string, receiver: st
 }
 
 /**
- * Called after writing `sender`'s ACK of message `fp` to `receiver` on `s`: its receipt, when one waits
- * there ({@link receiptAfterAck}), goes now, into the same write.
+ * Writes `sender`'s ACK of its message `ackFp` to user `ackFrom` (the ACK's `from`) on `s`, with the receipt of message `fp` to
+ * `receiver` when one waits there ({@link receiptAfterAck}): inside the ACK when both name the same
+ * message and the client asked for that ({@link CAP_RECEIPT_IN_ACK}: one frame fewer per message), else
+ * as a frame of its own right after the ACK, in the same write. `fp` and `receiver` differ from the ACK's
+ * only when a `beforeC2C` hook rewrote the message.
  */
-export function sendReceiptDue(ctx: ServerContext, s: Session, sender: string, receiver: string, fp: string): void {
-  if (waiting.size === 0) return;
+export function sendAckWithReceiptDue(ctx: ServerContext, s: Session, sender: string, ackFp: string, ackFrom: string, fp: string | null, receiver: string): void {
+  const due = fp === null ? null : takeDue(s, receiver, fp);
+  if (due && fp === ackFp && receiver === ackFrom && (s.caps & RECEIPT_IN_ACK) === RECEIPT_IN_ACK) {
+    const both = createFrame({ type: MsgType.ACK, dataContent: ackFp, from: ackFrom, to: sender, typeu: RECEIPT_TYPE, sm: due.atMs });
+    if (ctx.io.send(s, both)) return;
+    // Not written (a closing session; a UDP peer short of byte credit for the longer frame): as apart.
+  }
+  ctx.io.send(s, createFrame({ type: MsgType.ACK, dataContent: ackFp, from: ackFrom, to: sender }));
+  if (due) void forwardReceipt(ctx, sender, receiver, due.fp, due.atMs);
+}
+
+/** Takes the receipt of message `fp` to `receiver` waiting on `s`, if one does. */
+function takeDue(s: Session, receiver: string, fp: string): DueReceipt | null {
+  if (waiting.size === 0) return null;
   const list = waiting.get(s);
-  if (!list) return;
+  if (!list) return null;
   for (let i = 0; i < list.length; i++) {
     const due = list[i];
     if (due.fp !== fp || due.receiver !== receiver) continue;
     take(s, list, i);
-    void forwardReceipt(ctx, sender, receiver, fp, due.atMs);
-    return;
+    return due;
   }
+  return null;
 }
 
 function sendIfStillDue(ctx: ServerContext, s: Session, sender: string, due: DueReceipt): void {

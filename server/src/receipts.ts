@@ -22,8 +22,13 @@ import type { Session } from './session';
 export const RECEIPT_TYPE = 60;
 /** Capability bit: the client wants device receipts. */
 export const CAP_RECEIPTS = 1;
+/**
+ * Capability bit, with {@link CAP_RECEIPTS}: a receipt due when its sender's ACK is written rides in that
+ * ACK (type 4, `typeu` {@link RECEIPT_TYPE}, `sm` the receipt's time) instead of a frame of its own.
+ */
+export const CAP_RECEIPT_IN_ACK = 2;
 /** Every capability bit this server grants. */
-export const SUPPORTED_CAPS = CAP_RECEIPTS;
+export const SUPPORTED_CAPS = CAP_RECEIPTS | CAP_RECEIPT_IN_ACK;
 
 
 /** Bounds of the receipts waiting for offline senders. */

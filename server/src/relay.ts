@@ -5,7 +5,7 @@ import { deliver } from './deliver';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
 import { isPromise, type MaybePromise } from './maybe-promise';
-import { receiptAfterAck, sendReceiptDue } from './receipt-after-ack';
+import { receiptAfterAck, sendAckWithReceiptDue } from './receipt-after-ack';
 import { forwardReceipt } from './receipts';
 import { replaySettled } from './replay';
 import type { Session } from './session';
@@ -136,9 +136,8 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
   // The ACK answers the frame the sender sent, whatever the hook rewrote: its fp is what the sender retries.
   if (dedupFp && (result === 'sent' || result === 'stored')) {
     if (!rememberedByPut) await rememberC2c(ctx, uid, dedupFp);
-    sendAck(ctx, s, dedupFp, p.to, uid);
-    // Its receiver may have ACKed it already (a held put): the receipt goes in the same write.
-    if (msg.fp) sendReceiptDue(ctx, s, uid, msg.to as string, msg.fp);
+    // Its receiver may have ACKed it already (a held put): the receipt goes with the ACK.
+    sendAckWithReceiptDue(ctx, s, uid, dedupFp, p.to as string, msg.fp, msg.to as string);
   }
 }
 

@@ -76,16 +76,25 @@ describe.each(transports)('end to end over %s', (transport, endpoint) => {
     const bobInbox = inbox(bob);
     const delivered: string[] = [];
     alice.on('delivered', ({ fp }) => void delivered.push(fp));
+    const received: Array<{ fp: string; to: string; at: number }> = [];
+    alice.on('received', (e) => void received.push(e));
     const r = await alice.login({ userId: 'alice', token: 't' });
     expect(r.userId).toBe('alice');
     await bob.login({ userId: 'bob', token: 't' });
     expect(server.onlineUsers().sort()).toEqual(['alice', 'bob']);
+    const sentAt = Date.now();
     const receipt = await alice.send('bob', `hello over ${transport} 你好`, { qos: true, typeu: 7 });
     expect(receipt.acked).toBe(true);
     expect(delivered).toEqual([receipt.fp]);
     await expect
       .poll(() => bobInbox.map((m) => [m.from, m.content, m.typeu, m.fp]))
       .toEqual([['alice', `hello over ${transport} 你好`, 7, receipt.fp]]);
+    // Bob's device ACKed it: alice hears so once (in the ACK itself when bob ACKed while it was held).
+    await expect.poll(() => received.map((e) => [e.fp, e.to])).toEqual([[receipt.fp, 'bob']]);
+    expect(received[0].at).toBeGreaterThanOrEqual(sentAt);
+    expect(received[0].at).toBeLessThanOrEqual(Date.now());
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received).toHaveLength(1);
   });
 
   it('kicks the first client when the same user logs in again', async () => {

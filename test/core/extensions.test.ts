@@ -17,10 +17,10 @@ function ourLoginResponse(sock: FakeSocket, maxMessageBytes: number, caps = 1): 
   sock.deliver({ type: 50, dataContent: `{"code":0,"firstLoginTime":1700000000000,"caps":${caps},"maxMessageBytes":${maxMessageBytes}}` });
 }
 
-async function loginOurs(ctx: ReturnType<typeof makeClient>, maxMessageBytes: number) {
+async function loginOurs(ctx: ReturnType<typeof makeClient>, maxMessageBytes: number, caps = 1) {
   const p = ctx.client.login({ userId: 'u1', token: 'tok' });
   ctx.fake.last.open();
-  ourLoginResponse(ctx.fake.last, maxMessageBytes);
+  ourLoginResponse(ctx.fake.last, maxMessageBytes, caps);
   await p;
   return ctx.fake.last;
 }
@@ -31,11 +31,11 @@ function dataFrameBytes(content: string, fp: string): number {
 }
 
 describe('capabilities at login', () => {
-  it('asks for device receipts by default: "caps":1 after MobileIMSDK\'s keys', () => {
+  it('asks for device receipts, in ACKs where they can be, by default: "caps":3 after MobileIMSDK\'s keys', () => {
     const ctx = makeClient();
     ctx.client.login({ userId: 'u1', token: 'tok' }).catch(() => undefined);
     ctx.fake.last.open();
-    expect(ctx.fake.last.sentOfType(MsgType.LOGIN)[0].dataContent).toBe('{"loginUserId":"u1","loginToken":"tok","firstLoginTime":0,"caps":1}');
+    expect(ctx.fake.last.sentOfType(MsgType.LOGIN)[0].dataContent).toBe('{"loginUserId":"u1","loginToken":"tok","firstLoginTime":0,"caps":3}');
     ctx.client.destroy();
   });
 
@@ -151,6 +151,39 @@ describe('device receipts (type 60)', () => {
     // A receipt is not a QoS frame: it is never ACKed.
     expect(sock.sentOfType(MsgType.ACK)).toEqual([]);
     ctx.client.destroy();
+  });
+
+  it('emits received from an ACK that carries it (typeu 60, the time in sm) when the server granted caps bit 2, after delivered', async () => {
+    const ctx = makeClient();
+    const sock = await loginOurs(ctx, 6144, 3);
+    const seen: string[] = [];
+    ctx.client.on('delivered', (e) => seen.push(`delivered ${e.fp}`));
+    ctx.client.on('received', (e) => seen.push(`received ${e.fp} by ${e.to} at ${e.at}`));
+    const sent = ctx.client.send('u2', 'hi', { fp: 'fp-in' });
+    sock.deliver({ type: 4, dataContent: 'fp-in', from: 'u2', to: 'u1', typeu: 60, sm: 1700000000700 });
+    expect(seen).toEqual(['delivered fp-in', 'received fp-in by u2 at 1700000000700']);
+    await expect(sent).resolves.toEqual({ fp: 'fp-in', to: 'u2', acked: true });
+    // A plain ACK is only an ACK.
+    ctx.client.send('u2', 'again', { fp: 'fp-plain' }).catch(() => undefined);
+    sock.deliver({ type: 4, dataContent: 'fp-plain', from: 'u2', to: 'u1', sm: 1700000000800 });
+    expect(seen).toEqual(['delivered fp-in', 'received fp-in by u2 at 1700000000700', 'delivered fp-plain']);
+    ctx.client.destroy();
+  });
+
+  it('reads no receipt in an ACK unless the last login granted caps bit 2 (a MobileIMSDK server grants nothing)', async () => {
+    for (const grant of [null, 1]) {
+      const ctx = makeClient();
+      const p = ctx.client.login({ userId: 'u1', token: 'tok' });
+      ctx.fake.last.open();
+      if (grant === null) ctx.fake.last.loginResponse(0);
+      else ourLoginResponse(ctx.fake.last, 6144, grant);
+      await p;
+      ctx.client.send('u2', 'hi', { fp: 'fp-f' }).catch(() => undefined);
+      ctx.fake.last.deliver({ type: 4, dataContent: 'fp-f', from: 'u2', to: 'u1', typeu: 60, sm: 1700000000900 });
+      expect(ctx.of('delivered')).toHaveLength(1);
+      expect(ctx.of('received')).toEqual([]);
+      ctx.client.destroy();
+    }
   });
 
   it('reports a malformed receipt as a protocol error and stays online', async () => {

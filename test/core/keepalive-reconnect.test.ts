@@ -89,7 +89,7 @@ describe('auto re-login', () => {
     expect(ctx.fake.sockets).toHaveLength(2);
     ctx.fake.last.open();
     const login = ctx.fake.last.sentOfType(MsgType.LOGIN)[0];
-    expect(JSON.parse(login.dataContent as string)).toEqual({ loginUserId: 'u1', loginToken: 'tok', firstLoginTime: 123456, caps: 1 });
+    expect(JSON.parse(login.dataContent as string)).toEqual({ loginUserId: 'u1', loginToken: 'tok', firstLoginTime: 123456, caps: 3 });
     ctx.fake.last.loginResponse(0, 123456);
     expect(ctx.client.state).toBe('online');
     expect(ctx.client.stats().reconnectAttempts).toBe(0);

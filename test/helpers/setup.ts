@@ -17,7 +17,7 @@ export function makeClient(options: Partial<IMClientOptions> = {}, adapterOption
   const logger = { debug: vi.fn(), warn: vi.fn(), error: vi.fn() };
   const client = new IMClient({ url: 'ws://test/websocket', adapter: fake.adapter, random: seededRandom(), logger, ...options });
   const events: Array<[string, unknown]> = [];
-  for (const type of ['state', 'message', 'delivered', 'lost', 'kicked', 'reconnect', 'error'] as const) {
+  for (const type of ['state', 'message', 'delivered', 'lost', 'kicked', 'reconnect', 'error', 'received'] as const) {
     client.on(type, (e: unknown) => events.push([type, e]));
   }
   client.on('state', ({ from, to, reason }) => {

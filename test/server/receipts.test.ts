@@ -13,7 +13,9 @@ describe('device receipts (type 60) and the login capabilities', () => {
     const ours = await ws();
     expect(await loginWithCaps(ours, 'alice')).toEqual({ code: 0, firstLoginTime: expect.any(Number), caps: 1, maxMessageBytes: 4000 });
     const unknownBits = await ws();
-    expect(await loginWithCaps(unknownBits, 'carol', 7)).toMatchObject({ code: 0, caps: 1 });
+    expect(await loginWithCaps(unknownBits, 'carol', 7)).toMatchObject({ code: 0, caps: 3 });
+    const inAck = await ws();
+    expect(await loginWithCaps(inAck, 'dave', 3)).toMatchObject({ code: 0, caps: 3 });
     const java = await ws();
     java.send(loginFrame('bob'));
     const text = (await java.nextOfType(50)).dataContent as string;

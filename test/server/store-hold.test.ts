@@ -195,13 +195,13 @@ describe('held puts: a message its receiver ACKs before the commit is never writ
 
 describe('held puts through the server', () => {
   /** A server on its own data directory, with alice and bob logged in (asking for receipts with `caps`). */
-  async function pairOnDisk(storeHoldMs: number, caps = false) {
+  async function pairOnDisk(storeHoldMs: number, caps: boolean | number = false) {
     const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
     dirs.push(dir);
     const { ws, server } = await setup({ dataDir: dir, storeHoldMs });
     const alice = await ws();
     const bob = await ws();
-    for (const [c, uid] of [[alice, 'alice'], [bob, 'bob']] as const) await (caps ? loginWithCaps(c, uid) : login(c, uid));
+    for (const [c, uid] of [[alice, 'alice'], [bob, 'bob']] as const) await (caps ? loginWithCaps(c, uid, caps === true ? 1 : caps) : login(c, uid));
     return { dir, alice, bob, server, ws };
   }
 
@@ -223,6 +223,35 @@ describe('held puts through the server', () => {
     }
     expect(insertsEver(dir)).toBe(0);
     expect(await server.prometheusMetrics()).toMatch(/^mobileimsdk_store_writes_spared_total 5$/m);
+  });
+
+  it('puts the receipt in the sender ACK itself for a sender that asked for that (caps 3), and sends it apart when the ACK went first', async () => {
+    const { alice, bob } = await pairOnDisk(1000, 3);
+    for (let i = 0; i < 3; i++) {
+      const fp = `fp-in-${i}`;
+      alice.send(dataFrame('alice', 'bob', `hi ${i}`, fp));
+      expect((await bob.nextOfType(2)).fp).toBe(fp);
+      const ackedAt = Date.now();
+      bob.send(ackFrame('bob', 'alice', fp));
+      const ack = await alice.nextOfType(4);
+      expect([ack.dataContent, ack.from, ack.to, ack.typeu]).toEqual([fp, 'bob', 'alice', 60]);
+      expect(ack.sm).toBeGreaterThanOrEqual(ackedAt);
+      expect(ack.sm).toBeLessThanOrEqual(Date.now());
+    }
+    expect((await alice.quiet(150)).filter((f) => f.type === 60 || f.type === 4)).toEqual([]);
+    // Bob never sees the extension in what alice's messages bring him.
+    expect(bob.frames.filter((f) => f.type === 60 || (f.type === 4 && f.typeu !== -1))).toEqual([]);
+  });
+
+  it('sends the receipt as a frame of its own, after a plain ACK, when the ACK went before the receiver ACKed (caps 3)', async () => {
+    const { alice, bob } = await pairOnDisk(0, 3);
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-apart'));
+    expect((await bob.nextOfType(2)).fp).toBe('fp-apart');
+    const ack = await alice.nextOfType(4);
+    expect([ack.dataContent, ack.typeu, ack.sm]).toEqual(['fp-apart', -1, -1]);
+    bob.send(ackFrame('bob', 'alice', 'fp-apart'));
+    expect(JSON.parse((await alice.nextOfType(60)).dataContent as string).fp).toBe('fp-apart');
+    expect(alice.frames.filter((f) => f.type === 4)).toHaveLength(1);
   });
 
   it('writes the receipt of a message its receiver ACKed while held in the same socket write as the sender ACK, right after it', async () => {
