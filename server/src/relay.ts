@@ -207,7 +207,9 @@ export function handleAck(ctx: ServerContext, s: Session, uid: string, p: Protoc
   if (!isPromise(removal)) return ackSettled(ctx, uid, sender, fp, settled || removal, removal && !!ctx.store.putHeld);
   if (settled) {
     removal.catch((err: unknown) => removalFailed(ctx, uid, fp, err));
-    return ackSettled(ctx, uid, sender, fp, true);
+    // The removal may also have settled a held put of a retransmission (beside a committed row, which it
+    // deletes later), releasing the sender's ACK: the receipt waits for it, until the next turn at most.
+    return ackSettled(ctx, uid, sender, fp, true, !!ctx.store.putHeld);
   }
   return removal.then(
     (removed) => ackSettled(ctx, uid, sender, fp, removed),

@@ -304,6 +304,29 @@ describe('held puts through the server', () => {
     expect(seen).toEqual(['ack fp-b at once', 'receipt fp-b at once', 'ack fp-c after the hold']);
   });
 
+  it('sends the receipt after the sender ACK also when the receiver ACK settles a held retransmission of a stored message', async () => {
+    for (const caps of [1, 3]) {
+      // A c2c window of 1 ms, as above: the retransmission is held again while the first copy's row is committed.
+      const { ws } = await setup({ storeHoldMs: 1000, c2cDedup: { ttlMs: 1 } });
+      const alice = await ws();
+      await loginWithCaps(alice, 'alice', caps);
+      alice.send(dataFrame('alice', 'bob', 'hi', 'fp-again'));
+      expect((await alice.nextOfType(4)).dataContent).toBe('fp-again');
+      await new Promise((r) => setTimeout(r, 20));
+      const bob = await ws();
+      await login(bob, 'bob');
+      expect((await bob.nextOfType(2)).fp).toBe('fp-again');
+      const from = alice.frames.length;
+      alice.send(dataFrame('alice', 'bob', 'hi', 'fp-again'));
+      await new Promise((r) => setTimeout(r, 50));
+      bob.send(ackFrame('bob', 'alice', 'fp-again'));
+      await alice.next((f) => f.type === 4 && alice.frames.indexOf(f) >= from);
+      await alice.quiet(150);
+      const after = alice.frames.slice(from).map((f) => (f.type === 60 ? [60, JSON.parse(f.dataContent as string).fp] : [f.type, f.dataContent, f.typeu]));
+      expect(after).toEqual(caps === 1 ? [[4, 'fp-again', -1], [60, 'fp-again']] : [[4, 'fp-again', 60]]);
+    }
+  });
+
   it('does not replay at the next login a stored message whose retransmission the receiver ACKed while it was held', async () => {
     // A c2c window of 1 ms: the retransmission comes after the window forgot the fp (as under load, past its 100000 entries).
     const { ws } = await setup({ storeHoldMs: 1000, c2cDedup: { ttlMs: 1 } });
