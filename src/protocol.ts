@@ -269,6 +269,9 @@ export function decodeKickoutInfo(text: string | null): KickoutInfo {
 
 /** A random RFC 4122 version-4 UUID, the fingerprint format MobileIMSDK uses. */
 export function createFingerprint(random: () => number): string {
-  // Left to right, one draw per x (a hex digit) and per y (the variant: 8, 9, a or b).
-  return 'xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx'.replace(/[xy]/g, (c) => (c < 'y' ? (random() * 16) | 0 : (random() * 4) | 8).toString(16));
+  // Left to right, one draw per x (a hex digit) and per y (the variant: 8, 9, a or b). A loop rather
+  // than a replace() with a callback: a third of the time, and every send makes one.
+  let s = '';
+  for (const c of 'xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx') s += c < 'x' ? c : '0123456789abcdef'[c < 'y' ? (random() * 16) | 0 : (random() * 4) | 8];
+  return s;
 }
