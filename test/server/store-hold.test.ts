@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OfflineStoreError, silentLogger, SqliteOfflineStore } from '../../server/src/index';
 import { parseCli } from '../../server/src/cli-args';
-import { ackFrame, dataFrame, errorOf, login, loginWithCaps, startServer, useServers } from './helpers';
+import { ackFrame, dataFrame, errorOf, login, loginFrame, loginWithCaps, startServer, useServers } from './helpers';
 
 const { setup } = useServers();
 const dirs: string[] = [];
@@ -277,6 +277,24 @@ describe('held puts through the server', () => {
     const apart = [...frames, ack].filter((f) => f.type === 60).map((f) => JSON.parse(f.dataContent as string).fp);
     // In the ACK only when the client was told it may read it there; else apart: once either way.
     expect([ack.typeu === 60, apart]).toEqual(granted === 3 ? [true, []] : [false, ['fp-udp']]);
+  });
+
+  it('acts on the caps its last answer granted when a connection repeats its login with other caps', async () => {
+    const { alice, bob } = await pairOnDisk(1000, 3);
+    // Each repeated login on the same connection is answered with what it asked: the client honours that answer.
+    for (const [caps, inAck, apart] of [[1, false, true], [3, true, false], [null, false, false]] as const) {
+      const fp = `fp-again-${caps}`;
+      if (caps === null) {
+        alice.send(loginFrame('alice'));
+        expect((await alice.nextOfType(50)).dataContent).toMatch(/^\{"code":0,"firstLoginTime":\d+\}$/);
+      } else expect(await loginWithCaps(alice, 'alice', caps)).toMatchObject({ code: 0, caps });
+      alice.send(dataFrame('alice', 'bob', 'hi', fp));
+      expect((await bob.nextOfType(2)).fp).toBe(fp);
+      bob.send(ackFrame('bob', 'alice', fp));
+      const ack = await alice.nextOfType(4);
+      const receipts = (await alice.quiet(150)).filter((f) => f.type === 60).map((f) => JSON.parse(f.dataContent as string).fp);
+      expect([caps, ack.dataContent, ack.typeu === 60, receipts]).toEqual([caps, fp, inAck, apart ? [fp] : []]);
+    }
   });
 
   it('writes the receipt of a message its receiver ACKed while held in the same socket write as the sender ACK, right after it', async () => {
