@@ -3,6 +3,7 @@ import { decodeFrame, encodeFrame, MsgType, type Protocal } from '../../src/prot
 import { decodeUtf8, type ServerCore } from './core';
 import { ServerErrorCode } from './errors';
 import type { Gateway } from './gateway';
+import { CAP_RECEIPT_IN_ACK } from './receipts';
 import { TokenBucket, type FrameBudget } from './rate-limit';
 import type { Session } from './session';
 import { UdpPeerTable, type PeerRank } from './udp-peer-table';
@@ -92,7 +93,15 @@ export async function startUdpGateway(core: ServerCore, opts: UdpGatewayOptions)
   const write = (key: string, rinfo: RemoteInfo, p: Peer, text: string): boolean => {
     if (peers.get(key) !== p) return false;
     if (!p.proven) {
-      if (Buffer.byteLength(text, 'utf8') > p.credit) text = shrinkReply(text) ?? text;
+      if (Buffer.byteLength(text, 'utf8') > p.credit) {
+        const small = shrinkReply(text);
+        if (small !== null) {
+          text = small;
+          // A login response without our keys grants nothing the client can see, so it reads no receipt in
+          // an ACK (src/client.ts): the receipts go as type-60 frames, which it reads without a grant.
+          if (tryDecode(small)?.type === MsgType.LOGIN_RESPONSE) p.session.caps &= ~CAP_RECEIPT_IN_ACK;
+        }
+      }
       const bytes = Buffer.byteLength(text, 'utf8');
       if (bytes > p.credit) {
         p.withheld = true;

@@ -41,7 +41,10 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
       ctx.io.sendError(s, ServerErrorCode.ALREADY_LOGGED_IN, `this connection is logged in as "${s.userId}"; log out first`);
       return;
     }
-    ctx.io.send(s, loginResponse(0, s.firstLoginTime, uid, ctx.opts.maxMessageBytes, requestedCaps(p.dataContent)));
+    // The client honours the answer to its last login: the session grants what that answer says.
+    const caps = requestedCaps(p.dataContent);
+    s.caps = (caps ?? 0) & SUPPORTED_CAPS;
+    ctx.io.send(s, loginResponse(0, s.firstLoginTime, uid, ctx.opts.maxMessageBytes, caps));
     return;
   }
 

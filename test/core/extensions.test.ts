@@ -186,6 +186,24 @@ describe('device receipts (type 60)', () => {
     }
   });
 
+  it('forgets the grant at a re-login to a server that grants nothing (a MobileIMSDK server behind the same URL)', async () => {
+    const ctx = makeClient({ reconnect: { minDelayMs: 100, maxDelayMs: 100 } });
+    const first = await loginOurs(ctx, 6144, 3);
+    ctx.client.send('u2', 'one', { fp: 'fp-1' }).catch(() => undefined);
+    first.deliver({ type: 4, dataContent: 'fp-1', from: 'u2', to: 'u1', typeu: 60, sm: 1700000000100 });
+    expect(ctx.of('received')).toEqual([{ fp: 'fp-1', to: 'u2', at: 1700000000100 }]);
+    first.serverClose(1006, '');
+    await vi.advanceTimersByTimeAsync(100);
+    ctx.fake.last.open();
+    ctx.fake.last.loginResponse(0);
+    expect(ctx.client.state).toBe('online');
+    ctx.client.send('u2', 'two', { fp: 'fp-2' }).catch(() => undefined);
+    ctx.fake.last.deliver({ type: 4, dataContent: 'fp-2', from: 'u2', to: 'u1', typeu: 60, sm: 1700000000200 });
+    expect(ctx.of('delivered').map((e) => (e as { fp: string }).fp)).toEqual(['fp-1', 'fp-2']);
+    expect(ctx.of('received')).toHaveLength(1);
+    ctx.client.destroy();
+  });
+
   it('reports a malformed receipt as a protocol error and stays online', async () => {
     const ctx = makeClient();
     const sock = await loginOurs(ctx, 6144);

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OfflineStoreError, silentLogger, SqliteOfflineStore } from '../../server/src/index';
 import { parseCli } from '../../server/src/cli-args';
-import { ackFrame, dataFrame, errorOf, login, loginWithCaps, startServer, useServers } from './helpers';
+import { ackFrame, dataFrame, errorOf, login, loginFrame, loginWithCaps, startServer, useServers } from './helpers';
 
 const { setup } = useServers();
 const dirs: string[] = [];
@@ -198,11 +198,11 @@ describe('held puts through the server', () => {
   async function pairOnDisk(storeHoldMs: number, caps: boolean | number = false) {
     const dir = mkdtempSync(join(tmpdir(), 'im-hold-srv-'));
     dirs.push(dir);
-    const { ws, server } = await setup({ dataDir: dir, storeHoldMs });
+    const { ws, udp, server } = await setup({ dataDir: dir, storeHoldMs });
     const alice = await ws();
     const bob = await ws();
     for (const [c, uid] of [[alice, 'alice'], [bob, 'bob']] as const) await (caps ? loginWithCaps(c, uid, caps === true ? 1 : caps) : login(c, uid));
-    return { dir, alice, bob, server, ws };
+    return { dir, alice, bob, server, ws, udp };
   }
 
   it('ACKs the sender once the receiver ACKed, writes nothing, and sends the receipt after that ACK', async () => {
@@ -252,6 +252,49 @@ describe('held puts through the server', () => {
     bob.send(ackFrame('bob', 'alice', 'fp-apart'));
     expect(JSON.parse((await alice.nextOfType(60)).dataContent as string).fp).toBe('fp-apart');
     expect(alice.frames.filter((f) => f.type === 4)).toHaveLength(1);
+  });
+
+  it('puts a receipt in an ACK only for a UDP sender whose login response said so (a short login gets it shrunk to MobileIMSDK keys), and sends it once', async () => {
+    const { bob, udp } = await pairOnDisk(1000, true);
+    const carol = await udp();
+    // Our SDK's login with a short token: the full answer is larger than the login, so an unproven UDP
+    // address gets it shrunk to MobileIMSDK's keys.
+    carol.send({ type: 0, dataContent: JSON.stringify({ loginUserId: 'carol', loginToken: 't', firstLoginTime: 0, caps: 3 }), from: 'carol', to: '0' });
+    const res = JSON.parse((await carol.nextOfType(50)).dataContent as string) as Record<string, number>;
+    expect([res.code, res.maxMessageBytes]).toEqual([0, undefined]);
+    const granted = (res.caps ?? 0) & 3;
+    // Two keep-alives prove the address: from then on any frame fits.
+    for (let i = 0; i < 2; i++) {
+      carol.send({ type: 1, dataContent: '{}', from: 'carol', to: '0' });
+      await carol.nextOfType(51);
+    }
+    carol.send(dataFrame('carol', 'bob', 'hi', 'fp-udp'));
+    expect((await bob.nextOfType(2)).fp).toBe('fp-udp');
+    bob.send(ackFrame('bob', 'carol', 'fp-udp'));
+    const ack = await carol.nextOfType(4);
+    expect(ack.dataContent).toBe('fp-udp');
+    const frames = await carol.quiet(150);
+    const apart = [...frames, ack].filter((f) => f.type === 60).map((f) => JSON.parse(f.dataContent as string).fp);
+    // In the ACK only when the client was told it may read it there; else apart: once either way.
+    expect([ack.typeu === 60, apart]).toEqual(granted === 3 ? [true, []] : [false, ['fp-udp']]);
+  });
+
+  it('acts on the caps its last answer granted when a connection repeats its login with other caps', async () => {
+    const { alice, bob } = await pairOnDisk(1000, 3);
+    // Each repeated login on the same connection is answered with what it asked: the client honours that answer.
+    for (const [caps, inAck, apart] of [[1, false, true], [3, true, false], [null, false, false]] as const) {
+      const fp = `fp-again-${caps}`;
+      if (caps === null) {
+        alice.send(loginFrame('alice'));
+        expect((await alice.nextOfType(50)).dataContent).toMatch(/^\{"code":0,"firstLoginTime":\d+\}$/);
+      } else expect(await loginWithCaps(alice, 'alice', caps)).toMatchObject({ code: 0, caps });
+      alice.send(dataFrame('alice', 'bob', 'hi', fp));
+      expect((await bob.nextOfType(2)).fp).toBe(fp);
+      bob.send(ackFrame('bob', 'alice', fp));
+      const ack = await alice.nextOfType(4);
+      const receipts = (await alice.quiet(150)).filter((f) => f.type === 60).map((f) => JSON.parse(f.dataContent as string).fp);
+      expect([caps, ack.dataContent, ack.typeu === 60, receipts]).toEqual([caps, fp, inAck, apart ? [fp] : []]);
+    }
   });
 
   it('writes the receipt of a message its receiver ACKed while held in the same socket write as the sender ACK, right after it', async () => {
