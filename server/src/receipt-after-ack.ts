@@ -1,4 +1,4 @@
-import { createFrame, MsgType } from '../../src/protocol';
+import { createFrame, MsgType, type Protocal } from '../../src/protocol';
 import type { ServerContext } from './context';
 import { CAP_RECEIPT_IN_ACK, CAP_RECEIPTS, forwardReceipt, RECEIPT_TYPE } from './receipts';
 import type { Session } from './session';
@@ -44,21 +44,30 @@ export function receiptAfterAck(ctx: ServerContext, sender: string, receiver: st
   setImmediate(sendIfStillDue, ctx, s, sender, due);
 }
 
+/** Writes a plain ACK (MobileIMSDK's type 4) of message `fp` to `to`, naming `from` as its sender. */
+export function sendAck(ctx: ServerContext, s: Session, fp: string, from: string, to: string): void {
+  ctx.io.send(s, createFrame({ type: MsgType.ACK, dataContent: fp, from, to }));
+}
+
 /**
- * Writes `sender`'s ACK of its message `ackFp` to user `ackFrom` (the ACK's `from`) on `s`, with the receipt of message `fp` to
- * `receiver` when one waits there ({@link receiptAfterAck}): inside the ACK when both name the same
- * message and the client asked for that ({@link CAP_RECEIPT_IN_ACK}: one frame fewer per message), else
- * as a frame of its own right after the ACK, in the same write. `fp` and `receiver` differ from the ACK's
- * only when a `beforeC2C` hook rewrote the message.
+ * Writes `sender`'s ACK of the QoS message it sent (`sent`) on `s`, with the receipt of the message that
+ * went on (`delivered`: `sent` itself unless a `beforeC2C` hook rewrote it) when one waits there
+ * ({@link receiptAfterAck}): inside the ACK when both name the same message and the client asked for
+ * that ({@link CAP_RECEIPT_IN_ACK}: one frame fewer per message), else as a frame of its own right after
+ * the ACK, in the same write.
  */
-export function sendAckWithReceiptDue(ctx: ServerContext, s: Session, sender: string, ackFp: string, ackFrom: string, fp: string | null, receiver: string): void {
+export function sendAckWithReceiptDue(ctx: ServerContext, s: Session, sender: string, sent: Protocal, delivered: Protocal): void {
+  const ackFp = sent.fp as string;
+  const ackFrom = sent.to as string;
+  const { fp } = delivered;
+  const receiver = delivered.to as string;
   const due = fp === null ? null : takeDue(s, receiver, fp);
   if (due && fp === ackFp && receiver === ackFrom && (s.caps & RECEIPT_IN_ACK) === RECEIPT_IN_ACK) {
     const both = createFrame({ type: MsgType.ACK, dataContent: ackFp, from: ackFrom, to: sender, typeu: RECEIPT_TYPE, sm: due.atMs });
     if (ctx.io.send(s, both)) return;
     // Not written (a closing session; a UDP peer short of byte credit for the longer frame): as apart.
   }
-  ctx.io.send(s, createFrame({ type: MsgType.ACK, dataContent: ackFp, from: ackFrom, to: sender }));
+  sendAck(ctx, s, ackFp, ackFrom, sender);
   if (due) void forwardReceipt(ctx, sender, receiver, due.fp, due.atMs);
 }
 

@@ -1,11 +1,11 @@
-import { createFrame, MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
+import { MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
 import { forgetEncoding, frameBytes, MAX_FP_LENGTH } from './bounds';
 import type { ServerContext } from './context';
 import { deliver } from './deliver';
 import { ServerErrorCode } from './errors';
 import { settleWithin, type BeforeVerdict } from './hooks';
 import { isPromise, type MaybePromise } from './maybe-promise';
-import { receiptAfterAck, sendAckWithReceiptDue } from './receipt-after-ack';
+import { receiptAfterAck, sendAck, sendAckWithReceiptDue } from './receipt-after-ack';
 import { forwardReceipt } from './receipts';
 import { replaySettled } from './replay';
 import type { Session } from './session';
@@ -137,7 +137,7 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
   if (dedupFp && (result === 'sent' || result === 'stored')) {
     if (!rememberedByPut) await rememberC2c(ctx, uid, dedupFp);
     // Its receiver may have ACKed it already (a held put): the receipt goes with the ACK.
-    sendAckWithReceiptDue(ctx, s, uid, dedupFp, p.to as string, msg.fp, msg.to as string);
+    sendAckWithReceiptDue(ctx, s, uid, p, msg);
   }
 }
 
@@ -273,10 +273,6 @@ function ackSettled(ctx: ServerContext, uid: string, sender: string, fp: string,
     }
   }
   return replaySettled(ctx, uid, sender, fp);
-}
-
-function sendAck(ctx: ServerContext, s: Session, fp: string, from: string, to: string): void {
-  ctx.io.send(s, createFrame({ type: MsgType.ACK, dataContent: fp, from, to }));
 }
 
 /** Runs `beforeC2S`/`beforeC2C`: the message to go on with (maybe rewritten), or null when it stops here. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ServerContext } from '../../server/src/context';
-import type { Protocal } from '../../src/protocol';
+import { createFrame, type Protocal } from '../../src/protocol';
 import { receiptAfterAck, receiptsDueOn, sendAckWithReceiptDue } from '../../server/src/receipt-after-ack';
 import { Session, type Link } from '../../server/src/session';
 
@@ -24,6 +24,9 @@ function world() {
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Alice's QoS message `fp` to `to`, as sent or as a hook passed it on. */
+const c2c = (to: string, fp: string): Protocal => createFrame({ type: 2, from: 'alice', to, fp, QoS: true, dataContent: 'hi' });
+
 describe('receipts that follow their sender ACK', () => {
   it('goes when the sender ACK is written, once, and only the one for that message and receiver', async () => {
     const { ctx, alice, sent, written } = world();
@@ -32,12 +35,12 @@ describe('receipts that follow their sender ACK', () => {
     receiptAfterAck(ctx, 'alice', 'bob', 'f2', 2);
     receiptAfterAck(ctx, 'alice', 'carol', 'f1', 3);
     expect(sent).toEqual([]);
-    sendAckWithReceiptDue(ctx, alice, 'alice', 'f2', 'bob', 'f2', 'bob');
+    sendAckWithReceiptDue(ctx, alice, 'alice', c2c('bob', 'f2'), c2c('bob', 'f2'));
     expect(sent).toEqual(['alice<-bob:f2']);
-    sendAckWithReceiptDue(ctx, alice, 'alice', 'f2', 'bob', 'f2', 'bob');
-    sendAckWithReceiptDue(ctx, alice, 'alice', 'f1', 'dave', 'f1', 'dave');
+    sendAckWithReceiptDue(ctx, alice, 'alice', c2c('bob', 'f2'), c2c('bob', 'f2'));
+    sendAckWithReceiptDue(ctx, alice, 'alice', c2c('dave', 'f1'), c2c('dave', 'f1'));
     expect(sent).toEqual(['alice<-bob:f2']);
-    sendAckWithReceiptDue(ctx, alice, 'alice', 'f1', 'carol', 'f1', 'carol');
+    sendAckWithReceiptDue(ctx, alice, 'alice', c2c('carol', 'f1'), c2c('carol', 'f1'));
     expect(sent).toEqual(['alice<-bob:f2', 'alice<-carol:f1']);
     // Every ACK was written, each a plain MobileIMSDK ACK (this client asked for receipts only).
     expect(written.map((p) => [p.type, p.dataContent, p.from, p.to, p.typeu, p.sm])).toEqual([
@@ -56,20 +59,20 @@ describe('receipts that follow their sender ACK', () => {
     const { ctx, alice, sent, kept, written, failWrites } = world();
     alice.caps = 3;
     receiptAfterAck(ctx, 'alice', 'bob', 'f1', 1001);
-    sendAckWithReceiptDue(ctx, alice, 'alice', 'f1', 'bob', 'f1', 'bob');
+    sendAckWithReceiptDue(ctx, alice, 'alice', c2c('bob', 'f1'), c2c('bob', 'f1'));
     expect(written.map((p) => [p.type, p.dataContent, p.from, p.to, p.typeu, p.sm])).toEqual([[4, 'f1', 'bob', 'alice', 60, 1001]]);
     expect(sent).toEqual([]);
     // A hook sent it on as another message (or to another user): the ACK names the sender's, the receipt the one delivered.
     receiptAfterAck(ctx, 'alice', 'bob', 'f2-rewritten', 1002);
-    sendAckWithReceiptDue(ctx, alice, 'alice', 'f2', 'bob', 'f2-rewritten', 'bob');
+    sendAckWithReceiptDue(ctx, alice, 'alice', c2c('bob', 'f2'), c2c('bob', 'f2-rewritten'));
     receiptAfterAck(ctx, 'alice', 'carol', 'f3', 1003);
-    sendAckWithReceiptDue(ctx, alice, 'alice', 'f3', 'bob', 'f3', 'carol');
+    sendAckWithReceiptDue(ctx, alice, 'alice', c2c('bob', 'f3'), c2c('carol', 'f3'));
     expect(written.slice(1).map((p) => [p.type, p.dataContent, p.from, p.typeu, p.sm])).toEqual([[4, 'f2', 'bob', -1, -1], [4, 'f3', 'bob', -1, -1]]);
     expect(sent).toEqual(['alice<-bob:f2-rewritten', 'alice<-carol:f3']);
     // The combined frame could not be written: a plain ACK is tried, and the receipt goes the usual way, through routing.
     failWrites();
     receiptAfterAck(ctx, 'alice', 'bob', 'f4', 1004);
-    sendAckWithReceiptDue(ctx, alice, 'alice', 'f4', 'bob', 'f4', 'bob');
+    sendAckWithReceiptDue(ctx, alice, 'alice', c2c('bob', 'f4'), c2c('bob', 'f4'));
     expect(written.slice(-2).map((p) => [p.type, p.dataContent, p.typeu, p.sm])).toEqual([[4, 'f4', 60, 1004], [4, 'f4', -1, -1]]);
     expect(sent.at(-1)).toBe('alice<-bob:f4');
     await nextTurn();
