@@ -43,9 +43,9 @@ export class LocalRouting implements Routing {
   sendReceipt(sender: string, receiver: string, fp: string, atMs: number): boolean {
     const s = this.sessions.current(sender);
     if (!s || s.closed) return false;
-    // A session that did not ask (a MobileIMSDK client) must never see a type-60 frame: dropped.
-    if (s.caps & CAP_RECEIPTS) this.io.send(s, receiptFrame(sender, receiver, fp, atMs));
-    return true;
+    // A session that did not ask (a MobileIMSDK client) must never see a type-60 frame: dropped. One
+    // that could not be written (a closing or too slow connection) is the caller's to keep.
+    return s.caps & CAP_RECEIPTS ? this.io.send(s, receiptFrame(sender, receiver, fp, atMs)) : true;
   }
 
   /** See {@link Routing.kickUser}. */
