@@ -194,6 +194,10 @@ export class SqliteOfflineStore implements OfflineStore {
       put.resolve(true);
       // The cached count spares the look-up when `to` has no committed row at all (the usual case).
       if (!put.twin && (this.counts.get(to) === 0 || !this.stmts.has.get(to, from, fp))) return true;
+    } else if (!this.queued.get(to) && (this.counts.get(to) === 0 || !this.stmts.has.get(to, from, fp))) {
+      // Nothing of it committed or queued (a duplicate ACK): answered now, not at the next commit, which
+      // may be holdMs away and would hold the receiver's next frames that long.
+      return false;
     }
     return new Promise((resolve, reject) => {
       this.removes.push({ to, from, fp, resolve, reject });

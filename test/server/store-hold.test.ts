@@ -297,6 +297,20 @@ describe('held puts through the server', () => {
     }
   });
 
+  it('does not hold a receiver\'s next frames for the hold when it ACKs a message twice (nothing left to remove)', async () => {
+    const { alice, bob } = await pairOnDisk(1000);
+    alice.send(dataFrame('alice', 'bob', 'hi', 'fp-twice'));
+    expect((await bob.nextOfType(2)).fp).toBe('fp-twice');
+    bob.send(ackFrame('bob', 'alice', 'fp-twice'));
+    expect((await alice.nextOfType(4)).dataContent).toBe('fp-twice');
+    // The duplicate settles nothing and finds no row; bob's next message must not wait for the next commit.
+    const sentAt = Date.now();
+    bob.send(ackFrame('bob', 'alice', 'fp-twice'));
+    bob.send(dataFrame('bob', 'alice', 'after', 'fp-after'));
+    expect((await alice.nextOfType(2)).fp).toBe('fp-after');
+    expect(Date.now() - sentAt).toBeLessThan(500);
+  });
+
   it('writes the receipt of a message its receiver ACKed while held in the same socket write as the sender ACK, right after it', async () => {
     const { alice, bob } = await pairOnDisk(1000, true);
     // What each socket write of this process carries (the clients' frames are masked: only the server's read as text).
