@@ -41,10 +41,7 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
       ctx.io.sendError(s, ServerErrorCode.ALREADY_LOGGED_IN, `this connection is logged in as "${s.userId}"; log out first`);
       return;
     }
-    // The client honours the answer to its last login: the session grants what that answer says.
-    const caps = requestedCaps(p.dataContent);
-    s.caps = (caps ?? 0) & SUPPORTED_CAPS;
-    ctx.io.send(s, loginResponse(0, s.firstLoginTime, uid, ctx.opts.maxMessageBytes, caps));
+    acceptLogin(ctx, s, uid, s.firstLoginTime, requestedCaps(p.dataContent));
     return;
   }
 
@@ -83,8 +80,7 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
     releaseQuietly(ctx, uid, s);
     return;
   }
-  s.caps = (caps ?? 0) & SUPPORTED_CAPS;
-  ctx.io.send(s, loginResponse(0, ftOut, uid, ctx.opts.maxMessageBytes, caps));
+  acceptLogin(ctx, s, uid, ftOut, caps);
   if (verdict.kind === 'reject') {
     ctx.io.kickSession(s, uid, KickoutCode.DUPLICATE_LOGIN);
     return;
@@ -160,6 +156,15 @@ function loginCodeOf(verdict: unknown): number {
   if (verdict === false) return DEFAULT_REJECT_CODE;
   if (Number.isInteger(verdict) && (verdict as number) >= -(2 ** 31) && (verdict as number) < 2 ** 31) return verdict as number;
   throw new TypeError(`verifyLogin must return a 32-bit integer login code or a boolean, got ${String(verdict)}`);
+}
+
+/**
+ * Answers a login with code 0. The session grants exactly the capabilities the answer names: the client
+ * honours the answer to its last login (a repeated one on the same connection included).
+ */
+function acceptLogin(ctx: ServerContext, s: Session, uid: string, firstLoginTime: number, caps: number | null): void {
+  s.caps = (caps ?? 0) & SUPPORTED_CAPS;
+  ctx.io.send(s, loginResponse(0, firstLoginTime, uid, ctx.opts.maxMessageBytes, caps));
 }
 
 /**
