@@ -192,9 +192,8 @@ export class SqliteOfflineStore implements OfflineStore {
       this.sparedWrites++;
       this.unqueue(put);
       put.resolve(true);
-      // The cached count spares the look-up when `to` has no committed row at all (the usual case).
-      if (!put.twin && (this.counts.get(to) === 0 || !this.stmts.has.get(to, from, fp))) return true;
-    } else if (!this.queued.get(to) && (this.counts.get(to) === 0 || !this.stmts.has.get(to, from, fp))) {
+      if (!put.twin && !this.hasRow(to, from, fp)) return true;
+    } else if (!this.queued.get(to) && !this.hasRow(to, from, fp)) {
       // Nothing of it committed or queued (a duplicate ACK): answered now, not at the next commit, which
       // may be holdMs away and would hold the receiver's next frames that long.
       return false;
@@ -256,6 +255,11 @@ export class SqliteOfflineStore implements OfflineStore {
     this.flush();
     this.closed = true;
     this.db.close();
+  }
+
+  /** Whether a committed row of the message exists; the cached count spares the look-up when `to` has none at all (the usual case). */
+  private hasRow(to: string, from: string, fp: string): boolean {
+    return this.counts.get(to) !== 0 && !!this.stmts.has.get(to, from, fp);
   }
 
   /**
