@@ -5,20 +5,24 @@
 // saturation rate, the same for every target). Server and load generators are separate processes; server CPU comes from the server's own
 // process.cpuUsage(). Prints a table and writes a JSON report; it never passes or fails.
 //
-//   npm run bench:relay -- [--pairs 50] [--loaders 2] [--duration 5000] [--rates 1000,2000] [--repeat 3] [--out file]
+//   npm run bench:relay -- [--pairs 50] [--loaders N] [--duration 5000] [--rates 1000,2000] [--repeat 3] [--out file]
 //   npm run bench:cluster-relay     (= --targets ours,cluster2,raw)
 // With --repeat, each target runs that many times (alternating) and every figure is the median.
 // `--clients raw` drives our server with bare sockets sending MobileIMSDK frames (QoS and ACKs, no SDK),
 // the same clients the raw relay always gets (`npm run bench:frames`). `--profile DIR` runs each server
 // child under `node --cpu-prof` and leaves the profiles in DIR. `--targets ours,rawsdk,raw` adds the raw
 // relay driven by the SDK clients, to tell the clients' share of a tail from the server's.
+// Load processes: by default one per core they may run on (one when pinned to CPU 0). Two processes
+// sharing one core take turns in slices of milliseconds, and each turn's wait lands in the latencies
+// of the messages whose ends live in the process that waits.
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags, requireBuild, ROOT, startChild, summarize, table, writeReport } from './lib/common.mjs';
 import { loadCpus, startTarget } from './lib/relay-targets.mjs';
 
 const flags = parseFlags(process.argv.slice(2), {
   pairs: 50,
-  loaders: 2,
+  loaders: 0,
   window: 8,
   warmup: 1000,
   duration: 5000,
@@ -44,6 +48,13 @@ for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.e
 
 const loadScript = join(ROOT, 'bench/lib/relay-load.mjs');
 
+/** `--loaders`, or one load process per core the target's load processes may run on. */
+function loaderCount(target) {
+  if (flags.loaders > 0) return flags.loaders;
+  const cpus = loadCpus(target, flags.pin);
+  return cpus ? cpus.split(',').length : availableParallelism();
+}
+
 /** CPU seconds per node between two stats snapshots, and Redis's. */
 function cpuBetween(a, b) {
   return { nodes: b.nodeCpu.map((v, i) => v - (a.nodeCpu[i] ?? 0)), redis: b.redisCpu - a.redisCpu };
@@ -55,11 +66,11 @@ function cpuBetween(a, b) {
  */
 async function benchTarget(target, ratesFor) {
   const servers = await startTarget(target, flags);
-  const loaders = Array.from({ length: flags.loaders }, () => startChild(loadScript, [], { cpus: loadCpus(target, flags.pin) }));
+  const loaders = Array.from({ length: loaderCount(target) }, () => startChild(loadScript, [], { cpus: loadCpus(target, flags.pin) }));
   await Promise.all(loaders.map((l) => l.waitFor((m) => m.type === 'ready')));
   const share = loaders.map(() => []);
   for (let i = 0; i < flags.pairs; i++) {
-    share[i % flags.loaders].push({ a: `${target}-a${i}`, b: `${target}-b${i}`, aUrl: servers.url(i, 0), bUrl: servers.url(i, 1) });
+    share[i % loaders.length].push({ a: `${target}-a${i}`, b: `${target}-b${i}`, aUrl: servers.url(i, 0), bUrl: servers.url(i, 1) });
   }
   await Promise.all(loaders.map((l, i) => l.request({ cmd: 'setup', kind: target === 'raw' || flags.clients === 'raw' ? 'raw' : 'sdk', pairs: share[i] })));
 
@@ -72,7 +83,7 @@ async function benchTarget(target, ratesFor) {
     const t0 = Date.now();
     const parts = await Promise.all(
       loaders.map((l) =>
-        l.request({ cmd: 'run', rate: step.rate / flags.loaders, window: flags.window, warmupMs: flags.warmup, durationMs: flags.duration, drainMs: flags.drain }),
+        l.request({ cmd: 'run', rate: step.rate / loaders.length, window: flags.window, warmupMs: flags.warmup, durationMs: flags.duration, drainMs: flags.drain }),
       ),
     );
     const wallSec = (Date.now() - t0) / 1000;
@@ -140,7 +151,7 @@ let rates = flags.rates.filter((r) => r > 0);
 const runs = Object.fromEntries(targets.map((t) => [t, []]));
 for (let round = 0; round < flags.repeat; round++) {
   for (const target of targets) {
-    console.log(`${target}: ${flags.pairs} pairs (${target === 'raw' ? 'raw' : flags.clients} clients) over ${flags.loaders} load processes${flags.repeat > 1 ? `, run ${round + 1} of ${flags.repeat}` : ''}`);
+    console.log(`${target}: ${flags.pairs} pairs (${target === 'raw' ? 'raw' : flags.clients} clients) over ${loaderCount(target)} load processes${flags.repeat > 1 ? `, run ${round + 1} of ${flags.repeat}` : ''}`);
     runs[target].push(
       await benchTarget(target, (saturated) => {
         if (rates.length === 0) rates = flags.fractions.map((f) => Math.max(100, Math.round((saturated * f) / 100) * 100));
