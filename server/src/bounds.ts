@@ -62,6 +62,24 @@ export function forgetEncoding(p: Protocal): void {
   if (p === lastFrame) lastFrame = null;
 }
 
+/**
+ * What encoding a frame ({@link encodeFrame}) adds at most to the bytes of the text it was decoded
+ * from, rounded up from 262: the keys and punctuation of every field (86 bytes); the three numbers
+ * (`String` of an integer, at most 24 characters each: 72); and 26 for each of the four string fields
+ * that came as a number or boolean (the number's text, at most 25 characters and two quotes, from a
+ * token of at least one byte: 104). A string field that came as a string never grows: escapes only
+ * shrink or stay, and every other character is written as it came.
+ */
+const ENCODING_GROWTH_BYTES = 512;
+
+/**
+ * Whether any frame decoded from a text of `chars` UTF-16 code units (at most 3 UTF-8 bytes each)
+ * encodes in at most `limit` bytes, so the exact size ({@link frameBytes}) need not be computed.
+ */
+export function encodesWithin(chars: number, limit: number): boolean {
+  return 3 * chars + ENCODING_GROWTH_BYTES <= limit;
+}
+
 /** The encoded size of a frame in bytes. */
 export function frameBytes(p: Protocal): number {
   return Buffer.byteLength(encoded(p), 'utf8');

@@ -162,7 +162,7 @@ export class ServerCore {
     }
     s.idle?.touch(s, Date.now());
     this.metrics.messagesIn++;
-    if ((p.type === MsgType.DATA || p.type === MsgType.ACK) && !admitFrame(this.ctx, s, p)) return;
+    if ((p.type === MsgType.DATA || p.type === MsgType.ACK) && !admitFrame(this.ctx, s, p, text.length)) return;
     if (s.queued >= MAX_QUEUED_FRAMES) {
       this.metrics.rateLimited++;
       this.io.fail(s, ServerErrorCode.RATE_LIMITED, 'too many frames waiting to be handled');

@@ -1,5 +1,5 @@
 import { MsgType, SERVER_ID, type Protocal } from '../../src/protocol';
-import { forgetEncoding, frameBytes, MAX_FP_LENGTH } from './bounds';
+import { encodesWithin, forgetEncoding, frameBytes, MAX_FP_LENGTH } from './bounds';
 import type { ServerContext } from './context';
 import { deliver } from './deliver';
 import { ServerErrorCode } from './errors';
@@ -18,27 +18,32 @@ const INT32_MAX = 2 ** 31 - 1;
  * The bounds every data and ACK frame passes before any bookkeeping (dedup, QoS table, store, the
  * connection's queue): an fp of at most {@link MAX_FP_LENGTH} characters (error 320, the fp not echoed)
  * and an encoded size of at most `maxMessageBytes` (error 311 naming the fp and the limit). The
- * connection stays; false when the frame was refused.
+ * connection stays; false when the frame was refused. `chars` is the length of the text the frame was
+ * decoded from: a frame whose text is that short cannot encode past the limit, so it is not encoded here.
  */
-export function admitFrame(ctx: ServerContext, s: Session, p: Protocal): boolean {
+export function admitFrame(ctx: ServerContext, s: Session, p: Protocal, chars: number): boolean {
   const fp = p.type === MsgType.ACK ? p.dataContent : p.fp;
-  const where = `session ${s.id} (${s.transport} ${s.remote})`;
   if (fp != null && fp.length > MAX_FP_LENGTH) {
     ctx.metrics.badInput++;
-    ctx.opts.logger.debug(`${where}: refused a type-${p.type} frame with a ${fp.length}-character fp`);
+    ctx.opts.logger.debug(`${describe(s)}: refused a type-${p.type} frame with a ${fp.length}-character fp`);
     ctx.io.sendError(s, ServerErrorCode.FP_TOO_LONG, `an fp longer than ${MAX_FP_LENGTH} characters is refused`);
     return false;
   }
-  const size = frameBytes(p);
   const limit = ctx.opts.maxMessageBytes;
+  if (encodesWithin(chars, limit)) return true;
+  const size = frameBytes(p);
   if (size > limit) {
     ctx.metrics.badInput++;
-    ctx.opts.logger.debug(`${where}: refused a type-${p.type} frame of ${size} bytes`);
+    ctx.opts.logger.debug(`${describe(s)}: refused a type-${p.type} frame of ${size} bytes`);
     const about = { fp: p.type === MsgType.DATA ? p.fp : null, limit };
     ctx.io.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${limit}-byte limit every receiver can read`, about);
     return false;
   }
   return true;
+}
+
+function describe(s: Session): string {
+  return `session ${s.id} (${s.transport} ${s.remote})`;
 }
 
 /**
