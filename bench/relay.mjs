@@ -12,13 +12,12 @@
 // the same clients the raw relay always gets (`npm run bench:frames`). `--profile DIR` runs each server
 // child under `node --cpu-prof` and leaves the profiles in DIR. `--targets ours,rawsdk,raw` adds the raw
 // relay driven by the SDK clients, to tell the clients' share of a tail from the server's.
-// Load processes: by default one per core they may run on (one when pinned to CPU 0). Two processes
-// sharing one core take turns in slices of milliseconds, and each turn's wait lands in the latencies
-// of the messages whose ends live in the process that waits.
-import { availableParallelism } from 'node:os';
+// Load processes: by default one per core they may run on (one when pinned to CPU 0), at most one per
+// pair. Two processes sharing one core take turns in slices of milliseconds, and each turn's wait lands
+// in the latencies of the messages whose ends live in the process that waits.
 import { join } from 'node:path';
 import { parseFlags, requireBuild, ROOT, startChild, summarize, table, writeReport } from './lib/common.mjs';
-import { loadCpus, startTarget } from './lib/relay-targets.mjs';
+import { loadCpus, loaderCount, startTarget } from './lib/relay-targets.mjs';
 
 const flags = parseFlags(process.argv.slice(2), {
   pairs: 50,
@@ -41,19 +40,14 @@ const flags = parseFlags(process.argv.slice(2), {
   out: '',
 });
 if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clients is sdk or raw, not ${flags.clients}`);
+// A load process needs a pair: one without would wait for ever in the saturation step and crash in the next.
+if (!Number.isInteger(flags.loaders) || flags.loaders < 0 || flags.loaders > flags.pairs) throw new Error(`--loaders is a whole number of processes, at most --pairs (${flags.pairs}), not ${flags.loaders}`);
 if (flags.clients === 'raw' && flags.targets.split(',').includes('rawsdk')) throw new Error('--targets rawsdk is the raw relay with SDK clients; it has no meaning with --clients raw');
 requireBuild();
 // Interrupted: exit through process.exit, so the private redis-server is killed too (its 'exit' hook).
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
 
 const loadScript = join(ROOT, 'bench/lib/relay-load.mjs');
-
-/** `--loaders`, or one load process per core the target's load processes may run on. */
-function loaderCount(target) {
-  if (flags.loaders > 0) return flags.loaders;
-  const cpus = loadCpus(target, flags.pin);
-  return cpus ? cpus.split(',').length : availableParallelism();
-}
 
 /** CPU seconds per node between two stats snapshots, and Redis's. */
 function cpuBetween(a, b) {
@@ -66,7 +60,7 @@ function cpuBetween(a, b) {
  */
 async function benchTarget(target, ratesFor) {
   const servers = await startTarget(target, flags);
-  const loaders = Array.from({ length: loaderCount(target) }, () => startChild(loadScript, [], { cpus: loadCpus(target, flags.pin) }));
+  const loaders = Array.from({ length: loaderCount(target, flags) }, () => startChild(loadScript, [], { cpus: loadCpus(target, flags.pin) }));
   await Promise.all(loaders.map((l) => l.waitFor((m) => m.type === 'ready')));
   const share = loaders.map(() => []);
   for (let i = 0; i < flags.pairs; i++) {
@@ -98,6 +92,7 @@ async function benchTarget(target, ratesFor) {
       target,
       step: step.name,
       offered: step.rate,
+      loaders: loaders.length,
       nodes: servers.nodes,
       sent: sum('sent'),
       delivered,
@@ -151,7 +146,7 @@ let rates = flags.rates.filter((r) => r > 0);
 const runs = Object.fromEntries(targets.map((t) => [t, []]));
 for (let round = 0; round < flags.repeat; round++) {
   for (const target of targets) {
-    console.log(`${target}: ${flags.pairs} pairs (${target === 'raw' ? 'raw' : flags.clients} clients) over ${loaderCount(target)} load processes${flags.repeat > 1 ? `, run ${round + 1} of ${flags.repeat}` : ''}`);
+    console.log(`${target}: ${flags.pairs} pairs (${target === 'raw' ? 'raw' : flags.clients} clients) over ${loaderCount(target, flags)} load processes${flags.repeat > 1 ? `, run ${round + 1} of ${flags.repeat}` : ''}`);
     runs[target].push(
       await benchTarget(target, (saturated) => {
         if (rates.length === 0) rates = flags.fractions.map((f) => Math.max(100, Math.round((saturated * f) / 100) * 100));

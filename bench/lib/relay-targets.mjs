@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuSeconds, ROOT, sleep, startChild } from './common.mjs';
 import { freePort, procCpuSeconds, startRedis } from './redis-server.mjs';
@@ -31,6 +31,16 @@ export const TARGETS = ['ours', 'raw', 'rawsdk', 'cluster1', 'cluster2', 'nodes1
 /** Where the load processes run for a target: CPU 0 when pinned, else anywhere. */
 export function loadCpus(target, pin) {
   return pin && !/^(nodes|workers)/.test(target) ? '0' : null;
+}
+
+/**
+ * How many load processes a target gets: `loaders` when above 0, else one per core they may run on
+ * (`cores` when unpinned), and never more than `pairs`: a load process without a pair has nothing to send.
+ */
+export function loaderCount(target, { loaders, pairs, pin }, cores = availableParallelism()) {
+  if (loaders > 0) return loaders;
+  const cpus = loadCpus(target, pin);
+  return Math.max(1, Math.min(pairs, cpus ? cpus.split(',').length : cores));
 }
 
 /** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default), profile (a directory or '') }. */

@@ -53,6 +53,7 @@ function describe(s: Session): string {
  */
 export async function handleData(ctx: ServerContext, s: Session, uid: string, p: Protocal): Promise<void> {
   const startMs = performance.now();
+  const admitted = p;
   if (p.from == null) p = { ...p, from: uid };
   else if (p.from !== uid) {
     ctx.io.sendError(s, ServerErrorCode.SPOOFED_FROM, `refused: from "${p.from}" is not this connection's user "${uid}"`);
@@ -101,7 +102,8 @@ export async function handleData(ctx: ServerContext, s: Session, uid: string, p:
     ctx.io.sendError(s, ServerErrorCode.SERVER_ERROR, 'the message could not be handled', { fp: p.fp });
     return;
   }
-  const size = msg === p ? 0 : frameBytes(msg);
+  // Sized again when it is no longer the frame admitFrame sized: the from filled in, or a hook's rewrite.
+  const size = msg === admitted ? 0 : frameBytes(msg);
   if (size > ctx.opts.maxMessageBytes) {
     ctx.io.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${ctx.opts.maxMessageBytes}-byte limit every receiver can read`, {
       fp: p.fp,

@@ -264,6 +264,28 @@ describe('messages too large for a TCP receiver', () => {
     expect(b.closeInfo).toBe(null);
   });
 
+  it('sizes a message with the from the server fills in: one that only fits without it is refused (311), one that fits with it is relayed', async () => {
+    const { ws, tcp } = await setup();
+    const a = await ws();
+    await login(a, 'a');
+    const b = await tcp();
+    await login(b, 'b');
+    // No from: the server fills in "a", which adds ,"from":"a" (11 bytes) to what the receiver reads.
+    const sized = (fp: string, bytes: number) => {
+      const frame = { ...dataFrame('a', 'b', '', fp), from: undefined };
+      return { ...frame, dataContent: 'x'.repeat(bytes - Buffer.byteLength(JSON.stringify(frame))) };
+    };
+    a.send(sized('fp-no-room', 6144));
+    const refusal = errorOf(await a.nextOfType(52));
+    expect(refusal).toMatchObject({ errorCode: ServerErrorCode.FRAME_TOO_LARGE, fp: 'fp-no-room' });
+    a.send(sized('fp-room', 6144 - 11));
+    const got = await b.nextOfType(2);
+    expect(got.fp).toBe('fp-room');
+    expect(Buffer.byteLength(b.texts[b.texts.length - 1])).toBe(6144);
+    expect((await a.nextOfType(4)).dataContent).toBe('fp-room');
+    expect((await a.quiet(100)).filter((f) => f.type === 4 && f.dataContent === 'fp-no-room')).toEqual([]);
+  });
+
   it('allows WebSocket-sized messages when no TCP gateway runs', async () => {
     const { ws } = await setup({ tcp: false });
     const a = await ws();
