@@ -68,7 +68,9 @@ export function forgetEncoding(p: Protocal): void {
  * (`String` of an integer, at most 24 characters each: 72); and 26 for each of the four string fields
  * that came as a number or boolean (the number's text, at most 25 characters and two quotes, from a
  * token of at least one byte: 104). A string field that came as a string never grows: escapes only
- * shrink or stay, and every other character is written as it came.
+ * shrink or stay, and every other character is written as it came. That holds for well-formed text,
+ * which is all the gateways pass on: a lone surrogate (written as a 6-byte escape) cannot arrive raw,
+ * since ws checks UTF-8 and the TCP and UDP gateways decode it strictly.
  */
 const ENCODING_GROWTH_BYTES = 512;
 
