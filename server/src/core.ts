@@ -24,7 +24,7 @@ import { admitFrame, handleAck, handleData } from './relay';
 import { replaySettled, replayStored } from './replay';
 import type { Routing } from './routing';
 import { LocalRouting } from './routing-local';
-import { Session, type Link } from './session';
+import { describeSession, Session, type Link } from './session';
 import { SessionIo } from './session-io';
 import type { MessageStore } from './store';
 import { LocalMessageStore } from './store-local';
@@ -156,7 +156,7 @@ export class ServerCore {
     const refusal = s.budget?.admit(p.type);
     if (refusal) {
       this.metrics.rateLimited++;
-      this.opts.logger.debug(`session ${s.id} (${s.transport} ${s.remote}): ${refusal.message}`);
+      this.opts.logger.debug(`${describeSession(s)}: ${refusal.message}`);
       this.io.fail(s, refusal.code, refusal.message);
       return;
     }
@@ -170,7 +170,7 @@ export class ServerCore {
     }
     if (s.queued > 0 && s.queuedChars + text.length > this.opts.maxQueuedBytes) {
       this.metrics.badInput++;
-      this.opts.logger.warn(`session ${s.id} (${s.transport} ${s.remote}): over ${this.opts.maxQueuedBytes} bytes of frames waiting to be handled, closing`);
+      this.opts.logger.warn(`${describeSession(s)}: over ${this.opts.maxQueuedBytes} bytes of frames waiting to be handled, closing`);
       this.io.fail(s, ServerErrorCode.INPUT_BACKLOG, `too many bytes of frames waiting to be handled (limit ${this.opts.maxQueuedBytes})`);
       return;
     }

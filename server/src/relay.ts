@@ -8,7 +8,7 @@ import { isPromise, type MaybePromise } from './maybe-promise';
 import { receiptAfterAck, sendAck, sendAckWithReceiptDue } from './receipt-after-ack';
 import { forwardReceipt } from './receipts';
 import { replaySettled } from './replay';
-import type { Session } from './session';
+import { describeSession, type Session } from './session';
 import { isValidUserId } from './user-id';
 
 const INT32_MIN = -(2 ** 31);
@@ -25,7 +25,7 @@ export function admitFrame(ctx: ServerContext, s: Session, p: Protocal, chars: n
   const fp = p.type === MsgType.ACK ? p.dataContent : p.fp;
   if (fp != null && fp.length > MAX_FP_LENGTH) {
     ctx.metrics.badInput++;
-    ctx.opts.logger.debug(`${describe(s)}: refused a type-${p.type} frame with a ${fp.length}-character fp`);
+    ctx.opts.logger.debug(`${describeSession(s)}: refused a type-${p.type} frame with a ${fp.length}-character fp`);
     ctx.io.sendError(s, ServerErrorCode.FP_TOO_LONG, `an fp longer than ${MAX_FP_LENGTH} characters is refused`);
     return false;
   }
@@ -34,16 +34,12 @@ export function admitFrame(ctx: ServerContext, s: Session, p: Protocal, chars: n
   const size = frameBytes(p);
   if (size > limit) {
     ctx.metrics.badInput++;
-    ctx.opts.logger.debug(`${describe(s)}: refused a type-${p.type} frame of ${size} bytes`);
+    ctx.opts.logger.debug(`${describeSession(s)}: refused a type-${p.type} frame of ${size} bytes`);
     const about = { fp: p.type === MsgType.DATA ? p.fp : null, limit };
     ctx.io.sendError(s, ServerErrorCode.FRAME_TOO_LARGE, `a message of ${size} bytes exceeds the ${limit}-byte limit every receiver can read`, about);
     return false;
   }
   return true;
-}
-
-function describe(s: Session): string {
-  return `session ${s.id} (${s.transport} ${s.remote})`;
 }
 
 /**

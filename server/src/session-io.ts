@@ -8,7 +8,7 @@ import { isPromise } from './maybe-promise';
 import type { Metrics } from './metrics';
 import type { ResolvedOptions } from './options';
 import type { Presence } from './presence';
-import { overBytes, type Session, type TransportName } from './session';
+import { describeSession, overBytes, type Session, type TransportName } from './session';
 
 /** What an error frame refers to: the refused message's fingerprint and, for size refusals, the limit. */
 export interface ErrorAbout {
@@ -36,7 +36,7 @@ export class SessionIo {
   send(s: Session, p: Protocal): boolean {
     if (!s.send(p, this.frameLimit(s.transport))) {
       if (!s.closed && !this.fits(s, p)) {
-        this.opts.logger.warn(`session ${s.id} (${s.transport} ${s.remote}): a type-${p.type} frame is over the ${this.frameLimit(s.transport)}-byte transport limit; not sent`);
+        this.opts.logger.warn(`${describeSession(s)}: a type-${p.type} frame is over the ${this.frameLimit(s.transport)}-byte transport limit; not sent`);
       }
       return false;
     }
@@ -76,7 +76,7 @@ export class SessionIo {
   /** Refuses input that could not even be decoded (oversize, binary, bad UTF-8, bad login): error, then close. */
   rejectInput(s: Session, code: number, message: string): void {
     this.metrics.badInput++;
-    this.opts.logger.debug(`session ${s.id} (${s.transport} ${s.remote}): ${message}`);
+    this.opts.logger.debug(`${describeSession(s)}: ${message}`);
     this.fail(s, code, message);
   }
 

@@ -126,6 +126,11 @@ export class Session implements ConnectionInfo, IdleNode {
   }
 }
 
+/** How log lines name a session: `session 7 (ws 127.0.0.1:50312)`. */
+export function describeSession(s: Session): string {
+  return `session ${s.id} (${s.transport} ${s.remote})`;
+}
+
 /** Whether a text's UTF-8 encoding is over `maxBytes` (counted only when its length cannot settle it). */
 export function overBytes(text: string, maxBytes: number): boolean {
   if (text.length * 3 <= maxBytes) return false;
