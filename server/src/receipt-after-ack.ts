@@ -43,9 +43,10 @@ export function receiptAfterAck(ctx: ServerContext, sender: string, receiver: st
     return;
   }
   const due: DueReceipt = { receiver, fp, atMs };
-  const list = waiting.get(String(s.id));
+  const key = String(s.id);
+  const list = waiting.get(key);
   if (list) list.push(due);
-  else waiting.set(String(s.id), [due]);
+  else waiting.set(key, [due]);
   setImmediate(sendIfStillDue, ctx, s, sender, due);
 }
 
