@@ -37,11 +37,13 @@ const flags = parseFlags(process.argv.slice(2), {
   clients: 'sdk',
   profile: '',
   serverFlags: '',
+  dedupMax: 0,
   out: '',
 });
 if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clients is sdk or raw, not ${flags.clients}`);
 // A load process needs a pair: one without would wait for ever in the saturation step and crash in the next.
 if (!Number.isInteger(flags.loaders) || flags.loaders < 0 || flags.loaders > flags.pairs) throw new Error(`--loaders is a whole number of processes, at most --pairs (${flags.pairs}), not ${flags.loaders}`);
+if (!Number.isInteger(flags.dedupMax) || flags.dedupMax < 0) throw new Error(`--dedup-max is the SDK clients' receive window in messages (0: the SDK's default), not ${flags.dedupMax}`);
 if (flags.clients === 'raw' && flags.targets.split(',').includes('rawsdk')) throw new Error('--targets rawsdk is the raw relay with SDK clients; it has no meaning with --clients raw');
 requireBuild();
 // Interrupted: exit through process.exit, so the private redis-server is killed too (its 'exit' hook).
@@ -66,7 +68,7 @@ async function benchTarget(target, ratesFor) {
   for (let i = 0; i < flags.pairs; i++) {
     share[i % loaders.length].push({ a: `${target}-a${i}`, b: `${target}-b${i}`, aUrl: servers.url(i, 0), bUrl: servers.url(i, 1) });
   }
-  await Promise.all(loaders.map((l, i) => l.request({ cmd: 'setup', kind: target === 'raw' || flags.clients === 'raw' ? 'raw' : 'sdk', pairs: share[i] })));
+  await Promise.all(loaders.map((l, i) => l.request({ cmd: 'setup', kind: target === 'raw' || flags.clients === 'raw' ? 'raw' : 'sdk', pairs: share[i], dedupMax: flags.dedupMax })));
 
   const steps = [];
   const plan = [{ name: 'saturation', rate: 0 }];
@@ -111,7 +113,16 @@ async function benchTarget(target, ratesFor) {
       serverCores: serverCpu / wallSec,
       redisCores: cpu.redis / wallSec,
       loadCores: sum('loadCpuSec') / wallSec,
+      // The load processes' own GC pauses while measured messages were in flight (all of them, ms), the
+      // longest one, how many were full collections, and the longest event-loop stall of any of them.
+      loadGcMs: sum('gcMs'),
+      loadGcMaxMs: Math.max(...parts.map((p) => p.gcMaxMs)),
+      loadGcMajor: sum('gcMajor'),
+      loadStallMs: Math.max(...parts.map((p) => p.stallMs)),
       loopDelayMax: s1.loopDelayMax,
+      // The server processes' GC pauses over the same span as the stall figure (summed over nodes).
+      serverGcMs: s1.gcMs,
+      serverGcMaxMs: s1.gcMaxMs,
       serverHeapMiB: s1.mem ? s1.mem.heapUsed / 1048576 : NaN,
       serverRssMiB: s1.mem ? s1.mem.rss / 1048576 : NaN,
       framesIn: s1.frames ? s1.frames.in - s0.frames.in : NaN,
@@ -195,6 +206,10 @@ console.log('\n' + table(rows, [
   { key: 'serverCores', title: 'srv cores' },
   { key: 'loadCores', title: 'load cores' },
   { key: 'loopDelayMax', title: 'srv stall ms' },
+  { key: 'serverGcMs', title: 'srv GC ms' },
+  { key: 'loadGcMs', title: 'load GC ms' },
+  { key: 'loadGcMaxMs', title: 'load GC max' },
+  { key: 'loadStallMs', title: 'load stall ms' },
   { key: 'refused', title: 'refused' },
   { key: 'undelivered', title: 'undeliv.' },
   { key: 'cpuRatio', title: 'CPU vs raw' },

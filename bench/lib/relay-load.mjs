@@ -3,7 +3,7 @@
 // `ws`, QoS on. `raw`: bare ws sockets speaking MobileIMSDK-shaped JSON, the receiver answering each
 // message with an ACK frame, so both targets carry the same frames per message (2 in, 2 out).
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 import { ROOT, serveRequests } from './common.mjs';
@@ -12,12 +12,23 @@ let ends = [];
 let pairs = [];
 let onDelivery = () => undefined;
 let onAck = () => undefined;
+/** The SDK clients' receive window (`qos.dedupMax`); 0 keeps the SDK's default. */
+let dedupMax = 0;
+
+// This process's own garbage collections, each as [end time, pause ms, major], so a step can report the
+// pauses that fell in its measured part: a pause here delays every message whose either end lives here.
+const gcPauses = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauses.push([e.startTime + e.duration, e.duration, e.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR]);
+}).observe({ entryTypes: ['gc'] });
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 
 /** One user over the SDK. */
 async function sdkEnd(url, userId) {
   const { IMClient } = await import(pathToFileURL(join(ROOT, 'dist/esm/src/index.js')).href);
   const { createBrowserAdapter } = await import(pathToFileURL(join(ROOT, 'dist/esm/adapters/browser.js')).href);
-  const client = new IMClient({ url, adapter: createBrowserAdapter({ WebSocket, window: null, document: null }), qos: { maxPending: 100000 } });
+  const client = new IMClient({ url, adapter: createBrowserAdapter({ WebSocket, window: null, document: null }), qos: { maxPending: 100000, ...(dedupMax > 0 ? { dedupMax } : {}) } });
   client.on('message', (m) => onDelivery(m.content));
   await client.login({ userId, token: 'bench' });
   return {
@@ -72,7 +83,8 @@ async function rawEnd(url, userId) {
 }
 
 /** Logs in both ends of every pair ({ a, b, aUrl, bUrl }: each end on its own server URL), 50 logins at a time. */
-async function setup({ kind, pairs: given }) {
+async function setup({ kind, pairs: given, dedupMax: max = 0 }) {
+  dedupMax = max;
   const make = kind === 'raw' ? rawEnd : sdkEnd;
   const todo = given.flatMap((p) => [[p.a, p.aUrl], [p.b, p.bUrl]]);
   ends = [];
@@ -92,6 +104,8 @@ async function run({ rate, window, warmupMs, durationMs, drainMs }) {
   const measureFrom = start + warmupMs;
   const end = start + warmupMs + durationMs;
   const latencies = [];
+  gcPauses.length = 0;
+  setTimeout(() => loopDelay.reset(), warmupMs);
   let sent = 0;
   let delivered = 0;
   let deliveredInWindow = 0;
@@ -143,7 +157,22 @@ async function run({ rate, window, warmupMs, durationMs, drainMs }) {
   const sendEnded = performance.now();
   while (delivered < sent - refused && performance.now() - sendEnded < drainMs) await new Promise((r) => setTimeout(r, 20));
   const cpu = process.cpuUsage(cpu0);
-  return { sent, delivered, deliveredInWindow, acked, refused, windowMs: durationMs, latencies, loadCpuSec: (cpu.user + cpu.system) / 1e6 };
+  // GC pauses and event-loop stalls while measured messages were in flight (from the warm-up's end).
+  const gc = gcPauses.filter(([endMs]) => endMs >= measureFrom && endMs < sendEnded);
+  return {
+    sent,
+    delivered,
+    deliveredInWindow,
+    acked,
+    refused,
+    windowMs: durationMs,
+    latencies,
+    loadCpuSec: (cpu.user + cpu.system) / 1e6,
+    gcMs: gc.reduce((a, [, ms]) => a + ms, 0),
+    gcMaxMs: gc.reduce((a, [, ms]) => Math.max(a, ms), 0),
+    gcMajor: gc.filter(([, , major]) => major).length,
+    stallMs: loopDelay.max / 1e6,
+  };
 }
 
 serveRequests(async (m) => {

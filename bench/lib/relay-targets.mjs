@@ -63,7 +63,7 @@ async function singleServer(kind, o, name = kind) {
     url: () => url,
     stats: async (o = {}) => {
       const s = await server.request({ cmd: 'stats', ...o });
-      return { nodeCpu: [cpuSeconds({ user: 0, system: 0 }, s.cpu)], redisCpu: NaN, loopDelayMax: s.loopDelay.maxMs, frames: s.frames, mem: s.mem };
+      return { nodeCpu: [cpuSeconds({ user: 0, system: 0 }, s.cpu)], redisCpu: NaN, loopDelayMax: s.loopDelay.maxMs, gcMs: s.loopDelay.gcMs, gcMaxMs: s.loopDelay.gcMaxMs, frames: s.frames, mem: s.mem };
     },
     stop: async () => {
       await server.stop();
@@ -101,6 +101,8 @@ async function clusterNodes(target, o) {
         nodeCpu: all.map((s) => cpuSeconds({ user: 0, system: 0 }, s.cpu)),
         redisCpu: redis.cpuSeconds(),
         loopDelayMax: Math.max(...all.map((s) => s.loopDelay.maxMs)),
+        gcMs: all.reduce((a, s) => a + s.loopDelay.gcMs, 0),
+        gcMaxMs: Math.max(...all.map((s) => s.loopDelay.gcMaxMs)),
         frames: { in: all.reduce((a, s) => a + s.frames.in, 0), out: all.reduce((a, s) => a + s.frames.out, 0) },
         mem: all[0].mem,
       };
@@ -136,7 +138,7 @@ async function workers(n, o) {
     url: () => url,
     stats: async () => {
       const pids = [primary.pid, ...childPids(primary.pid)];
-      return { nodeCpu: pids.map(procCpuSeconds), redisCpu: redis.cpuSeconds(), loopDelayMax: NaN, frames: null, mem: null };
+      return { nodeCpu: pids.map(procCpuSeconds), redisCpu: redis.cpuSeconds(), loopDelayMax: NaN, gcMs: NaN, gcMaxMs: NaN, frames: null, mem: null };
     },
     stop: async () => {
       if (primary.exitCode === null && primary.signalCode === null) {

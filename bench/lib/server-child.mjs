@@ -6,7 +6,7 @@
 // usage (through startChild): server-child.mjs <ours|raw> '<json options>'
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import { ROOT, serveRequests } from './common.mjs';
@@ -115,6 +115,18 @@ function smaps() {
 
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
+// GC pauses since the stall figure was last reset (same window): their sum and the longest.
+const gc = { ms: 0, maxMs: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gc.ms += e.duration;
+    gc.maxMs = Math.max(gc.maxMs, e.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
+const resetLag = () => {
+  loopDelay.reset();
+  gc.ms = gc.maxMs = 0;
+};
 let lagReset = null;
 const started = Date.now();
 const server = kind === 'raw' ? await startRaw() : await startOurs();
@@ -137,11 +149,11 @@ serveRequests(async (m) => {
         await new Promise((r) => setTimeout(r, m.settleMs));
         settled = { mem: process.memoryUsage() };
       }
-      const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 };
-      loopDelay.reset();
-      // The next figure counts from `lagFromMs` on (the end of a step's warm-up), as its latencies do.
+      const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6, gcMs: gc.ms, gcMaxMs: gc.maxMs };
+      resetLag();
+      // The next figures count from `lagFromMs` on (the end of a step's warm-up), as its latencies do.
       clearTimeout(lagReset);
-      if (m.lagFromMs > 0) lagReset = setTimeout(() => loopDelay.reset(), m.lagFromMs);
+      if (m.lagFromMs > 0) lagReset = setTimeout(resetLag, m.lagFromMs);
       return { cpu: process.cpuUsage(), mem, heapSpaces: spaces, ...(maps ? { smaps: maps } : {}), ...(settled ? { settled } : {}), loopDelay: lag, ...server.info() };
     }
     case 'snapshot':

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { loaderCount } from '../../bench/lib/relay-targets.mjs';
 
 // A load process without a pair waits for ever in bench:relay's saturation step and crashes in the
@@ -21,5 +22,15 @@ describe('bench:relay load processes', () => {
   it('takes --loaders as given', () => {
     expect(loaderCount('ours', { loaders: 3, pairs: 50, pin: true }, 8)).toBe(3);
     expect(loaderCount('nodes2', { loaders: 1, pairs: 50, pin: true }, 8)).toBe(1);
+  });
+});
+
+describe('bench:relay --dedup-max', () => {
+  it('refuses anything but a whole number of messages, before starting anything', () => {
+    for (const bad of ['-1', '1.5', 'x']) {
+      const r = spawnSync(process.execPath, ['bench/relay.mjs', '--dedup-max', bad], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain("--dedup-max is the SDK clients' receive window");
+    }
   });
 });
