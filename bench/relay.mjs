@@ -44,6 +44,7 @@ if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clien
 // A load process needs a pair: one without would wait for ever in the saturation step and crash in the next.
 if (!Number.isInteger(flags.loaders) || flags.loaders < 0 || flags.loaders > flags.pairs) throw new Error(`--loaders is a whole number of processes, at most --pairs (${flags.pairs}), not ${flags.loaders}`);
 if (!Number.isInteger(flags.dedupMax) || flags.dedupMax < 0) throw new Error(`--dedup-max is the SDK clients' receive window in messages (0: the SDK's default), not ${flags.dedupMax}`);
+if (flags.dedupMax > 0 && flags.clients === 'raw') throw new Error('--dedup-max sets the SDK clients\' receive window; --clients raw runs none');
 if (flags.clients === 'raw' && flags.targets.split(',').includes('rawsdk')) throw new Error('--targets rawsdk is the raw relay with SDK clients; it has no meaning with --clients raw');
 requireBuild();
 // Interrupted: exit through process.exit, so the private redis-server is killed too (its 'exit' hook).

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { loaderCount } from '../../bench/lib/relay-targets.mjs';
 
 // A load process without a pair waits for ever in bench:relay's saturation step and crashes in the
@@ -25,12 +26,17 @@ describe('bench:relay load processes', () => {
   });
 });
 
+const relayScript = fileURLToPath(new URL('../../bench/relay.mjs', import.meta.url));
+
 describe('bench:relay --dedup-max', () => {
-  it('refuses anything but a whole number of messages, before starting anything', () => {
+  it('refuses anything but a whole number of messages, and a window for clients without one, before starting anything', () => {
     for (const bad of ['-1', '1.5', 'x']) {
-      const r = spawnSync(process.execPath, ['bench/relay.mjs', '--dedup-max', bad], { encoding: 'utf8', timeout: 20_000 });
+      const r = spawnSync(process.execPath, [relayScript, '--dedup-max', bad], { encoding: 'utf8', timeout: 20_000 });
       expect(r.status).not.toBe(0);
       expect(r.stderr).toContain("--dedup-max is the SDK clients' receive window");
     }
+    const raw = spawnSync(process.execPath, [relayScript, '--dedup-max', '100', '--clients', 'raw'], { encoding: 'utf8', timeout: 20_000 });
+    expect(raw.status).not.toBe(0);
+    expect(raw.stderr).toContain('--dedup-max sets the SDK clients');
   });
 });
