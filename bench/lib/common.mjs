@@ -4,6 +4,7 @@ import { fork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root. */
@@ -205,4 +206,28 @@ export function cpuSeconds(before, after) {
 /** Resolves after `ms`. */
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * This process's event-loop stalls and GC pauses since the last `reset()`: `read()` gives the stalls' p99
+ * and longest, the pauses' sum and longest, and how many were full collections (all in ms but the count).
+ */
+export function pauseMonitor() {
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const gc = { ms: 0, maxMs: 0, major: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.ms += e.duration;
+      gc.maxMs = Math.max(gc.maxMs, e.duration);
+      if (e.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return {
+    reset() {
+      loop.reset();
+      gc.ms = gc.maxMs = gc.major = 0;
+    },
+    read: () => ({ p99Ms: loop.percentile(99) / 1e6, maxMs: loop.max / 1e6, gcMs: gc.ms, gcMaxMs: gc.maxMs, gcMajor: gc.major }),
+  };
 }

@@ -3,10 +3,10 @@
 // `ws`, QoS on. `raw`: bare ws sockets speaking MobileIMSDK-shaped JSON, the receiver answering each
 // message with an ACK frame, so both targets carry the same frames per message (2 in, 2 out).
 import { join } from 'node:path';
-import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
-import { ROOT, serveRequests } from './common.mjs';
+import { pauseMonitor, ROOT, serveRequests } from './common.mjs';
 
 let ends = [];
 let pairs = [];
@@ -15,14 +15,8 @@ let onAck = () => undefined;
 /** The SDK clients' receive window (`qos.dedupMax`); 0 keeps the SDK's default. */
 let dedupMax = 0;
 
-// This process's own garbage collections, each as [end time, pause ms, major], so a step can report the
-// pauses that fell in its measured part: a pause here delays every message whose either end lives here.
-const gcPauses = [];
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcPauses.push([e.startTime + e.duration, e.duration, e.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR]);
-}).observe({ entryTypes: ['gc'] });
-const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-loopDelay.enable();
+// This process's own GC pauses and event-loop stalls: one here delays every message with an end here.
+const pauses = pauseMonitor();
 
 /** One user over the SDK. */
 async function sdkEnd(url, userId) {
@@ -104,8 +98,7 @@ async function run({ rate, window, warmupMs, durationMs, drainMs }) {
   const measureFrom = start + warmupMs;
   const end = start + warmupMs + durationMs;
   const latencies = [];
-  gcPauses.length = 0;
-  setTimeout(() => loopDelay.reset(), warmupMs);
+  setTimeout(pauses.reset, warmupMs);
   let sent = 0;
   let delivered = 0;
   let deliveredInWindow = 0;
@@ -159,7 +152,7 @@ async function run({ rate, window, warmupMs, durationMs, drainMs }) {
   const cpu = process.cpuUsage(cpu0);
   // GC pauses and event-loop stalls from the warm-up's end to the drain's, while measured messages were
   // on their way (the server's figures cover the same span).
-  const gc = gcPauses.filter(([endMs]) => endMs >= measureFrom);
+  const p = pauses.read();
   return {
     sent,
     delivered,
@@ -169,10 +162,10 @@ async function run({ rate, window, warmupMs, durationMs, drainMs }) {
     windowMs: durationMs,
     latencies,
     loadCpuSec: (cpu.user + cpu.system) / 1e6,
-    gcMs: gc.reduce((a, [, ms]) => a + ms, 0),
-    gcMaxMs: gc.reduce((a, [, ms]) => Math.max(a, ms), 0),
-    gcMajor: gc.filter(([, , major]) => major).length,
-    stallMs: loopDelay.max / 1e6,
+    gcMs: p.gcMs,
+    gcMaxMs: p.gcMaxMs,
+    gcMajor: p.gcMajor,
+    stallMs: p.maxMs,
   };
 }
 

@@ -6,10 +6,9 @@
 // usage (through startChild): server-child.mjs <ours|raw> '<json options>'
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { pathToFileURL } from 'node:url';
-import { ROOT, serveRequests } from './common.mjs';
+import { pauseMonitor, ROOT, serveRequests } from './common.mjs';
 
 const [kind, json = '{}'] = process.argv.slice(2);
 const o = { port: 0, dataDir: null, senseMode: 2, cluster: null, nodeId: undefined, ...JSON.parse(json) };
@@ -113,20 +112,8 @@ function smaps() {
   return out;
 }
 
-const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-loopDelay.enable();
-// GC pauses since the stall figure was last reset (same window): their sum and the longest.
-const gc = { ms: 0, maxMs: 0 };
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    gc.ms += e.duration;
-    gc.maxMs = Math.max(gc.maxMs, e.duration);
-  }
-}).observe({ entryTypes: ['gc'] });
-const resetLag = () => {
-  loopDelay.reset();
-  gc.ms = gc.maxMs = 0;
-};
+// Event-loop stalls and GC pauses, reported and reset at each stats request.
+const pauses = pauseMonitor();
 let lagReset = null;
 const started = Date.now();
 const server = kind === 'raw' ? await startRaw() : await startOurs();
@@ -149,11 +136,11 @@ serveRequests(async (m) => {
         await new Promise((r) => setTimeout(r, m.settleMs));
         settled = { mem: process.memoryUsage() };
       }
-      const lag = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6, gcMs: gc.ms, gcMaxMs: gc.maxMs };
-      resetLag();
+      const lag = pauses.read();
+      pauses.reset();
       // The next figures count from `lagFromMs` on (the end of a step's warm-up), as its latencies do.
       clearTimeout(lagReset);
-      if (m.lagFromMs > 0) lagReset = setTimeout(resetLag, m.lagFromMs);
+      if (m.lagFromMs > 0) lagReset = setTimeout(pauses.reset, m.lagFromMs);
       return { cpu: process.cpuUsage(), mem, heapSpaces: spaces, ...(maps ? { smaps: maps } : {}), ...(settled ? { settled } : {}), loopDelay: lag, ...server.info() };
     }
     case 'snapshot':
