@@ -80,27 +80,30 @@ export function sendAckWithReceiptDue(ctx: ServerContext, s: Session, sender: st
 /** Takes the receipt of message `fp` to `receiver` waiting on `s`, if one does. */
 function takeDue(s: Session, receiver: string, fp: string): DueReceipt | null {
   if (waiting.size === 0) return null;
-  const list = waiting.get(String(s.id));
+  const key = String(s.id);
+  const list = waiting.get(key);
   if (!list) return null;
   for (let i = 0; i < list.length; i++) {
     const due = list[i];
     if (due.fp !== fp || due.receiver !== receiver) continue;
-    take(s, list, i);
+    take(key, list, i);
     return due;
   }
   return null;
 }
 
 function sendIfStillDue(ctx: ServerContext, s: Session, sender: string, due: DueReceipt): void {
-  const list = waiting.get(String(s.id));
+  const key = String(s.id);
+  const list = waiting.get(key);
   const i = list ? list.indexOf(due) : -1;
   if (i === -1) return;
-  take(s, list as DueReceipt[], i);
+  take(key, list as DueReceipt[], i);
   void forwardReceipt(ctx, sender, due.receiver, due.fp, due.atMs);
 }
 
-function take(s: Session, list: DueReceipt[], i: number): void {
-  if (list.length === 1) waiting.delete(String(s.id));
+/** Takes entry `i` out of the list waiting under `key` (a session id), and the list once empty. */
+function take(key: string, list: DueReceipt[], i: number): void {
+  if (list.length === 1) waiting.delete(key);
   else list.splice(i, 1);
 }
 
