@@ -129,7 +129,7 @@ export class ServerCore {
 
   /** Registers a new connection and starts its idle and login timers; `budget` continues a peer's rate limit. */
   open(link: Link, budget?: FrameBudget): Session {
-    const s = new Session(link, this.opts.rateLimit, budget);
+    const s = new Session(link, this.opts.rateLimit, this.opts.nodeId, budget);
     this.sessions.add(s);
     this.metrics.open[link.transport]++;
     this.metrics.connectionsOpened++;

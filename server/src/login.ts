@@ -62,9 +62,11 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
   const caps = requestedCaps(p.dataContent);
   // Arbitrated and recorded in one step (atomic in a shared presence), then bound to this process's session.
   // Claimed before the answer: a cluster node that cannot reach the shared presence refuses the login.
+  // The session is its own presence entry (node, id, firstLoginTime), so it is claimed with its login's time.
+  s.firstLoginTime = ftOut;
   let verdict: PresenceClaim;
   try {
-    const claimed = ctx.presence.claim(uid, { node: ctx.opts.nodeId, session: s.id, firstLoginTime: ftOut }, ft);
+    const claimed = ctx.presence.claim(uid, s, ft);
     verdict = isPromise(claimed) ? await claimed : claimed;
   } catch (err) {
     ctx.metrics.loginRefused(ServerErrorCode.CLUSTER_UNAVAILABLE);
@@ -97,7 +99,6 @@ export async function handleLogin(ctx: ServerContext, s: Session, p: Protocal): 
     if (isPromise(ended)) ended.catch((err: unknown) => ctx.opts.logger.error(`ending the superseded session of "${uid}" failed`, err));
   }
   s.userId = uid;
-  s.firstLoginTime = ftOut;
   s.link.loggedIn?.();
   if (s.budget) ctx.userBudgets?.carryInto(uid, s.budget);
   if (s.loginTimer) clearTimeout(s.loginTimer);

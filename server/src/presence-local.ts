@@ -1,6 +1,9 @@
 import type { Presence, PresenceClaim, PresenceEntry } from './presence';
 
-/** {@link Presence} of a single process: a map, every answer synchronous. */
+/**
+ * {@link Presence} of a single process: a map, every answer synchronous. It keeps the entries it is given
+ * (in the server, the sessions themselves: no second object per online user).
+ */
 export class LocalPresence implements Presence {
   private readonly byUser = new Map<string, PresenceEntry>();
 

@@ -2,6 +2,7 @@ import type { Protocal } from '../../src/protocol';
 import { encoded } from './bounds';
 import type { Queued } from './frame-queue';
 import type { IdleList, IdleNode } from './idle-list';
+import type { PresenceEntry } from './presence';
 import { FrameBudget, type ResolvedRateLimit } from './rate-limit';
 
 /** The transports a session can arrive on. */
@@ -33,12 +34,16 @@ export interface ConnectionInfo {
 
 let nextId = 1;
 
-/** One client connection, whatever its transport, with its login state and its timers. */
-export class Session implements ConnectionInfo, IdleNode {
+/**
+ * One client connection, whatever its transport, with its login state and its timers. It is also its own
+ * presence entry (node, session id, `firstLoginTime`): a login claims the user with the session itself, so
+ * the single-process presence keeps no second object per user (see presence-local.ts).
+ */
+export class Session implements ConnectionInfo, IdleNode, PresenceEntry {
   readonly id = nextId++;
   /** The logged-in user, or null before login. */
   userId: string | null = null;
-  /** The `firstLoginTime` this session registered with (-1 when unknown). */
+  /** The `firstLoginTime` this session claims or registered with (-1 before its login claims the user). */
   firstLoginTime = -1;
   /** Capability bits granted at login (see receipts.ts); 0 for MobileIMSDK clients. */
   caps = 0;
@@ -77,9 +82,22 @@ export class Session implements ConnectionInfo, IdleNode {
   /** The cursor the last replay of this session ended at: a later one (a cluster's recheck) goes on from there. */
   replayedTo = 0;
 
-  /** `budget` carries a rate limit over from an earlier session of the same peer (UDP). */
-  constructor(readonly link: Link, rate: ResolvedRateLimit | null, budget?: FrameBudget) {
+  /**
+   * `node`: the id of the node (process) holding the session. `budget` carries a rate limit over from an
+   * earlier session of the same peer (UDP).
+   */
+  constructor(
+    readonly link: Link,
+    rate: ResolvedRateLimit | null,
+    readonly node: string,
+    budget?: FrameBudget,
+  ) {
     this.budget = rate ? (budget ?? new FrameBudget(rate)) : null;
+  }
+
+  /** The session's id, as a {@link PresenceEntry} names it. */
+  get session(): number {
+    return this.id;
   }
 
   /** Resolves once every frame and task queued so far has been handled (shutdown waits for it). */

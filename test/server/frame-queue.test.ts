@@ -15,7 +15,7 @@ interface Unit {
 }
 
 function harness() {
-  const s = new Session({ transport: 'ws', remote: 'test', write: () => true, close: () => undefined }, null);
+  const s = new Session({ transport: 'ws', remote: 'test', write: () => true, close: () => undefined }, null, 'test');
   const started: string[] = [];
   const finish = new Map<string, () => void>();
   const runner: WorkRunner = {

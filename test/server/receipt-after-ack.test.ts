@@ -7,7 +7,7 @@ import { Session, type Link } from '../../server/src/session';
 /** A session of `userId` on a link that only counts, and a context whose routing records each receipt sent. */
 function world() {
   const link: Link = { transport: 'ws', remote: '127.0.0.1', write: () => true, close: () => undefined };
-  const alice = new Session(link, null);
+  const alice = new Session(link, null, 'test');
   alice.userId = 'alice';
   const sent: string[] = [];
   const kept: string[] = [];

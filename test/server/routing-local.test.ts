@@ -10,7 +10,7 @@ import type { Protocal } from '../../src/protocol';
 /** Alice's session (asking for receipts with `caps`) behind a LocalRouting whose writes succeed while `writes` says so. */
 function world(caps: number) {
   const link: Link = { transport: 'ws', remote: '127.0.0.1', write: () => true, close: () => undefined };
-  const alice = new Session(link, null);
+  const alice = new Session(link, null, 'test');
   alice.userId = 'alice';
   alice.caps = caps;
   const written: Protocal[] = [];
