@@ -4,11 +4,12 @@
  * the server for C2S messages.
  *
  * Keys are also kept in arrival order in a queue with a moving head, so expiring or evicting the oldest
- * costs the same whatever the window's size (walking a `Map` from its front instead slows down as
- * deleted entries pile up in V8's table).
+ * costs the same whatever the window's size (walking a `Set` from its front instead slows down as
+ * deleted entries pile up in V8's table). The times live only in that queue (an array of doubles): a
+ * `Map` from key to time would box each time in a heap number of its own.
  */
 export class DedupWindow {
-  private readonly _at = new Map<string, number>();
+  private readonly _at = new Set<string>();
   private _keys: string[] = [];
   private _times: number[] = [];
   private _head = 0;
@@ -19,7 +20,7 @@ export class DedupWindow {
   checkAndAdd(key: string, now: number): boolean {
     while (this._head < this._keys.length && now - this._times[this._head] >= this._ttlMs) this._dropOldest();
     if (this._at.has(key)) return true;
-    this._at.set(key, now);
+    this._at.add(key);
     this._keys.push(key);
     this._times.push(now);
     while (this._at.size > this._max) this._dropOldest();
