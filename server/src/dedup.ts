@@ -2,6 +2,17 @@ import { entryBytes } from './bounds';
 import { seededHash as hash } from './seeded-hash';
 
 const INITIAL_ENTRIES = 64;
+const INITIAL_CHARS = 1024;
+/**
+ * The rings double up to these sizes; the next growth goes straight to what the window's bounds allow:
+ * room for `max` keys, and the most characters whose 2 bytes each `maxBytes` can pay for (a power of two
+ * at most `maxBytes / 2`, so never more than a full window is charged), at most {@link JUMP_ENTRIES} /
+ * {@link JUMP_CHARS}; past that the rings double again. See {@link DedupWindow}.
+ */
+const DOUBLING_ENTRIES = 1 << 13;
+const DOUBLING_CHARS = 1 << 18;
+const JUMP_ENTRIES = 1 << 20;
+const JUMP_CHARS = 1 << 24;
 
 /**
  * A de-duplication window of (sender, fp) keys (MobileIMSDK `QoS4ReciveDaemonC2S`, and the same for
@@ -15,9 +26,14 @@ const INITIAL_ENTRIES = 64;
  * allocated per key: each key's UTF-16 code units are copied into a ring of characters, its hash, length,
  * offset and time into typed arrays in arrival order, and an open-addressing table (linear probing,
  * deletion by backward shift) maps hashes to entries. A lookup compares the characters themselves, so
- * the window is exact; the seeded hash only decides where to look. The arrays grow by doubling and never
- * shrink, so what they hold is bounded by the most keys and characters ever held, not by `maxBytes`
- * alone: under 64 bytes a key plus 4 a character at those peaks (server/README.md, Limits).
+ * the window is exact; the seeded hash only decides where to look. The arrays never shrink, so what they
+ * hold is bounded by the most keys and characters ever held, not by `maxBytes` alone: under 64 bytes a
+ * key plus 4 a character at those peaks (server/README.md, Limits).
+ *
+ * Growth: the arrays double while small (8,192 keys, 262,144 characters), then grow once to what the
+ * bounds allow. Doubling all the way copied up to 4 Mi characters into 16 MiB of new memory at once, and
+ * on a virtual machine whose first touch of a page is slow (3 ms a MiB here) one message then waited
+ * ~30 ms. The one big growth copies little; its pages become resident as keys fill them.
  */
 export class DedupWindow {
   /** Entries in arrival order: a ring indexed by a running count (`head` oldest, `tail` next) masked by `cap - 1`. */
@@ -147,37 +163,51 @@ export class DedupWindow {
     this.head++;
   }
 
-  /** Doubles the entry ring (and the table, rebuilt), keeping arrival order. */
+  /** Grows the entry ring (doubling, or the one big growth: see {@link DOUBLING_ENTRIES}) and rebuilds the table, keeping arrival order. */
   private growEntries(): void {
-    const cap = Math.max(INITIAL_ENTRIES, this.cap * 2);
-    const offsets = new Float64Array(cap);
-    const lengths = new Int32Array(cap);
-    const hashes = new Int32Array(cap);
-    const times = new Float64Array(cap);
-    for (let n = this.head; n < this.tail; n++) {
-      const from = n & (this.cap - 1);
-      const to = n & (cap - 1);
-      offsets[to] = this.offsets[from];
-      lengths[to] = this.lengths[from];
-      hashes[to] = this.hashes[from];
-      times[to] = this.times[from];
-    }
+    const cap = this.cap < DOUBLING_ENTRIES ? Math.max(INITIAL_ENTRIES, this.cap * 2) : Math.max(this.cap * 2, powerOfTwoAtLeast(Math.min(this.max, JUMP_ENTRIES)));
+    this.offsets = regrown(this.offsets, new Float64Array(cap), this.head, this.tail);
+    this.lengths = regrown(this.lengths, new Int32Array(cap), this.head, this.tail);
+    this.hashes = regrown(this.hashes, new Int32Array(cap), this.head, this.tail);
+    this.times = regrown(this.times, new Float64Array(cap), this.head, this.tail);
     this.cap = cap;
-    this.offsets = offsets;
-    this.lengths = lengths;
-    this.hashes = hashes;
-    this.times = times;
     this.table = new Int32Array(cap * 2);
     for (let n = this.head; n < this.tail; n++) this.place(n & (cap - 1));
   }
 
   /** Makes room for `more` characters: at least doubles the character ring, keeping each key's offset. */
   private growChars(more: number): void {
-    let size = Math.max(1024, this.chars.length * 2);
+    const length = this.chars.length;
+    let size = length < DOUBLING_CHARS ? Math.max(INITIAL_CHARS, length * 2) : Math.max(length * 2, powerOfTwoAtMost(Math.min(this.maxBytes / 2, JUMP_CHARS)));
     while (size < this.charTail - this.charHead + more) size *= 2;
-    const chars = new Uint16Array(size);
-    const oldMask = this.chars.length - 1;
-    for (let n = this.charHead; n < this.charTail; n++) chars[n & (size - 1)] = this.chars[n & oldMask];
-    this.chars = chars;
+    this.chars = regrown(this.chars, new Uint16Array(size), this.charHead, this.charTail);
   }
+}
+
+/** The least power of two that is at least `n` (n ≥ 1). */
+function powerOfTwoAtLeast(n: number): number {
+  return 2 ** Math.ceil(Math.log2(n));
+}
+
+/** The greatest power of two that is at most `n` (n ≥ 1). */
+function powerOfTwoAtMost(n: number): number {
+  return 2 ** Math.floor(Math.log2(n));
+}
+
+/**
+ * Copies the ring `from`'s elements of running counts `head` to `tail` (at most its length) into the
+ * larger ring `to` (both lengths powers of two), each at its count masked by the new length, and returns
+ * `to`. The span breaks only where the old ring wraps, and the new ring wraps only there too, so it is at
+ * most two block copies, not a loop per element in a function too rarely called to be optimised.
+ */
+function regrown<T extends Float64Array | Int32Array | Uint16Array>(from: T, to: T, head: number, tail: number): T {
+  const oldMask = from.length - 1;
+  const newMask = to.length - 1;
+  for (let n = head; n < tail; ) {
+    const at = n & oldMask;
+    const run = Math.min(tail - n, from.length - at);
+    (to as Uint16Array).set((from as Uint16Array).subarray(at, at + run), n & newMask);
+    n += run;
+  }
+  return to;
 }

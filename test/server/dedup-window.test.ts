@@ -151,4 +151,48 @@ describe('the memory the window holds', () => {
     expect(byBytes.size).toBe(1048);
     expect(heldBytes(byBytes)).toBeLessThanOrEqual(byBytes.bytes);
   });
+
+  it('past 8,192 keys and 262,144 characters grows once, to what its bounds allow, and never again', () => {
+    // The defaults: 100,000 keys, 16 MiB. Keys of 45 characters.
+    const w = new DedupWindow(600_000, 100_000, 16 * 1024 * 1024);
+    const key = (i: number) => `["user-${i % 50}","fp-${String(i).padStart(28, '0')}"]`;
+    let i = 0;
+    const fill = (n: number) => {
+      for (; i < n; i++) w.checkAndAdd(key(i), i);
+    };
+    fill(5000);
+    expect(heldBytes(w)).toBeLessThan(1024 * 1024);
+    // Past 262,144 characters (5,826 keys): the most characters 16 MiB pays 2 bytes each for, 2^23.
+    fill(8192);
+    expect(heldBytes(w)).toBe(8192 * 24 + 16_384 * 4 + 2 ** 23 * 2);
+    // Past 8,192 keys: 131,072 entry slots of 24 bytes and a table of twice as many 4-byte places.
+    fill(8193);
+    const full = 131_072 * 24 + 262_144 * 4 + 2 ** 23 * 2;
+    expect(heldBytes(w)).toBe(full);
+    fill(250_000);
+    expect(w.size).toBe(100_000);
+    expect(heldBytes(w)).toBe(full);
+  });
+});
+
+describe('growing while its rings have wrapped', () => {
+  it('answers exactly as a plain Map window across the doubling and the one big growth (seeded)', () => {
+    const random = seededRandom(20261201);
+    const ttlMs = 4000;
+    const w = new DedupWindow(ttlMs, 30_000, 16 * 1024 * 1024);
+    const spec = new PlainWindow(ttlMs, 30_000, 16 * 1024 * 1024);
+    let now = 0;
+    for (let i = 0; i < 60_000; i++) {
+      // Fast at first (about 1,000 keys live, the rings wrap many times), then slower, so the window
+      // grows past 8,192 keys and 262,144 characters with its oldest keys anywhere in the rings.
+      now += i < 15_000 ? 4 : 0.2;
+      const back = random() < 0.3 && i > 0 ? Math.floor(random() * Math.min(i, 2000)) : 0;
+      const n = i - back;
+      const k = `${n % 97}:${'f'.repeat(n % 40)}${n}`;
+      sameStep(w, spec, k, now, random());
+    }
+    expect(w.size).toBe(spec.size);
+    expect(w.size).toBeGreaterThan(8192);
+    expect(w.bytes).toBe(spec.bytes);
+  });
 });
