@@ -1,7 +1,7 @@
 /**
  * A de-duplication window: remembers each key for `ttlMs` (MobileIMSDK keeps fingerprints 10 minutes)
- * and at most `max` keys, the oldest going first. Used by the client for received QoS messages and by
- * the server for C2S messages.
+ * and at most `max` keys, the oldest going first. Used by the client for received QoS messages (the
+ * server has its own, server/src/dedup.ts).
  *
  * Keys are also kept in arrival order in a queue with a moving head, so expiring or evicting the oldest
  * costs the same whatever the window's size (walking a `Set` from its front instead slows down as
@@ -41,7 +41,7 @@ export class DedupWindow {
   }
 
   private _dropOldest(): void {
-    // A key leaves the queue and the map together, so the queue's oldest key is always in the map.
+    // A key leaves the queue and the set together, so the queue's oldest key is always in the set.
     this._at.delete(this._keys[this._head++]);
     // Drop the spent part of the queue once it is the larger half: amortised constant time.
     if (this._head > 1024 && this._head * 2 > this._keys.length) {

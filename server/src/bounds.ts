@@ -20,7 +20,7 @@ const ENTRY_OVERHEAD_BYTES = 64;
 /**
  * The bytes a table entry holding `strings` is charged: two per UTF-16 code unit (V8's worst case)
  * plus a fixed overhead. An over-estimate on purpose for entries held as strings, so such a bound is never
- * exceeded in fact; the de-duplication windows (dedup.ts) hold keys in arrays that double, and say what they hold.
+ * exceeded in fact; the de-duplication windows (dedup.ts) hold keys in arrays sized in powers of two, and say what they hold.
  */
 export function entryBytes(...strings: Array<string | null | undefined>): number {
   let n = ENTRY_OVERHEAD_BYTES;

@@ -5,9 +5,10 @@ const INITIAL_ENTRIES = 64;
 const INITIAL_CHARS = 1024;
 /**
  * The rings double up to these sizes; the next growth goes straight to what the window's bounds allow:
- * room for `max` keys, and the most characters whose 2 bytes each `maxBytes` can pay for (a power of two
- * at most `maxBytes / 2`, so never more than a full window is charged), at most {@link JUMP_ENTRIES} /
- * {@link JUMP_CHARS}; past that the rings double again. See {@link DedupWindow}.
+ * room for as many keys as `max` and `maxBytes` (64 bytes at least a key) let it hold, and the greatest
+ * power of two of characters at most `maxBytes / 2` (their 2 bytes each never over `maxBytes`), at most
+ * {@link JUMP_ENTRIES} / {@link JUMP_CHARS}. Past that the rings double again: once more for characters
+ * when `maxBytes / 2` is not a power of two and the keys' characters come to fill it.
  */
 const DOUBLING_ENTRIES = 1 << 13;
 const DOUBLING_CHARS = 1 << 18;
@@ -26,14 +27,14 @@ const JUMP_CHARS = 1 << 24;
  * allocated per key: each key's UTF-16 code units are copied into a ring of characters, its hash, length,
  * offset and time into typed arrays in arrival order, and an open-addressing table (linear probing,
  * deletion by backward shift) maps hashes to entries. A lookup compares the characters themselves, so
- * the window is exact; the seeded hash only decides where to look. The arrays never shrink, so what they
- * hold is bounded by the most keys and characters ever held, not by `maxBytes` alone: under 64 bytes a
- * key plus 4 a character at those peaks (server/README.md, Limits).
+ * the window is exact; the seeded hash only decides where to look. The arrays never shrink.
  *
- * Growth: the arrays double while small (8,192 keys, 262,144 characters), then grow once to what the
- * bounds allow. Doubling all the way copied up to 4 Mi characters into 16 MiB of new memory at once, and
- * on a virtual machine whose first touch of a page is slow (3 ms a MiB here) one message then waited
- * ~30 ms. The one big growth copies little; its pages become resident as keys fill them.
+ * Growth: while small (8,192 keys, 262,144 characters) the arrays double, holding under 64 bytes a key
+ * plus 4 a character at the most ever held; then they grow once to what the bounds allow (see
+ * {@link DOUBLING_ENTRIES}), which with the defaults is where doubling ended too (server/README.md,
+ * Limits). Doubling all the way copied up to 4 Mi characters into 16 MiB of new memory at once, and on a
+ * virtual machine whose first touch of a page is slow (3 ms a MiB here) one message then waited ~30 ms.
+ * The one big growth copies little; its pages become resident as keys fill them.
  */
 export class DedupWindow {
   /** Entries in arrival order: a ring indexed by a running count (`head` oldest, `tail` next) masked by `cap - 1`. */
@@ -165,7 +166,7 @@ export class DedupWindow {
 
   /** Grows the entry ring (doubling, or the one big growth: see {@link DOUBLING_ENTRIES}) and rebuilds the table, keeping arrival order. */
   private growEntries(): void {
-    const cap = this.cap < DOUBLING_ENTRIES ? Math.max(INITIAL_ENTRIES, this.cap * 2) : Math.max(this.cap * 2, powerOfTwoAtLeast(Math.min(this.max, JUMP_ENTRIES)));
+    const cap = this.cap < DOUBLING_ENTRIES ? Math.max(INITIAL_ENTRIES, this.cap * 2) : Math.max(this.cap * 2, powerOfTwoAtLeast(Math.min(this.max, this.maxBytes / entryBytes(''), JUMP_ENTRIES)));
     this.offsets = regrown(this.offsets, new Float64Array(cap), this.head, this.tail);
     this.lengths = regrown(this.lengths, new Int32Array(cap), this.head, this.tail);
     this.hashes = regrown(this.hashes, new Int32Array(cap), this.head, this.tail);

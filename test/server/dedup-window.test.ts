@@ -173,6 +173,18 @@ describe('the memory the window holds', () => {
     expect(w.size).toBe(100_000);
     expect(heldBytes(w)).toBe(full);
   });
+
+  it('sizes its one big growth by both bounds: keys by what maxBytes can pay for, characters by maxBytes', () => {
+    const key = (i: number) => `["user-${i % 50}","fp-${String(i).padStart(28, '0')}"]`;
+    // A million keys allowed, but 16 MiB pays for at most 262,144 keys of 64 bytes and more.
+    const many = new DedupWindow(600_000, 1_000_000, 16 * 1024 * 1024);
+    for (let i = 0; i < 8193; i++) many.checkAndAdd(key(i), i);
+    expect(heldBytes(many)).toBe(262_144 * 24 + 524_288 * 4 + 2 ** 23 * 2);
+    // 15,000,000 bytes pay for 7,500,000 characters: the greatest power of two under it, 2^22.
+    const odd = new DedupWindow(600_000, 100_000, 15_000_000);
+    for (let i = 0; i < 8193; i++) odd.checkAndAdd(key(i), i);
+    expect(heldBytes(odd)).toBe(131_072 * 24 + 262_144 * 4 + 2 ** 22 * 2);
+  });
 });
 
 describe('growing while its rings have wrapped', () => {
