@@ -133,6 +133,10 @@ async function benchTarget(target) {
     cpuPer1000Heartbeats: beats > 0 ? ((hbCpu - idleCores * (flags.measure / 1000)) / beats) * 1000 : NaN,
     emptyServerCores: idleCores,
     keepAliveServerCores: hbCpu / (flags.measure / 1000),
+    // The server's GC during the keep-alive measurement (pauses on its main thread, and full collections):
+    // what moves its CPU per heartbeat from run to run.
+    keepAliveGcMs: s1.loopDelay?.gcMs ?? null,
+    keepAliveGcMajor: s1.loopDelay?.gcMajor ?? null,
   };
   console.log(`  ${target}: ${connected} clients in ${row.rampSec.toFixed(1)} s, ${row.rssPerConnKiB.toFixed(2)} KiB RSS/conn, ${row.cpuPer1000Heartbeats.toFixed(4)} CPU s per 1000 heartbeats`);
   const kib = (v) => (Number.isFinite(v) ? v.toFixed(2) : '?');
@@ -217,6 +221,8 @@ console.log(
       { key: 'heapPerConnKiB', title: 'heap KiB/conn' },
       { key: 'heartbeatsPerSec', title: 'beats/s' },
       { key: 'cpuPer1000Heartbeats', title: 'CPU s/1k beats' },
+      { key: 'keepAliveGcMs', title: 'GC ms (beats)' },
+      { key: 'keepAliveGcMajor', title: 'full GCs' },
       { key: 'allBackSec', title: 'all back s' },
       { key: 'peakAttempts', title: 'peak attempts/s' },
       { key: 'peakRelogins', title: 'peak relogins/s' },
