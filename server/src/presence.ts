@@ -31,7 +31,8 @@ export interface Presence {
    * a first login (`<= 0`) or a newer one replaces the holder with a kick; an equal one is the same device
    * reconnecting and replaces it silently; an older one is refused and changes nothing. An implementation
    * may keep `entry` itself (presence-local.ts does; the server passes the session, its own entry): its
-   * fields must not change while it holds the user.
+   * fields must not change while it holds the user. `session` may be a getter: copy the three fields by
+   * name, not by spreading or serialising the object.
    */
   claim(userId: string, entry: PresenceEntry, claimedFirstLoginTime: number): MaybePromise<PresenceClaim>;
   /** Removes the user's entry only if it is still that node's session; true when it was. */
