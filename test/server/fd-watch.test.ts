@@ -65,25 +65,19 @@ describe('the descriptor watch', () => {
   it('spaces listings by 200 times what the last one took, from 2 s up to a minute', async () => {
     Object.assign(proc, { fdSize: 1024, open: 100, listMs: 25 });
     watch = watchDescriptors(recordingLogger(), 2000);
-    await vi.advanceTimersByTimeAsync(2000);
-    expect(proc.listings).toBe(1);
+    const listingsAfter = async (ms: number) => (await vi.advanceTimersByTimeAsync(ms), proc.listings);
+    expect(await listingsAfter(2000)).toBe(1);
     // It took 25 ms: the next one 5 s after it ended, not 2 s.
-    await vi.advanceTimersByTimeAsync(25 + 4999);
-    expect(proc.listings).toBe(1);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(proc.listings).toBe(2);
+    expect(await listingsAfter(25 + 4999)).toBe(1);
+    expect(await listingsAfter(1)).toBe(2);
     // A listing of a second: the next one a minute later (not 200 s).
     proc.listMs = 1000;
-    await vi.advanceTimersByTimeAsync(5025);
-    expect(proc.listings).toBe(3);
-    await vi.advanceTimersByTimeAsync(1000 + 59_999);
-    expect(proc.listings).toBe(3);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(proc.listings).toBe(4);
+    expect(await listingsAfter(5025)).toBe(3);
+    expect(await listingsAfter(1000 + 59_999)).toBe(3);
+    expect(await listingsAfter(1)).toBe(4);
     // A cheap one again: back to every 2 s.
     proc.listMs = 1;
-    await vi.advanceTimersByTimeAsync(1000 + 60_000 + 1 + 2000);
-    expect(proc.listings).toBe(6);
+    expect(await listingsAfter(1000 + 60_000 + 1 + 2000)).toBe(6);
   });
 
   it('logs exhaustion, and the way back, from the listings', async () => {
