@@ -166,7 +166,7 @@ export class DedupWindow {
 
   /** Grows the entry ring (doubling, or the one big growth: see {@link DOUBLING_ENTRIES}) and rebuilds the table, keeping arrival order. */
   private growEntries(): void {
-    const cap = this.cap < DOUBLING_ENTRIES ? Math.max(INITIAL_ENTRIES, this.cap * 2) : Math.max(this.cap * 2, powerOfTwoAtLeast(Math.min(this.max, this.maxBytes / entryBytes(''), JUMP_ENTRIES)));
+    const cap = grownLength(this.cap, INITIAL_ENTRIES, DOUBLING_ENTRIES, powerOfTwoAtLeast(Math.min(this.max, this.maxBytes / entryBytes(''), JUMP_ENTRIES)));
     this.offsets = regrown(this.offsets, new Float64Array(cap), this.head, this.tail);
     this.lengths = regrown(this.lengths, new Int32Array(cap), this.head, this.tail);
     this.hashes = regrown(this.hashes, new Int32Array(cap), this.head, this.tail);
@@ -178,11 +178,15 @@ export class DedupWindow {
 
   /** Makes room for `more` characters: at least doubles the character ring, keeping each key's offset. */
   private growChars(more: number): void {
-    const length = this.chars.length;
-    let size = length < DOUBLING_CHARS ? Math.max(INITIAL_CHARS, length * 2) : Math.max(length * 2, powerOfTwoAtMost(Math.min(this.maxBytes / 2, JUMP_CHARS)));
+    let size = grownLength(this.chars.length, INITIAL_CHARS, DOUBLING_CHARS, powerOfTwoAtMost(Math.min(this.maxBytes / 2, JUMP_CHARS)));
     while (size < this.charTail - this.charHead + more) size *= 2;
     this.chars = regrown(this.chars, new Uint16Array(size), this.charHead, this.charTail);
   }
+}
+
+/** A ring's next length: doubled (at least `initial`) while under `doublingUpTo`, then at once at least `bound`. */
+function grownLength(length: number, initial: number, doublingUpTo: number, bound: number): number {
+  return length < doublingUpTo ? Math.max(initial, length * 2) : Math.max(length * 2, bound);
 }
 
 /** The least power of two that is at least `n` (n ≥ 1). */
