@@ -73,6 +73,56 @@ describe('held puts: a message its receiver ACKs before the commit is never writ
     expect(store.total()).toBe(0);
   });
 
+  it('answers a second ACK of a committed held put as a duplicate: false, at once once the row is gone', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { store } = openStore(10);
+    const put = store.putHeld('bob', 'alice', 'fp1', '{"x":1}');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await put).toBe(true);
+    // Two ACKs before the removal is committed: the row is deleted once, and only the first says so.
+    const first = store.remove('bob', 'alice', 'fp1');
+    const second = store.remove('bob', 'alice', 'fp1');
+    await vi.advanceTimersByTimeAsync(10);
+    expect([await first, await second]).toEqual([true, false]);
+    // A third after that commit: nothing to delete, answered without waiting for another commit.
+    expect(store.remove('bob', 'alice', 'fp1')).toBe(false);
+    expect(store.total()).toBe(0);
+  });
+
+  it('answers false for the ACK of a committed held put whose row expired before the ACK came', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const dir = mkdtempSync(join(tmpdir(), 'im-hold-'));
+    dirs.push(dir);
+    const expired: string[] = [];
+    const store = new SqliteOfflineStore(dir, { holdMs: 10, ttlMs: 1000, sweepIntervalMs: 100, logger: silentLogger, onExpired: (m) => void expired.push(...m.map((x) => x.fp)) });
+    stores.push(store);
+    const put = store.putHeld('bob', 'alice', 'fp1', '{"x":1}');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await put).toBe(true);
+    await vi.advanceTimersByTimeAsync(1200);
+    expect(expired).toEqual(['fp1']);
+    const removal = store.remove('bob', 'alice', 'fp1');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await removal).toBe(false);
+    expect(store.total()).toBe(0);
+  });
+
+  it('deletes the row of every committed held put its receiver ACKs, also beyond the 4,096 it remembers as committed lately', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { store } = openStore(10);
+    const n = 4096 + 50;
+    const puts = Array.from({ length: n }, (_, i) => store.putHeld('bob', 'alice', `fp${i}`, `{"n":${i}}`));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(new Set(await Promise.all(puts))).toEqual(new Set([true]));
+    expect(store.total()).toBe(n);
+    // The oldest 50 are no longer remembered as committed lately: their rows are looked up instead.
+    const removals = Array.from({ length: n }, (_, i) => store.remove('bob', 'alice', `fp${i}`));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(new Set(await Promise.all(removals))).toEqual(new Set([true]));
+    expect(store.total()).toBe(0);
+    expect(store.list('bob', 0, 10)).toEqual([]);
+  });
+
   it('holds each put for holdMs from when it was made: a later one is not committed with an earlier one, and its ACK still spares it', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const { store, dir } = openStore(10);
