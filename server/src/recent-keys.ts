@@ -4,7 +4,8 @@ import { FlatMap } from './flat-map';
  * A set of at most `capacity` strings that forgets the oldest first: a hint of what happened lately,
  * never a record (the store's committed held puts, sqlite-store.ts). Each key costs one slot of a ring
  * and one of a {@link FlatMap}; the strings are the caller's own. A key taken out frees its slot at once,
- * so a key the caller is done with is not kept alive until the ring comes round.
+ * so a key the caller is done with is not kept alive until the ring comes round (a key added again
+ * without being taken keeps its older slot's string until then).
  */
 export class RecentKeys {
   /** Each key's slot in the ring. */
@@ -33,6 +34,13 @@ export class RecentKeys {
     }
     this.slotOf.set(key, pos);
     this.next = pos + 1 === this.capacity ? 0 : pos + 1;
+  }
+
+  /** Forgets every key. */
+  clear(): void {
+    this.slotOf.clear();
+    this.ring.length = 0;
+    this.next = 0;
   }
 
   /** Whether `key` was added and neither taken nor forgotten since; forgets it either way. */

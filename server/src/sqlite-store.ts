@@ -83,10 +83,11 @@ export class SqliteOfflineStore implements OfflineStore {
   /**
    * Keys of held puts committed lately (their hold ended before their receiver's ACK came): that ACK
    * queues the removal of the row without looking it up first. A slow box at saturation commits a
-   * quarter of the held puts or more, and each one's look-up was a SQLite query of its own (bench/README.md:
-   * with most puts committed, a fifth less CPU per message at saturation). A hint, not a record: a row gone meanwhile
-   * (expired) leaves the queued removal nothing to delete, so it answers false at the commit, where the
-   * look-up would have answered false at once. At most {@link MAX_LATELY_COMMITTED} keys.
+   * quarter of the held puts or more, and each one's look-up was a SQLite query of its own
+   * (bench/README.md, "Committed puts without a look-up"). Exact while it remembers a key: a commit
+   * that deletes a row forgets its key, and the expiry sweeper, when it removes rows, forgets every
+   * key. At most {@link MAX_LATELY_COMMITTED} keys, the oldest forgotten first (their ACKs look the row
+   * up as before).
    */
   private readonly lately = new RecentKeys(MAX_LATELY_COMMITTED);
   /** Queued puts settled without a write, skipped at the commit. */
@@ -195,7 +196,7 @@ export class SqliteOfflineStore implements OfflineStore {
     if (this.closed) return Promise.reject(new OfflineStoreError('unavailable', 'the offline store is closed'));
     const key = this.held.size > 0 || this.lately.size > 0 ? tupleKey(to, from, fp) : '';
     const put = key && this.held.size > 0 ? this.held.get(key) : undefined;
-    // A held put of this message was committed lately, so its row is there (unless it expired since).
+    // A held put of this message was committed lately and its row not deleted since: the row is there.
     const committed = key !== '' && this.lately.size > 0 && this.lately.take(key);
     if (put) {
       // ACKed before it was written: delivered, so it is never written. A twin put's row goes in the
@@ -212,10 +213,12 @@ export class SqliteOfflineStore implements OfflineStore {
       // may be holdMs away and would hold the receiver's next frames that long.
       return false;
     }
-    return new Promise((resolve, reject) => {
+    const removal = new Promise<boolean>((resolve, reject) => {
       this.removes.push({ to, from, fp, resolve, reject });
       this.schedule(false);
     });
+    // This ACK settled a held put: delivered, whatever the deletion of the other row finds.
+    return put ? removal.then(() => true) : removal;
   }
 
   list(to: string, afterSeq: number, limit: number): StoredMessage[] {
@@ -417,6 +420,8 @@ export class SqliteOfflineStore implements OfflineStore {
     removes.forEach((r, i) => {
       const size = result.removed[i];
       if (size >= 0) this.added(r.to, -1, -size);
+      // The transaction inserts before it deletes: a row deleted here is not there, whatever was added above.
+      if (size >= 0 && this.lately.size > 0) this.lately.take(tupleKey(r.to, r.from, r.fp));
       r.resolve(size >= 0);
     });
   }
@@ -463,6 +468,8 @@ export class SqliteOfflineStore implements OfflineStore {
   /** Accounts for rows the sweeper removed and reports them. */
   private expired(rows: Array<ExpiredMessage & { bytes: number }>): void {
     for (const r of rows) this.added(r.to, -1, -r.bytes);
+    // Rows gone: the hint of rows committed lately must not name one of them (expiry is rare; all forgotten).
+    if (rows.length > 0) this.lately.clear();
     this.o.logger.info(`offline store: ${rows.length} messages expired unACKed after ${this.o.ttlMs} ms and were removed`);
     try {
       this.o.onExpired?.(rows.map(({ to, fp, frame }) => ({ to, fp, frame })));
