@@ -11,7 +11,9 @@
 // `--clients raw` drives our server with bare sockets sending MobileIMSDK frames (QoS and ACKs, no SDK),
 // the same clients the raw relay always gets (`npm run bench:frames`). `--profile DIR` runs each server
 // child under `node --cpu-prof` and leaves the profiles in DIR. `--targets ours,rawsdk,raw` adds the raw
-// relay driven by the SDK clients, to tell the clients' share of a tail from the server's.
+// relay driven by the SDK clients, to tell the clients' share of a tail from the server's. `--hold-ms N`
+// sets our single server's `storeHoldMs` (how long a put to an online receiver waits for its ACK before
+// it is written): a small one has a fast box commit as many puts as a slow box does with the default.
 // Load processes: by default one per core they may run on (one when pinned to CPU 0), at most one per
 // pair. Two processes sharing one core take turns in slices of milliseconds, and each turn's wait lands
 // in the latencies of the messages whose ends live in the process that waits.
@@ -38,12 +40,14 @@ const flags = parseFlags(process.argv.slice(2), {
   profile: '',
   serverFlags: '',
   dedupMax: 0,
+  holdMs: -1,
   out: '',
 });
 if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clients is sdk or raw, not ${flags.clients}`);
 // A load process needs a pair: one without would wait for ever in the saturation step and crash in the next.
 if (!Number.isInteger(flags.loaders) || flags.loaders < 0 || flags.loaders > flags.pairs) throw new Error(`--loaders is a whole number of processes, at most --pairs (${flags.pairs}), not ${flags.loaders}`);
 if (!Number.isInteger(flags.dedupMax) || flags.dedupMax < 0) throw new Error(`--dedup-max is the SDK clients' receive window in messages (0: the SDK's default), not ${flags.dedupMax}`);
+if (!Number.isInteger(flags.holdMs) || flags.holdMs < -1 || flags.holdMs > 1000) throw new Error(`--hold-ms is our server's storeHoldMs, 0–1000 (-1: its default), not ${flags.holdMs}`);
 if (flags.dedupMax > 0 && flags.clients === 'raw') throw new Error('--dedup-max sets the SDK clients\' receive window; --clients raw runs none');
 if (flags.clients === 'raw' && flags.targets.split(',').includes('rawsdk')) throw new Error('--targets rawsdk is the raw relay with SDK clients; it has no meaning with --clients raw');
 requireBuild();

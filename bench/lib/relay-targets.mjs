@@ -43,7 +43,7 @@ export function loaderCount(target, { loaders, pairs, pin }, cores = availablePa
   return Math.max(1, Math.min(pairs, cpus ? cpus.split(',').length : cores));
 }
 
-/** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default), profile (a directory or '') }. */
+/** Starts the servers of `target`; `o` holds { pin, store, nodeCpus, recheckMs (0: the server's default), holdMs (-1: the default), profile (a directory or '') }. */
 export async function startTarget(target, o) {
   if (target === 'ours' || target === 'raw') return singleServer(target, o);
   if (target === 'rawsdk') return singleServer('raw', o, 'rawsdk');
@@ -55,7 +55,7 @@ export async function startTarget(target, o) {
 /** One server child of `kind` (ours or raw); `name` tells its profile apart. */
 async function singleServer(kind, o, name = kind) {
   const dataDir = o.store === 'disk' && kind === 'ours' ? mkdtempSync(join(tmpdir(), 'im-bench-')) : null;
-  const server = startChild(serverScript, [kind, JSON.stringify({ dataDir })], { cpus: o.pin ? '1' : null, execArgv: profArgs(o, name) });
+  const server = startChild(serverScript, [kind, JSON.stringify({ dataDir, ...(o.holdMs >= 0 ? { storeHoldMs: o.holdMs } : {}) })], { cpus: o.pin ? '1' : null, execArgv: profArgs(o, name) });
   const { port } = await server.waitFor((m) => m.type === 'ready');
   const url = `ws://127.0.0.1:${port}/websocket`;
   return {

@@ -69,6 +69,7 @@ async function startOurs() {
     udp: false,
     http: false,
     ...(o.cluster ? { cluster: o.cluster, nodeId: o.nodeId } : { dataDir: o.dataDir }),
+    ...(o.storeHoldMs !== undefined ? { storeHoldMs: o.storeHoldMs } : {}),
     senseMode: o.senseMode,
     rateLimit: false,
     maxUnauthenticatedPerAddress: 0,
