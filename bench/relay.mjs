@@ -14,6 +14,7 @@
 // relay driven by the SDK clients, to tell the clients' share of a tail from the server's. `--hold-ms N`
 // sets our single server's `storeHoldMs` (how long a put to an online receiver waits for its ACK before
 // it is written): a small one has a fast box commit as many puts as a slow box does with the default.
+// `--load-profile DIR` does for the load processes what `--profile` does for the servers.
 // Load processes: by default one per core they may run on (one when pinned to CPU 0), at most one per
 // pair. Two processes sharing one core take turns in slices of milliseconds, and each turn's wait lands
 // in the latencies of the messages whose ends live in the process that waits.
@@ -41,6 +42,7 @@ const flags = parseFlags(process.argv.slice(2), {
   serverFlags: '',
   dedupMax: 0,
   holdMs: -1,
+  loadProfile: '',
   out: '',
 });
 if (flags.clients !== 'sdk' && flags.clients !== 'raw') throw new Error(`--clients is sdk or raw, not ${flags.clients}`);
@@ -67,7 +69,8 @@ function cpuBetween(a, b) {
  */
 async function benchTarget(target, ratesFor) {
   const servers = await startTarget(target, flags);
-  const loaders = Array.from({ length: loaderCount(target, flags) }, () => startChild(loadScript, [], { cpus: loadCpus(target, flags.pin) }));
+  const loadArgs = flags.loadProfile ? ['--cpu-prof', '--cpu-prof-dir', flags.loadProfile] : [];
+  const loaders = Array.from({ length: loaderCount(target, flags) }, () => startChild(loadScript, [], { cpus: loadCpus(target, flags.pin), execArgv: loadArgs }));
   await Promise.all(loaders.map((l) => l.waitFor((m) => m.type === 'ready')));
   const share = loaders.map(() => []);
   for (let i = 0; i < flags.pairs; i++) {
