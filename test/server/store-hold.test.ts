@@ -106,6 +106,29 @@ describe('held puts: a message its receiver ACKs before the commit is never writ
     expect(store.total()).toBe(0);
   });
 
+  it('answers true for the ACK of a held put even when the row committed before it expired before the deletion', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const dir = mkdtempSync(join(tmpdir(), 'im-hold-'));
+    dirs.push(dir);
+    const expired: string[] = [];
+    const store = new SqliteOfflineStore(dir, { holdMs: 10, ttlMs: 1000, sweepIntervalMs: 100, logger: silentLogger, onExpired: (m) => void expired.push(...m.map((x) => x.fp)) });
+    stores.push(store);
+    const first = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await first).toBe(true);
+    // t = 1090: a retransmission, held; t = 1095: bob ACKs it, and the deletion of the first row is queued.
+    await vi.advanceTimersByTimeAsync(1080);
+    const again = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
+    await vi.advanceTimersByTimeAsync(5);
+    const removal = store.remove('bob', 'alice', 'fp1');
+    expect(await again).toBe(true);
+    // t = 1100: the sweeper removes the first row (stored at t = 10) before the deletion commits at t = 1105.
+    await vi.advanceTimersByTimeAsync(10);
+    expect(expired).toEqual(['fp1']);
+    expect(await removal).toBe(true);
+    expect(store.total()).toBe(0);
+  });
+
   it('deletes the committed row of a held put when its retransmission, held again, is ACKed', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const { store, dir } = openStore(10);
