@@ -4,7 +4,7 @@ import { Socket } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { OfflineStoreError, silentLogger, SqliteOfflineStore } from '../../server/src/index';
+import { OfflineStoreError, silentLogger, SqliteOfflineStore, type SqliteStoreOptions } from '../../server/src/index';
 import { parseCli } from '../../server/src/cli-args';
 import { ackFrame, dataFrame, errorOf, login, loginFrame, loginWithCaps, startServer, useServers } from './helpers';
 
@@ -17,12 +17,19 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function openStore(holdMs?: number, extra: { maxRows?: number } = {}): { store: SqliteOfflineStore; dir: string } {
+function openStore(holdMs?: number, extra: Omit<SqliteStoreOptions, 'holdMs' | 'logger'> = {}): { store: SqliteOfflineStore; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'im-hold-'));
   dirs.push(dir);
   const store = new SqliteOfflineStore(dir, { holdMs, logger: silentLogger, ...extra });
   stores.push(store);
   return { store, dir };
+}
+
+/** A store holding puts 10 ms whose messages expire 1000 ms after they are stored (swept every 100 ms), and the fps it reports expired. */
+function openExpiringStore(): { store: SqliteOfflineStore; expired: string[] } {
+  const expired: string[] = [];
+  const { store } = openStore(10, { ttlMs: 1000, sweepIntervalMs: 100, onExpired: (m) => void expired.push(...m.map((x) => x.fp)) });
+  return { store, expired };
 }
 
 /** Rows ever inserted into the store's table (AUTOINCREMENT's counter survives deletes): 0 = never written. */
@@ -91,11 +98,7 @@ describe('held puts: a message its receiver ACKs before the commit is never writ
 
   it('answers false for the ACK of a committed held put whose row expired before the ACK came', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    const dir = mkdtempSync(join(tmpdir(), 'im-hold-'));
-    dirs.push(dir);
-    const expired: string[] = [];
-    const store = new SqliteOfflineStore(dir, { holdMs: 10, ttlMs: 1000, sweepIntervalMs: 100, logger: silentLogger, onExpired: (m) => void expired.push(...m.map((x) => x.fp)) });
-    stores.push(store);
+    const { store, expired } = openExpiringStore();
     const put = store.putHeld('bob', 'alice', 'fp1', '{"x":1}');
     await vi.advanceTimersByTimeAsync(10);
     expect(await put).toBe(true);
@@ -108,11 +111,7 @@ describe('held puts: a message its receiver ACKs before the commit is never writ
 
   it('answers true for the ACK of a held put even when the row committed before it expired before the deletion', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    const dir = mkdtempSync(join(tmpdir(), 'im-hold-'));
-    dirs.push(dir);
-    const expired: string[] = [];
-    const store = new SqliteOfflineStore(dir, { holdMs: 10, ttlMs: 1000, sweepIntervalMs: 100, logger: silentLogger, onExpired: (m) => void expired.push(...m.map((x) => x.fp)) });
-    stores.push(store);
+    const { store, expired } = openExpiringStore();
     const first = store.putHeld('bob', 'alice', 'fp1', '{"n":1}');
     await vi.advanceTimersByTimeAsync(10);
     expect(await first).toBe(true);
