@@ -6,7 +6,7 @@ const KEEP_SLOTS = 256;
 
 /**
  * A string-keyed map for entries set and deleted once per message (the QoS table, the store's held
- * puts and per-receiver counts, the cluster's pending routes and removals).
+ * puts and per-receiver counts (group-commit.ts), the cluster's pending routes and removals).
  *
  * Fast path with a comment of its own: a long-lived `Map` that gains and loses an entry per message had
  * each message's frame, entry and closures promoted to V8's old generation, where they died: at 16,000

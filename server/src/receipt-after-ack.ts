@@ -27,7 +27,7 @@ const waiting = new FlatMap<DueReceipt[]>();
 /**
  * Receipts that follow their sender's ACK in the same socket write.
  *
- * A receiver's ACK that settles a held put (its message not yet committed: sqlite-store.ts) also
+ * A receiver's ACK that settles a held put (its message not yet committed: group-commit.ts) also
  * releases the sender's own ACK, which the sender's frame handler writes in this turn's microtasks. The
  * receipt must not overtake that ACK, so it used to go in a turn of its own: a second write to the
  * sender's socket, and a system call, for every such message (at 8,600 msg/s with SDK clients about an

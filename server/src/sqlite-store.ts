@@ -1,10 +1,10 @@
 import Database from 'better-sqlite3';
 import { tupleKey } from './bounds';
 import { createPendingTable } from './sqlite-schema';
-import { countDown, countUp, FlatMap } from './flat-map';
 import { dataDirOpenError, fileIdentity, prepareDataDir, sameFile, type FileIdentity } from './data-dir';
 import type { ExpiredMessage, OfflineStore, StoredMessage, StoreHealth } from './offline-store';
 import { OfflineStoreError } from './store-error';
+import { GroupCommit, type QueuedPut, type QueuedRemove } from './group-commit';
 import { RecentKeys } from './recent-keys';
 import { ExpirySweeper, unref, type StoreClock } from './store-expiry';
 import { resolveStoreOptions, type ResolvedStoreOptions, type SqliteStoreOptions } from './sqlite-store-options';
@@ -19,45 +19,17 @@ const MAX_CACHED_COUNTS = 10000;
 /** Held puts committed before their receiver's ACK came, remembered at once (each key holds two user ids and an fp). */
 const MAX_LATELY_COMMITTED = 4096;
 
-interface PendingPut {
-  to: string;
-  from: string;
-  fp: string;
-  frame: string;
-  /** The frame's UTF-8 bytes (what `octet_length(frame)` gives for the stored row). */
-  bytes: number;
-  resolve(inserted: boolean): void;
-  reject(err: unknown): void;
-  /** Settled without a write: its receiver ACKed it while it was held (see {@link SqliteOfflineStore.putHeld}). */
-  cancelled?: boolean;
-  /** Another put of the same message is queued too (a removal then has a row to delete after all). */
-  twin?: boolean;
-  /** A held put: its key in `held`, and when it was made (it is committed `holdMs` after that). */
-  key?: string;
-  heldAtMs?: number;
-}
-
-interface PendingRemove {
-  to: string;
-  from: string;
-  fp: string;
-  resolve(removed: boolean): void;
-  reject(err: unknown): void;
-}
-
 /**
- * The default store: SQLite through better-sqlite3, in WAL mode. Writes are group-committed: every put
- * and remove queued in the same event-loop turn goes into one transaction, and a put's promise resolves
- * only after that transaction committed, so the sender's ACK still follows a durable write. A commit is
- * in the OS before it returns, so a SIGKILL of the process loses nothing; `synchronous: 'full'` also
- * survives power loss. A null `dataDir` keeps the database in memory (for tests and throwaway servers).
+ * The default store: SQLite through better-sqlite3, in WAL mode. Writes are group-committed
+ * ({@link GroupCommit}): every put and remove queued in the same event-loop turn goes into one
+ * transaction, and a put's promise resolves only after that transaction committed, so the sender's ACK
+ * still follows a durable write. A commit is in the OS before it returns, so a SIGKILL of the process
+ * loses nothing; `synchronous: 'full'` also survives power loss. A null `dataDir` keeps the database in
+ * memory (for tests and throwaway servers).
  *
  * Held puts ({@link SqliteOfflineStore.putHeld}, a message being written to its online receiver): each
  * is committed `holdMs` after it was made, and a message its receiver ACKs before then is never written
- * at all; its put and its removal settle together. Other puts commit in the turn they are made (with
- * whatever is held); removals wait with the held puts, since nobody waits for them. (A hold that ended at
- * one timer for everything queued before it wrote every message made in the last moments before the
- * timer, a third of them at 16,000 msg/s: bench/README.md, Hot path.)
+ * at all; its put and its removal settle together.
  *
  * Bounded: at most `maxRows` messages and `maxBytes` bytes in all (a put beyond either is refused, never
  * dropped later); a message expires `ttlMs` after it was stored (it is never listed again, and a sweeper
@@ -75,11 +47,10 @@ export class SqliteOfflineStore implements OfflineStore {
   private readonly file: string | null;
   private readonly identity: FileIdentity | null;
   private readonly stmts: Record<'put' | 'list' | 'remove' | 'has' | 'count' | 'expire', Database.Statement>;
-  private readonly commit: (puts: PendingPut[], removes: PendingRemove[]) => { inserted: number[]; removed: number[] };
-  private puts: PendingPut[] = [];
-  private removes: PendingRemove[] = [];
-  /** Held puts not yet committed, by (to, from, fp). */
-  private readonly held = new FlatMap<PendingPut>();
+  /** The one transaction of a commit: inserts, then deletes. */
+  private readonly transaction: (puts: QueuedPut[], removes: QueuedRemove[]) => { inserted: number[]; removed: number[] };
+  /** The writes waiting for their transaction. */
+  private readonly writes: GroupCommit;
   /**
    * Keys of held puts committed lately (their hold ended before their receiver's ACK came): that ACK
    * queues the removal of the row without looking it up first. A slow box at saturation commits a
@@ -90,24 +61,11 @@ export class SqliteOfflineStore implements OfflineStore {
    * up as before).
    */
   private readonly lately = new RecentKeys(MAX_LATELY_COMMITTED);
-  /** Queued puts settled without a write, skipped at the commit. */
-  private cancelled = 0;
-  private sparedWrites = 0;
-  private immediate = false;
-  /** Due when the oldest held put's hold ends (or `holdMs` after the oldest queued removal). */
-  private holdTimer: unknown = null;
-  private readonly flushNow = () => this.flush();
-  private readonly flushHeldNow = () => this.flushHeld();
   /** Committed messages per receiver, cached for at most {@link MAX_CACHED_COUNTS} receivers. */
   private readonly counts = new Map<string, number>();
-  /** Puts per receiver waiting for the next commit. */
-  private readonly queued = new FlatMap<number>();
   /** Committed messages and their frame bytes in all. */
   private rows = 0;
   private bytes = 0;
-  /** Messages and bytes waiting for the next commit. */
-  private queuedRows = 0;
-  private queuedBytes = 0;
   private full = false;
   /** Set for good once the database file is gone or replaced. */
   private lost: string | null = null;
@@ -145,7 +103,7 @@ export class SqliteOfflineStore implements OfflineStore {
          RETURNING to_uid AS "to", fp, frame, octet_length(frame) AS bytes`,
       ),
     };
-    this.commit = db.transaction((puts: PendingPut[], removes: PendingRemove[]) => {
+    this.transaction = db.transaction((puts: QueuedPut[], removes: QueuedRemove[]) => {
       const now = this.clock.now();
       const inserted = puts.map((p) => (this.stmts.put.run(p.to, p.from, p.fp, p.frame, now).changes > 0 ? p.bytes : -1));
       const removed = removes.map((r) => (this.stmts.remove.get(r.to, r.from, r.fp) as { bytes: number } | undefined)?.bytes ?? -1);
@@ -154,6 +112,7 @@ export class SqliteOfflineStore implements OfflineStore {
     const totals = db.prepare('SELECT COUNT(*) AS n, TOTAL(octet_length(frame)) AS b FROM pending').get() as { n: number; b: number };
     this.rows = totals.n;
     this.bytes = totals.b;
+    this.writes = new GroupCommit(this.clock, this.o.holdMs, (puts, removes) => this.write(puts, removes));
     this.sweeper = new ExpirySweeper(
       {
         removeExpired: (cutoffMs, limit) => this.stmts.expire.all(cutoffMs, limit) as Array<ExpiredMessage & { bytes: number }>,
@@ -171,7 +130,7 @@ export class SqliteOfflineStore implements OfflineStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.queue(to, from, fp, frame, size, false);
+    return this.writes.put(to, from, fp, frame, size, false);
   }
 
   /**
@@ -182,11 +141,11 @@ export class SqliteOfflineStore implements OfflineStore {
    */
   putHeld(to: string, from: string, fp: string, frame: string): Promise<boolean> {
     const size = this.admit(to, from, fp, frame);
-    if (!this.writeFailure) return this.queue(to, from, fp, frame, size, this.o.holdMs > 0);
+    if (!this.writeFailure) return this.writes.put(to, from, fp, frame, size, this.o.holdMs > 0);
     // The last commit failed: this one is committed now, before the message is written to anyone, so
     // a failure is refused (error 325) as for a plain put rather than left unanswered after the write.
-    const put = this.queue(to, from, fp, frame, size, false);
-    this.flush();
+    const put = this.writes.put(to, from, fp, frame, size, false);
+    this.writes.flush();
     if (!this.writeFailure) return put;
     put.catch(() => {});
     throw new OfflineStoreError('unavailable', this.writeFailure);
@@ -194,35 +153,27 @@ export class SqliteOfflineStore implements OfflineStore {
 
   remove(to: string, from: string, fp: string): Promise<boolean> | boolean {
     if (this.closed) return Promise.reject(new OfflineStoreError('unavailable', 'the offline store is closed'));
-    const key = this.held.size > 0 || this.lately.size > 0 ? tupleKey(to, from, fp) : '';
-    const put = key && this.held.size > 0 ? this.held.get(key) : undefined;
+    const key = this.writes.holding || this.lately.size > 0 ? tupleKey(to, from, fp) : '';
+    // ACKed before it was written: delivered, so it is never written.
+    const put = key && this.writes.holding ? this.writes.cancelHeld(key) : undefined;
     // A held put of this message was committed lately and its row not deleted since: the row is there.
     const committed = key !== '' && this.lately.size > 0 && this.lately.take(key);
     if (put) {
-      // ACKed before it was written: delivered, so it is never written. A twin put's row goes in the
-      // commit, and so does a row committed before (a retransmission whose put was held): both are deleted.
-      this.held.delete(key);
-      put.cancelled = true;
-      this.cancelled++;
-      this.sparedWrites++;
-      this.unqueue(put);
-      put.resolve(true);
+      // A twin put's row goes in the commit, and so does a row committed before (a retransmission whose
+      // put was held): both are deleted.
       if (!put.twin && !committed && !this.hasRow(to, from, fp)) return true;
-    } else if (!committed && !this.queued.get(to) && !this.hasRow(to, from, fp)) {
+    } else if (!committed && this.writes.queuedFor(to) === 0 && !this.hasRow(to, from, fp)) {
       // Nothing of it committed or queued (a duplicate ACK): answered now, not at the next commit, which
       // may be holdMs away and would hold the receiver's next frames that long.
       return false;
     }
-    const removal = new Promise<boolean>((resolve, reject) => {
-      this.removes.push({ to, from, fp, resolve, reject });
-      this.schedule(false);
-    });
+    const removal = this.writes.remove(to, from, fp);
     // This ACK settled a held put: delivered, whatever the deletion of the other row finds.
     return put ? removal.then(() => true) : removal;
   }
 
   list(to: string, afterSeq: number, limit: number): StoredMessage[] {
-    this.flush();
+    this.writes.flush();
     return this.stmts.list.all(to, afterSeq, this.clock.now() - this.o.ttlMs, limit) as StoredMessage[];
   }
 
@@ -234,17 +185,17 @@ export class SqliteOfflineStore implements OfflineStore {
       if (this.counts.size >= MAX_CACHED_COUNTS) this.counts.delete(this.counts.keys().next().value as string);
       this.counts.set(to, n);
     }
-    return n + (this.queued.get(to) ?? 0);
+    return n + this.writes.queuedFor(to);
   }
 
   total(): number {
-    this.flush();
+    this.writes.flush();
     return this.rows;
   }
 
   /** Messages settled by their receiver's ACK while their put was held: never written to disk. */
   get spared(): number {
-    return this.sparedWrites;
+    return this.writes.spared;
   }
 
   /** Stored messages and their frame bytes in all (committed ones). */
@@ -266,10 +217,9 @@ export class SqliteOfflineStore implements OfflineStore {
   close(): void {
     if (this.closed) return;
     this.sweeper.stop();
-    this.clearHoldTimer();
     this.clock.clearTimeout(this.checkTimer);
     this.checkTimer = null;
-    this.flush();
+    this.writes.close();
     this.closed = true;
     this.db.close();
   }
@@ -287,7 +237,7 @@ export class SqliteOfflineStore implements OfflineStore {
     if (this.closed) throw new OfflineStoreError('unavailable', 'the offline store is closed');
     if (this.lost) throw new OfflineStoreError('unavailable', this.lost);
     const size = Buffer.byteLength(frame, 'utf8');
-    if (this.rows + this.queuedRows + 1 > this.o.maxRows || this.bytes + this.queuedBytes + size > this.o.maxBytes) {
+    if (this.rows + this.writes.rows + 1 > this.o.maxRows || this.bytes + this.writes.bytes + size > this.o.maxBytes) {
       // A retransmission of a message already stored adds nothing: it is still accepted (and ACKed).
       if (!this.stmts.has.get(to, from, fp)) {
         this.noteFull(true);
@@ -297,100 +247,11 @@ export class SqliteOfflineStore implements OfflineStore {
     return size;
   }
 
-  /** Queues an admitted put for the next commit; a held one may be settled by its removal instead. */
-  private queue(to: string, from: string, fp: string, frame: string, size: number, held: boolean): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      const put: PendingPut = { to, from, fp, frame, bytes: size, resolve, reject };
-      const key = held || this.held.size > 0 ? tupleKey(to, from, fp) : '';
-      // A second put of a held message (a retransmission): the held one can no longer be dropped alone.
-      const first = this.held.size > 0 ? this.held.get(key) : undefined;
-      if (first) {
-        first.twin = true;
-        held = false;
-      }
-      if (held) {
-        put.key = key;
-        put.heldAtMs = this.clock.now();
-        this.held.set(key, put);
-      }
-      this.puts.push(put);
-      countUp(this.queued, to);
-      this.queuedRows++;
-      this.queuedBytes += size;
-      this.schedule(!held);
-    });
-  }
-
-  /** Takes a cancelled put out of the counts of queued work. */
-  private unqueue(put: PendingPut): void {
-    countDown(this.queued, put.to);
-    this.queuedRows--;
-    this.queuedBytes -= put.bytes;
-  }
-
   /**
-   * Arranges the next commit: in this turn for work someone waits for (`urgent`: a put that is not
-   * held), otherwise within `holdMs`, whichever comes first.
+   * Commits `puts` and `removes` (taken out of the queue) in one transaction and settles them. Called by
+   * {@link GroupCommit} only, and never after close (it commits nothing once closed).
    */
-  private schedule(urgent: boolean): void {
-    if (this.immediate) return;
-    if (urgent || this.o.holdMs === 0) {
-      this.immediate = true;
-      setImmediate(this.flushNow);
-    } else this.holdTimer ??= this.clock.setTimeout(this.flushHeldNow, this.o.holdMs);
-  }
-
-  private clearHoldTimer(): void {
-    if (this.holdTimer === null) return;
-    this.clock.clearTimeout(this.holdTimer);
-    this.holdTimer = null;
-  }
-
-  /**
-   * The hold timer: commits the queued removals and the held puts whose hold has ended (a prefix, in the
-   * order they were made), and waits for the next one's. A clock that went back ends every hold.
-   */
-  private flushHeld(): void {
-    this.holdTimer = null;
-    // A put someone waits for is queued: everything is committed this turn anyway, in order.
-    if (this.immediate || this.closed) return;
-    const now = this.clock.now();
-    const due: PendingPut[] = [];
-    const kept: PendingPut[] = [];
-    for (const p of this.puts) {
-      if (p.cancelled) continue;
-      const held = p.heldAtMs ?? -Infinity;
-      if (kept.length === 0 && (now - held >= this.o.holdMs || now < held)) due.push(p);
-      else kept.push(p);
-    }
-    this.puts = kept;
-    this.cancelled = 0;
-    for (const p of due) {
-      if (p.key !== undefined) this.held.delete(p.key);
-      this.unqueue(p);
-    }
-    if (kept.length > 0) this.holdTimer = this.clock.setTimeout(this.flushHeldNow, Math.max(0, (kept[0].heldAtMs as number) + this.o.holdMs - now));
-    this.write(due);
-  }
-
-  /** Commits every queued write in one transaction and settles their promises. */
-  private flush(): void {
-    this.immediate = false;
-    this.clearHoldTimer();
-    const puts = this.cancelled > 0 ? this.puts.filter((p) => !p.cancelled) : this.puts;
-    this.puts = [];
-    this.cancelled = 0;
-    this.held.clear();
-    this.queued.clear();
-    this.queuedRows = this.queuedBytes = 0;
-    this.write(puts);
-  }
-
-  /** Commits `puts` (already taken out of the queue) and every queued removal in one transaction. */
-  private write(puts: PendingPut[]): void {
-    const removes = this.removes;
-    if (this.closed || (puts.length === 0 && removes.length === 0)) return;
-    this.removes = [];
+  private write(puts: QueuedPut[], removes: QueuedRemove[]): void {
     if (puts.length > 0) this.checkFile();
     if (this.lost && puts.length > 0) {
       const refusal = new OfflineStoreError('unavailable', this.lost);
@@ -400,7 +261,7 @@ export class SqliteOfflineStore implements OfflineStore {
     }
     let result: { inserted: number[]; removed: number[] };
     try {
-      result = this.commit(puts, removes);
+      result = this.transaction(puts, removes);
     } catch (err) {
       const code = (err as { code?: string }).code ?? (err as Error).message;
       if (!this.writeFailure) this.o.logger.error(`offline store: a write to ${this.file ?? 'the in-memory database'} failed (${code}); QoS messages are refused with error 325 until a write succeeds`, err);
